@@ -1,0 +1,880 @@
+/*
+ * isolfs native part: a thin N-API layer over libfuse3's low-level API.
+ *
+ * It moves requests and bytes; every decision lives in TypeScript. Each request is handed to a
+ * JS handler together with the caller's pid/uid/gid (from the FUSE request header, which is the
+ * whole reason this addon exists: fuse-native cannot say who is reading), and is answered later
+ * through the reply* functions, from the main thread, in any order.
+ *
+ * Two request loops, selectable at mount time, because each thread hop costs tens of
+ * microseconds on the machines we measured:
+ *   "poll"   — no extra thread: libuv polls the session fd; on readability the main thread
+ *              drains the (non-blocking) fd, and libfuse dispatches straight into JS.
+ *   "thread" — a native thread blocks in read(2) on the fd and posts each request to the main
+ *              thread through a thread-safe function.
+ *
+ * Safety: JS never sees a fuse_req_t. It gets a numeric request id that indexes a slot table with
+ * a generation counter, so a double reply or a stale id is refused with an exception instead of
+ * a use-after-free. A request whose handler throws is answered EIO.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <uv.h>
+
+#define OP_LOOKUP 1
+#define OP_GETATTR 2
+#define OP_OPEN 3
+#define OP_READ 4
+#define OP_WRITE 5
+#define OP_RELEASE 6
+#define OP_READDIR 7
+#define OP_SETATTR 8
+#define OP_OPENDIR 9
+
+#define CHECK(call)                                                                              \
+  do {                                                                                           \
+    napi_status status_ = (call);                                                                \
+    if (status_ != napi_ok) {                                                                    \
+      napi_throw_error(env, NULL, "isolfs native: N-API call failed: " #call);                   \
+      return NULL;                                                                               \
+    }                                                                                            \
+  } while (0)
+
+/* ---------------------------------------------------------------- pending request table ---- */
+
+typedef struct {
+  fuse_req_t req; /* NULL when the slot is free */
+  uint32_t generation;
+  int op;
+} slot_t;
+
+static slot_t *slots = NULL;
+static uint32_t slot_count = 0;
+static uint32_t *free_slots = NULL;
+static uint32_t free_count = 0;
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* id = generation * 2^22 + index: stays an exact double (< 2^53) for 2^31 generations. */
+#define SLOT_BITS 22
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+
+static double slot_take(fuse_req_t req, int op) {
+  pthread_mutex_lock(&slot_lock);
+  uint32_t index;
+  if (free_count > 0) {
+    index = free_slots[--free_count];
+  } else {
+    if (slot_count > SLOT_MASK) {
+      pthread_mutex_unlock(&slot_lock);
+      return -1;
+    }
+    uint32_t grown = slot_count == 0 ? 256 : slot_count * 2;
+    if (grown > SLOT_MASK + 1) grown = SLOT_MASK + 1;
+    slot_t *more = realloc(slots, grown * sizeof(slot_t));
+    uint32_t *more_free = realloc(free_slots, grown * sizeof(uint32_t));
+    if (more == NULL || more_free == NULL) {
+      if (more) slots = more;
+      if (more_free) free_slots = more_free;
+      pthread_mutex_unlock(&slot_lock);
+      return -1;
+    }
+    slots = more;
+    free_slots = more_free;
+    for (uint32_t i = slot_count; i < grown; i++) {
+      slots[i].req = NULL;
+      slots[i].generation = 0;
+    }
+    /* hand out the new slots from the low end first */
+    for (uint32_t i = grown; i > slot_count + 1; i--) free_slots[free_count++] = i - 1;
+    index = slot_count;
+    slot_count = grown;
+  }
+  slots[index].req = req;
+  slots[index].op = op;
+  slots[index].generation = (slots[index].generation + 1) & 0x7fffffff;
+  double id = (double)slots[index].generation * (double)(1u << SLOT_BITS) + (double)index;
+  pthread_mutex_unlock(&slot_lock);
+  return id;
+}
+
+/* Removes the request from the table; returns NULL if the id is stale or already answered. */
+static fuse_req_t slot_release(double id, int *op_out) {
+  if (!(id >= 0)) return NULL;
+  uint64_t raw = (uint64_t)id;
+  uint32_t index = (uint32_t)(raw & SLOT_MASK);
+  uint32_t generation = (uint32_t)(raw >> SLOT_BITS);
+  fuse_req_t req = NULL;
+  pthread_mutex_lock(&slot_lock);
+  if (index < slot_count && slots[index].req != NULL && slots[index].generation == generation) {
+    req = slots[index].req;
+    if (op_out) *op_out = slots[index].op;
+    slots[index].req = NULL;
+    free_slots[free_count++] = index;
+  }
+  pthread_mutex_unlock(&slot_lock);
+  return req;
+}
+
+static uint32_t slot_pending(void) {
+  pthread_mutex_lock(&slot_lock);
+  uint32_t pending = slot_count - free_count;
+  pthread_mutex_unlock(&slot_lock);
+  return pending;
+}
+
+/* ---------------------------------------------------------------- sessions ------------------ */
+
+typedef struct request_s {
+  double id;
+  int op;
+  uint64_t ino;
+  uint64_t fh;
+  int64_t offset;
+  uint64_t size;
+  int flags;
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+  char *name;    /* lookup */
+  char *data;    /* write */
+  size_t data_len;
+  int to_set;    /* setattr */
+} request_t;
+
+typedef struct session_s {
+  struct fuse_session *se;
+  napi_env env;
+  napi_ref handler;
+  napi_ref resource;
+  napi_async_context async_context;
+  int use_thread;
+  int mounted;
+  int fd;
+  /* poll mode */
+  uv_poll_t *poll;
+  struct fuse_buf buf;
+  /* thread mode */
+  pthread_t thread;
+  int thread_started;
+  napi_threadsafe_function tsfn;
+  struct session_s *next;
+} session_t;
+
+static session_t *all_sessions = NULL;
+static int atexit_registered = 0;
+
+static void deliver(session_t *s, request_t *r);
+
+static void dispatch(fuse_req_t req, request_t *r) {
+  session_t *s = fuse_req_userdata(req);
+  const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  r->pid = ctx->pid;
+  r->uid = ctx->uid;
+  r->gid = ctx->gid;
+  r->id = slot_take(req, r->op);
+  if (r->id < 0) {
+    fuse_reply_err(req, ENOMEM);
+    free(r->name);
+    free(r->data);
+    free(r);
+    return;
+  }
+  if (s->use_thread) {
+    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
+      fuse_req_t again = slot_release(r->id, NULL);
+      if (again) fuse_reply_err(again, EIO);
+      free(r->name);
+      free(r->data);
+      free(r);
+    }
+  } else {
+    deliver(s, r);
+  }
+}
+
+static request_t *new_request(int op, fuse_ino_t ino) {
+  request_t *r = calloc(1, sizeof(request_t));
+  if (r) {
+    r->op = op;
+    r->ino = ino;
+  }
+  return r;
+}
+
+#define NEW_OR_FAIL(var, op, ino)                                                                \
+  request_t *var = new_request(op, ino);                                                         \
+  if (var == NULL) {                                                                             \
+    fuse_reply_err(req, ENOMEM);                                                                 \
+    return;                                                                                      \
+  }
+
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+  (void)userdata;
+  /* O_TRUNC arrives with OPEN instead of a separate SETATTR round trip. */
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  /* Splice would hand us pipe buffers; our replies are small and built in JS memory. */
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  NEW_OR_FAIL(r, OP_LOOKUP, parent);
+  r->name = strdup(name);
+  dispatch(req, r);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  (void)ino;
+  (void)nlookup;
+  /* The inode table is static: nothing to forget. */
+  fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)fi;
+  NEW_OR_FAIL(r, OP_GETATTR, ino);
+  dispatch(req, r);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_SETATTR, ino);
+  r->to_set = to_set;
+  r->size = (uint64_t)attr->st_size;
+  r->fh = fi ? fi->fh : 0;
+  dispatch(req, r);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_OPEN, ino);
+  r->flags = fi->flags;
+  dispatch(req, r);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_READ, ino);
+  r->fh = fi->fh;
+  r->size = size;
+  r->offset = off;
+  dispatch(req, r);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_WRITE, ino);
+  r->fh = fi->fh;
+  r->offset = off;
+  r->size = size;
+  r->data = malloc(size > 0 ? size : 1);
+  if (r->data == NULL) {
+    free(r);
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  memcpy(r->data, buf, size);
+  r->data_len = size;
+  dispatch(req, r);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_RELEASE, ino);
+  r->fh = fi->fh;
+  dispatch(req, r);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_OPENDIR, ino);
+  r->flags = fi->flags;
+  dispatch(req, r);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+  NEW_OR_FAIL(r, OP_READDIR, ino);
+  r->fh = fi->fh;
+  r->size = size;
+  r->offset = off;
+  dispatch(req, r);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
+  (void)fi;
+  /* Directory handles carry no state. */
+  fuse_reply_err(req, 0);
+}
+
+/* FLUSH, ACCESS, GETXATTR, ... are left NULL: libfuse answers ENOSYS and the kernel stops
+ * sending them, which saves a round trip on every close(2) and access(2). */
+static const struct fuse_lowlevel_ops isolfs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+};
+
+/* Builds the JS arguments for one request and calls the handler. Runs on the main thread. */
+static void call_handler(napi_env env, napi_value handler, request_t *r) {
+  napi_value argv[12];
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_create_double(env, r->id, &argv[0]);
+  napi_create_int32(env, r->op, &argv[1]);
+  napi_create_double(env, (double)r->ino, &argv[2]);
+  napi_create_int32(env, (int32_t)r->pid, &argv[3]);
+  napi_create_uint32(env, (uint32_t)r->uid, &argv[4]);
+  napi_create_uint32(env, (uint32_t)r->gid, &argv[5]);
+  if (r->name) {
+    napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[6]);
+  } else {
+    argv[6] = undefined;
+  }
+  napi_create_double(env, (double)r->fh, &argv[7]);
+  napi_create_double(env, (double)r->offset, &argv[8]);
+  napi_create_double(env, (double)r->size, &argv[9]);
+  if (r->data) {
+    void *copy = NULL;
+    napi_create_buffer_copy(env, r->data_len, r->data, &copy, &argv[10]);
+  } else {
+    argv[10] = undefined;
+  }
+  napi_create_int32(env, r->op == OP_SETATTR ? r->to_set : r->flags, &argv[11]);
+
+  napi_value result;
+  napi_status status = napi_call_function(env, undefined, handler, 12, argv, &result);
+  if (status != napi_ok) {
+    /* The handler threw: never let it escape (it would kill the daemon); answer EIO. */
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    fuse_req_t req = slot_release(r->id, NULL);
+    if (req) fuse_reply_err(req, EIO);
+  }
+  free(r->name);
+  free(r->data);
+  free(r);
+}
+
+static void deliver(session_t *s, request_t *r) {
+  /* poll mode: we are inside the uv poll callback with a handle + callback scope open */
+  napi_value handler;
+  if (napi_get_reference_value(s->env, s->handler, &handler) != napi_ok || handler == NULL) {
+    fuse_req_t req = slot_release(r->id, NULL);
+    if (req) fuse_reply_err(req, EIO);
+    free(r->name);
+    free(r->data);
+    free(r);
+    return;
+  }
+  call_handler(s->env, handler, r);
+}
+
+/* ---------------------------------------------------------------- poll loop ----------------- */
+
+static void poll_closed(uv_handle_t *handle) { free(handle); }
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  session_t *s = handle->data;
+  if (status < 0 || s->se == NULL) return;
+  napi_env env = s->env;
+  napi_handle_scope handle_scope;
+  napi_callback_scope callback_scope;
+  napi_value resource;
+  napi_open_handle_scope(env, &handle_scope);
+  napi_get_reference_value(env, s->resource, &resource);
+  /* One callback scope for the whole batch: microtasks queued by the handlers run once at the
+   * end of the batch instead of after every request. */
+  napi_open_callback_scope(env, resource, s->async_context, &callback_scope);
+  /* Drain what is queued, but yield to the event loop after a bounded batch. */
+  for (int i = 0; i < 64 && s->se != NULL; i++) {
+    int res = fuse_session_receive_buf(s->se, &s->buf);
+    if (res == -EAGAIN || res == -EINTR) break;
+    if (res <= 0 || fuse_session_exited(s->se)) {
+      /* the connection is gone (unmounted from outside, or aborted) */
+      uv_poll_stop(s->poll);
+      break;
+    }
+    fuse_session_process_buf(s->se, &s->buf);
+  }
+  napi_close_callback_scope(env, callback_scope);
+  napi_close_handle_scope(env, handle_scope);
+}
+
+/* ---------------------------------------------------------------- thread loop --------------- */
+
+static void *thread_loop(void *arg) {
+  session_t *s = arg;
+  struct fuse_buf buf;
+  memset(&buf, 0, sizeof(buf));
+  while (!fuse_session_exited(s->se)) {
+    int res = fuse_session_receive_buf(s->se, &buf);
+    if (res == -EINTR || res == -EAGAIN) continue;
+    if (res <= 0) break;
+    fuse_session_process_buf(s->se, &buf);
+  }
+  free(buf.mem);
+  return NULL;
+}
+
+static void tsfn_call_js(napi_env env, napi_value handler, void *context, void *data) {
+  (void)context;
+  request_t *r = data;
+  if (env == NULL || handler == NULL) {
+    /* the function is being torn down: answer so the kernel does not wait forever */
+    fuse_req_t req = slot_release(r->id, NULL);
+    if (req) fuse_reply_err(req, EIO);
+    free(r->name);
+    free(r->data);
+    free(r);
+    return;
+  }
+  call_handler(env, handler, r);
+}
+
+/* ---------------------------------------------------------------- mount / unmount ---------- */
+
+static void session_unlink(session_t *s) {
+  session_t **p = &all_sessions;
+  while (*p) {
+    if (*p == s) {
+      *p = s->next;
+      return;
+    }
+    p = &(*p)->next;
+  }
+}
+
+/* Unmounts without touching JS: safe from atexit and env cleanup hooks. */
+static void session_unmount_raw(session_t *s) {
+  if (!s->mounted) return;
+  s->mounted = 0;
+  fuse_session_exit(s->se);
+  fuse_session_unmount(s->se);
+}
+
+static void at_process_exit(void) {
+  for (session_t *s = all_sessions; s; s = s->next) session_unmount_raw(s);
+}
+
+static void env_cleanup(void *arg) {
+  (void)arg;
+  at_process_exit();
+}
+
+static void session_teardown(session_t *s) {
+  napi_env env = s->env;
+  session_unmount_raw(s);
+  if (s->use_thread) {
+    if (s->thread_started) {
+      /* unmounting aborted the connection: read(2) on the fd fails and the thread ends */
+      pthread_join(s->thread, NULL);
+      s->thread_started = 0;
+    }
+    if (s->tsfn) {
+      napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+      s->tsfn = NULL;
+    }
+  } else if (s->poll) {
+    uv_poll_stop(s->poll);
+    uv_close((uv_handle_t *)s->poll, poll_closed);
+    s->poll = NULL;
+  }
+  if (s->se) {
+    fuse_session_destroy(s->se);
+    s->se = NULL;
+  }
+  free(s->buf.mem);
+  s->buf.mem = NULL;
+  if (s->handler) {
+    napi_delete_reference(env, s->handler);
+    s->handler = NULL;
+  }
+  if (s->async_context) {
+    napi_async_destroy(env, s->async_context);
+    s->async_context = NULL;
+  }
+  if (s->resource) {
+    napi_delete_reference(env, s->resource);
+    s->resource = NULL;
+  }
+  session_unlink(s);
+}
+
+static void session_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  session_t *s = data;
+  if (s->se) session_teardown(s);
+  free(s);
+}
+
+static char *get_string(napi_env env, napi_value value) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
+  char *out = malloc(len + 1);
+  if (!out) return NULL;
+  napi_get_value_string_utf8(env, value, out, len + 1, &len);
+  return out;
+}
+
+/* mount(mountpoint: string, options: string, loop: "poll" | "thread", handler): session */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "mount(mountpoint, options, loop, handler)");
+    return NULL;
+  }
+  char *mountpoint = get_string(env, argv[0]);
+  char *options = get_string(env, argv[1]);
+  char *loop = get_string(env, argv[2]);
+  if (!mountpoint || !options || !loop) {
+    free(mountpoint);
+    free(options);
+    free(loop);
+    napi_throw_type_error(env, NULL, "mountpoint, options and loop must be strings");
+    return NULL;
+  }
+  session_t *s = calloc(1, sizeof(session_t));
+  s->env = env;
+  s->use_thread = strcmp(loop, "thread") == 0;
+  free(loop);
+
+  char *fuse_argv[] = {"isolfs", "-o", options, NULL};
+  struct fuse_args args = FUSE_ARGS_INIT(3, fuse_argv);
+  s->se = fuse_session_new(&args, &isolfs_ops, sizeof(isolfs_ops), s);
+  free(options);
+  if (s->se == NULL) {
+    free(mountpoint);
+    free(s);
+    napi_throw_error(env, "EINVAL", "fuse_session_new failed (bad mount options?)");
+    return NULL;
+  }
+  if (fuse_session_mount(s->se, mountpoint) != 0) {
+    free(mountpoint);
+    fuse_session_destroy(s->se);
+    free(s);
+    napi_throw_error(env, "EMOUNT", "fuse_session_mount failed (see libfuse's message above)");
+    return NULL;
+  }
+  free(mountpoint);
+  s->mounted = 1;
+  s->fd = fuse_session_fd(s->se);
+  s->next = all_sessions;
+  all_sessions = s;
+  if (!atexit_registered) {
+    atexit(at_process_exit);
+    napi_add_env_cleanup_hook(env, env_cleanup, NULL);
+    atexit_registered = 1;
+  }
+
+  napi_value resource_name, resource;
+  napi_create_string_utf8(env, "isolfs.request", NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &s->resource);
+  napi_async_init(env, resource, resource_name, &s->async_context);
+
+  if (s->use_thread) {
+    CHECK(napi_create_threadsafe_function(env, argv[3], NULL, resource_name, 0, 1, NULL, NULL,
+                                          NULL, tsfn_call_js, &s->tsfn));
+    if (pthread_create(&s->thread, NULL, thread_loop, s) != 0) {
+      session_teardown(s);
+      napi_throw_error(env, NULL, "cannot start the FUSE request thread");
+      return NULL;
+    }
+    s->thread_started = 1;
+  } else {
+    CHECK(napi_create_reference(env, argv[3], 1, &s->handler));
+    /* non-blocking, so a drained queue ends the batch with EAGAIN instead of blocking */
+    int fl = fcntl(s->fd, F_GETFL);
+    fcntl(s->fd, F_SETFL, fl | O_NONBLOCK);
+    uv_loop_t *uvloop;
+    napi_get_uv_event_loop(env, &uvloop);
+    s->poll = malloc(sizeof(uv_poll_t));
+    uv_poll_init(uvloop, s->poll, s->fd);
+    s->poll->data = s;
+    uv_poll_start(s->poll, UV_READABLE, on_readable);
+  }
+
+  napi_value external;
+  CHECK(napi_create_external(env, s, session_finalize, NULL, &external));
+  return external;
+}
+
+static session_t *get_session(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+/* unmount(session): idempotent */
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
+  if (s == NULL) {
+    napi_throw_type_error(env, NULL, "unmount(session)");
+    return NULL;
+  }
+  if (s->se) session_teardown(s);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- replies ------------------ */
+
+static fuse_req_t take_request(napi_env env, napi_value id_value, int *op) {
+  double id = -1;
+  napi_get_value_double(env, id_value, &id);
+  fuse_req_t req = slot_release(id, op);
+  if (req == NULL) napi_throw_error(env, "ESTALE", "unknown or already answered request id");
+  return req;
+}
+
+static double num(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+static void fill_stat(napi_env env, napi_value *v, struct stat *st) {
+  /* v: ino, mode, nlink, size, uid, gid, mtimeSec */
+  memset(st, 0, sizeof(*st));
+  st->st_ino = (ino_t)num(env, v[0]);
+  st->st_mode = (mode_t)num(env, v[1]);
+  st->st_nlink = (nlink_t)num(env, v[2]);
+  st->st_size = (off_t)num(env, v[3]);
+  st->st_uid = (uid_t)num(env, v[4]);
+  st->st_gid = (gid_t)num(env, v[5]);
+  st->st_mtim.tv_sec = st->st_atim.tv_sec = st->st_ctim.tv_sec = (time_t)num(env, v[6]);
+  st->st_blksize = 4096;
+}
+
+/* replyErr(id, errno) */
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (req) fuse_reply_err(req, (int)num(env, argv[1]));
+  return NULL;
+}
+
+/* replyEntry(id, ino, mode, nlink, size, uid, gid, mtimeSec, entryTimeoutSec, attrTimeoutSec) */
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) {
+    napi_throw_type_error(env, NULL, "replyEntry: 10 arguments");
+    return NULL;
+  }
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (!req) return NULL;
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  fill_stat(env, &argv[1], &e.attr);
+  e.ino = e.attr.st_ino;
+  e.generation = 1;
+  e.entry_timeout = num(env, argv[8]);
+  e.attr_timeout = num(env, argv[9]);
+  fuse_reply_entry(req, &e);
+  return NULL;
+}
+
+/* replyAttr(id, ino, mode, nlink, size, uid, gid, mtimeSec, attrTimeoutSec) */
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) {
+    napi_throw_type_error(env, NULL, "replyAttr: 9 arguments");
+    return NULL;
+  }
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (!req) return NULL;
+  struct stat st;
+  fill_stat(env, &argv[1], &st);
+  fuse_reply_attr(req, &st, num(env, argv[8]));
+  return NULL;
+}
+
+/* replyOpen(id, fh, directIo, keepCache, nonSeekable) */
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "replyOpen: 5 arguments");
+    return NULL;
+  }
+  int op = 0;
+  fuse_req_t req = take_request(env, argv[0], &op);
+  if (!req) return NULL;
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof(fi));
+  bool b = false;
+  fi.fh = (uint64_t)num(env, argv[1]);
+  napi_get_value_bool(env, argv[2], &b);
+  fi.direct_io = b;
+  napi_get_value_bool(env, argv[3], &b);
+  fi.keep_cache = b;
+  napi_get_value_bool(env, argv[4], &b);
+  fi.nonseekable = b;
+  fuse_reply_open(req, &fi);
+  return NULL;
+}
+
+/* replyBuf(id, buffer | string) — the bytes of a read */
+static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (!req) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  bool is_buffer = false;
+  if (argc >= 2) napi_is_buffer(env, argv[1], &is_buffer);
+  if (is_buffer) {
+    napi_get_buffer_info(env, argv[1], &data, &len);
+    fuse_reply_buf(req, data, len);
+  } else {
+    fuse_reply_buf(req, NULL, 0);
+  }
+  return NULL;
+}
+
+/* replyWrite(id, count) */
+static napi_value js_reply_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (req) fuse_reply_write(req, (size_t)num(env, argv[1]));
+  return NULL;
+}
+
+/* replyDir(id, names[], inos[], modes[], offset, size): entries after `offset`, up to `size` */
+static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "replyDir: 6 arguments");
+    return NULL;
+  }
+  fuse_req_t req = take_request(env, argv[0], NULL);
+  if (!req) return NULL;
+  uint32_t count = 0;
+  napi_get_array_length(env, argv[1], &count);
+  size_t offset = (size_t)num(env, argv[4]);
+  size_t size = (size_t)num(env, argv[5]);
+  char *buf = malloc(size > 0 ? size : 1);
+  if (!buf) {
+    fuse_reply_err(req, ENOMEM);
+    return NULL;
+  }
+  size_t used = 0;
+  for (uint32_t i = (uint32_t)offset; i < count; i++) {
+    napi_value name_v, ino_v, mode_v;
+    napi_get_element(env, argv[1], i, &name_v);
+    napi_get_element(env, argv[2], i, &ino_v);
+    napi_get_element(env, argv[3], i, &mode_v);
+    char name[256];
+    size_t name_len = 0;
+    napi_get_value_string_utf8(env, name_v, name, sizeof(name), &name_len);
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    st.st_ino = (ino_t)num(env, ino_v);
+    st.st_mode = (mode_t)num(env, mode_v);
+    size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+  return NULL;
+}
+
+/* pending(): requests handed to JS and not yet answered (for metrics and leak tests) */
+static napi_value js_pending(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_uint32(env, slot_pending(), &out);
+  return out;
+}
+
+/* setnsCgroup(path): joins the cgroup namespace at path (e.g. /proc/1/ns/cgroup) for the calling
+ * thread — the main thread, which is where every /proc/<pid>/cgroup read happens. /proc/<pid>/cgroup
+ * prints paths relative to the *reader's* cgroup namespace, so a daemon in a pod's own namespace
+ * would see other containers as "/../.."; joining the host's makes every path absolute. */
+static napi_value js_setns_cgroup(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns_path = argc >= 1 ? get_string(env, argv[0]) : NULL;
+  if (!ns_path) {
+    napi_throw_type_error(env, NULL, "setnsCgroup(path)");
+    return NULL;
+  }
+  int fd = open(ns_path, O_RDONLY | O_CLOEXEC);
+  free(ns_path);
+  if (fd < 0 || setns(fd, CLONE_NEWCGROUP) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    napi_throw_error(env, NULL, strerror(err));
+    return NULL;
+  }
+  close(fd);
+  return NULL;
+}
+
+/* libfuseVersion(): e.g. 314 */
+static napi_value js_libfuse_version(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_int32(env, fuse_version(), &out);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
+      {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_default, NULL},
+      {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_default, NULL},
+      {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_default, NULL},
+      {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
+      {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
+      {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
+      {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
+      {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},
+      {"setnsCgroup", NULL, js_setns_cgroup, NULL, NULL, NULL, napi_default, NULL},
+      {"libfuseVersion", NULL, js_libfuse_version, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

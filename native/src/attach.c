@@ -1,0 +1,1 @@
+int main(void) { return 2; } /* placeholder until the attach helper lands */

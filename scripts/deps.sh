@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what isolfs needs on a Debian machine, as root, then builds it.
+#   scripts/deps.sh            runtime + build dependencies (the daemon and the demo)
+#   scripts/deps.sh --test     also what the tests and benchmarks use (lxcfs, runc, busybox, qemu)
+# Only installs what is missing, so a second run costs seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
+if [ "${1:-}" = "--test" ]; then
+  want+=(lxcfs runc busybox-static qemu-system-x86 cpio kmod)
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "isolfs: run as root (apt-get, FUSE mounts and cgroups need it)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "isolfs: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends keeps lxcfs from pulling a service manager's extras in.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci builds the native addon through node-gyp (the "install" script) against libfuse3-dev.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ ! -f native/build/Release/isolfs_native.node ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build

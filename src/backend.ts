@@ -1,0 +1,191 @@
+/**
+ * One request's path through isolfs, in the order data flows:
+ *   caller (pid from the FUSE header) -> identity (its cgroup) -> switches -> snapshot -> view -> bytes.
+ * Nothing here formats a file (views do) or parses a cgroup file (readers do).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { constants as osConstants } from 'node:os';
+import type { Caller, Errno, FileBackend } from './fuse/filesystem';
+import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
+import { isControlPath } from './fuse/layout';
+import { readProcCgroup } from './identity/procCgroup';
+import { locateCgroup, type CgroupHierarchy } from './cgroup/hierarchy';
+import type { CgroupLocation } from './cgroup/snapshot';
+import { CgroupParseError } from './cgroup/snapshot';
+import type { SwitchStore } from './switches/store';
+import type { EnvOptOut } from './switches/envOptOut';
+import { parseSwitchWrite } from './switches/controlInput';
+import { renderView, hostPathOf, ContainerStates, type HostSources } from './files';
+import { RateLimitedLog, type Logger } from './log';
+
+const { errno: E } = osConstants;
+
+export type Decision =
+  | { isolated: false; reason: 'host-switch-off' | 'root-cgroup' | 'opted-out' | 'opted-out-env' | 'unknown-caller' }
+  | { isolated: true; location: CgroupLocation };
+
+export interface BackendOptions {
+  procRoot: string;
+  sysRoot: string;
+  hierarchy: CgroupHierarchy;
+  switches: SwitchStore;
+  envOptOut: EnvOptOut;
+  sources: HostSources;
+  containers: ContainerStates;
+  logger: Logger;
+  /** Called after every request with its outcome (metrics). */
+  onRequest?: (file: string, result: string, seconds: number) => void;
+  /** Called when a caller's container is seen (metrics). */
+  onContainerSeen?: (key: string) => void;
+  /** Called after a switch changed. */
+  onSwitchChange?: () => void;
+}
+
+export class IsolfsBackend implements FileBackend {
+  private readonly rateLimited = new RateLimitedLog(60_000);
+  private readonly hostPidNamespace: string | null;
+
+  constructor(private readonly options: BackendOptions) {
+    this.hostPidNamespace = readLinkOrNull(path.join(options.procRoot, '1', 'ns', 'pid'));
+  }
+
+  observe(file: ServedPath, result: string, seconds: number): void {
+    this.options.onRequest?.(file, result, seconds);
+  }
+
+  read(file: ServedPath, caller: Caller): Buffer | Errno {
+    if (isControlPath(file)) return this.readControl(file, caller);
+    const decision = this.decide(caller);
+    if (!decision.isolated) return this.hostFile(file);
+    try {
+      return Buffer.from(renderView(file, decision.location, this.options.sources, this.options.containers), 'utf8');
+    } catch (err) {
+      return this.failure(file, decision.location, err);
+    }
+  }
+
+  write(file: ServedPath, caller: Caller, data: Buffer, offset: number): number | Errno {
+    if (!isControlPath(file)) return { errno: E.EACCES };
+    if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
+    if (file === '/proc/sys/kernel/stats_isolated') {
+      if (!this.inHostPidNamespace(caller.pid)) return this.refuse(file, caller, 'writer is not in the host pid namespace');
+      const value = parseSwitchWrite(data, offset);
+      if (value === null) return { errno: E.EINVAL };
+      try {
+        this.options.switches.setHostIsolated(value);
+      } catch (err) {
+        this.options.logger.error({ err: String(err) }, 'cannot persist kernel.stats_isolated: write refused');
+        return { errno: E.EIO };
+      }
+      this.options.logger.info({ value: value ? 1 : 0, pid: caller.pid }, 'kernel.stats_isolated changed');
+      this.options.onSwitchChange?.();
+      return data.length;
+    }
+    const location = this.locate(caller.pid);
+    if (!location) return { errno: E.ESRCH };
+    if (location.key === '/') return this.refuse(file, caller, "the host's root cgroup is not a container");
+    const value = parseSwitchWrite(data, offset);
+    if (value === null) return { errno: E.EINVAL };
+    try {
+      this.options.switches.setContainer(location.key, value);
+    } catch (err) {
+      this.options.logger.error({ err: String(err), container: location.key }, 'cannot persist kernel.container_stats_isolated: write refused');
+      return { errno: E.EIO };
+    }
+    this.options.logger.info({ container: location.key, value: value ? 1 : 0, pid: caller.pid }, 'kernel.container_stats_isolated changed');
+    this.options.onSwitchChange?.();
+    return data.length;
+  }
+
+  /** Whether `caller` gets the isolated view, and of which cgroup. */
+  decide(caller: Caller): Decision {
+    const { switches, envOptOut } = this.options;
+    if (!switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
+    const location = this.locate(caller.pid);
+    if (!location) return { isolated: false, reason: 'unknown-caller' };
+    if (location.key === '/') return { isolated: false, reason: 'root-cgroup' };
+    this.options.onContainerSeen?.(location.key);
+    const explicit = switches.explicitContainerValue(location.key);
+    if (explicit === false) return { isolated: false, reason: 'opted-out' };
+    if (explicit === undefined && envOptOut.optedOut(location.key, containerDir(location), Date.now())) {
+      return { isolated: false, reason: 'opted-out-env' };
+    }
+    return { isolated: true, location };
+  }
+
+  private locate(pid: number): CgroupLocation | null {
+    // pid 0: the caller is not visible in our pid namespace (the daemon lacks hostPID).
+    if (pid <= 0) return this.unknownCaller(pid, 'caller not visible in our pid namespace');
+    let entries;
+    try {
+      entries = readProcCgroup(this.options.procRoot, pid);
+    } catch (err) {
+      return this.unknownCaller(pid, `cannot parse /proc/${pid}/cgroup: ${String(err)}`);
+    }
+    // A caller that exited before we looked: serve the host's file rather than fail a read
+    // nobody is waiting for any more.
+    if (!entries) return this.unknownCaller(pid, 'caller exited before its cgroup was read');
+    return locateCgroup(this.options.hierarchy, entries);
+  }
+
+  private unknownCaller(pid: number, why: string): null {
+    if (this.rateLimited.allow(`unknown:${why}`, Date.now())) {
+      this.options.logger.warn({ pid, why }, "unknown caller: serving the host's file");
+    }
+    return null;
+  }
+
+  private readControl(file: ControlPath, caller: Caller): Buffer | Errno {
+    const { switches, envOptOut } = this.options;
+    if (file === '/proc/sys/kernel/stats_isolated') return Buffer.from(switches.hostIsolated ? '1\n' : '0\n');
+    const location = this.locate(caller.pid);
+    if (!location) return { errno: E.ESRCH };
+    const explicit = switches.explicitContainerValue(location.key);
+    const isolated = explicit ?? !envOptOut.optedOut(location.key, containerDir(location), Date.now());
+    return Buffer.from(isolated ? '1\n' : '0\n');
+  }
+
+  private hostFile(file: ViewPath): Buffer | Errno {
+    try {
+      return fs.readFileSync(hostPathOf(file, this.options.sources));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).errno;
+      this.options.logger.error({ file, err: String(err) }, "cannot read the host's file");
+      return { errno: typeof code === 'number' ? -code : E.EIO };
+    }
+  }
+
+  private failure(file: ViewPath, location: CgroupLocation, err: unknown): Errno {
+    const key = `fail:${file}:${location.key}`;
+    if (this.rateLimited.allow(key, Date.now())) {
+      const detail = err instanceof CgroupParseError ? { dir: err.dir, cgroupFile: err.file } : {};
+      this.options.logger.error({ file, container: location.key, err: String(err), ...detail },
+        'cannot build the view: answering EIO');
+    }
+    return { errno: E.EIO };
+  }
+
+  private refuse(file: ControlPath, caller: Caller, why: string): Errno {
+    this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why }, 'control write refused');
+    return { errno: E.EPERM };
+  }
+
+  private inHostPidNamespace(pid: number): boolean {
+    if (pid <= 0 || this.hostPidNamespace === null) return false;
+    return readLinkOrNull(path.join(this.options.procRoot, String(pid), 'ns', 'pid')) === this.hostPidNamespace;
+  }
+}
+
+/** The directory that holds the container's processes (for its first process's environment). */
+function containerDir(location: CgroupLocation): string | undefined {
+  return location.dirs.memory ?? location.dirs.cpu ?? location.dirs.pids ?? Object.values(location.dirs)[0];
+}
+
+function readLinkOrNull(p: string): string | null {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+/**
+ * The command line: `isolfs <mountpoint>` serves in the foreground (the way a container runs it);
+ * `isolfs sysctl ...` reads and writes the two switches through a running mount.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Daemon, StartupError, type DaemonOptions } from './daemon';
+import { NativeLoadError } from './fuse/native';
+import { createLogger, LOG_LEVELS, type LogLevel } from './log';
+import { runSysctl } from './sysctl';
+
+const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+const USAGE = `Usage: isolfs [options] <mountpoint>
+       isolfs sysctl [--mount DIR] [-a | KEY | -w KEY=VALUE ...]
+
+Serves per-container /proc files (meminfo, cpuinfo, stat, vmstat, loadavg, uptime, swaps) and
+/sys/devices/system/cpu/online over FUSE at <mountpoint>, computed from each reader's cgroup.
+
+Options:
+  --log-level LEVEL        fatal|error|warn|info|debug|trace|silent (default info)
+  --state-dir DIR          where switch state persists (default /var/lib/isolfs)
+  --host-isolated 0|1      kernel.stats_isolated on the first start (default 1; a persisted
+                           value from 'isolfs sysctl -w' wins over it)
+  --cgroup-root DIR        cgroup filesystem root (default /sys/fs/cgroup; for tests)
+  --proc-root DIR          procfs root (default /proc; for tests)
+  --sys-root DIR           sysfs root (default /sys; for tests)
+  --loop poll|thread       FUSE request loop: libuv-polled session fd (default) or a native thread
+  --loadavg-interval-ms N  load sampling interval (default 5000 as in the kernel; for tests)
+  --no-join-cgroupns       do not join the host's cgroup namespace at start
+  --version                print the version
+  --help                   print this help
+`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`isolfs: ${message}\n`);
+  process.exit(code);
+}
+
+function main(argv: string[]): void {
+  if (argv[0] === 'sysctl') {
+    process.exitCode = runSysctl(argv.slice(1));
+    return;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+        'log-level': { type: 'string', default: 'info' },
+        'state-dir': { type: 'string', default: '/var/lib/isolfs' },
+        'host-isolated': { type: 'string' },
+        'cgroup-root': { type: 'string', default: '/sys/fs/cgroup' },
+        'proc-root': { type: 'string', default: '/proc' },
+        'sys-root': { type: 'string', default: '/sys' },
+        loop: { type: 'string', default: 'poll' },
+        'loadavg-interval-ms': { type: 'string', default: '5000' },
+        'no-join-cgroupns': { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`isolfs ${VERSION}\n`);
+    return;
+  }
+  if (positionals.length !== 1) fail(`expected one mountpoint\n${USAGE}`, 2);
+  const logLevel = values['log-level'] as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) fail(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
+  const loop = values.loop;
+  if (loop !== 'poll' && loop !== 'thread') fail('--loop must be poll or thread', 2);
+  const hostIsolatedFlag = values['host-isolated'];
+  if (hostIsolatedFlag !== undefined && hostIsolatedFlag !== '0' && hostIsolatedFlag !== '1') fail('--host-isolated must be 0 or 1', 2);
+  const interval = Number(values['loadavg-interval-ms']);
+  if (!Number.isInteger(interval) || interval < 10) fail('--loadavg-interval-ms must be an integer >= 10', 2);
+
+  const options: DaemonOptions = {
+    mountpoint: path.resolve(positionals[0]),
+    procRoot: values['proc-root'] as string,
+    sysRoot: values['sys-root'] as string,
+    cgroupRoot: values['cgroup-root'] as string,
+    stateDir: values['state-dir'] as string,
+    hostIsolated: hostIsolatedFlag === undefined ? undefined : hostIsolatedFlag === '1',
+    loop,
+    loadavgIntervalMs: interval,
+    joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
+  };
+  const logger = createLogger(logLevel);
+  let daemon: Daemon;
+  try {
+    daemon = Daemon.start(options, logger);
+  } catch (err) {
+    if (err instanceof StartupError || err instanceof NativeLoadError) fail(err.message);
+    throw err;
+  }
+  const shutdown = (signal: string): void => {
+    logger.info({ signal }, 'shutting down');
+    daemon.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('uncaughtException', (err) => {
+    // Requests cannot get here (each is caught where it is answered); this is a bug elsewhere.
+    // Unmount rather than leave a mount that answers nothing, then let the supervisor restart us.
+    logger.fatal({ err: err.stack ?? String(err) }, 'uncaught exception: unmounting and exiting');
+    daemon.stop();
+    process.exit(1);
+  });
+}
+
+main(process.argv.slice(2));

@@ -1,0 +1,223 @@
+/**
+ * The table of virtual files: for each served path, the host file it stands for and the view
+ * that renders it from snapshots. A new file is one view module and one line in VIEWS.
+ *
+ * `ViewInputs` reads each snapshot at most once per request, and only the ones a view asks for:
+ * /proc/meminfo never reads cpuacct, /proc/cpuinfo never reads memory.stat.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ViewPath } from './fuse/layout';
+import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './cgroup/snapshot';
+import { readCpuLimits, readCpuUsage, readMemory, readOldestProcessStartTicks, readTaskCounts } from './cgroup/read';
+import type { CpuinfoBlock, HostMeminfo, HostStat } from './host/snapshot';
+import { parseMeminfo } from './host/meminfo';
+import { parseStat } from './host/stat';
+import { parseCpuOnline } from './host/cpuOnline';
+import { parseVmstat } from './host/vmstat';
+import { parseLoadavg } from './host/loadavg';
+import { parseUptime } from './host/uptime';
+import { renderMeminfo } from './views/meminfo';
+import { renderCpuinfo } from './views/cpuinfo';
+import { renderCpuOnline } from './views/cpuOnline';
+import { renderStat, type StatHistory } from './views/stat';
+import { renderVmstat } from './views/vmstat';
+import { renderLoadavg } from './views/loadavg';
+import { renderUptime } from './views/uptime';
+import { renderSwaps } from './views/swaps';
+import { visibleCpus } from './views/visibleCpus';
+import type { LoadavgSampler } from './loadavg/sampler';
+
+/** Where the host's files are, and the host-wide helpers the views share. */
+export interface HostSources {
+  procRoot: string;
+  sysRoot: string;
+  /** USER_HZ: the unit of /proc/stat and of /proc/<pid>/stat start times (100 on Linux). */
+  userHz: number;
+  pageSizeBytes: bigint;
+  /** Upper bound of threads counted per cgroup per read (procs_running, loadavg). */
+  maxTasksPerRead: number;
+  sampler: LoadavgSampler;
+  cpuinfoCache: TimedCache<CpuinfoBlock[]>;
+}
+
+/** Per-container memory the views keep between reads (so counters never go backwards). */
+export interface ContainerState {
+  /** Where the container's cgroup is (as last seen): what the load sampler counts. */
+  location: CgroupLocation;
+  statHistory: StatHistory | null;
+  lastSeenMs: number;
+}
+
+export class ContainerStates {
+  private readonly states = new Map<string, ContainerState>();
+
+  get(location: CgroupLocation, nowMs: number): ContainerState {
+    let state = this.states.get(location.key);
+    if (!state) {
+      state = { location, statHistory: null, lastSeenMs: nowMs };
+      this.states.set(location.key, state);
+    }
+    state.location = location;
+    state.lastSeenMs = nowMs;
+    return state;
+  }
+
+  location(key: string): CgroupLocation | undefined {
+    return this.states.get(key)?.location;
+  }
+
+  /** Drops containers not read for `idleMs`: a container that comes back starts afresh. */
+  prune(nowMs: number, idleMs: number): string[] {
+    const dropped: string[] = [];
+    for (const [key, state] of this.states) {
+      if (nowMs - state.lastSeenMs > idleMs) {
+        this.states.delete(key);
+        dropped.push(key);
+      }
+    }
+    return dropped;
+  }
+
+  get size(): number {
+    return this.states.size;
+  }
+}
+
+/** A value recomputed at most once per `ttlMs`. */
+export class TimedCache<T> {
+  private value: T | null = null;
+  private expiresAtMs = 0;
+  constructor(private readonly ttlMs: number, private readonly load: () => T) {}
+  get(nowMs: number): T {
+    if (this.value === null || nowMs >= this.expiresAtMs) {
+      this.value = this.load();
+      this.expiresAtMs = nowMs + this.ttlMs;
+    }
+    return this.value;
+  }
+}
+
+const HOST_FILES: Record<ViewPath, { root: 'proc' | 'sys'; rel: string }> = {
+  '/proc/cpuinfo': { root: 'proc', rel: 'cpuinfo' },
+  '/proc/meminfo': { root: 'proc', rel: 'meminfo' },
+  '/proc/stat': { root: 'proc', rel: 'stat' },
+  '/proc/vmstat': { root: 'proc', rel: 'vmstat' },
+  '/proc/loadavg': { root: 'proc', rel: 'loadavg' },
+  '/proc/uptime': { root: 'proc', rel: 'uptime' },
+  '/proc/swaps': { root: 'proc', rel: 'swaps' },
+  '/proc/diskstats': { root: 'proc', rel: 'diskstats' },
+  '/sys/devices/system/cpu/online': { root: 'sys', rel: 'devices/system/cpu/online' },
+};
+
+export function hostPathOf(file: ViewPath, sources: Pick<HostSources, 'procRoot' | 'sysRoot'>): string {
+  const entry = HOST_FILES[file];
+  return path.join(entry.root === 'proc' ? sources.procRoot : sources.sysRoot, entry.rel);
+}
+
+/** Lazily read, memoised inputs of one request. */
+export class ViewInputs {
+  private memo = new Map<string, unknown>();
+
+  constructor(
+    readonly location: CgroupLocation,
+    readonly sources: HostSources,
+    readonly state: ContainerState,
+    readonly nowMs: number,
+  ) {}
+
+  private once<T>(name: string, load: () => T): T {
+    if (this.memo.has(name)) return this.memo.get(name) as T;
+    const value = load();
+    this.memo.set(name, value);
+    return value;
+  }
+
+  hostText(file: ViewPath): string {
+    return this.once(`text:${file}`, () => fs.readFileSync(hostPathOf(file, this.sources), 'utf8'));
+  }
+  hostMeminfo(): HostMeminfo {
+    return this.once('meminfo', () => parseMeminfo(this.hostText('/proc/meminfo')));
+  }
+  hostStat(): HostStat {
+    return this.once('stat', () => parseStat(this.hostText('/proc/stat')));
+  }
+  hostCpuinfo(): CpuinfoBlock[] {
+    return this.sources.cpuinfoCache.get(this.nowMs);
+  }
+  hostOnlineCpus(): number[] {
+    return this.once('online', () => parseCpuOnline(this.hostText('/sys/devices/system/cpu/online')));
+  }
+  memory(): MemorySnapshot | null {
+    return this.once('memory', () => readMemory(this.location));
+  }
+  cpuLimits(): CpuLimits {
+    return this.once('cpuLimits', () => readCpuLimits(this.location));
+  }
+  cpuUsage(): CpuUsage | null {
+    return this.once('cpuUsage', () => readCpuUsage(this.location));
+  }
+  tasks(): TaskCounts {
+    return this.once('tasks', () => readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead));
+  }
+  /** Host CPU ids the container sees, ascending: the numbering every CPU view shares. */
+  visibleCpus(): number[] {
+    return this.once('visible', () => visibleCpus(this.hostOnlineCpus(), this.cpuLimits()));
+  }
+}
+
+type ViewRenderer = (inputs: ViewInputs) => string;
+
+const VIEWS: Record<ViewPath, ViewRenderer> = {
+  '/proc/meminfo': (r) => {
+    const memory = r.memory();
+    return memory ? renderMeminfo(r.hostMeminfo(), memory) : r.hostText('/proc/meminfo');
+  },
+  '/proc/cpuinfo': (r) => renderCpuinfo(r.hostCpuinfo(), r.visibleCpus()),
+  '/sys/devices/system/cpu/online': (r) => renderCpuOnline(r.visibleCpus().length),
+  '/proc/stat': (r) => {
+    const { text, history } = renderStat({
+      host: r.hostStat(),
+      visible: r.visibleCpus(),
+      usage: r.cpuUsage(),
+      tasks: r.tasks(),
+      userHz: r.sources.userHz,
+      previous: r.state.statHistory,
+    });
+    r.state.statHistory = history;
+    return text;
+  },
+  '/proc/vmstat': (r) => {
+    const memory = r.memory();
+    return memory ? renderVmstat(parseVmstat(r.hostText('/proc/vmstat')), memory, r.sources.pageSizeBytes) : r.hostText('/proc/vmstat');
+  },
+  '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.location.key), parseLoadavg(r.hostText('/proc/loadavg'))),
+  '/proc/uptime': (r) => {
+    const host = parseUptime(r.hostText('/proc/uptime'));
+    return renderUptime({
+      hostUptimeSec: host.uptimeSec,
+      hostIdleSec: host.idleSec,
+      containerStartTicks: readOldestProcessStartTicks(r.location, r.sources.procRoot),
+      userHz: r.sources.userHz,
+      cpuUsageNs: r.cpuUsage()?.userNs !== undefined ? (r.cpuUsage() as CpuUsage).userNs + (r.cpuUsage() as CpuUsage).systemNs : null,
+      visibleCpuCount: r.visibleCpus().length,
+      hostCpuCount: r.hostOnlineCpus().length,
+    });
+  },
+  '/proc/swaps': (r) => {
+    const memory = r.memory();
+    const swapTotalKb = r.hostMeminfo().get('SwapTotal') ?? 0n;
+    return memory ? renderSwaps(r.hostText('/proc/swaps'), memory, swapTotalKb) : r.hostText('/proc/swaps');
+  },
+  // Per-device I/O needs blkio/io accounting mapped to device names; not yet: the host's file,
+  // so programs that read it keep working (documented in the README).
+  '/proc/diskstats': (r) => r.hostText('/proc/diskstats'),
+};
+
+/** Renders `file` for the container at `location`. Throws on unreadable/malformed input. */
+export function renderView(file: ViewPath, location: CgroupLocation, sources: HostSources, containers: ContainerStates): string {
+  const nowMs = Date.now();
+  if (file === '/proc/loadavg') sources.sampler.touch(location.key);
+  const inputs = new ViewInputs(location, sources, containers.get(location, nowMs), nowMs);
+  return VIEWS[file](inputs);
+}

@@ -1,0 +1,240 @@
+/**
+ * The FUSE side of isolfs: a static inode tree, open-file handles, and the typed operations.
+ * It knows nothing of cgroups or views: it asks a `FileBackend` for bytes (on open) and hands it
+ * writes, together with who the caller is (the FUSE request header's pid/uid/gid).
+ */
+import { constants as osConstants } from 'node:os';
+import { FuseOp, type LoopMode, type NativeAddon, type NativeSession } from './native';
+import { CONTROL_PATHS, VIEW_PATHS, isControlPath, type ServedPath } from './layout';
+
+const { errno: E } = osConstants;
+
+/** Who made a request, from the FUSE request header. pid is a thread id (0: not visible to us). */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** An errno to answer with, e.g. { errno: E.EINVAL }. */
+export interface Errno {
+  errno: number;
+}
+
+export function isErrno(value: unknown): value is Errno {
+  return typeof value === 'object' && value !== null && 'errno' in value && !Buffer.isBuffer(value);
+}
+
+export interface FileBackend {
+  /** The whole content of `path` as `caller` sees it, captured once per open. */
+  read(path: ServedPath, caller: Caller): Buffer | Errno;
+  /** A write to a control file; returns the bytes accepted or an errno. */
+  write(path: ServedPath, caller: Caller, data: Buffer, offset: number): number | Errno;
+  /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
+  observe?(path: ServedPath, result: string, seconds: number): void;
+}
+
+interface DirNode {
+  kind: 'dir';
+  ino: number;
+  name: string;
+  parent: number;
+  children: Map<string, Node>;
+}
+interface FileNode {
+  kind: 'file';
+  ino: number;
+  name: string;
+  parent: number;
+  path: ServedPath;
+  writable: boolean;
+}
+type Node = DirNode | FileNode;
+
+interface OpenHandle {
+  node: FileNode;
+  /** Snapshot of the content taken at open (null for write-only opens). */
+  content: Buffer | null;
+  caller: Caller;
+}
+
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+
+/** The tree never changes while mounted, so the kernel may cache names and attributes long. */
+const STATIC_TIMEOUT_SEC = 3600;
+
+export class IsolfsFilesystem {
+  private readonly nodes = new Map<number, Node>();
+  private readonly handles = new Map<number, OpenHandle>();
+  private nextFh = 1;
+  private session: NativeSession | null = null;
+  private readonly mountTimeSec = Math.floor(Date.now() / 1000);
+
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly backend: FileBackend,
+  ) {
+    const root: DirNode = { kind: 'dir', ino: 1, name: '', parent: 1, children: new Map() };
+    this.nodes.set(1, root);
+    for (const p of VIEW_PATHS) this.addFile(p, false);
+    for (const p of CONTROL_PATHS) this.addFile(p, true);
+  }
+
+  mount(mountpoint: string, loop: LoopMode): void {
+    // allow_other: containers read as any uid. No default_permissions: the control files do
+    // their own checks (EPERM for non-root writers), which the kernel's mode check can't express.
+    const options = 'allow_other,fsname=isolfs,subtype=isolfs';
+    this.session = this.native.mount(mountpoint, options, loop, this.onRequest);
+  }
+
+  unmount(): void {
+    if (this.session) {
+      const session = this.session;
+      this.session = null;
+      this.native.unmount(session);
+    }
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  private addFile(filePath: ServedPath, writable: boolean): void {
+    const parts = filePath.split('/').filter(Boolean);
+    let dir = this.nodes.get(1) as DirNode;
+    for (const part of parts.slice(0, -1)) {
+      let next = dir.children.get(part);
+      if (!next) {
+        next = { kind: 'dir', ino: this.nodes.size + 1, name: part, parent: dir.ino, children: new Map() };
+        this.nodes.set(next.ino, next);
+        dir.children.set(part, next);
+      }
+      if (next.kind !== 'dir') throw new Error(`layout conflict at ${filePath}`);
+      dir = next;
+    }
+    const name = parts[parts.length - 1];
+    const file: FileNode = { kind: 'file', ino: this.nodes.size + 1, name, parent: dir.ino, path: filePath, writable };
+    this.nodes.set(file.ino, file);
+    dir.children.set(name, file);
+  }
+
+  private modeOf(node: Node): number {
+    if (node.kind === 'dir') return S_IFDIR | 0o555;
+    return S_IFREG | (node.writable ? 0o644 : 0o444);
+  }
+
+  /** Arrow function: handed to native once, called for every request. */
+  private readonly onRequest = (
+    id: number, op: FuseOp, ino: number, pid: number, uid: number, gid: number,
+    name: string | undefined, fh: number, offset: number, size: number, data: Buffer | undefined,
+    flags: number,
+  ): void => {
+    try {
+      switch (op) {
+        case FuseOp.Lookup: return this.lookup(id, ino, name ?? '');
+        case FuseOp.Getattr: return this.getattr(id, ino);
+        case FuseOp.Setattr: return this.getattr(id, ino); // truncation of a control file: a no-op
+        case FuseOp.Opendir: return this.opendir(id, ino);
+        case FuseOp.Readdir: return this.readdir(id, ino, offset, size);
+        case FuseOp.Open: return this.open(id, ino, { pid, uid, gid }, flags);
+        case FuseOp.Read: return this.read(id, fh, offset, size);
+        case FuseOp.Write: return this.write(id, fh, offset, data ?? Buffer.alloc(0), { pid, uid, gid });
+        case FuseOp.Release: this.handles.delete(fh); return this.native.replyErr(id, 0);
+        default: return this.native.replyErr(id, E.ENOSYS);
+      }
+    } catch {
+      // A bug must cost one request, never the daemon. (If the id was already answered the
+      // native side refuses the second answer with an exception, which we swallow here too.)
+      try { this.native.replyErr(id, E.EIO); } catch { /* already answered */ }
+    }
+  };
+
+  private lookup(id: number, parentIno: number, name: string): void {
+    const parent = this.nodes.get(parentIno);
+    const node = parent?.kind === 'dir' ? parent.children.get(name) : undefined;
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    this.native.replyEntry(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, 0, 0, 0,
+      this.mountTimeSec, STATIC_TIMEOUT_SEC, STATIC_TIMEOUT_SEC);
+  }
+
+  private getattr(id: number, ino: number): void {
+    const node = this.nodes.get(ino);
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    this.native.replyAttr(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, 0, 0, 0,
+      this.mountTimeSec, STATIC_TIMEOUT_SEC);
+  }
+
+  private opendir(id: number, ino: number): void {
+    const node = this.nodes.get(ino);
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    if (node.kind !== 'dir') return this.native.replyErr(id, E.ENOTDIR);
+    this.native.replyOpen(id, 0, false, false, false);
+  }
+
+  private readdir(id: number, ino: number, offset: number, size: number): void {
+    const node = this.nodes.get(ino);
+    if (!node || node.kind !== 'dir') return this.native.replyErr(id, E.ENOTDIR);
+    const names = ['.', '..'];
+    const inos = [node.ino, node.parent];
+    const modes = [S_IFDIR, S_IFDIR];
+    for (const child of node.children.values()) {
+      names.push(child.name);
+      inos.push(child.ino);
+      modes.push(this.modeOf(child) & 0o170000);
+    }
+    this.native.replyDir(id, names, inos, modes, offset, size);
+  }
+
+  private open(id: number, ino: number, caller: Caller, flags: number): void {
+    const node = this.nodes.get(ino);
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    if (node.kind === 'dir') return this.native.replyErr(id, E.EISDIR);
+    const access = flags & O_ACCMODE;
+    const writing = access === O_WRONLY || access === O_RDWR;
+    if (writing && !node.writable) return this.native.replyErr(id, E.EACCES);
+    let content: Buffer | null = null;
+    if (access !== O_WRONLY) {
+      const started = process.hrtime.bigint();
+      const result = this.backend.read(node.path, caller);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (isErrno(result)) {
+        this.backend.observe?.(node.path, `errno-${result.errno}`, seconds);
+        return this.native.replyErr(id, result.errno);
+      }
+      this.backend.observe?.(node.path, 'ok', seconds);
+      content = result;
+    }
+    const fh = this.nextFh++;
+    this.handles.set(fh, { node, content, caller });
+    // Content differs per reader: never let the page cache share it between readers.
+    this.native.replyOpen(id, fh, true, false, false);
+  }
+
+  private read(id: number, fh: number, offset: number, size: number): void {
+    const handle = this.handles.get(fh);
+    if (!handle) return this.native.replyErr(id, E.EBADF);
+    if (!handle.content) return this.native.replyErr(id, E.EBADF);
+    const content = handle.content;
+    if (offset >= content.length) return this.native.replyBuf(id, EMPTY);
+    this.native.replyBuf(id, offset === 0 && size >= content.length ? content : content.subarray(offset, offset + size));
+  }
+
+  private write(id: number, fh: number, offset: number, data: Buffer, caller: Caller): void {
+    const handle = this.handles.get(fh);
+    if (!handle) return this.native.replyErr(id, E.EBADF);
+    if (!isControlPath(handle.node.path)) return this.native.replyErr(id, E.EACCES);
+    const result = this.backend.write(handle.node.path, caller, data, offset);
+    if (isErrno(result)) {
+      this.backend.observe?.(handle.node.path, `errno-${result.errno}`, 0);
+      return this.native.replyErr(id, result.errno);
+    }
+    this.backend.observe?.(handle.node.path, 'write', 0);
+    this.native.replyWrite(id, result);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,31 @@
+/**
+ * The tree isolfs serves. LXCFS-compatible paths, so an LXCFS pod manifest works by changing
+ * the prefix (/var/lib/lxcfs -> the isolfs mountpoint).
+ */
+
+/** Virtual files whose content is computed per caller. */
+export const VIEW_PATHS = [
+  '/proc/cpuinfo',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/vmstat',
+  '/proc/loadavg',
+  '/proc/uptime',
+  '/proc/swaps',
+  '/proc/diskstats',
+  '/sys/devices/system/cpu/online',
+] as const;
+export type ViewPath = (typeof VIEW_PATHS)[number];
+
+/** Control files: the sysctls of the kernel feature isolfs stands in for. */
+export const CONTROL_PATHS = [
+  '/proc/sys/kernel/stats_isolated',
+  '/proc/sys/kernel/container_stats_isolated',
+] as const;
+export type ControlPath = (typeof CONTROL_PATHS)[number];
+
+export type ServedPath = ViewPath | ControlPath;
+
+export function isControlPath(p: string): p is ControlPath {
+  return (CONTROL_PATHS as readonly string[]).includes(p);
+}

@@ -1,0 +1,190 @@
+/**
+ * The two switches of the kernel feature isolfs stands in for, and their persistence.
+ *
+ * - `kernel.stats_isolated` (host): true = isolated views; false = every reader gets host files.
+ * - `kernel.container_stats_isolated` (per container): an entry per container key (its cgroup
+ *   path). An entry applies to that cgroup and every cgroup below it; the nearest entry wins,
+ *   so a container's own child cgroups follow it (the kernel flag did not: every cgroup started
+ *   at 1 — we do better, as DESIGN.md asks).
+ *
+ * State is written atomically (temp file, fsync, rename, fsync of the directory) before a write
+ * to a control file is acknowledged, so an acknowledged switch survives kill -9 and power loss.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const STATE_FILE = 'switches.json';
+const STATE_VERSION = 1;
+
+interface PersistedState {
+  version: number;
+  hostIsolated: boolean;
+  /** container key -> 0 | 1 */
+  containers: Record<string, 0 | 1>;
+}
+
+export interface SwitchLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export class StateFileError extends Error {}
+
+export class SwitchStore {
+  private hostIsolatedValue: boolean;
+  private readonly containers = new Map<string, boolean>();
+
+  private constructor(
+    private readonly stateDir: string,
+    hostIsolatedDefault: boolean,
+  ) {
+    this.hostIsolatedValue = hostIsolatedDefault;
+  }
+
+  /**
+   * Loads the state under `stateDir`. A missing file starts from the defaults (first start); a
+   * corrupt one is moved aside (`switches.json.corrupt-<time>`) and reported at error level:
+   * never silently replaced. `hostIsolatedFlag` (the --host-isolated flag) applies only when no
+   * state was persisted: a value an operator set at run time outlives a restart.
+   */
+  static open(stateDir: string, logger: SwitchLogger, hostIsolatedFlag: boolean | undefined): SwitchStore {
+    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const store = new SwitchStore(stateDir, hostIsolatedFlag ?? true);
+    const file = path.join(stateDir, STATE_FILE);
+    let text: string | null = null;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text !== null) {
+      try {
+        const state = parseState(text);
+        store.hostIsolatedValue = state.hostIsolated;
+        for (const [key, value] of Object.entries(state.containers)) store.containers.set(key, value === 1);
+        if (hostIsolatedFlag !== undefined && hostIsolatedFlag !== state.hostIsolated) {
+          logger.warn({ persisted: state.hostIsolated, flag: hostIsolatedFlag },
+            'kernel.stats_isolated: the persisted value wins over --host-isolated (set it with isolfs sysctl -w)');
+        }
+        logger.info({ file, hostIsolated: state.hostIsolated, containers: store.containers.size }, 'switch state restored');
+      } catch (err) {
+        const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        fs.renameSync(file, aside);
+        logger.error({ file, movedTo: aside, reason: (err as Error).message },
+          'switch state file is corrupt: moved aside, starting from defaults; restore it by hand if it mattered');
+        store.persist();
+      }
+    } else {
+      store.persist();
+    }
+    return store;
+  }
+
+  get hostIsolated(): boolean {
+    return this.hostIsolatedValue;
+  }
+
+  setHostIsolated(value: boolean): void {
+    const before = this.hostIsolatedValue;
+    this.hostIsolatedValue = value;
+    try {
+      this.persist();
+    } catch (err) {
+      this.hostIsolatedValue = before; // not durable, so not acknowledged
+      throw err;
+    }
+  }
+
+  /** The explicit value for `key`: its own entry or its nearest ancestor's; undefined if none. */
+  explicitContainerValue(key: string): boolean | undefined {
+    let current = key;
+    for (;;) {
+      const value = this.containers.get(current);
+      if (value !== undefined) return value;
+      if (current === '/' || current === '') return undefined;
+      const slash = current.lastIndexOf('/');
+      current = slash <= 0 ? '/' : current.slice(0, slash);
+    }
+  }
+
+  setContainer(key: string, value: boolean): void {
+    const before = this.containers.get(key);
+    this.containers.set(key, value);
+    try {
+      this.persist();
+    } catch (err) {
+      if (before === undefined) this.containers.delete(key);
+      else this.containers.set(key, before);
+      throw err;
+    }
+  }
+
+  get optedOutCount(): number {
+    let count = 0;
+    for (const value of this.containers.values()) if (!value) count++;
+    return count;
+  }
+
+  containerKeys(): string[] {
+    return [...this.containers.keys()];
+  }
+
+  /** Drops entries whose cgroup no longer exists; persists if anything changed. */
+  forget(keys: string[]): void {
+    let changed = false;
+    for (const key of keys) changed = this.containers.delete(key) || changed;
+    if (changed) this.persist();
+  }
+
+  private persist(): void {
+    const state: PersistedState = {
+      version: STATE_VERSION,
+      hostIsolated: this.hostIsolatedValue,
+      containers: Object.fromEntries([...this.containers].map(([k, v]) => [k, v ? 1 : 0])),
+    };
+    writeFileAtomic(path.join(this.stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  }
+}
+
+function parseState(text: string): PersistedState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new StateFileError(`not JSON: ${(err as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null) throw new StateFileError('not an object');
+  const obj = raw as Record<string, unknown>;
+  if (obj.version !== STATE_VERSION) throw new StateFileError(`unknown version ${String(obj.version)}`);
+  if (typeof obj.hostIsolated !== 'boolean') throw new StateFileError('hostIsolated is not a boolean');
+  const containers = obj.containers;
+  if (typeof containers !== 'object' || containers === null || Array.isArray(containers)) {
+    throw new StateFileError('containers is not an object');
+  }
+  for (const [key, value] of Object.entries(containers)) {
+    if (!key.startsWith('/')) throw new StateFileError(`container key ${JSON.stringify(key)} is not a cgroup path`);
+    if (value !== 0 && value !== 1) throw new StateFileError(`container ${key}: value ${String(value)} is not 0 or 1`);
+  }
+  return { version: STATE_VERSION, hostIsolated: obj.hostIsolated, containers: containers as Record<string, 0 | 1> };
+}
+
+/** temp file in the same directory, fsync, rename over, fsync the directory. */
+export function writeFileAtomic(file: string, content: string): void {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(temp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temp, file);
+  const dirFd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(dirFd);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * "Containers" without a runtime: a shell moves itself into a test cgroup, then
+ * `unshare -m -p -f --mount-proc` gives it a private mount namespace (and its own pid namespace
+ * with a fresh /proc), binds the served files over /proc/... and /sys/devices/system/cpu/online,
+ * and execs the program under test — what a reader in a pod experiences.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { TestCgroup } from './cgroups';
+
+/** The files a pod binds (runc refuses /proc/vmstat at creation; unshare doesn't). */
+export const BOUND_FILES = [
+  '/proc/meminfo',
+  '/proc/cpuinfo',
+  '/proc/stat',
+  '/proc/vmstat',
+  '/proc/loadavg',
+  '/proc/uptime',
+  '/proc/swaps',
+  '/sys/devices/system/cpu/online',
+] as const;
+
+export interface ContainerOptions {
+  /** The isolfs mountpoint whose files are bound; null = bind nothing (a plain namespace). */
+  mountpoint: string | null;
+  /** Which files to bind (default all of BOUND_FILES). */
+  files?: readonly string[];
+  /** Also bind the control files at /proc/sys/kernel/{stats_isolated,container_stats_isolated}. */
+  controlFiles?: boolean;
+  /** Own pid namespace (default true). */
+  pidNamespace?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+function innerScript(options: ContainerOptions, command: string): string {
+  const lines: string[] = ['set -e'];
+  if (options.mountpoint) {
+    for (const file of options.files ?? BOUND_FILES) {
+      lines.push(`mount --bind ${path.join(options.mountpoint, file)} ${file}`);
+    }
+    if (options.controlFiles) {
+      // /proc/sys is read-only in a container-like view; bind the control files over the real
+      // sysctl entries when they exist, or over a tmpfs-backed stand-in when they don't.
+      for (const name of ['stats_isolated', 'container_stats_isolated']) {
+        lines.push(`if [ ! -e /proc/sys/kernel/${name} ]; then mkdir -p /tmp/isolfs-ctl && touch /tmp/isolfs-ctl/${name}; fi`);
+        lines.push(`t=/proc/sys/kernel/${name}; [ -e "$t" ] || t=/tmp/isolfs-ctl/${name}`);
+        lines.push(`mount --bind ${path.join(options.mountpoint, 'proc/sys/kernel', name)} "$t"`);
+      }
+    }
+  }
+  lines.push('set +e');
+  lines.push(command);
+  return lines.join('\n');
+}
+
+function outerArgs(cgroup: TestCgroup | null, options: ContainerOptions, command: string): string[] {
+  const join = cgroup ? cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ') : ':';
+  const unshare = ['unshare', '-m', '--propagation', 'private'];
+  if (options.pidNamespace !== false) unshare.push('-p', '-f', '--mount-proc', '--kill-child=SIGKILL');
+  const quoted = innerScript(options, command).replace(/'/g, `'\\''`);
+  return ['-c', `set -e; ${join}; exec ${unshare.join(' ')} bash -c '${quoted}'`];
+}
+
+/** Runs `command` (bash) in a container and collects its output. */
+export function runInContainer(cgroup: TestCgroup | null, options: ContainerOptions, command: string, timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', outerArgs(cgroup, options, command), {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => {
+      if (child.pid) child.kill('SIGKILL');
+      reject(new Error(`container command timed out after ${timeoutMs} ms: ${command}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ stdout, stderr, code }); });
+  });
+}
+
+export interface RunningContainer {
+  process: ChildProcess;
+  /** Ends the container: SIGKILL to unshare, which --kill-child passes to the namespace's init. */
+  stop(): Promise<void>;
+}
+
+/** Starts a long-running container (busy loops, sleepers); stop() ends it and everything in it. */
+export function startContainer(cgroup: TestCgroup | null, options: ContainerOptions, command: string): RunningContainer {
+  const child = spawn('bash', outerArgs(cgroup, options, command), {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  return {
+    process: child,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null && child.pid) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
