@@ -29,8 +29,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm ci builds the native addon through node-gyp (the "install" script) against libfuse3-dev.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-   || [ ! -f native/build/Release/isolfs_native.node ]; then
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# Rebuild the native parts when a source is newer than what was built (or nothing was).
+for out in native/build/Release/isolfs_native.node native/build/Release/isolfs-attach; do
+  if [ ! -f "$out" ] || [ -n "$(find native/src native/binding.gyp -newer "$out" -print -quit)" ]; then
+    npm run --silent install
+    break
+  fi
+done
 npm run --silent build

@@ -126,6 +126,9 @@ export class IsolfsBackend implements FileBackend {
     // A caller that exited before we looked: serve the host's file rather than fail a read
     // nobody is waiting for any more.
     if (!entries) return this.unknownCaller(pid, 'caller exited before its cgroup was read');
+    // Paths like "/../.." mean the caller is outside our cgroup namespace (we failed to join the
+    // host's): its real cgroup is unknown to us, so don't pretend to isolate it.
+    if (entries.relativeToOtherNamespace) return this.unknownCaller(pid, "caller's cgroup is outside our cgroup namespace");
     return locateCgroup(this.options.hierarchy, entries);
   }
 

@@ -189,7 +189,7 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
   },
   '/proc/vmstat': (r) => {
     const memory = r.memory();
-    return memory ? renderVmstat(parseVmstat(r.hostText('/proc/vmstat')), memory, r.sources.pageSizeBytes) : r.hostText('/proc/vmstat');
+    return memory ? renderVmstat(parseVmstat(r.hostText('/proc/vmstat')), memory, r.sources.pageSizeBytes, r.hostMeminfo().get('MemTotal') ?? 0n) : r.hostText('/proc/vmstat');
   },
   '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.location.key), parseLoadavg(r.hostText('/proc/loadavg'))),
   '/proc/uptime': (r) => {

@@ -1,1 +1,389 @@
-int main(void) { return 2; } /* placeholder until the attach helper lands */
+/*
+ * isolfs-attach: attach files into a running container's mount namespace.
+ *
+ * Why a separate program: setns(CLONE_NEWNS) refuses a process whose fs_struct is shared, i.e.
+ * any multi-threaded process, so Node cannot enter a container's mount namespace itself. This
+ * helper is single-threaded, does one job per invocation and exits.
+ *
+ * Why open_tree + move_mount: runc refuses bind mounts over /proc files outside a short list
+ * (/proc/vmstat is not on it), so a pod cannot ask for them at creation. A detached clone of a
+ * host file (open_tree(OPEN_TREE_CLONE)) taken *before* entering the namespace can be attached
+ * *after* entering it (move_mount), without the host path ever being visible inside.
+ *
+ * Usage:
+ *   isolfs-attach --pid PID [--replace] [--read-only] SRC:DST [SRC:DST ...]
+ *                                                                attach SRC (host) over DST
+ *   isolfs-attach --pid PID --check DST [DST ...]                report the state of each DST
+ *   isolfs-attach --pid PID --unmount DST [DST ...]              detach the top mount on each DST
+ *
+ * SRC:DST is split at the LAST colon (host sources may contain colons; container targets are
+ * fixed paths such as /proc/vmstat). DST is resolved inside the container: after setns the
+ * helper chroots to /proc/PID/root, the root that process sees. DST must already exist (a bind
+ * covers an existing file; nothing is ever created inside a container) and must not contain
+ * whitespace (output is space-separated).
+ *
+ * Output: one line per DST on stdout, in argument order, first word the result:
+ *   attach:  "ok DST [replaced=N]" | "err DST ERRNAME message"
+ *   check:   "live DST" | "dead DST" | "absent DST" | "not-mounted DST" | "err DST ERRNAME message"
+ *   unmount: "ok DST" | "err DST ERRNAME message"
+ * "dead" means a mount whose FUSE connection is gone (stat fails with ENOTCONN).
+ *
+ * Exit status: 0 every item succeeded (for --check: every state was determined), 1 at least one
+ * item failed (see its line), 2 usage error, 3 could not enter the container (nothing was done;
+ * no stdout, one line on stderr starting "isolfs-attach: ERRNAME").
+ *
+ * --replace: before attaching, detach mounts stacked on DST that are ours to replace: a dead
+ * mount (ENOTCONN), a FUSE mount, or a mount of the same filesystem as SRC. Anything else (a
+ * runtime's own bind of another filesystem) is left in place and the new mount goes on top.
+ *
+ * --read-only: make the attached mounts read-only (mount_setattr, Linux 5.12+), so a container
+ * cannot write through to the source even where the source itself would allow it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* Older glibc/kernel headers may lack these (open_tree/move_mount are Linux 5.2+). */
+#ifndef SYS_open_tree
+#  if defined(__x86_64__) || defined(__aarch64__)
+#    define SYS_open_tree 428
+#  endif
+#endif
+#ifndef SYS_move_mount
+#  if defined(__x86_64__) || defined(__aarch64__)
+#    define SYS_move_mount 429
+#  endif
+#endif
+#ifndef OPEN_TREE_CLONE
+#  define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#  define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef SYS_mount_setattr
+#  if defined(__x86_64__) || defined(__aarch64__)
+#    define SYS_mount_setattr 442
+#  endif
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#  define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#  define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#  define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef STATX_ATTR_MOUNT_ROOT
+#  define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
+#ifndef AT_STATX_FORCE_SYNC
+#  define AT_STATX_FORCE_SYNC 0x2000
+#endif
+#ifndef UMOUNT_NOFOLLOW
+#  define UMOUNT_NOFOLLOW 0x8
+#endif
+#define FUSE_SUPER_MAGIC 0x65735546
+
+/* A stack of mounts on one file deeper than this is not ours: stop rather than loop. */
+#define MAX_REPLACE_LAYERS 16
+
+enum mode { MODE_ATTACH, MODE_CHECK, MODE_UNMOUNT };
+
+struct item {
+    const char *src; /* attach only */
+    const char *dst;
+    int tree_fd;     /* attach only: the detached clone of src, or -1 */
+    dev_t src_dev;   /* attach only: filesystem of src, to recognise our own earlier mounts */
+    int src_errno;   /* attach only: why the source could not be prepared ... */
+    const char *src_what; /* ... and at which step */
+};
+
+static const char *errno_name(int err) {
+    /* strerrorname_np needs glibc 2.32; a table keeps the helper building on older images. */
+    switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EBUSY: return "EBUSY";
+    case EXDEV: return "EXDEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case EROFS: return "EROFS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case ELOOP: return "ELOOP";
+    case ENOTCONN: return "ENOTCONN";
+    case ECONNABORTED: return "ECONNABORTED";
+    case ESTALE: return "ESTALE";
+    default: {
+        static char buf[16];
+        snprintf(buf, sizeof buf, "E%d", err);
+        return buf;
+    }
+    }
+}
+
+static void usage(const char *why) {
+    fprintf(stderr,
+            "isolfs-attach: %s\n"
+            "usage: isolfs-attach --pid PID [--replace] [--read-only] SRC:DST [SRC:DST ...]\n"
+            "       isolfs-attach --pid PID --check DST [DST ...]\n"
+            "       isolfs-attach --pid PID --unmount DST [DST ...]\n",
+            why);
+    exit(2);
+}
+
+static void fatal(int err, const char *what, long pid) {
+    fprintf(stderr, "isolfs-attach: %s pid %ld: %s: %s\n", errno_name(err), pid, what, strerror(err));
+    exit(3);
+}
+
+static void item_error(const char *dst, int err, const char *what) {
+    printf("err %s %s %s: %s\n", dst, errno_name(err), what, strerror(err));
+}
+
+static int has_whitespace(const char *s) {
+    for (; *s; s++)
+        if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') return 1;
+    return 0;
+}
+
+static int sys_open_tree(int dfd, const char *path, unsigned flags) {
+    return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+
+/* Our own copy of struct mount_attr: glibc's <sys/mount.h> only has it from 2.36 on. */
+struct isolfs_mount_attr {
+    unsigned long long attr_set;
+    unsigned long long attr_clr;
+    unsigned long long propagation;
+    unsigned long long userns_fd;
+};
+
+static int sys_mount_setattr_rdonly(int fd) {
+    struct isolfs_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    return (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+}
+
+static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags) {
+    return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+
+/*
+ * Is `path` the root of a mount? statx's STATX_ATTR_MOUNT_ROOT (Linux 5.8+) answers directly;
+ * on older kernels a different device than the parent directory is the classic test.
+ * Returns 1/0, or -1 with errno set (ENOTCONN for a dead FUSE mount). FORCE_SYNC makes FUSE ask
+ * its daemon instead of answering from cached attributes, so a dead connection is noticed.
+ */
+static int is_mount_root(const char *path, struct statx *stx) {
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE | STATX_INO, stx) != 0) return -1;
+    if (stx->stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) return (stx->stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    char parent[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
+    memcpy(parent, path, len + 1);
+    char *slash = strrchr(parent, '/');
+    if (!slash) return 0;
+    if (slash == parent) slash[1] = '\0'; else *slash = '\0';
+    struct statx pstx;
+    if (statx(AT_FDCWD, parent, 0, STATX_INO, &pstx) != 0) return -1;
+    return pstx.stx_dev_major != stx->stx_dev_major || pstx.stx_dev_minor != stx->stx_dev_minor;
+}
+
+/* Detach every mount on dst that --replace may remove; returns how many, or -1 (errno set). */
+static int remove_replaceable(const struct item *it) {
+    int removed = 0;
+    while (removed < MAX_REPLACE_LAYERS) {
+        struct statx stx;
+        int root = is_mount_root(it->dst, &stx);
+        int replaceable;
+        if (root < 0) {
+            if (errno != ENOTCONN) return errno == ENOENT ? removed : -1;
+            replaceable = 1; /* dead FUSE connection: nothing can read it any more */
+        } else if (root == 0) {
+            return removed;
+        } else {
+            struct statfs sfs;
+            dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+            replaceable = dev == it->src_dev ||
+                          (statfs(it->dst, &sfs) == 0 && (unsigned long)sfs.f_type == FUSE_SUPER_MAGIC);
+        }
+        if (!replaceable) return removed;
+        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) return -1;
+        removed++;
+    }
+    return removed;
+}
+
+static int attach_one(const struct item *it, int replace) {
+    if (it->tree_fd < 0) {
+        errno = it->src_errno;
+        item_error(it->dst, errno, it->src_what);
+        return -1;
+    }
+    int removed = 0;
+    if (replace) {
+        removed = remove_replaceable(it);
+        if (removed < 0) { item_error(it->dst, errno, "cannot remove the previous mount"); return -1; }
+    }
+    struct statx stx;
+    /* FORCE_SYNC: a dead FUSE mount must answer ENOTCONN, not its cached attributes. */
+    if (statx(AT_FDCWD, it->dst, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) != 0) {
+        int err = errno;
+        if (err == ENOENT) item_error(it->dst, err, "target does not exist in the container (not created)");
+        else if (err == ENOTCONN) item_error(it->dst, err, "target is a dead FUSE mount (use --replace)");
+        else item_error(it->dst, err, "cannot stat target");
+        return -1;
+    }
+    /* Without MOVE_MOUNT_T_SYMLINKS the final component is not followed: a symlink planted by the
+     * container cannot redirect the mount. The path itself resolves under the container's root. */
+    if (sys_move_mount(it->tree_fd, "", AT_FDCWD, it->dst, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        item_error(it->dst, errno, "move_mount failed");
+        return -1;
+    }
+    if (removed > 0) printf("ok %s replaced=%d\n", it->dst, removed);
+    else printf("ok %s\n", it->dst);
+    return 0;
+}
+
+static int check_one(const char *dst) {
+    struct statx stx;
+    int root = is_mount_root(dst, &stx);
+    if (root < 0) {
+        if (errno == ENOTCONN) { printf("dead %s\n", dst); return 0; }
+        if (errno == ENOENT) { printf("absent %s\n", dst); return 0; }
+        item_error(dst, errno, "cannot stat target");
+        return -1;
+    }
+    printf("%s %s\n", root ? "live" : "not-mounted", dst);
+    return 0;
+}
+
+static int unmount_one(const char *dst) {
+    if (umount2(dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
+        item_error(dst, errno, errno == EINVAL ? "not a mount point" : "umount failed");
+        return -1;
+    }
+    printf("ok %s\n", dst);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    long pid = -1;
+    int replace = 0;
+    int read_only = 0;
+    enum mode mode = MODE_ATTACH;
+    int first = 1;
+    for (; first < argc; first++) {
+        const char *a = argv[first];
+        if (strcmp(a, "--pid") == 0) {
+            if (++first >= argc) usage("--pid needs a value");
+            char *end;
+            errno = 0;
+            pid = strtol(argv[first], &end, 10);
+            if (errno || *end || end == argv[first] || pid <= 0 || pid > INT_MAX) usage("--pid must be a positive integer");
+        } else if (strcmp(a, "--replace") == 0) {
+            replace = 1;
+        } else if (strcmp(a, "--read-only") == 0) {
+            read_only = 1;
+        } else if (strcmp(a, "--check") == 0) {
+            mode = MODE_CHECK;
+        } else if (strcmp(a, "--unmount") == 0) {
+            mode = MODE_UNMOUNT;
+        } else if (strcmp(a, "--") == 0) {
+            first++;
+            break;
+        } else if (a[0] == '-' && a[1] == '-') {
+            usage("unknown option");
+        } else {
+            break;
+        }
+    }
+    if (pid < 0) usage("--pid is required");
+    if ((replace || read_only) && mode != MODE_ATTACH) usage("--replace and --read-only only apply to attaching");
+    int count = argc - first;
+    if (count <= 0) usage("nothing to do");
+
+    struct item *items = calloc((size_t)count, sizeof *items);
+    if (!items) fatal(ENOMEM, "allocating", pid);
+    for (int i = 0; i < count; i++) {
+        char *arg = argv[first + i];
+        items[i].tree_fd = -1;
+        if (mode == MODE_ATTACH) {
+            char *colon = strrchr(arg, ':');
+            if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST");
+            *colon = '\0';
+            items[i].src = arg;
+            items[i].dst = colon + 1;
+        } else {
+            items[i].dst = arg;
+        }
+        if (items[i].dst[0] != '/') usage("DST must be an absolute path");
+        if (has_whitespace(items[i].dst)) usage("DST must not contain whitespace");
+    }
+
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
+    int ns_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its mount namespace", pid);
+    snprintf(path, sizeof path, "/proc/%ld/root", pid);
+    int root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its root", pid);
+
+    /* Sources are host paths: clone them before leaving the host's namespace. */
+    if (mode == MODE_ATTACH) {
+        for (int i = 0; i < count; i++) {
+            items[i].tree_fd = sys_open_tree(AT_FDCWD, items[i].src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+            if (items[i].tree_fd < 0) {
+                items[i].src_errno = errno;
+                items[i].src_what = "cannot clone source (open_tree)";
+                continue;
+            }
+            if (read_only && sys_mount_setattr_rdonly(items[i].tree_fd) != 0) {
+                items[i].src_errno = errno;
+                items[i].src_what = "cannot make the clone read-only (mount_setattr)";
+                close(items[i].tree_fd);
+                items[i].tree_fd = -1;
+                continue;
+            }
+            struct stat st;
+            if (fstat(items[i].tree_fd, &st) == 0) items[i].src_dev = st.st_dev;
+        }
+    }
+
+    if (setns(ns_fd, CLONE_NEWNS) != 0) fatal(errno, "setns into its mount namespace", pid);
+    /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
+     * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
+    if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) fatal(errno, "entering its root directory", pid);
+
+    int failed = 0;
+    for (int i = 0; i < count; i++) {
+        int rc;
+        switch (mode) {
+        case MODE_ATTACH: rc = attach_one(&items[i], replace); break;
+        case MODE_CHECK: rc = check_one(items[i].dst); break;
+        default: rc = unmount_one(items[i].dst); break;
+        }
+        if (rc != 0) failed = 1;
+        fflush(stdout);
+    }
+    return failed ? 1 : 0;
+}

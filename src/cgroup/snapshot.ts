@@ -94,6 +94,13 @@ export interface CgroupLocation {
   dirs: Partial<Record<Controller, string>>;
   /** The hierarchy root directory for each controller (to walk ancestors up to it). */
   roots: Partial<Record<Controller, string>>;
+  /**
+   * The cgroup's directory in the v2 (unified) hierarchy, whether or not any controller is
+   * enabled there: cgroup.procs, cgroup.threads and cpu.stat live in every v2 cgroup. null when
+   * the machine has no cgroup2 mount or the caller has no "0::" line. A controller whose dir
+   * equals this one is on v2 (see controllerVersion in hierarchy.ts).
+   */
+  unifiedDir: string | null;
 }
 
 export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'cpuset' | 'blkio' | 'io' | 'pids';

@@ -20,9 +20,19 @@ export interface HostMeminfo {
 
 /** One processor block of /proc/cpuinfo, fields in order ("processor", "vendor_id", ...). */
 export interface CpuinfoBlock {
-  /** The host CPU id ("processor" field). */
-  cpuId: number;
-  fields: Array<[name: string, value: string]>;
+  /**
+   * The host CPU id ("processor" field); null for a block of machine-wide lines that is not a
+   * CPU (ppc64's and arm's trailing "timebase"/"Hardware" summary, old arm's "Processor" header).
+   */
+  cpuId: number | null;
+  /**
+   * Fields in the host's order. `separator` is the exact text between name and value
+   * ("\t: ", "\t\t: ", ":" for x86's empty "power management:"), so a line re-emits
+   * byte-identical as name + separator + value; absent = "\t: ".
+   */
+  fields: Array<[name: string, value: string, separator?: string]>;
+  /** Whether a blank line follows the block (every CPU block on x86, arm64, ppc64); absent = true. */
+  blankLineAfter?: boolean;
 }
 
 /** One cpuN (or aggregate cpu) line of /proc/stat, in USER_HZ ticks. */
@@ -45,6 +55,8 @@ export interface HostStat {
   perCpu: Map<number, StatCpuTicks>;
   /** Every other line verbatim, keyed by its first word, in order (intr, ctxt, btime, ...). */
   otherLines: Array<[key: string, rest: string]>;
+  /** How many tick columns the host prints per cpu line (10 since Linux 2.6.33); absent = 10. */
+  cpuFieldCount?: number;
 }
 
 export interface HostLoadavg {

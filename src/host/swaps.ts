@@ -32,7 +32,8 @@ export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
       !UNSIGNED_DECIMAL.test(used!) ||
       !SIGNED_DECIMAL.test(priority!)
     ) {
-      throw fail(`line ${i + 1} is not "path type size used priority": ${JSON.stringify(lines[i])}`);
+      const shown = JSON.stringify(lines[i]);
+      throw fail(`line ${i + 1} is not "path type size used priority": ${shown}`);
     }
     devices.push({
       filename: filename!,

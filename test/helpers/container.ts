@@ -25,8 +25,6 @@ export interface ContainerOptions {
   mountpoint: string | null;
   /** Which files to bind (default all of BOUND_FILES). */
   files?: readonly string[];
-  /** Also bind the control files at /proc/sys/kernel/{stats_isolated,container_stats_isolated}. */
-  controlFiles?: boolean;
   /** Own pid namespace (default true). */
   pidNamespace?: boolean;
   env?: Record<string, string>;
@@ -43,15 +41,6 @@ function innerScript(options: ContainerOptions, command: string): string {
   if (options.mountpoint) {
     for (const file of options.files ?? BOUND_FILES) {
       lines.push(`mount --bind ${path.join(options.mountpoint, file)} ${file}`);
-    }
-    if (options.controlFiles) {
-      // /proc/sys is read-only in a container-like view; bind the control files over the real
-      // sysctl entries when they exist, or over a tmpfs-backed stand-in when they don't.
-      for (const name of ['stats_isolated', 'container_stats_isolated']) {
-        lines.push(`if [ ! -e /proc/sys/kernel/${name} ]; then mkdir -p /tmp/isolfs-ctl && touch /tmp/isolfs-ctl/${name}; fi`);
-        lines.push(`t=/proc/sys/kernel/${name}; [ -e "$t" ] || t=/tmp/isolfs-ctl/${name}`);
-        lines.push(`mount --bind ${path.join(options.mountpoint, 'proc/sys/kernel', name)} "$t"`);
-      }
     }
   }
   lines.push('set +e');

@@ -1,0 +1,182 @@
+/**
+ * Attach served files into a running container's mount namespace, check them, detach them.
+ *
+ * The work is done by native/src/attach.c (`isolfs-attach`), a single-threaded helper: setns into
+ * a mount namespace refuses multi-threaded processes, so Node cannot do it itself. This module
+ * only builds the helper's command line and parses its one-line-per-target answer.
+ *
+ * The helper resolves a source inside a FUSE mount (open_tree + fstat), which sends requests to
+ * the daemon serving it: call these functions asynchronously from the daemon (they never block
+ * its event loop), never with a synchronous exec.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+
+/** A host file (usually under the isolfs mountpoint) and where it goes in the container. */
+export interface AttachPair {
+  source: string;
+  /** Absolute path as the container sees it, e.g. /proc/vmstat. */
+  target: string;
+}
+
+export type AttachResult =
+  /** `replacedMounts`: how many earlier mounts --replace detached from the target first. */
+  | { target: string; ok: true; replacedMounts: number }
+  /** `errno`: the kernel's error name (ENOENT, EPERM, ...), `message` the helper's explanation. */
+  | { target: string; ok: false; errno: string; message: string };
+
+/**
+ * - live: something is mounted on the target and answers (stat succeeds)
+ * - dead: a mount whose FUSE connection is gone (stat fails with ENOTCONN): repair with replace
+ * - absent: the target does not exist in the container
+ * - not-mounted: the target exists and nothing is mounted on it
+ * - error: the state could not be determined (stat failed otherwise; see the helper's stderr)
+ */
+export type MountState = 'live' | 'dead' | 'absent' | 'not-mounted' | 'error';
+
+export interface AttachOptions {
+  /** Detach dead mounts, FUSE mounts and mounts of the source's filesystem on the target first. */
+  replace: boolean;
+  /** Make the attached mounts read-only (the container cannot write through them). */
+  readOnly?: boolean;
+  timeoutMs?: number;
+}
+
+/** The helper could not run at all: the container is gone, bad arguments, timeout, no binary. */
+export class AttachHelperError extends Error {
+  constructor(
+    message: string,
+    /** The helper's exit code (2 usage, 3 cannot enter the container), or null if it did not exit. */
+    readonly exitCode: number | null,
+    /** The error name the helper reported (ESRCH: no such process), or the spawn error's code. */
+    readonly errno: string | null,
+    readonly stderr: string,
+  ) {
+    super(message);
+    this.name = 'AttachHelperError';
+  }
+}
+
+// A helper blocked on a FUSE request of a hung daemon only dies on SIGKILL.
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** native/build/Release/isolfs-attach, where node-gyp builds it, relative to the package root. */
+export function defaultAttachHelperPath(): string {
+  // This file is src/attach/attach.ts or dist/attach/attach.js: the package root is two up.
+  return path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'isolfs-attach');
+}
+
+function validateTarget(target: string): void {
+  // The helper splits SRC:DST at the last colon and prints space-separated lines.
+  if (!target.startsWith('/') || /[\s:]/.test(target)) {
+    throw new AttachHelperError(`invalid target ${JSON.stringify(target)}: must be absolute, without whitespace or ':'`, null, 'EINVAL', '');
+  }
+}
+
+function validatePid(pid: number): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new AttachHelperError(`invalid pid ${pid}`, null, 'EINVAL', '');
+}
+
+interface HelperOutput {
+  lines: string[];
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs the helper; exit codes 0 and 1 are answers (1: some item failed), anything else throws. */
+function runHelper(helperPath: string, args: string[], timeoutMs: number): Promise<HelperOutput> {
+  return new Promise((resolve, reject) => {
+    execFile(helperPath, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+      const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      if (exitCode === 0 || exitCode === 1) {
+        resolve({ lines: stdout.split('\n').filter((l) => l !== ''), stderr, exitCode });
+        return;
+      }
+      const firstLine = stderr.split('\n')[0] ?? '';
+      if (err !== null && err.killed) {
+        reject(new AttachHelperError(`isolfs-attach timed out after ${timeoutMs} ms (${args.join(' ')})`, null, 'ETIMEDOUT', stderr));
+      } else if (exitCode === null) {
+        // Spawn failures (ENOENT: helper not built) carry a string code.
+        const code = err !== null && typeof err.code === 'string' ? err.code : null;
+        reject(new AttachHelperError(`cannot run ${helperPath}: ${err?.message ?? 'unknown error'}`, null, code, stderr));
+      } else {
+        // "isolfs-attach: ESRCH pid 123: ..." — the second word is the error name.
+        const errno = /^isolfs-attach: (E[A-Z0-9]+) /.exec(firstLine)?.[1] ?? null;
+        reject(new AttachHelperError(firstLine || `isolfs-attach exited with ${exitCode}`, exitCode, errno, stderr));
+      }
+    });
+  });
+}
+
+/** The helper prints one line per target, in argument order: "<word> <target> [rest]". */
+function lineFor(output: HelperOutput, index: number, target: string): { word: string; rest: string } {
+  const line = output.lines[index];
+  if (line === undefined) throw new AttachHelperError(`isolfs-attach printed no line for ${target}`, output.exitCode, null, output.stderr);
+  const [word = '', lineTarget = '', ...rest] = line.split(' ');
+  if (lineTarget !== target) {
+    throw new AttachHelperError(`isolfs-attach answered ${JSON.stringify(line)} for ${target}`, output.exitCode, null, output.stderr);
+  }
+  return { word, rest: rest.join(' ') };
+}
+
+function parseResult(output: HelperOutput, index: number, target: string): AttachResult {
+  const { word, rest } = lineFor(output, index, target);
+  if (word === 'ok') {
+    const replaced = /(?:^| )replaced=(\d+)/.exec(rest);
+    return { target, ok: true, replacedMounts: replaced ? Number(replaced[1]) : 0 };
+  }
+  if (word === 'err') {
+    const [errno = 'EIO', ...message] = rest.split(' ');
+    return { target, ok: false, errno, message: message.join(' ') };
+  }
+  throw new AttachHelperError(`isolfs-attach answered ${JSON.stringify(output.lines[index])}`, output.exitCode, null, output.stderr);
+}
+
+/**
+ * Bind each source (a host path) over its target inside the mount namespace of `pid` (any
+ * process of the container; its root directory is where targets are resolved). Targets must
+ * already exist: nothing is created inside a container. One result per pair, in order; throws
+ * AttachHelperError only when nothing could be done (e.g. errno ESRCH: the process is gone).
+ */
+export async function attachFiles(helperPath: string, pid: number, pairs: readonly AttachPair[], opts: AttachOptions): Promise<AttachResult[]> {
+  validatePid(pid);
+  if (pairs.length === 0) return [];
+  for (const pair of pairs) {
+    validateTarget(pair.target);
+    if (pair.source === '') throw new AttachHelperError(`empty source for ${pair.target}`, null, 'EINVAL', '');
+  }
+  const args = ['--pid', String(pid)];
+  if (opts.replace) args.push('--replace');
+  if (opts.readOnly) args.push('--read-only');
+  args.push('--', ...pairs.map((p) => `${p.source}:${p.target}`));
+  const output = await runHelper(helperPath, args, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  return pairs.map((p, i) => parseResult(output, i, p.target));
+}
+
+/** The state of each target inside the container of `pid` (to find mounts that need repair). */
+export async function checkMounts(
+  helperPath: string, pid: number, targets: readonly string[], opts: { timeoutMs?: number } = {},
+): Promise<Map<string, MountState>> {
+  validatePid(pid);
+  const states = new Map<string, MountState>();
+  if (targets.length === 0) return states;
+  for (const target of targets) validateTarget(target);
+  const output = await runHelper(helperPath, ['--pid', String(pid), '--check', '--', ...targets], opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  targets.forEach((target, i) => {
+    const { word } = lineFor(output, i, target);
+    const state: MountState = word === 'live' || word === 'dead' || word === 'absent' || word === 'not-mounted' ? word : 'error';
+    states.set(target, state);
+  });
+  return states;
+}
+
+/** Detach the topmost mount on each target inside the container of `pid` (lazily, MNT_DETACH). */
+export async function detachFiles(
+  helperPath: string, pid: number, targets: readonly string[], opts: { timeoutMs?: number } = {},
+): Promise<AttachResult[]> {
+  validatePid(pid);
+  if (targets.length === 0) return [];
+  for (const target of targets) validateTarget(target);
+  const output = await runHelper(helperPath, ['--pid', String(pid), '--unmount', '--', ...targets], opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  return targets.map((target, i) => parseResult(output, i, target));
+}

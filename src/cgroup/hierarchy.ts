@@ -1,0 +1,142 @@
+/**
+ * Where the cgroup hierarchies are mounted on this machine, and where a task's cgroup lives in
+ * them. discoverHierarchy runs once at start-up; locateCgroup runs per request and does no I/O.
+ *
+ * Three layouts exist in the wild, all under one root (normally /sys/fs/cgroup):
+ * - pure v2: the root itself is a cgroup2 mount (it has cgroup.controllers);
+ * - v1: one mount per controller or co-mounted group, "<root>/cpu,cpuacct", often with
+ *   symlinks "cpu" and "cpuacct" pointing to it;
+ * - hybrid: v1 mounts plus a cgroup2 mount at "<root>/unified" holding whatever controllers no
+ *   v1 hierarchy took (often none: then it only tracks processes).
+ */
+import fs from 'node:fs';
+import type { ProcCgroupEntries } from '../identity/procCgroup';
+import type { CgroupLocation, Controller } from './snapshot';
+
+export interface CgroupHierarchy {
+  cgroupRoot: string;
+  /** v1 controller -> the directory its hierarchy is mounted on (co-mounted ones share it). */
+  v1: Map<Controller, string>;
+  /** The cgroup2 mount: the root itself (pure v2), "<root>/unified" (hybrid), or null. */
+  unifiedRoot: string | null;
+  /** Controllers available in the cgroup2 hierarchy and not bound to a v1 hierarchy. */
+  unifiedControllers: Set<Controller>;
+}
+
+/** v1 controllers isolfs reads, by the name the kernel gives them. */
+const V1_CONTROLLERS: readonly Controller[] = ['memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'pids'];
+/** v2 controllers isolfs reads ("io" is v2's blkio; v2 has no cpuacct: cpu.stat is core). */
+const V2_CONTROLLERS: readonly Controller[] = ['memory', 'cpu', 'cpuset', 'io', 'pids'];
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function readControllersFile(file: string): string[] {
+  return fs.readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean);
+}
+
+/** Find the mounted hierarchies under `cgroupRoot`. Throws when there is none at all. */
+export function discoverHierarchy(cgroupRoot: string): CgroupHierarchy {
+  const root = cgroupRoot.length > 1 ? cgroupRoot.replace(/\/+$/, '') : cgroupRoot;
+  const v1 = new Map<Controller, string>();
+  let unifiedRoot: string | null = null;
+
+  if (fs.existsSync(`${root}/cgroup.controllers`)) {
+    // Pure v2: never scan for v1 mounts, a v2 cgroup may well be called "memory".
+    unifiedRoot = root;
+  } else {
+    const realMountFor = new Set<Controller>();
+    for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
+      const dir = `${root}/${entry.name}`;
+      if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
+      if (!isDirectory(dir)) continue;
+      if (!fs.existsSync(`${dir}/cgroup.procs`)) continue; // not a cgroup mount
+      const isRealMount = entry.isDirectory();
+      for (const name of entry.name.split(',')) {
+        const controller = V1_CONTROLLERS.find((c) => c === name);
+        if (controller === undefined) continue;
+        // "cpu" -> "cpu,cpuacct" and the real "cpu,cpuacct" name the same mount; prefer the
+        // real directory, so a stale symlink can never win.
+        if (!v1.has(controller) || (isRealMount && !realMountFor.has(controller))) {
+          v1.set(controller, dir);
+          if (isRealMount) realMountFor.add(controller);
+        }
+      }
+    }
+    if (fs.existsSync(`${root}/unified/cgroup.controllers`)) unifiedRoot = `${root}/unified`;
+  }
+
+  const unifiedControllers = new Set<Controller>();
+  if (unifiedRoot !== null) {
+    for (const name of readControllersFile(`${unifiedRoot}/cgroup.controllers`)) {
+      const controller = V2_CONTROLLERS.find((c) => c === name);
+      // A controller bound to a v1 hierarchy is not usable on v2 (the kernel would not list
+      // it there either; this guards against a v1 "cpu" shadowing v2 "cpu" regardless).
+      if (controller !== undefined && !v1.has(controller)) unifiedControllers.add(controller);
+    }
+  }
+
+  if (v1.size === 0 && unifiedRoot === null) {
+    throw new Error(`no cgroup v1 controller mount and no cgroup2 mount found under ${root}`);
+  }
+  return { cgroupRoot: root, v1, unifiedRoot, unifiedControllers };
+}
+
+/** A path from /proc/<pid>/cgroup that lies outside our cgroup namespace's root. */
+function isOutsideNamespace(cgroupPath: string): boolean {
+  return cgroupPath === '/..' || cgroupPath.startsWith('/../');
+}
+
+function join(root: string, cgroupPath: string): string {
+  if (cgroupPath === '/') return root;
+  return `${root}${cgroupPath.replace(/\/+$/, '')}`;
+}
+
+/**
+ * Where the task with these /proc/<pid>/cgroup entries lives, per controller. Pure (no I/O).
+ *
+ * - key: the memory path (v1 memory controller, or the unified path when memory is on v2);
+ *   without a memory controller the unified path, then "/".
+ * - version: 2 when memory is on v2, or when the machine has no v1 hierarchy at all; else 1.
+ * - A path outside our cgroup namespace ("/../x", see ProcCgroupEntries) gets no directory:
+ *   it cannot be resolved in our mounts, and joining it would escape the hierarchy root. The
+ *   key keeps the verbatim path; readers then find no controller and give their defaults.
+ */
+export function locateCgroup(h: CgroupHierarchy, entries: ProcCgroupEntries): CgroupLocation {
+  const dirs: Partial<Record<Controller, string>> = {};
+  const roots: Partial<Record<Controller, string>> = {};
+
+  for (const [controller, mountDir] of h.v1) {
+    const cgroupPath = entries.v1.get(controller);
+    if (cgroupPath === undefined || isOutsideNamespace(cgroupPath)) continue;
+    dirs[controller] = join(mountDir, cgroupPath);
+    roots[controller] = mountDir;
+  }
+
+  let unifiedDir: string | null = null;
+  if (h.unifiedRoot !== null && entries.unified !== null && !isOutsideNamespace(entries.unified)) {
+    unifiedDir = join(h.unifiedRoot, entries.unified);
+    for (const controller of h.unifiedControllers) {
+      dirs[controller] = unifiedDir;
+      roots[controller] = h.unifiedRoot;
+    }
+  }
+
+  const memoryOnV2 = h.unifiedControllers.has('memory');
+  const memoryPath = memoryOnV2 ? entries.unified : entries.v1.get('memory');
+  const key = memoryPath ?? entries.unified ?? '/';
+  const version: 1 | 2 = memoryOnV2 || h.v1.size === 0 ? 2 : 1;
+  return { key, version, dirs, roots, unifiedDir };
+}
+
+/** Which cgroup version a location's directory for `controller` belongs to; null = none. */
+export function controllerVersion(loc: CgroupLocation, controller: Controller): 1 | 2 | null {
+  const dir = loc.dirs[controller];
+  if (dir === undefined) return null;
+  return dir === loc.unifiedDir ? 2 : 1;
+}

@@ -1,0 +1,179 @@
+/**
+ * The tasks of a cgroup: thread states (for loadavg and /proc/stat's procs_running /
+ * procs_blocked), process count, and the oldest process's start time (the container's uptime).
+ *
+ * A container's tasks include those in its child cgroups (systemd or a nested runtime inside
+ * the container creates them), so both functions descend into child cgroups, up to
+ * MAX_CHILD_DEPTH levels below the container's own: deep enough for those layouts, bounded so
+ * that one container with a huge tree cannot stall a read.
+ *
+ * The thread and process ids in tasks / cgroup.threads / cgroup.procs are in the pid namespace
+ * of whoever opened the file — the daemon — so they resolve in `procRoot`, the daemon's /proc.
+ *
+ * Synchronous reads on purpose: cgroupfs and procfs never block on disk, and a sync read is
+ * ~10x cheaper than a trip through libuv's thread pool.
+ */
+import fs from 'node:fs';
+import type { CgroupLocation, Controller, TaskCounts } from './snapshot';
+import { CgroupParseError } from './snapshot';
+import { controllerVersion } from './hierarchy';
+import { readOptionalFile } from './parse';
+
+/** Child-cgroup levels searched below the container's cgroup (LXCFS's loadavg also uses 3). */
+export const MAX_CHILD_DEPTH = 3;
+
+/** Upper bound of processes examined for the container's start time. */
+export const MAX_PROCESSES_FOR_START_TIME = 20_000;
+
+interface TaskFiles {
+  dir: string;
+  /** File listing every thread id: v1 "tasks", v2 "cgroup.threads". */
+  threadsFile: string;
+}
+
+/**
+ * The directory whose task lists stand for the container. The key (container identity) is the
+ * memory path, so the memory cgroup comes first; then cpu, cpuacct, pids on v1 (in a v1 tree
+ * built by a runtime they are the same path); on v2 all are one directory. null = none
+ * (no tasks to count).
+ */
+function taskFiles(loc: CgroupLocation): TaskFiles | null {
+  if (loc.version === 2 && loc.unifiedDir !== null) {
+    return { dir: loc.unifiedDir, threadsFile: 'cgroup.threads' };
+  }
+  const v1Order: Controller[] = ['memory', 'cpu', 'cpuacct', 'pids'];
+  for (const controller of v1Order) {
+    if (controllerVersion(loc, controller) === 1) {
+      return { dir: loc.dirs[controller]!, threadsFile: 'tasks' };
+    }
+  }
+  // Not the unified dir of a v1 container: in a hybrid layout that is only systemd's process
+  // tracking, whose cgroup need not be the container's.
+  return null;
+}
+
+/** The cgroup and its child cgroups, breadth first, up to MAX_CHILD_DEPTH levels below it. */
+function cgroupTree(dir: string): string[] {
+  const dirs = [dir];
+  let level = [dir];
+  for (let depth = 0; depth < MAX_CHILD_DEPTH && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const parent of level) {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(parent, { withFileTypes: true });
+      } catch (err) {
+        // A child removed between listing and reading: skip it. The top dir must exist.
+        if (parent !== dir && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw new CgroupParseError(parent, '', (err as Error).message);
+      }
+      for (const entry of entries) {
+        if (entry.isDirectory()) next.push(`${parent}/${entry.name}`);
+      }
+    }
+    dirs.push(...next);
+    level = next;
+  }
+  return dirs;
+}
+
+/** Ids listed in `file` of each cgroup in `dirs`; a child cgroup that vanished is skipped. */
+function* listedIds(dirs: string[], file: string): Generator<string> {
+  for (const dir of dirs) {
+    let text: string | null;
+    try {
+      text = readOptionalFile(dir, file);
+    } catch (err) {
+      if (dir !== dirs[0] && err instanceof CgroupParseError) continue; // removed child cgroup
+      throw err;
+    }
+    if (text === null) {
+      if (dir === dirs[0]) throw new CgroupParseError(dir, file, 'file does not exist');
+      continue;
+    }
+    for (const line of text.split('\n')) if (line !== '') yield line;
+  }
+}
+
+/** /proc/<id>/stat split after the command name, or null when the task is gone. The command
+ *  ("(name)") may contain spaces and ')', so the fields start after the *last* ')'. */
+function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${procRoot}/${id}/stat`, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return null; // exited since it was listed
+    throw err;
+  }
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new Error(`${procRoot}/${id}/stat has no ")": ${JSON.stringify(text.slice(0, 80))}`);
+  // Field 3 (state) is index 0 here; field N is index N - 3.
+  return text.slice(close + 2).split(' ');
+}
+
+/**
+ * Count the threads of the cgroup at `loc` (and its child cgroups) by state, and its
+ * processes. Stops after `maxTasks` threads (truncated = true: the counts are a lower bound).
+ * A thread that exits between listing and reading is not counted. Throws CgroupParseError when
+ * the cgroup itself is gone (callers forget such a cgroup).
+ */
+export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
+  const counts: TaskCounts = { running: 0, blocked: 0, total: 0, processes: 0, truncated: false };
+  const files = taskFiles(loc);
+  if (files === null) return counts;
+  const dirs = cgroupTree(files.dir);
+
+  for (const tid of listedIds(dirs, files.threadsFile)) {
+    if (counts.total >= maxTasks) {
+      counts.truncated = true;
+      break;
+    }
+    const fields = statFieldsAfterComm(procRoot, tid);
+    if (fields === null) continue;
+    counts.total++;
+    // The kernel's loadavg counts R (runnable) and D (uninterruptible) tasks.
+    const state = fields[0];
+    if (state === 'R') counts.running++;
+    else if (state === 'D') counts.blocked++;
+  }
+
+  // Processes are only counted (no /proc read), but bounded the same way.
+  const pids = listedIds(dirs, 'cgroup.procs');
+  while (!pids.next().done) {
+    if (counts.processes >= maxTasks) {
+      counts.truncated = true;
+      break;
+    }
+    counts.processes++;
+  }
+  return counts;
+}
+
+/**
+ * The smallest start time (field 22 of /proc/<pid>/stat: clock ticks since boot) of the
+ * processes in the cgroup at `loc` and its child cgroups; null when it has none. Used as the
+ * container's start for /proc/uptime. At most MAX_PROCESSES_FOR_START_TIME processes are read.
+ */
+export function readOldestProcessStartTicks(
+  loc: CgroupLocation,
+  procRoot: string,
+  maxProcesses: number = MAX_PROCESSES_FOR_START_TIME,
+): bigint | null {
+  const files = taskFiles(loc);
+  if (files === null) return null;
+  let oldest: bigint | null = null;
+  let examined = 0;
+  for (const pid of listedIds(cgroupTree(files.dir), 'cgroup.procs')) {
+    if (examined++ >= maxProcesses) break;
+    const fields = statFieldsAfterComm(procRoot, pid);
+    if (fields === null) continue;
+    const token = fields[22 - 3];
+    if (token === undefined || !/^\d+$/.test(token)) {
+      throw new Error(`${procRoot}/${pid}/stat: field 22 (starttime) is not a number: ${JSON.stringify(token)}`);
+    }
+    const startTicks = BigInt(token);
+    if (oldest === null || startTicks < oldest) oldest = startTicks;
+  }
+  return oldest;
+}

@@ -1,0 +1,134 @@
+/**
+ * cgroup v1 cpuset, cpu (CFS bandwidth) and cpuacct controllers -> CpuLimits / CpuUsage.
+ *
+ * - cpuset.effective_cpus: the CPUs the cgroup may really use (its cpuset.cpus narrowed by its
+ *   ancestors and by CPU hotplug); older kernels lack it, then cpuset.cpus.
+ * - cpu.cfs_quota_us / cpu.cfs_period_us: quota -1 = no limit. A cgroup's tasks are throttled
+ *   by every ancestor's quota too, so the limit is the tightest ratio on the way to the root.
+ * - cpuacct.usage_all (4.7+): "cpu user system" then one line per possible CPU, in ns.
+ *   Fallbacks: cpuacct.usage_percpu_user / _sys (same kernels, one line each), then, on old
+ *   kernels, cpuacct.usage_percpu split by the user/system ratio of cpuacct.stat.
+ */
+import { CgroupParseError } from '../snapshot';
+import type { CpuUsage } from '../snapshot';
+import {
+  parseCpuListIn,
+  parseDecimal,
+  readFlatKeyed,
+  readOptionalFile,
+  readSingleValue,
+  selfAndAncestors,
+} from '../parse';
+
+/** Effective cpuset of the v1 cpuset cgroup at `dir`; null = no cpuset file (or empty). */
+export function readV1CpusetCpus(dir: string): number[] | null {
+  for (const file of ['cpuset.effective_cpus', 'cpuset.cpus']) {
+    const text = readOptionalFile(dir, file);
+    if (text === null) continue;
+    const cpus = parseCpuListIn(text, dir, file);
+    // A v1 cpuset with no CPUs cannot hold tasks: treat it as "no information" rather than
+    // telling a reader it has zero CPUs.
+    return cpus.length === 0 ? null : cpus;
+  }
+  return null;
+}
+
+/** Tightest CFS quota, in CPUs, of `dir` and its ancestors up to `root`; null = none. */
+export function readV1QuotaCpus(dir: string, root: string): number | null {
+  let tightest: number | null = null;
+  for (const level of selfAndAncestors(dir, root)) {
+    const quotaUs = readSingleValue(level, 'cpu.cfs_quota_us');
+    if (quotaUs === null || quotaUs < 0n) continue; // no CFS bandwidth support / -1 = unlimited
+    const periodUs = readSingleValue(level, 'cpu.cfs_period_us');
+    if (periodUs === null || periodUs <= 0n) {
+      throw new CgroupParseError(level, 'cpu.cfs_period_us', 'missing or zero while a quota is set');
+    }
+    const cpus = Number(quotaUs) / Number(periodUs); // small numbers: exact enough as doubles
+    if (tightest === null || cpus < tightest) tightest = cpus;
+  }
+  return tightest;
+}
+
+/** CPU time of the v1 cpuacct cgroup at `dir`; null when no per-mode accounting file exists. */
+export function readV1CpuUsage(dir: string): CpuUsage | null {
+  const perCpu =
+    readUsageAll(dir) ?? readPercpuUserSys(dir) ?? readPercpuSplitByStat(dir);
+  if (perCpu === null) return null;
+  let userNs = 0n;
+  let systemNs = 0n;
+  for (const cpu of perCpu) {
+    userNs += cpu.userNs;
+    systemNs += cpu.systemNs;
+  }
+  return { userNs, systemNs, perCpu };
+}
+
+type PerCpu = Array<{ userNs: bigint; systemNs: bigint }>;
+
+function readUsageAll(dir: string): PerCpu | null {
+  const file = 'cpuacct.usage_all';
+  const text = readOptionalFile(dir, file);
+  if (text === null) return null;
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (lines[0]?.trim().split(/\s+/).join(' ') !== 'cpu user system') {
+    throw new CgroupParseError(dir, file, `no "cpu user system" header: ${JSON.stringify(lines[0] ?? '')}`);
+  }
+  const perCpu: PerCpu = [];
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length !== 3) {
+      throw new CgroupParseError(dir, file, `line is not "cpu user system": ${JSON.stringify(line)}`);
+    }
+    const cpuId = Number(parseDecimal(fields[0]!, dir, file, 'cpu id'));
+    perCpu[cpuId] = {
+      userNs: parseDecimal(fields[1]!, dir, file, `cpu ${cpuId} user`),
+      systemNs: parseDecimal(fields[2]!, dir, file, `cpu ${cpuId} system`),
+    };
+  }
+  return fillGaps(perCpu);
+}
+
+/** Possible CPUs are numbered densely, but be safe: a missing id counts as idle (0 ns). */
+function fillGaps(perCpu: PerCpu): PerCpu {
+  return Array.from(perCpu, (cpu) => cpu ?? { userNs: 0n, systemNs: 0n });
+}
+
+function readValueList(dir: string, file: string): bigint[] | null {
+  const text = readOptionalFile(dir, file);
+  if (text === null) return null;
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((token, i) => parseDecimal(token, dir, file, `cpu ${i}`));
+}
+
+function readPercpuUserSys(dir: string): PerCpu | null {
+  const user = readValueList(dir, 'cpuacct.usage_percpu_user');
+  const system = readValueList(dir, 'cpuacct.usage_percpu_sys');
+  if (user === null || system === null) return null;
+  if (user.length !== system.length) {
+    const why = `${system.length} CPUs, but cpuacct.usage_percpu_user has ${user.length}`;
+    throw new CgroupParseError(dir, 'cpuacct.usage_percpu_sys', why);
+  }
+  return user.map((userNs, i) => ({ userNs, systemNs: system[i]! }));
+}
+
+/**
+ * Old kernels (< 4.7) have only per-CPU totals and a user/system split in USER_HZ ticks over
+ * all CPUs (cpuacct.stat): split every CPU's total by that overall ratio. Derived, not exact,
+ * but the totals are right and no CPU's time is invented.
+ */
+function readPercpuSplitByStat(dir: string): PerCpu | null {
+  const totals = readValueList(dir, 'cpuacct.usage_percpu');
+  const stat = readFlatKeyed(dir, 'cpuacct.stat');
+  if (totals === null || stat === null) return null;
+  const userTicks = stat.get('user') ?? 0n;
+  const systemTicks = stat.get('system') ?? 0n;
+  const ticks = userTicks + systemTicks;
+  return totals.map((totalNs) => {
+    // No ticks yet: call it all user time rather than divide by zero.
+    const userNs = ticks > 0n ? (totalNs * userTicks) / ticks : totalNs;
+    return { userNs, systemNs: totalNs - userNs };
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * cgroup v1 memory controller -> MemorySnapshot.
+ *
+ * Files (Documentation/admin-guide/cgroup-v1/memory.rst):
+ * - memory.stat: per-cgroup values, then "hierarchical_memory_limit" (the smallest
+ *   memory.limit_in_bytes of the cgroup and its ancestors: the kernel walks them for us),
+ *   "hierarchical_memsw_limit" (same for memory+swap; only with swap accounting), then
+ *   "total_<name>" for the cgroup and all its descendants. We use the total_* values: a
+ *   container's usage includes its child cgroups, exactly as memory.usage_in_bytes does.
+ * - memory.usage_in_bytes: memory charged now (includes kernel memory on kernels that charge it).
+ * - memory.memsw.*: memory+swap; absent when the kernel does not account swap
+ *   (swapaccount=0, CONFIG_MEMCG_SWAP off) — then memory.stat has no swap lines either.
+ */
+import { CgroupParseError } from '../snapshot';
+import type { MemorySnapshot, MemoryStat } from '../snapshot';
+import { readFlatKeyed, readSingleValue, v1LimitOrNull } from '../parse';
+
+/** v1 memory.stat names that are byte gauges (the rest are event counts). */
+const V1_BYTE_KEYS: ReadonlySet<string> = new Set([
+  'cache', 'rss', 'rss_huge', 'shmem', 'mapped_file', 'dirty', 'writeback', 'swap', 'swapcached',
+  'inactive_anon', 'active_anon', 'inactive_file', 'active_file', 'unevictable',
+]);
+
+/**
+ * Read the v1 memory cgroup at `dir`. Returns null when `dir` has no memory.stat (not a
+ * memory cgroup); throws CgroupParseError when `dir` is gone or a file is malformed.
+ */
+export function readV1Memory(dir: string): MemorySnapshot | null {
+  const raw = readFlatKeyed(dir, 'memory.stat');
+  if (raw === null) return null;
+  const total = (name: string): bigint => {
+    // total_* is always printed on v1; a stat without it (never seen) falls back to local.
+    const value = raw.get(`total_${name}`) ?? raw.get(name) ?? 0n;
+    return value > 0n ? value : 0n;
+  };
+
+  const stat: MemoryStat = {
+    anonBytes: total('rss'), // includes rss_huge: THP pages are counted in rss too
+    fileBytes: total('cache'),
+    shmemBytes: total('shmem'),
+    fileMappedBytes: total('mapped_file'),
+    fileDirtyBytes: total('dirty'),
+    fileWritebackBytes: total('writeback'),
+    swapCachedBytes: total('swapcached'),
+    activeAnonBytes: total('active_anon'),
+    inactiveAnonBytes: total('inactive_anon'),
+    activeFileBytes: total('active_file'),
+    inactiveFileBytes: total('inactive_file'),
+    unevictableBytes: total('unevictable'),
+    // v1 memory.stat has no kernel-memory breakdown (only memory.kmem.usage_in_bytes as one
+    // sum): 0, as documented in MemoryStat.
+    slabReclaimableBytes: 0n,
+    slabUnreclaimableBytes: 0n,
+    kernelStackBytes: 0n,
+    pageTablesBytes: 0n,
+    anonHugeBytes: total('rss_huge'),
+    events: v1Events(raw),
+  };
+
+  // hierarchical_memory_limit already is the minimum over the cgroup and its ancestors; the
+  // cgroup's own limit file is only a fallback for a memory.stat without it.
+  const hierarchicalLimit =
+    raw.get('hierarchical_memory_limit') ?? readSingleValue(dir, 'memory.limit_in_bytes');
+  const limitBytes = hierarchicalLimit === null ? null : v1LimitOrNull(hierarchicalLimit);
+
+  // A cgroup's usage_in_bytes is its page counter; the root memcg has no counter of its own
+  // and the kernel derives its usage as cache + rss (mem_cgroup_usage): do the same if absent.
+  const usageBytes = readSingleValue(dir, 'memory.usage_in_bytes') ?? total('cache') + total('rss');
+
+  const swap = readV1Swap(dir, raw, limitBytes, usageBytes);
+  return { limitBytes, usageBytes, ...swap, stat };
+}
+
+/** Event counters by their /proc/vmstat name: total_pgfault -> pgfault, ... */
+function v1Events(raw: Map<string, bigint>): Map<string, bigint> {
+  const events = new Map<string, bigint>();
+  for (const [key, value] of raw) {
+    if (!key.startsWith('total_')) continue;
+    const name = key.slice('total_'.length);
+    if (!V1_BYTE_KEYS.has(name)) events.set(name, value);
+  }
+  return events;
+}
+
+function readV1Swap(
+  dir: string,
+  raw: Map<string, bigint>,
+  limitBytes: bigint | null,
+  usageBytes: bigint,
+): Pick<MemorySnapshot, 'swapLimitBytes' | 'swapUsageBytes' | 'swapAccounted'> {
+  // The kernel prints hierarchical_memsw_limit only when it accounts swap; memory.memsw.*
+  // files are the fallback signal for a memory.stat without hierarchical lines.
+  let memswLimit = raw.get('hierarchical_memsw_limit') ?? null;
+  if (memswLimit === null) {
+    memswLimit = readSingleValue(dir, 'memory.memsw.limit_in_bytes');
+    if (memswLimit === null) {
+      return { swapLimitBytes: null, swapUsageBytes: 0n, swapAccounted: false };
+    }
+  }
+  const memswLimitBytes = v1LimitOrNull(memswLimit);
+
+  // v1 limits memory+swap together; swap alone may use what memsw allows beyond memory.
+  // (The kernel enforces memsw >= memory limit on every cgroup, so this is >= 0 in practice.)
+  let swapLimitBytes: bigint | null = null;
+  if (memswLimitBytes !== null) {
+    const swapOnly = memswLimitBytes - (limitBytes ?? 0n);
+    swapLimitBytes = swapOnly > 0n ? swapOnly : 0n;
+  }
+
+  // total_swap is the exact hierarchical swap counter; memsw.usage - usage is the fallback.
+  let swapUsageBytes = raw.get('total_swap') ?? null;
+  if (swapUsageBytes === null) {
+    const memswUsage = readSingleValue(dir, 'memory.memsw.usage_in_bytes');
+    if (memswUsage === null) {
+      const why = 'missing although memory.memsw.limit_in_bytes exists';
+      throw new CgroupParseError(dir, 'memory.memsw.usage_in_bytes', why);
+    }
+    swapUsageBytes = memswUsage - usageBytes;
+  }
+  return {
+    swapLimitBytes,
+    swapUsageBytes: swapUsageBytes > 0n ? swapUsageBytes : 0n,
+    swapAccounted: true,
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * /proc/<pid>/cgroup: which cgroup a task is in, per v1 hierarchy and in the v2 (unified) one.
+ *
+ * The kernel prints one line per mounted hierarchy (kernel/cgroup/cgroup.c, proc_cgroup_show):
+ *   "<hierarchy id>:<controllers, comma separated>[,name=<name>]:<path>"
+ * v1 hierarchies have an id > 0 and at least one controller or a name ("name=systemd");
+ * the v2 hierarchy is "0::<path>". The path is relative to the reader's cgroup namespace: a
+ * task outside that namespace's root shows as "/../..". Cgroup names may contain ':', so the
+ * path is everything after the second ':'.
+ */
+import fs from 'node:fs';
+
+export interface ProcCgroupEntries {
+  /** v1 controller (or "name=<name>" for named hierarchies) -> cgroup path; co-mounted
+   *  controllers ("cpu,cpuacct") each get their own entry with the same path. */
+  v1: Map<string, string>;
+  /** The "0::" path, or null when the kernel has no cgroup2 hierarchy mounted/visible. */
+  unified: string | null;
+  /**
+   * True when any path starts with "/..": the task is outside the reader's cgroup namespace,
+   * so the paths are relative to a root we cannot see and cannot be resolved in our mounts.
+   * The paths are kept verbatim. (Run the daemon in the host's cgroup namespace to avoid it.)
+   */
+  relativeToOtherNamespace: boolean;
+}
+
+/** Parse the text of /proc/<pid>/cgroup. Blank lines are skipped; a malformed line throws. */
+export function parseProcCgroup(text: string): ProcCgroupEntries {
+  const v1 = new Map<string, string>();
+  let unified: string | null = null;
+  let relativeToOtherNamespace = false;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') continue;
+    const fail = (why: string) =>
+      new Error(`/proc/<pid>/cgroup line ${i + 1} ${why}: ${JSON.stringify(line)}`);
+    const firstColon = line.indexOf(':');
+    const secondColon = firstColon < 0 ? -1 : line.indexOf(':', firstColon + 1);
+    if (secondColon < 0) throw fail('is not "id:controllers:path"');
+    const id = line.slice(0, firstColon);
+    const controllers = line.slice(firstColon + 1, secondColon);
+    const cgroupPath = line.slice(secondColon + 1);
+    if (!/^\d+$/.test(id)) throw fail('has a non-numeric hierarchy id');
+    if (!cgroupPath.startsWith('/')) throw fail('has a path that does not start with "/"');
+    if (cgroupPath === '/..' || cgroupPath.startsWith('/../')) relativeToOtherNamespace = true;
+
+    if (id === '0') {
+      if (controllers !== '') throw fail('is hierarchy 0 (cgroup2) but lists controllers');
+      unified = cgroupPath;
+      continue;
+    }
+    if (controllers === '') throw fail('is a v1 hierarchy without controllers or name');
+    for (const controller of controllers.split(',')) {
+      if (controller === '') throw fail('has an empty controller name');
+      v1.set(controller, cgroupPath);
+    }
+  }
+  return { v1, unified, relativeToOtherNamespace };
+}
+
+/**
+ * Read and parse /proc/<pid>/cgroup under `procRoot`. Returns null when the task is gone
+ * (ENOENT: exited and reaped; ESRCH: exiting while we read).
+ *
+ * `pid` may be a thread id: the pid FUSE reports for a request is the calling *thread*.
+ * /proc/<tid>/... resolves for any thread id even though only thread-group leaders are listed
+ * in /proc, and it shows that thread's own cgroup (which can differ from its process's in v2
+ * threaded subtrees) — the right answer for "who is asking".
+ *
+ * Synchronous on purpose: procfs never blocks on disk, and a sync read is ~10x cheaper than a
+ * trip through libuv's thread pool.
+ */
+export function readProcCgroup(procRoot: string, pid: number): ProcCgroupEntries | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return null;
+    throw err;
+  }
+  try {
+    return parseProcCgroup(text);
+  } catch (err) {
+    throw new Error(`${procRoot}/${pid}/cgroup: ${(err as Error).message}`);
+  }
+}

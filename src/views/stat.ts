@@ -1,0 +1,358 @@
+/**
+ * /proc/stat for a container: an aggregate "cpu" line and one "cpuN" line per visible CPU
+ * (renumbered 0..n-1 like cpuinfo and cpu/online), carrying the container's own CPU time.
+ *
+ * Every tick column is built from deltas since the previous read of the same container (the
+ * caller keeps the returned StatHistory per container), which is what makes "never backwards"
+ * hold by construction rather than by luck:
+ *
+ * - user, system: the cgroup's CPU time, ns -> USER_HZ ticks (floor of the cumulative value, so
+ *   rounding never accumulates). v1 (cpuacct.usage_all) has it per host CPU: a shown CPU gets its
+ *   own host CPU's time. Time spent on host CPUs that are not shown (a quota cut shows 2 of 4
+ *   cpuset CPUs; CPUs the cpuset no longer holds) is folded into the shown rows, and v2 (cpu.stat,
+ *   totals only) is folded the same way in full: spread in proportion to each shown host CPU's
+ *   busy-time delta (where the host was busy is where the container could have run), never past
+ *   a row's free time in this interval, the rest spilling to rows with room. The sum over rows
+ *   equals the cgroup's total exactly. (LXCFS serves the host's own lines on v2.)
+ * - steal: the host CPU's steal delta. The hypervisor took that time from the CPU, so from every
+ *   container on it too; top's "st" is how a tenant learns its node is overcommitted.
+ * - nice, iowait, irq, softirq, guest, guest_nice: 0 (held at their last value). Niced time is
+ *   already in the cgroup's user time; iowait, irq and softirq are per-CPU states cgroups do not
+ *   account (the host's figures are other tenants' I/O and the machine's interrupts); guest time
+ *   is a subset of user the cgroup does not split out.
+ * - idle: the rest of the wall-clock time. Each row has a clock that advances by its host CPU's
+ *   total delta (all 8 time columns; guest is inside user), and idle = clock - every other
+ *   column, held (never lowered) while the container's time runs ahead of the host's ticks
+ *   (ns-exact cgroup time vs sampled ticks), resuming once the clock catches up, so a row's
+ *   total keeps pace with wall time without drifting.
+ * - No usage figure at all (usage null): the host's columns of the shown CPU, as the TencentOS
+ *   kernel does, through the same deltas, so a container can move between the modes.
+ *
+ * Host counters that wobble (nohz idle and iowait of a CPU can read lower than a moment ago) are
+ * followed by high-water marks: a dip adds nothing, and the recovery adds only what is new. A
+ * cgroup counter that falls (the cgroup was recreated under the same path) restarts its baseline.
+ *
+ * The CPU count changing: rows keep their numbers and values; a row no longer shown is frozen,
+ * like an offline CPU, and still counts in the aggregate line (the kernel sums possible CPUs,
+ * not online ones); a row shown for the first time starts at 0 like a freshly onlined CPU. So no
+ * column of any line ever goes backwards, even then: no reset is needed. Without history (first
+ * read, daemon restart) every row starts from 0 and takes the whole since-boot delta, so the first
+ * read shows since-boot values like the real file.
+ *
+ * Other lines: procs_running and procs_blocked count the cgroup's threads (R, D), procs_running
+ * at least 1 because the reader itself runs when the kernel prints this file; without counts the
+ * host's lines. intr, ctxt, processes and softirq are the host's: no cgroup counts interrupts,
+ * context switches or forks (summing per-task counts would fall whenever a task exits), and the
+ * host's counters are monotonic and honest about the machine. btime must stay the host's:
+ * ps computes every process start time as btime + /proc/<pid>/stat's ticks since host boot.
+ */
+import type { CpuUsage, TaskCounts } from '../cgroup/snapshot';
+import type { HostStat, StatCpuTicks } from '../host/snapshot';
+import { STAT_CPU_FIELDS } from '../host/stat';
+
+export interface StatInput {
+  host: HostStat;
+  /** Host CPU ids shown, ascending (visibleCpus): row i is host CPU visible[i]. */
+  visible: number[];
+  /** The cgroup's CPU time; null = unknown (then the host's columns for the shown CPUs). */
+  usage: CpuUsage | null;
+  /** The cgroup's task states; null = unknown (then the host's procs_* lines). */
+  tasks: TaskCounts | null;
+  /** USER_HZ, the unit of /proc/stat (100 on Linux). */
+  userHz: number;
+  /** What the previous render for this container returned; null for the first one. */
+  previous: StatHistory | null;
+}
+
+/** What a render must remember for the next one of the same container. Treat as opaque. */
+export interface StatHistory {
+  /** Every row ever shown, by row number; rows at or past the current count are frozen. */
+  readonly rows: readonly StatRow[];
+  /** The aggregate "cpu" line as last emitted. */
+  readonly aggregate: StatCpuTicks;
+  /** Per host CPU id: the host's counters accounted so far (high-water marks). */
+  readonly host: ReadonlyMap<number, HostCpuMark>;
+  /** The cgroup's CPU time accounted so far, in ticks; null while usage was unknown. */
+  readonly usage: UsageMark | null;
+}
+
+export interface StatRow {
+  readonly ticks: StatCpuTicks;
+  /** Wall-clock ticks this row has lived through: the sum of its host CPUs' total deltas. */
+  readonly clockTicks: bigint;
+}
+
+export interface HostCpuMark {
+  readonly ticks: StatCpuTicks;
+  /** user+nice+system+idle+iowait+irq+softirq+steal: the CPU's elapsed time. */
+  readonly totalTicks: bigint;
+  /** user+nice+system+irq+softirq: the time the CPU did work. */
+  readonly busyTicks: bigint;
+}
+
+export interface UsageMark {
+  readonly userTicks: bigint;
+  readonly systemTicks: bigint;
+  /** Per host CPU id (v1); null when the cgroup gives totals only (v2). */
+  readonly perCpu: ReadonlyArray<{ readonly userTicks: bigint; readonly systemTicks: bigint }> | null;
+}
+
+const NS_PER_SEC = 1_000_000_000n;
+const DEFAULT_FIELD_COUNT = 10;
+const ZERO_TICKS: StatCpuTicks = {
+  user: 0n, nice: 0n, system: 0n, idle: 0n, iowait: 0n, irq: 0n, softirq: 0n, steal: 0n, guest: 0n, guestNice: 0n,
+};
+const ZERO_MARK: HostCpuMark = { ticks: ZERO_TICKS, totalTicks: 0n, busyTicks: 0n };
+
+export function renderStat(input: StatInput): { text: string; history: StatHistory } {
+  const { host, visible, previous } = input;
+  if (visible.length === 0) throw new Error('cannot render /proc/stat for 0 CPUs');
+  if (!Number.isInteger(input.userHz) || input.userHz <= 0) throw new Error(`bad USER_HZ ${input.userHz}`);
+  const userHz = BigInt(input.userHz);
+
+  const hostStep = stepHost(host, previous);
+  const usageStep = input.usage === null ? null : stepUsage(input.usage, userHz, visible, previous);
+
+  const count = visible.length;
+  const previousRows = previous?.rows ?? [];
+  const rows: StatRow[] = [];
+  const deltas = visible.map((id) => hostStep.deltas.get(id) ?? NO_DELTA);
+
+  // The container's time for each shown row in this interval (usage mode).
+  let userAdd: bigint[] = [];
+  let systemAdd: bigint[] = [];
+  if (usageStep !== null) {
+    const own = usageStep.own;
+    const capacity = deltas.map((d, row) => atLeastZero(d.totalTicks - d.ticks.steal - own[row]!.userTicks - own[row]!.systemTicks));
+    const folded = fillByWeight(usageStep.poolUser + usageStep.poolSystem, deltas.map((d) => d.busyTicks), capacity);
+    const foldedSystem = apportion(usageStep.poolSystem, folded);
+    userAdd = own.map((o, row) => o.userTicks + folded[row]! - foldedSystem[row]!);
+    systemAdd = own.map((o, row) => o.systemTicks + foldedSystem[row]!);
+  }
+
+  for (let row = 0; row < count; row++) {
+    const before = previousRows[row] ?? { ticks: ZERO_TICKS, clockTicks: 0n };
+    const delta = deltas[row]!;
+    const clockTicks = before.clockTicks + delta.totalTicks;
+    const t = { ...before.ticks };
+    if (usageStep !== null) {
+      t.user += userAdd[row]!;
+      t.system += systemAdd[row]!;
+      t.steal += delta.ticks.steal;
+    } else {
+      for (const field of STAT_CPU_FIELDS) if (field !== 'idle') t[field] += delta.ticks[field];
+    }
+    // Idle is whatever of the row's elapsed time no other column claims; held while they run ahead.
+    const claimed = t.user + t.nice + t.system + t.iowait + t.irq + t.softirq + t.steal;
+    t.idle = maxBig(before.ticks.idle, clockTicks - claimed);
+    rows.push({ ticks: clampUp(before.ticks, t), clockTicks });
+  }
+  // Rows no longer shown stay, frozen, like offline CPUs: they still count in the aggregate.
+  for (let row = count; row < previousRows.length; row++) rows.push(previousRows[row]!);
+
+  const summed = { ...ZERO_TICKS };
+  for (const r of rows) for (const field of STAT_CPU_FIELDS) summed[field] += r.ticks[field];
+  const aggregate = clampUp(previous?.aggregate ?? ZERO_TICKS, summed);
+
+  const fieldCount = host.cpuFieldCount ?? DEFAULT_FIELD_COUNT;
+  let text = `cpu  ${formatTicks(aggregate, fieldCount)}\n`;
+  for (let row = 0; row < count; row++) text += `cpu${row} ${formatTicks(rows[row]!.ticks, fieldCount)}\n`;
+  for (const [key, rest] of host.otherLines) text += `${key} ${otherLineValue(key, rest, input.tasks)}\n`;
+
+  return {
+    text,
+    history: { rows, aggregate, host: hostStep.marks, usage: usageStep?.mark ?? null },
+  };
+}
+
+function otherLineValue(key: string, hostRest: string, tasks: TaskCounts | null): string {
+  if (tasks === null) return hostRest;
+  // The reader is running while the kernel prints this file, so the kernel never prints 0 here.
+  if (key === 'procs_running') return String(Math.max(1, tasks.running));
+  if (key === 'procs_blocked') return String(tasks.blocked);
+  return hostRest;
+}
+
+// ---- host deltas --------------------------------------------------------------------------
+
+interface HostDelta {
+  ticks: StatCpuTicks;
+  totalTicks: bigint;
+  busyTicks: bigint;
+}
+const NO_DELTA: HostDelta = { ticks: ZERO_TICKS, totalTicks: 0n, busyTicks: 0n };
+
+function stepHost(host: HostStat, previous: StatHistory | null): { deltas: Map<number, HostDelta>; marks: Map<number, HostCpuMark> } {
+  // CPUs offline now keep their marks: the kernel keeps their counters for when they return.
+  const marks = new Map<number, HostCpuMark>(previous?.host ?? []);
+  const deltas = new Map<number, HostDelta>();
+  for (const [id, now] of host.perCpu) {
+    const nowMark: HostCpuMark = { ticks: now, totalTicks: totalOf(now), busyTicks: busyOf(now) };
+    // First render: everything since boot is new. Later, a CPU seen for the first time (it came
+    // online since) starts from now rather than adding its whole past to a row in one step.
+    const before = previous === null ? ZERO_MARK : (previous.host.get(id) ?? nowMark);
+    const after: HostCpuMark = {
+      ticks: mapTicks((field) => maxBig(before.ticks[field], now[field])),
+      totalTicks: maxBig(before.totalTicks, nowMark.totalTicks),
+      busyTicks: maxBig(before.busyTicks, nowMark.busyTicks),
+    };
+    marks.set(id, after);
+    deltas.set(id, {
+      ticks: mapTicks((field) => after.ticks[field] - before.ticks[field]),
+      totalTicks: after.totalTicks - before.totalTicks,
+      busyTicks: after.busyTicks - before.busyTicks,
+    });
+  }
+  return { deltas, marks };
+}
+
+function totalOf(t: StatCpuTicks): bigint {
+  return t.user + t.nice + t.system + t.idle + t.iowait + t.irq + t.softirq + t.steal;
+}
+
+function busyOf(t: StatCpuTicks): bigint {
+  return t.user + t.nice + t.system + t.irq + t.softirq;
+}
+
+// ---- cgroup usage deltas ------------------------------------------------------------------
+
+interface UsageStep {
+  mark: UsageMark;
+  /** Per shown row: the time its own host CPU ran the container (v1); 0 on v2. */
+  own: Array<{ userTicks: bigint; systemTicks: bigint }>;
+  /** Time to fold into the shown rows: on host CPUs not shown (v1), or all of it (v2). */
+  poolUser: bigint;
+  poolSystem: bigint;
+}
+
+function stepUsage(usage: CpuUsage, userHz: bigint, visible: number[], previous: StatHistory | null): UsageStep {
+  const toTicks = (ns: bigint) => (ns * userHz) / NS_PER_SEC;
+  // No history: everything the cgroup ever used is new. History without a usage mark (usage was
+  // unknown until now): start counting from now, the rows already hold the host's columns.
+  const firstRender = previous === null;
+  const before = previous?.usage ?? null;
+  const own = visible.map(() => ({ userTicks: 0n, systemTicks: 0n }));
+
+  if (usage.perCpu === null) {
+    const userTicks = toTicks(usage.userNs);
+    const systemTicks = toTicks(usage.systemNs);
+    let baseline = { userTicks, systemTicks }; // no comparable mark: nothing new yet
+    if (firstRender) baseline = { userTicks: 0n, systemTicks: 0n };
+    else if (before !== null && before.perCpu === null) baseline = before;
+    return {
+      mark: { userTicks, systemTicks, perCpu: null },
+      own,
+      poolUser: counterDelta(baseline.userTicks, userTicks),
+      poolSystem: counterDelta(baseline.systemTicks, systemTicks),
+    };
+  }
+
+  const rowOf = new Map(visible.map((id, row) => [id, row] as const));
+  const perCpu = usage.perCpu.map((cpu) => ({ userTicks: toTicks(cpu.userNs), systemTicks: toTicks(cpu.systemNs) }));
+  let poolUser = 0n;
+  let poolSystem = 0n;
+  let userTotal = 0n;
+  let systemTotal = 0n;
+  perCpu.forEach((now, id) => {
+    userTotal += now.userTicks;
+    systemTotal += now.systemTicks;
+    const then = firstRender ? { userTicks: 0n, systemTicks: 0n } : (before?.perCpu?.[id] ?? now);
+    const userDelta = counterDelta(then.userTicks, now.userTicks);
+    const systemDelta = counterDelta(then.systemTicks, now.systemTicks);
+    const row = rowOf.get(id);
+    if (row === undefined) {
+      poolUser += userDelta;
+      poolSystem += systemDelta;
+    } else {
+      own[row] = { userTicks: userDelta, systemTicks: systemDelta };
+    }
+  });
+  return { mark: { userTicks: userTotal, systemTicks: systemTotal, perCpu }, own, poolUser, poolSystem };
+}
+
+/** A cgroup counter that fell was reset (recreated cgroup): count from its new value, add 0 now. */
+function counterDelta(before: bigint, now: bigint): bigint {
+  return now > before ? now - before : 0n;
+}
+
+// ---- integer apportioning -----------------------------------------------------------------
+
+/**
+ * Split `total` over rows in proportion to `weights` (all 0 = evenly), in whole ticks summing to
+ * exactly `total`: floor shares, then the leftover ticks to the largest remainders (lowest row
+ * first on ties).
+ */
+export function apportion(total: bigint, weights: bigint[]): bigint[] {
+  if (total <= 0n || weights.length === 0) return weights.map(() => 0n);
+  let sum = 0n;
+  for (const w of weights) sum += w;
+  const w = sum > 0n ? weights : weights.map(() => 1n);
+  if (sum <= 0n) sum = BigInt(weights.length);
+  const shares = w.map((wi) => (total * wi) / sum);
+  let left = total;
+  for (const s of shares) left -= s;
+  const byRemainder = w
+    .map((wi, row) => ({ row, remainder: (total * wi) % sum }))
+    .sort((a, b) => (a.remainder === b.remainder ? a.row - b.row : a.remainder > b.remainder ? -1 : 1));
+  for (let k = 0; left > 0n; k++, left--) shares[byRemainder[k]!.row]! += 1n;
+  return shares;
+}
+
+/**
+ * Pour `pool` into rows in proportion to `weights`, no row past its `capacity`; a full row drops
+ * out and the rest is shared again among the others ("water filling"). What exceeds every
+ * row's capacity is still given out, by weight: the cgroup's time is conserved, and idle
+ * (held, never lowered) absorbs the overshoot.
+ */
+export function fillByWeight(pool: bigint, weights: bigint[], capacity: bigint[]): bigint[] {
+  const shares = weights.map(() => 0n);
+  let remaining = pool;
+  let open = capacity.map((_, row) => row).filter((row) => capacity[row]! > 0n);
+  while (remaining > 0n && open.length > 0) {
+    const openWeights = open.map((row) => weights[row]!);
+    // No busy time anywhere to go by: fill by free room instead.
+    const useRoom = openWeights.every((w) => w === 0n);
+    const offered = apportion(remaining, useRoom ? open.map((row) => capacity[row]! - shares[row]!) : openWeights);
+    const overflowing = open.filter((row, k) => shares[row]! + offered[k]! > capacity[row]!);
+    if (overflowing.length === 0) {
+      open.forEach((row, k) => (shares[row]! += offered[k]!));
+      remaining = 0n;
+      break;
+    }
+    for (const row of overflowing) {
+      remaining -= capacity[row]! - shares[row]!;
+      shares[row] = capacity[row]!;
+    }
+    open = open.filter((row) => !overflowing.includes(row));
+  }
+  if (remaining > 0n) {
+    const extra = apportion(remaining, weights);
+    extra.forEach((e, row) => (shares[row]! += e));
+  }
+  return shares;
+}
+
+// ---- small helpers ------------------------------------------------------------------------
+
+function mapTicks(f: (field: keyof StatCpuTicks) => bigint): StatCpuTicks {
+  const t = { ...ZERO_TICKS };
+  for (const field of STAT_CPU_FIELDS) t[field] = f(field);
+  return t;
+}
+
+/** Every column at least its previous value: the invariant every reader of /proc/stat assumes. */
+function clampUp(before: StatCpuTicks, now: StatCpuTicks): StatCpuTicks {
+  return mapTicks((field) => maxBig(before[field], now[field]));
+}
+
+function formatTicks(t: StatCpuTicks, fieldCount: number): string {
+  return STAT_CPU_FIELDS.slice(0, fieldCount).map((field) => t[field]).join(' ');
+}
+
+function maxBig(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+function atLeastZero(a: bigint): bigint {
+  return a > 0n ? a : 0n;
+}

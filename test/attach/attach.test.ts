@@ -1,0 +1,265 @@
+/**
+ * The attach helper against a real OCI runtime (Debian's runc, busybox rootfs), no daemon:
+ * host tmp files stand in for the served files.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AttachHelperError, attachFiles, checkMounts, defaultAttachHelperPath, detachFiles } from '../../src/attach/attach';
+import { CGROUP_ROOT, isPureV2, ownCgroups } from '../helpers/cgroups';
+import { processExited, RuncError, RUNC_STATE_ROOT, removeStaleContainers, runContainer, runcAvailable, type RuncContainer } from '../helpers/runc';
+
+const HELPER = defaultAttachHelperPath();
+const MiB = 1024n * 1024n;
+
+/** Mount points on `target` inside the container, from the host's view of its mountinfo. */
+function mountsOn(pid: number, target: string): string[] {
+  return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').filter((l) => l.split(' ')[4] === target);
+}
+
+function unusedPid(): number {
+  const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  for (let pid = pidMax - 1; pid > 1; pid--) if (!fs.existsSync(`/proc/${pid}`)) return pid;
+  throw new Error('no free pid');
+}
+
+describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-attach-test-'));
+  const fakeMeminfo = path.join(scratch, 'meminfo');
+  const vmstatA = path.join(scratch, 'vmstat-a');
+  const vmstatB = path.join(scratch, 'vmstat-b');
+  const containers: RuncContainer[] = [];
+  let container: RuncContainer;
+
+  beforeAll(async () => {
+    expect(fs.existsSync(HELPER), `${HELPER} is not built (npm install / node-gyp)`).toBe(true);
+    await removeStaleContainers();
+    fs.writeFileSync(fakeMeminfo, 'MemTotal:         262144 kB\nMemFree:          200000 kB\n');
+    fs.writeFileSync(vmstatA, 'nr_free_pages 111\npgpgin 1\n');
+    fs.writeFileSync(vmstatB, 'nr_free_pages 222\npgpgin 2\n');
+    container = await runContainer({
+      memoryLimitBytes: 256n * MiB,
+      cpuQuotaUs: 50_000,
+      cpuPeriodUs: 100_000,
+      binds: [{ source: fakeMeminfo, destination: '/proc/meminfo' }],
+    });
+    containers.push(container);
+  });
+
+  afterAll(async () => {
+    for (const c of containers) await c.delete();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('runc refuses a bind mount over /proc/vmstat at creation and leaves nothing behind', async () => {
+    const attempt = runContainer({ binds: [{ source: vmstatA, destination: '/proc/vmstat' }] });
+    await expect(attempt).rejects.toThrow(RuncError);
+    await expect(attempt).rejects.toThrow(/\/proc\/vmstat.*cannot be mounted because it is inside \/proc/);
+    const state = fs.readdirSync(RUNC_STATE_ROOT);
+    expect(state.filter((id) => id.startsWith(`isolfs-test-${process.pid}-`) && id !== container.id)).toEqual([]);
+  });
+
+  it('puts the container cgroup beneath our own in every controller, with the limits asked for', () => {
+    const dirs = container.cgroups();
+    if (isPureV2()) {
+      const dir = dirs.get('')!;
+      expect(dir.startsWith(path.join(CGROUP_ROOT, ownCgroups().unified) + '/')).toBe(true);
+      expect(fs.readFileSync(path.join(dir, 'memory.max'), 'utf8').trim()).toBe(String(256n * MiB));
+      expect(fs.readFileSync(path.join(dir, 'cpu.max'), 'utf8').trim()).toBe('50000 100000');
+      return;
+    }
+    for (const [controller, ownPath] of ownCgroups().v1) {
+      const hierarchy = controller.startsWith('name=') ? controller.slice(5) : controller;
+      expect(dirs.get(controller), controller).toBe(path.join(CGROUP_ROOT, hierarchy, ownPath, container.cgroupsPath));
+    }
+    expect(fs.readFileSync(path.join(dirs.get('memory')!, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(256n * MiB));
+    expect(fs.readFileSync(path.join(dirs.get('cpu')!, 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000');
+    expect(fs.readFileSync(path.join(dirs.get('cpu')!, 'cpu.cfs_period_us'), 'utf8').trim()).toBe('100000');
+  });
+
+  it('shows a file bound over /proc/meminfo at creation', async () => {
+    const result = await container.exec(['cat', '/proc/meminfo']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(fs.readFileSync(fakeMeminfo, 'utf8'));
+  });
+
+  it('attaches a host file over /proc/vmstat in the running container, invisible to the host', async () => {
+    const before = await container.exec(['cat', '/proc/vmstat']);
+    expect(before.stdout).toMatch(/^nr_free_pages \d+\n/);
+    expect(before.stdout).not.toBe(fs.readFileSync(vmstatA, 'utf8'));
+
+    const results = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/vmstat' }], { replace: false });
+    expect(results).toEqual([{ target: '/proc/vmstat', ok: true, replacedMounts: 0 }]);
+    expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toBe('nr_free_pages 111\npgpgin 1\n');
+    expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(1);
+    // The host's own /proc/vmstat is untouched.
+    expect(mountsOn(process.pid, '/proc/vmstat')).toHaveLength(0);
+    expect(fs.readFileSync('/proc/vmstat', 'utf8')).toMatch(/^nr_free_pages \d+\n/);
+  });
+
+  it('--check reports live, not-mounted and absent targets', async () => {
+    const states = await checkMounts(HELPER, container.pid, ['/proc/vmstat', '/proc/meminfo', '/proc/stat', '/proc/no-such-file']);
+    expect([...states]).toEqual([
+      ['/proc/vmstat', 'live'],
+      ['/proc/meminfo', 'live'],
+      ['/proc/stat', 'not-mounted'],
+      ['/proc/no-such-file', 'absent'],
+    ]);
+  });
+
+  it('without replace stacks a new mount; with replace removes the earlier ones of the same filesystem', async () => {
+    const stacked = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat' }], { replace: false });
+    expect(stacked[0]).toMatchObject({ ok: true, replacedMounts: 0 });
+    expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(2);
+
+    fs.writeFileSync(vmstatB, 'nr_free_pages 333\npgpgin 3\n');
+    const replaced = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat' }], { replace: true });
+    expect(replaced).toEqual([{ target: '/proc/vmstat', ok: true, replacedMounts: 2 }]);
+    expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(1);
+    expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toBe('nr_free_pages 333\npgpgin 3\n');
+  });
+
+  it('replace leaves a runtime bind of another filesystem in place and stacks on it', async () => {
+    // /proc/meminfo is runc's bind of a file on the scratch filesystem; a tmpfs file is "not ours".
+    const onTmpfs = '/dev/shm/isolfs-attach-test-meminfo';
+    fs.writeFileSync(onTmpfs, 'MemTotal: 1 kB\n');
+    try {
+      const results = await attachFiles(HELPER, container.pid, [{ source: onTmpfs, target: '/proc/meminfo' }], { replace: true });
+      const sameFs = fs.statSync(onTmpfs).dev === fs.statSync(fakeMeminfo).dev;
+      expect(results[0]).toMatchObject({ ok: true, replacedMounts: sameFs ? 1 : 0 });
+      expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe('MemTotal: 1 kB\n');
+      expect(mountsOn(container.pid, '/proc/meminfo')).toHaveLength(sameFs ? 1 : 2);
+      // Detaching ours uncovers runc's bind again.
+      expect(await detachFiles(HELPER, container.pid, ['/proc/meminfo'])).toEqual([{ target: '/proc/meminfo', ok: true, replacedMounts: 0 }]);
+      if (!sameFs) expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe(fs.readFileSync(fakeMeminfo, 'utf8'));
+    } finally {
+      fs.rmSync(onTmpfs, { force: true });
+    }
+  });
+
+  it('read-only attach refuses writes from inside the container', async () => {
+    const writable = path.join(scratch, 'loadavg');
+    fs.writeFileSync(writable, '0.00 0.00 0.00 1/1 1\n');
+    const [result] = await attachFiles(HELPER, container.pid, [{ source: writable, target: '/proc/loadavg' }], { replace: true, readOnly: true });
+    expect(result).toMatchObject({ ok: true });
+    expect(mountsOn(container.pid, '/proc/loadavg')[0]).toMatch(/ \/proc\/loadavg ro[, ]/);
+    const write = await container.exec(['sh', '-c', 'echo overwritten > /proc/loadavg']);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/Read-only file system/);
+    expect(fs.readFileSync(writable, 'utf8')).toBe('0.00 0.00 0.00 1/1 1\n');
+  });
+
+  it('fails a pair whose target does not exist without creating it, and still does the others', async () => {
+    const results = await attachFiles(HELPER, container.pid, [
+      { source: vmstatA, target: '/proc/isolfs-no-such-file' },
+      { source: path.join(scratch, 'no-such-source'), target: '/proc/uptime' },
+      { source: vmstatA, target: '/proc/swaps' },
+    ], { replace: false });
+    expect(results[0]).toMatchObject({ ok: false, errno: 'ENOENT', message: expect.stringMatching(/does not exist in the container/) });
+    expect(results[1]).toMatchObject({ ok: false, errno: 'ENOENT', message: expect.stringMatching(/cannot clone source/) });
+    expect(results[2]).toMatchObject({ ok: true });
+    expect((await checkMounts(HELPER, container.pid, ['/proc/isolfs-no-such-file'])).get('/proc/isolfs-no-such-file')).toBe('absent');
+    expect((await container.exec(['cat', '/proc/swaps'])).stdout).toBe(fs.readFileSync(vmstatA, 'utf8'));
+  });
+
+  it('unmount detaches the top mount and reports a target with nothing mounted', async () => {
+    const results = await detachFiles(HELPER, container.pid, ['/proc/vmstat', '/proc/stat']);
+    expect(results[0]).toEqual({ target: '/proc/vmstat', ok: true, replacedMounts: 0 });
+    expect(results[1]).toMatchObject({ target: '/proc/stat', ok: false, errno: 'EINVAL' });
+    expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toMatch(/^nr_free_pages \d+\n/);
+    expect((await checkMounts(HELPER, container.pid, ['/proc/vmstat'])).get('/proc/vmstat')).toBe('not-mounted');
+  });
+
+  it('a pid that does not exist is a clear ESRCH error, not a crash', async () => {
+    const pid = unusedPid();
+    const attempt = attachFiles(HELPER, pid, [{ source: vmstatA, target: '/proc/vmstat' }], { replace: false });
+    await expect(attempt).rejects.toBeInstanceOf(AttachHelperError);
+    await expect(attempt).rejects.toMatchObject({ exitCode: 3, errno: 'ESRCH', message: expect.stringMatching(new RegExp(`pid ${pid}`)) });
+    await expect(checkMounts(HELPER, pid, ['/proc/vmstat'])).rejects.toMatchObject({ errno: 'ESRCH' });
+  });
+
+  it('rejects targets the helper could not report on unambiguously', async () => {
+    await expect(attachFiles(HELPER, container.pid, [{ source: vmstatA, target: 'proc/vmstat' }], { replace: false })).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(checkMounts(HELPER, container.pid, ['/proc/a b'])).rejects.toMatchObject({ errno: 'EINVAL' });
+  });
+
+  describe.skipIf(!fs.existsSync('/usr/bin/lxcfs'))('a dead FUSE mount (lxcfs killed with SIGKILL)', () => {
+    const fuseDir = path.join(scratch, 'lxcfs');
+    let lxcfs: ChildProcess | null = null;
+
+    beforeAll(async () => {
+      fs.mkdirSync(fuseDir);
+      lxcfs = spawn('lxcfs', ['-f', '-p', path.join(scratch, 'lxcfs.pid'), fuseDir], { stdio: 'ignore' });
+      const deadline = Date.now() + 10_000;
+      while (!fs.existsSync(path.join(fuseDir, 'proc', 'uptime'))) {
+        if (Date.now() > deadline || lxcfs.exitCode !== null) throw new Error('lxcfs did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+
+    afterAll(async () => {
+      if (lxcfs && lxcfs.exitCode === null && lxcfs.signalCode === null) {
+        const exited = new Promise((r) => lxcfs!.once('exit', r));
+        lxcfs.kill('SIGKILL');
+        await exited;
+      }
+      // Our own host mount of the (dead) lxcfs: detach it before the scratch dir is removed.
+      if (mountsOn(process.pid, fuseDir).length > 0) await umountLazy(fuseDir);
+      expect(mountsOn(process.pid, fuseDir)).toEqual([]);
+    });
+
+    it('is reported dead after its daemon dies, and replace repairs it', async () => {
+      const [attached] = await attachFiles(HELPER, container.pid, [{ source: path.join(fuseDir, 'proc', 'uptime'), target: '/proc/uptime' }], { replace: true });
+      expect(attached).toMatchObject({ ok: true });
+      expect((await checkMounts(HELPER, container.pid, ['/proc/uptime'])).get('/proc/uptime')).toBe('live');
+      expect((await container.exec(['cat', '/proc/uptime'])).stdout).toMatch(/^\d+\.\d+ \d+\.\d+\n$/);
+
+      const exited = new Promise((r) => lxcfs!.once('exit', r));
+      lxcfs!.kill('SIGKILL');
+      await exited;
+
+      expect((await checkMounts(HELPER, container.pid, ['/proc/uptime'])).get('/proc/uptime')).toBe('dead');
+      const broken = await container.exec(['cat', '/proc/uptime']);
+      expect(broken.code).not.toBe(0);
+      expect(broken.stderr).toMatch(/Transport endpoint is not connected/);
+
+      // Without replace the helper refuses to stack on a dead mount and says why.
+      const [refused] = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/uptime' }], { replace: false });
+      expect(refused).toMatchObject({ ok: false, errno: 'ENOTCONN', message: expect.stringMatching(/--replace/) });
+
+      const uptime = path.join(scratch, 'uptime');
+      fs.writeFileSync(uptime, '12.00 3.00\n');
+      const [repaired] = await attachFiles(HELPER, container.pid, [{ source: uptime, target: '/proc/uptime' }], { replace: true });
+      expect(repaired).toEqual({ target: '/proc/uptime', ok: true, replacedMounts: 1 });
+      expect((await container.exec(['cat', '/proc/uptime'])).stdout).toBe('12.00 3.00\n');
+      expect(mountsOn(container.pid, '/proc/uptime')).toHaveLength(1);
+    });
+  });
+
+  it('kill stops the container and delete removes it, its runc state and its cgroups', async () => {
+    const extra = await runContainer({ memoryLimitBytes: 64n * MiB });
+    containers.push(extra);
+    const dirs = [...extra.cgroups().values()];
+    expect(dirs.every((d) => fs.existsSync(d))).toBe(true);
+    expect(await extra.exec(['sh', '-c', 'echo out; echo err >&2; exit 7'])).toEqual({ stdout: 'out\n', stderr: 'err\n', code: 7 });
+    await extra.kill();
+    const deadline = Date.now() + 5000;
+    while (!processExited(extra.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(processExited(extra.pid)).toBe(true);
+    await extra.delete();
+    expect(processExited(extra.pid)).toBe(true);
+    expect(fs.readdirSync(RUNC_STATE_ROOT)).not.toContain(extra.id);
+    expect(dirs.filter((d) => fs.existsSync(d))).toEqual([]);
+    expect(fs.existsSync(extra.bundleDir)).toBe(false);
+  });
+});
+
+function umountLazy(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('umount', ['-l', dir], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', () => resolve());
+  });
+}
