@@ -44,11 +44,8 @@ export interface BackendOptions {
 
 export class IsolfsBackend implements FileBackend {
   private readonly rateLimited = new RateLimitedLog(60_000);
-  private readonly hostPidNamespace: string | null;
 
-  constructor(private readonly options: BackendOptions) {
-    this.hostPidNamespace = readLinkOrNull(path.join(options.procRoot, '1', 'ns', 'pid'));
-  }
+  constructor(private readonly options: BackendOptions) {}
 
   observe(file: ServedPath, result: string, seconds: number): void {
     this.options.onRequest?.(file, result, seconds);
@@ -174,21 +171,28 @@ export class IsolfsBackend implements FileBackend {
     return { errno: E.EPERM };
   }
 
+  /**
+   * Whether the writer lives in the pid namespace our procfs belongs to (the host's, under
+   * hostPID). `NSpid` in /proc/<pid>/status lists the task's id in that namespace and in every
+   * nested one, so exactly one entry means "not in a child pid namespace". Unlike comparing
+   * /proc/<pid>/ns/pid links this needs no ptrace access (readlink of /proc/1/ns/pid is refused
+   * in some sandboxes even to root).
+   */
   private inHostPidNamespace(pid: number): boolean {
-    if (pid <= 0 || this.hostPidNamespace === null) return false;
-    return readLinkOrNull(path.join(this.options.procRoot, String(pid), 'ns', 'pid')) === this.hostPidNamespace;
+    if (pid <= 0) return false;
+    let status: string;
+    try {
+      status = fs.readFileSync(path.join(this.options.procRoot, String(pid), 'status'), 'utf8');
+    } catch {
+      return false;
+    }
+    const line = /^NSpid:\s*(.*)$/m.exec(status);
+    if (!line) return false;
+    return line[1].trim().split(/\s+/).length === 1;
   }
 }
 
 /** The directory that holds the container's processes (for its first process's environment). */
 function containerDir(location: CgroupLocation): string | undefined {
   return location.dirs.memory ?? location.dirs.cpu ?? location.dirs.pids ?? Object.values(location.dirs)[0];
-}
-
-function readLinkOrNull(p: string): string | null {
-  try {
-    return fs.readlinkSync(p);
-  } catch {
-    return null;
-  }
 }

@@ -200,7 +200,12 @@ function joinHostCgroupNamespace(native: NativeAddon, procRoot: string, logger: 
     ours = fs.readlinkSync('/proc/self/ns/cgroup');
     hosts = fs.readlinkSync(hostNs);
   } catch (err) {
-    logger.warn({ err: String(err) }, 'cannot compare cgroup namespaces; staying in ours');
+    // Some sandboxes refuse even root a look at pid 1's namespaces. Callers outside our cgroup
+    // namespace still show up as "/.." paths and get the host's files (logged per caller), so
+    // this is not fatal; say it once, quietly when it is the usual EACCES.
+    const code = (err as NodeJS.ErrnoException).code;
+    const level = code === 'EACCES' || code === 'EPERM' ? 'info' : 'warn';
+    logger[level]({ err: String(err) }, 'cannot compare cgroup namespaces; staying in ours');
     return;
   }
   if (ours === hosts) return;

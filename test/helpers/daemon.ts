@@ -37,10 +37,15 @@ export function isMounted(mountpoint: string): boolean {
 }
 
 export async function startDaemon(options: StartOptions = {}): Promise<DaemonHandle> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-test-'));
+  const ownsBase = !options.mountpoint || !options.stateDir;
+  const base = ownsBase ? fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-test-')) : '';
+  // Readers in the tests run as other uids too (the non-root writer): let them reach the mount.
+  if (ownsBase) fs.chmodSync(base, 0o755);
   const mountpoint = options.mountpoint ?? path.join(base, 'mnt');
   const stateDir = options.stateDir ?? path.join(base, 'state');
-  fs.mkdirSync(mountpoint, { recursive: true });
+  // A restart reuses a mountpoint that may still hold the dead mount (ENOTCONN): leave it to the
+  // daemon, which must cope with exactly that.
+  if (!options.mountpoint) fs.mkdirSync(mountpoint, { recursive: true });
   const child = spawn(process.execPath, [CLI, mountpoint, '--state-dir', stateDir, '--log-level', 'debug', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -66,7 +71,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     if (isMounted(mountpoint)) {
       try { execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' }); } catch { /* already gone */ }
     }
-    if (!options.mountpoint && !options.stateDir) fs.rmSync(base, { recursive: true, force: true });
+    if (ownsBase) fs.rmSync(base, { recursive: true, force: true });
   };
   return {
     mountpoint,
