@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Daemon, StartupError, type DaemonOptions } from './daemon';
 import { NativeLoadError } from './fuse/native';
+import { parseListenAddress } from './health/server';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';
 import { runSysctl } from './sysctl';
 
@@ -30,6 +31,8 @@ Options:
   --loop poll|thread       FUSE request loop: libuv-polled session fd (default) or a native thread
   --loadavg-interval-ms N  load sampling interval (default 5000 as in the kernel; for tests)
   --no-join-cgroupns       do not join the host's cgroup namespace at start
+  --http HOST:PORT         serve /healthz, /readyz and /metrics (Prometheus) there
+                           (e.g. 0.0.0.0:9464; default: no endpoint)
   --version                print the version
   --help                   print this help
 `;
@@ -61,6 +64,7 @@ function main(argv: string[]): void {
         loop: { type: 'string', default: 'poll' },
         'loadavg-interval-ms': { type: 'string', default: '5000' },
         'no-join-cgroupns': { type: 'boolean', default: false },
+        http: { type: 'string' },
       },
     });
   } catch (err) {
@@ -85,6 +89,14 @@ function main(argv: string[]): void {
   const interval = Number(values['loadavg-interval-ms']);
   if (!Number.isInteger(interval) || interval < 10) fail('--loadavg-interval-ms must be an integer >= 10', 2);
 
+  if (values.http !== undefined) {
+    try {
+      parseListenAddress(values.http);
+    } catch (err) {
+      fail((err as Error).message, 2);
+    }
+  }
+
   const options: DaemonOptions = {
     mountpoint: path.resolve(positionals[0]),
     procRoot: values['proc-root'] as string,
@@ -95,6 +107,7 @@ function main(argv: string[]): void {
     loop,
     loadavgIntervalMs: interval,
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
+    http: values.http,
   };
   const logger = createLogger(logLevel);
   let daemon: Daemon;
@@ -111,6 +124,10 @@ function main(argv: string[]): void {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  daemon.serveHealth().catch((err: unknown) => {
+    daemon.stop();
+    fail(err instanceof Error ? err.message : String(err));
+  });
   process.on('uncaughtException', (err) => {
     // Requests cannot get here (each is caught where it is answered); this is a bug elsewhere.
     // Unmount rather than leave a mount that answers nothing, then let the supervisor restart us.

@@ -16,6 +16,8 @@ import { LoadavgSampler } from './loadavg/sampler';
 import { ContainerStates, TimedCache, type HostSources } from './files';
 import { IsolfsBackend } from './backend';
 import type { Logger } from './log';
+import { Metrics } from './health/metrics';
+import { startHealthServer, type HealthServer, type MountCheck } from './health/server';
 
 export interface DaemonOptions {
   mountpoint: string;
@@ -29,6 +31,8 @@ export interface DaemonOptions {
   loadavgIntervalMs: number;
   /** Join the host's cgroup namespace (via <procRoot>/1/ns/cgroup) when ours differs. */
   joinHostCgroupNamespace: boolean;
+  /** --http HOST:PORT for /healthz, /readyz and /metrics; undefined = no endpoint. */
+  http?: string;
 }
 
 /** A start-up problem an operator can fix; printed as one line, exit status 1. */
@@ -41,6 +45,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 export class Daemon {
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private health: HealthServer | null = null;
 
   private constructor(
     readonly options: DaemonOptions,
@@ -50,6 +55,7 @@ export class Daemon {
     readonly switches: SwitchStore,
     readonly sampler: LoadavgSampler,
     readonly containers: ContainerStates,
+    readonly metrics: Metrics | null,
   ) {}
 
   static start(options: DaemonOptions, logger: Logger): Daemon {
@@ -59,9 +65,12 @@ export class Daemon {
     const hierarchy = discoverHierarchy(options.cgroupRoot);
     const switches = SwitchStore.open(options.stateDir, logger, options.hostIsolated);
     const containers = new ContainerStates();
+    // Metrics cost a little on every request: only keep them when someone can scrape them.
+    const metrics = options.http === undefined ? null : new Metrics();
     const maxTasksPerRead = 20_000;
     const sampler = new LoadavgSampler({
       intervalMs: options.loadavgIntervalMs,
+      onTick: metrics ? (stats) => metrics.observeSamplerTick(stats.durationLastTickMs / 1000) : undefined,
       countTasks: (key) => {
         const location = containers.location(key);
         if (!location) return null;
@@ -92,7 +101,11 @@ export class Daemon {
       sources,
       containers,
       logger,
+      onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
+      onContainerSeen: metrics ? (key) => metrics.containerSeen(key) : undefined,
+      onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
     });
+    metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
     const filesystem = new IsolfsFilesystem(native, backend);
     try {
       filesystem.mount(options.mountpoint, options.loop);
@@ -100,7 +113,7 @@ export class Daemon {
       throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`);
     }
     sampler.start();
-    const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers);
+    const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics);
     daemon.sweepTimer = setInterval(() => daemon.sweep(), SWEEP_INTERVAL_MS);
     daemon.sweepTimer.unref();
     logger.info({
@@ -108,6 +121,41 @@ export class Daemon {
       cgroupV1: [...hierarchy.v1.keys()], cgroupV2: hierarchy.unifiedRoot, libfuse: native.libfuseVersion(),
     }, 'isolfs serving');
     return daemon;
+  }
+
+  /**
+   * Starts the --http endpoint. Separate from start() because listening is asynchronous; a
+   * failure here (port taken, bad address) is a start-up error like a busy mountpoint.
+   */
+  async serveHealth(): Promise<void> {
+    if (this.options.http === undefined || this.metrics === null) return;
+    try {
+      this.health = await startHealthServer({
+        listen: this.options.http,
+        checkMount: () => this.checkMount(),
+        isReady: () => !this.stopped,
+        metrics: this.metrics,
+        logger: this.logger,
+      });
+    } catch (err) {
+      throw new StartupError(`cannot serve --http ${this.options.http}: ${(err as Error).message}`);
+    }
+    this.logger.info({ host: this.health.host, port: this.health.port }, 'health and metrics endpoint listening');
+  }
+
+  /**
+   * A real read through our own mount. Asynchronous on purpose: fs.promises reads in libuv's
+   * thread pool, so the event loop stays free to answer the FUSE request this read causes.
+   */
+  private async checkMount(): Promise<MountCheck> {
+    const file = path.join(this.options.mountpoint, 'proc', 'meminfo');
+    try {
+      const text = await fs.promises.readFile(file, 'utf8');
+      if (!text.startsWith('MemTotal:')) return { ok: false, detail: `${file} does not start with MemTotal:` };
+      return { ok: true, detail: `${file} answers` };
+    } catch (err) {
+      return { ok: false, detail: `${file}: ${(err as Error).message}` };
+    }
   }
 
   /** Forgets containers nobody reads and switch entries whose cgroup is gone. */
@@ -128,6 +176,8 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    // The process exits right after: closing the listener is enough, in-flight scrapes may drop.
+    void this.health?.close();
     this.sampler.stop();
     this.filesystem.unmount();
     this.logger.info({ mountpoint: this.options.mountpoint }, 'unmounted');

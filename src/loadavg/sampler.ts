@@ -54,6 +54,8 @@ export interface LoadavgSamplerOptions {
   nowMs?: () => number;
   /** A countTasks failure during a tick (default: ignored; counted in stats). */
   onError?: (key: string, error: unknown) => void;
+  /** After every tick, with its stats (the daemon feeds its metrics from this). */
+  onTick?: (stats: LoadavgSamplerStats) => void;
 }
 
 export interface LoadavgSamplerStats {
@@ -98,6 +100,7 @@ export class LoadavgSampler {
   private readonly maxContainersPerTick: number;
   private readonly nowMs: () => number;
   private readonly onError: (key: string, error: unknown) => void;
+  private readonly onTick: (stats: LoadavgSamplerStats) => void;
   /** Map order is sampling order: a sampled container moves to the end (round robin). */
   private readonly containers = new Map<string, TrackedContainer>();
   private readonly originMs: number;
@@ -120,6 +123,7 @@ export class LoadavgSampler {
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.onError = options.onError ?? (() => {});
+    this.onTick = options.onTick ?? (() => {});
     if (!(this.intervalMs > 0)) throw new RangeError(`intervalMs must be > 0: ${this.intervalMs}`);
     if (!(this.maxContainersPerTick >= 1)) {
       throw new RangeError(`maxContainersPerTick must be >= 1: ${this.maxContainersPerTick}`);
@@ -221,6 +225,7 @@ export class LoadavgSampler {
     this.counters.truncatedLastTick = truncated;
     this.counters.errorsLastTick = errors;
     this.counters.durationLastTickMs = performance.now() - startedMs;
+    this.onTick(this.stats());
   }
 
   private track(key: string, now: number): TrackedContainer {
