@@ -219,7 +219,7 @@ start_isolfs() {
   DAEMON_MNT="$BENCH_TMP/$name"
   mkdir -p "$DAEMON_MNT" "$BENCH_TMP/$name.state"
   BENCH_MOUNTS+=("$DAEMON_MNT")
-  node "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" --log-level warn "$@" \
+  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=1} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" --log-level warn "$@" \
     > "$BENCH_TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   BENCH_PIDS+=("$DAEMON_PID")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, start isolfs, and show a demo container (a cgroup
-# of 256 MiB and 1.5 CPUs with its own mount namespace and the served files bound over /proc)
+# of 256 MiB and a quota of 1 CPU with its own mount namespace and the served files bound over /proc)
 # beside the host. Then keeps serving until Ctrl-C, and cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-node dist/cli.js "$MNT" --state-dir "$STATE" &
+node --max-semi-space-size=1 dist/cli.js "$MNT" --state-dir "$STATE" &
 daemon_pid=$!
 for _ in $(seq 100); do
   grep -q " $MNT " /proc/self/mountinfo && break
@@ -41,7 +41,7 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   echo $$ > "/sys/fs/cgroup$own/isolfs-demo-self/cgroup.procs"
   echo "+memory +cpu +cpuset" > "/sys/fs/cgroup$own/cgroup.subtree_control" || true
   d="/sys/fs/cgroup$own/$leaf"; mkdir "$d"; created+=("$d")
-  echo $((256*1024*1024)) > "$d/memory.max"; echo "150000 100000" > "$d/cpu.max"
+  echo $((256*1024*1024)) > "$d/memory.max"; echo "100000 100000" > "$d/cpu.max"
   procs+=("$d/cgroup.procs")
 else
   for c in memory cpu cpuacct cpuset pids; do
@@ -50,7 +50,7 @@ else
     d="/sys/fs/cgroup/$c${own%/}/$leaf"; mkdir "$d"; created+=("$d")
     case $c in
       memory) echo $((256*1024*1024)) > "$d/memory.limit_in_bytes" ;;
-      cpu) echo 100000 > "$d/cpu.cfs_period_us"; echo 150000 > "$d/cpu.cfs_quota_us" ;;
+      cpu) echo 100000 > "$d/cpu.cfs_period_us"; echo 100000 > "$d/cpu.cfs_quota_us" ;;
       cpuset) cat "$(dirname "$d")/cpuset.cpus" > "$d/cpuset.cpus"; cat "$(dirname "$d")/cpuset.mems" > "$d/cpuset.mems" ;;
     esac
     procs+=("$d/cgroup.procs")
@@ -61,11 +61,11 @@ binds=""
 for f in /proc/meminfo /proc/cpuinfo /proc/stat /proc/vmstat /proc/loadavg /proc/uptime /proc/swaps /sys/devices/system/cpu/online; do
   binds+="mount --bind $MNT$f $f; "
 done
-show='echo "== free -m"; free -m; echo "== nproc: $(nproc)   getconf _NPROCESSORS_ONLN: $(getconf _NPROCESSORS_ONLN)"; echo "== uptime:$(uptime)"; echo "== top"; top -bn1 | head -5'
+show='echo "== free -m"; free -m; echo "== getconf _NPROCESSORS_ONLN: $(getconf _NPROCESSORS_ONLN)   nproc (sched_getaffinity, not virtualised): $(nproc)"; echo "== $(grep MemTotal /proc/meminfo)"; echo "== uptime:$(uptime)"; echo "== top"; top -bn1 | head -5'
 
 echo; echo "################ the host ################"
 bash -c "$show"
-echo; echo "######## a container: 256 MiB, 1.5 CPUs (cgroup $leaf) ########"
+echo; echo "######## a container: 256 MiB, a CPU quota of 1 CPU (cgroup $leaf) ########"
 join=""; for p in "${procs[@]}"; do join+="echo \$\$ > $p; "; done
 bash -c "$join exec unshare -m -p -f --mount-proc --propagation private --kill-child bash -c '$binds $(printf '%s' "$show" | sed "s/'/'\\\\''/g")'"
 echo
