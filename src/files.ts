@@ -47,7 +47,17 @@ export interface ContainerState {
   location: CgroupLocation;
   statHistory: StatHistory | null;
   lastSeenMs: number;
+  /** The last task count (procs_running/procs_blocked), reused for TASK_COUNTS_TTL_MS. */
+  taskCounts: { atMs: number; counts: TaskCounts } | null;
 }
+
+/**
+ * How long a container's task count is reused. Counting reads one /proc/<tid>/stat per thread:
+ * at thousands of /proc/stat reads per second (or thousands of threads) recounting on every read
+ * would dominate the cost of the file, and a procs_running up to a second old is as good as the
+ * kernel's own, which changes between any two reads anyway.
+ */
+export const TASK_COUNTS_TTL_MS = 1000;
 
 export class ContainerStates {
   private readonly states = new Map<string, ContainerState>();
@@ -55,7 +65,7 @@ export class ContainerStates {
   get(location: CgroupLocation, nowMs: number): ContainerState {
     let state = this.states.get(location.key);
     if (!state) {
-      state = { location, statHistory: null, lastSeenMs: nowMs };
+      state = { location, statHistory: null, lastSeenMs: nowMs, taskCounts: null };
       this.states.set(location.key, state);
     }
     state.location = location;
@@ -158,7 +168,13 @@ export class ViewInputs {
     return this.once('cpuUsage', () => readCpuUsage(this.location));
   }
   tasks(): TaskCounts {
-    return this.once('tasks', () => readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead));
+    return this.once('tasks', () => {
+      const cached = this.state.taskCounts;
+      if (cached && this.nowMs >= cached.atMs && this.nowMs - cached.atMs < TASK_COUNTS_TTL_MS) return cached.counts;
+      const counts = readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead);
+      this.state.taskCounts = { atMs: this.nowMs, counts };
+      return counts;
+    });
   }
   /** Host CPU ids the container sees, ascending: the numbering every CPU view shares. */
   visibleCpus(): number[] {
