@@ -34,6 +34,11 @@ export interface BackendOptions {
   sources: HostSources;
   containers: ContainerStates;
   logger: Logger;
+  /**
+   * Where the containers with a per-container subtree (/containers/<key>/) are: filled by the
+   * attach manager, which learned each location from one of the container's processes.
+   */
+  attached?: ReadonlyMap<string, CgroupLocation>;
   /** Called after every request with its outcome (metrics). */
   onRequest?: (file: string, result: string, seconds: number) => void;
   /** Called when a caller's container is seen (metrics). */
@@ -51,9 +56,18 @@ export class IsolfsBackend implements FileBackend {
     this.options.onRequest?.(file, result, seconds);
   }
 
-  read(file: ServedPath, caller: Caller): Buffer | Errno {
+  read(file: ServedPath, caller: Caller, container?: string): Buffer | Errno {
+    if (container !== undefined) {
+      const location = this.options.attached?.get(container);
+      if (!location) return { errno: E.ENOENT }; // the container went away since its dir was made
+      if (isControlPath(file)) return this.readControlFor(file, location);
+      return this.serve(file, this.decideFor(location));
+    }
     if (isControlPath(file)) return this.readControl(file, caller);
-    const decision = this.decide(caller);
+    return this.serve(file, this.decide(caller));
+  }
+
+  private serve(file: ViewPath, decision: Decision): Buffer | Errno {
     if (!decision.isolated) return this.hostFile(file);
     try {
       return Buffer.from(renderView(file, decision.location, this.options.sources, this.options.containers), 'utf8');
@@ -62,7 +76,7 @@ export class IsolfsBackend implements FileBackend {
     }
   }
 
-  write(file: ServedPath, caller: Caller, data: Buffer, offset: number): number | Errno {
+  write(file: ServedPath, caller: Caller, data: Buffer, offset: number, container?: string): number | Errno {
     if (!isControlPath(file)) return { errno: E.EACCES };
     if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
     if (file === '/proc/sys/kernel/stats_isolated') {
@@ -79,7 +93,9 @@ export class IsolfsBackend implements FileBackend {
       this.options.onSwitchChange?.();
       return data.length;
     }
-    const location = this.locate(caller.pid);
+    // Through a per-container copy the write is for that container (the writer is inside it:
+    // only its own subtree is bound there); through the shared file, for the writer's cgroup.
+    const location = container !== undefined ? this.options.attached?.get(container) ?? null : this.locate(caller.pid);
     if (!location) return { errno: E.ESRCH };
     if (location.key === '/') return this.refuse(file, caller, "the host's root cgroup is not a container");
     const value = parseSwitchWrite(data, offset);
@@ -97,10 +113,16 @@ export class IsolfsBackend implements FileBackend {
 
   /** Whether `caller` gets the isolated view, and of which cgroup. */
   decide(caller: Caller): Decision {
-    const { switches, envOptOut } = this.options;
-    if (!switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
+    if (!this.options.switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
     const location = this.locate(caller.pid);
     if (!location) return { isolated: false, reason: 'unknown-caller' };
+    return this.decideFor(location);
+  }
+
+  /** Whether the container at `location` gets the isolated view. */
+  decideFor(location: CgroupLocation): Decision {
+    const { switches, envOptOut } = this.options;
+    if (!switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
     if (location.key === '/') return { isolated: false, reason: 'root-cgroup' };
     this.options.onContainerSeen?.(location.key);
     const explicit = switches.explicitContainerValue(location.key);
@@ -137,10 +159,15 @@ export class IsolfsBackend implements FileBackend {
   }
 
   private readControl(file: ControlPath, caller: Caller): Buffer | Errno {
-    const { switches, envOptOut } = this.options;
-    if (file === '/proc/sys/kernel/stats_isolated') return Buffer.from(switches.hostIsolated ? '1\n' : '0\n');
+    if (file === '/proc/sys/kernel/stats_isolated') return Buffer.from(this.options.switches.hostIsolated ? '1\n' : '0\n');
     const location = this.locate(caller.pid);
     if (!location) return { errno: E.ESRCH };
+    return this.readControlFor(file, location);
+  }
+
+  private readControlFor(file: ControlPath, location: CgroupLocation): Buffer {
+    const { switches, envOptOut } = this.options;
+    if (file === '/proc/sys/kernel/stats_isolated') return Buffer.from(switches.hostIsolated ? '1\n' : '0\n');
     const explicit = switches.explicitContainerValue(location.key);
     const isolated = explicit ?? !envOptOut.optedOut(location.key, containerDir(location), Date.now());
     return Buffer.from(isolated ? '1\n' : '0\n');

@@ -33,6 +33,11 @@ Options:
   --no-join-cgroupns       do not join the host's cgroup namespace at start
   --http HOST:PORT         serve /healthz, /readyz and /metrics (Prometheus) there
                            (e.g. 0.0.0.0:9464; default: no endpoint)
+  --attach PREFIX          attach the files into every container whose cgroup path starts
+                           with PREFIX (e.g. /kubepods), while kernel.stats_isolated is 1;
+                           repeatable
+  --attach-interval-ms N   how often to look for new containers (default 5000)
+  --no-repair              leave containers' dead isolfs mounts alone (default: replace them)
   --version                print the version
   --help                   print this help
 `;
@@ -65,6 +70,9 @@ function main(argv: string[]): void {
         'loadavg-interval-ms': { type: 'string', default: '5000' },
         'no-join-cgroupns': { type: 'boolean', default: false },
         http: { type: 'string' },
+        attach: { type: 'string', multiple: true },
+        'attach-interval-ms': { type: 'string', default: '5000' },
+        'no-repair': { type: 'boolean', default: false },
       },
     });
   } catch (err) {
@@ -89,6 +97,11 @@ function main(argv: string[]): void {
   const interval = Number(values['loadavg-interval-ms']);
   if (!Number.isInteger(interval) || interval < 10) fail('--loadavg-interval-ms must be an integer >= 10', 2);
 
+  const attachInterval = Number(values['attach-interval-ms']);
+  if (!Number.isInteger(attachInterval) || attachInterval < 100) fail('--attach-interval-ms must be an integer >= 100', 2);
+  for (const prefix of values.attach ?? []) {
+    if (!prefix.startsWith('/')) fail(`--attach expects a cgroup path starting with /, got "${prefix}"`, 2);
+  }
   if (values.http !== undefined) {
     try {
       parseListenAddress(values.http);
@@ -108,6 +121,9 @@ function main(argv: string[]): void {
     loadavgIntervalMs: interval,
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
     http: values.http,
+    attachPrefixes: values.attach ?? [],
+    attachIntervalMs: attachInterval,
+    repairMounts: !values['no-repair'],
   };
   const logger = createLogger(logLevel);
   let daemon: Daemon;

@@ -17,6 +17,9 @@ import { ContainerStates, TimedCache, type HostSources } from './files';
 import { IsolfsBackend } from './backend';
 import type { Logger } from './log';
 import { Metrics } from './health/metrics';
+import { AttachManager } from './attach/manager';
+import { defaultAttachHelperPath } from './attach/attach';
+import type { CgroupLocation } from './cgroup/snapshot';
 import { startHealthServer, type HealthServer, type MountCheck } from './health/server';
 
 export interface DaemonOptions {
@@ -33,6 +36,11 @@ export interface DaemonOptions {
   joinHostCgroupNamespace: boolean;
   /** --http HOST:PORT for /healthz, /readyz and /metrics; undefined = no endpoint. */
   http?: string;
+  /** --attach PREFIX...: attach per-container files into containers under these cgroups. */
+  attachPrefixes: string[];
+  attachIntervalMs: number;
+  /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
+  repairMounts: boolean;
 }
 
 /** A start-up problem an operator can fix; printed as one line, exit status 1. */
@@ -46,6 +54,7 @@ export class Daemon {
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private health: HealthServer | null = null;
+  private attachManager: AttachManager | null = null;
 
   private constructor(
     readonly options: DaemonOptions,
@@ -65,6 +74,7 @@ export class Daemon {
     const hierarchy = discoverHierarchy(options.cgroupRoot);
     const switches = SwitchStore.open(options.stateDir, logger, options.hostIsolated);
     const containers = new ContainerStates();
+    const attached = new Map<string, CgroupLocation>();
     // Metrics cost a little on every request: only keep them when someone can scrape them.
     const metrics = options.http === undefined ? null : new Metrics();
     const maxTasksPerRead = 20_000;
@@ -104,6 +114,7 @@ export class Daemon {
       onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
       onContainerSeen: metrics ? (key) => metrics.containerSeen(key) : undefined,
       onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
+      attached,
     });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
     const filesystem = new IsolfsFilesystem(native, backend);
@@ -114,6 +125,21 @@ export class Daemon {
     }
     sampler.start();
     const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics);
+    if (options.repairMounts || options.attachPrefixes.length > 0) {
+      daemon.attachManager = new AttachManager({
+        mountpoint: options.mountpoint,
+        procRoot: options.procRoot,
+        hierarchy,
+        helperPath: defaultAttachHelperPath(),
+        prefixes: options.attachPrefixes,
+        intervalMs: options.attachIntervalMs,
+        hostIsolated: () => switches.hostIsolated,
+        tree: filesystem,
+        attached,
+        logger,
+      });
+      daemon.attachManager.start();
+    }
     daemon.sweepTimer = setInterval(() => daemon.sweep(), SWEEP_INTERVAL_MS);
     daemon.sweepTimer.unref();
     logger.info({
@@ -176,6 +202,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.attachManager?.stop();
     // The process exits right after: closing the listener is enough, in-flight scrapes may drop.
     void this.health?.close();
     this.sampler.stop();

@@ -26,10 +26,14 @@ export function isErrno(value: unknown): value is Errno {
 }
 
 export interface FileBackend {
-  /** The whole content of `path` as `caller` sees it, captured once per open. */
-  read(path: ServedPath, caller: Caller): Buffer | Errno;
+  /**
+   * The whole content of `path` as `caller` sees it, captured once per open. `container` is set
+   * for the per-container copies under /containers/<key>/: the content is that container's,
+   * whoever reads it.
+   */
+  read(path: ServedPath, caller: Caller, container?: string): Buffer | Errno;
   /** A write to a control file; returns the bytes accepted or an errno. */
-  write(path: ServedPath, caller: Caller, data: Buffer, offset: number): number | Errno;
+  write(path: ServedPath, caller: Caller, data: Buffer, offset: number, container?: string): number | Errno;
   /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
   observe?(path: ServedPath, result: string, seconds: number): void;
 }
@@ -48,6 +52,8 @@ interface FileNode {
   parent: number;
   path: ServedPath;
   writable: boolean;
+  /** The container key of a per-container copy (under /containers/<key>/); undefined = shared. */
+  container?: string;
 }
 type Node = DirNode | FileNode;
 
@@ -64,13 +70,35 @@ const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
 
-/** The tree never changes while mounted, so the kernel may cache names and attributes long. */
+/** Names and attributes never change once created, so the kernel may cache them long. */
 const STATIC_TIMEOUT_SEC = 3600;
+
+/** The directory holding one subtree per attached container. */
+export const CONTAINERS_DIR = 'containers';
+
+/**
+ * A container key (a cgroup path such as /kubepods/burstable/pod1/abc) as one directory name:
+ * percent-encoding, so '/' cannot split it and the mapping is reversible by eye and by
+ * decodeURIComponent. Paths whose encoding exceeds NAME_MAX are refused (null).
+ */
+export function containerDirName(key: string): string | null {
+  const name = encodeURIComponent(key);
+  return Buffer.byteLength(name) <= 255 ? name : null;
+}
+
+/** The path of a served file's per-container copy, relative to the mountpoint. */
+export function containerFilePath(key: string, file: ServedPath): string | null {
+  const name = containerDirName(key);
+  return name === null ? null : `/${CONTAINERS_DIR}/${name}${file}`;
+}
 
 export class IsolfsFilesystem {
   private readonly nodes = new Map<number, Node>();
   private readonly handles = new Map<number, OpenHandle>();
   private nextFh = 1;
+  /** Inode numbers are never reused: the kernel may still hold a removed container's. */
+  private nextIno = 2;
+  private readonly containersDir: DirNode;
   private session: NativeSession | null = null;
   private readonly mountTimeSec = Math.floor(Date.now() / 1000);
 
@@ -80,8 +108,38 @@ export class IsolfsFilesystem {
   ) {
     const root: DirNode = { kind: 'dir', ino: 1, name: '', parent: 1, children: new Map() };
     this.nodes.set(1, root);
-    for (const p of VIEW_PATHS) this.addFile(p, false);
-    for (const p of CONTROL_PATHS) this.addFile(p, true);
+    for (const p of VIEW_PATHS) this.addFile(root, p, false);
+    for (const p of CONTROL_PATHS) this.addFile(root, p, true);
+    this.containersDir = this.ensureDir(root, CONTAINERS_DIR);
+  }
+
+  /** Adds /containers/<key>/ with a copy of every served file; false if the key cannot be a name. */
+  addContainer(key: string): boolean {
+    const name = containerDirName(key);
+    if (name === null) return false;
+    if (this.containersDir.children.has(name)) return true;
+    const dir = this.ensureDir(this.containersDir, name);
+    for (const p of VIEW_PATHS) this.addFile(dir, p, false, key);
+    for (const p of CONTROL_PATHS) this.addFile(dir, p, true, key);
+    return true;
+  }
+
+  /** Removes a container's subtree (its cgroup is gone). Open handles keep their content. */
+  removeContainer(key: string): void {
+    const name = containerDirName(key);
+    const dir = name === null ? undefined : this.containersDir.children.get(name);
+    if (!dir || dir.kind !== 'dir' || name === null) return;
+    this.containersDir.children.delete(name);
+    const forget = (node: Node): void => {
+      this.nodes.delete(node.ino);
+      if (node.kind === 'dir') for (const child of node.children.values()) forget(child);
+    };
+    forget(dir);
+  }
+
+  /** Keys of the containers that have a subtree. */
+  containerKeys(): string[] {
+    return [...this.containersDir.children.keys()].map((name) => decodeURIComponent(name));
   }
 
   mount(mountpoint: string, loop: LoopMode): void {
@@ -103,21 +161,24 @@ export class IsolfsFilesystem {
     return this.handles.size;
   }
 
-  private addFile(filePath: ServedPath, writable: boolean): void {
-    const parts = filePath.split('/').filter(Boolean);
-    let dir = this.nodes.get(1) as DirNode;
-    for (const part of parts.slice(0, -1)) {
-      let next = dir.children.get(part);
-      if (!next) {
-        next = { kind: 'dir', ino: this.nodes.size + 1, name: part, parent: dir.ino, children: new Map() };
-        this.nodes.set(next.ino, next);
-        dir.children.set(part, next);
-      }
-      if (next.kind !== 'dir') throw new Error(`layout conflict at ${filePath}`);
-      dir = next;
+  private ensureDir(parent: DirNode, name: string): DirNode {
+    const existing = parent.children.get(name);
+    if (existing) {
+      if (existing.kind !== 'dir') throw new Error(`layout conflict at ${name}`);
+      return existing;
     }
+    const dir: DirNode = { kind: 'dir', ino: this.nextIno++, name, parent: parent.ino, children: new Map() };
+    this.nodes.set(dir.ino, dir);
+    parent.children.set(name, dir);
+    return dir;
+  }
+
+  private addFile(top: DirNode, filePath: ServedPath, writable: boolean, container?: string): void {
+    const parts = filePath.split('/').filter(Boolean);
+    let dir = top;
+    for (const part of parts.slice(0, -1)) dir = this.ensureDir(dir, part);
     const name = parts[parts.length - 1];
-    const file: FileNode = { kind: 'file', ino: this.nodes.size + 1, name, parent: dir.ino, path: filePath, writable };
+    const file: FileNode = { kind: 'file', ino: this.nextIno++, name, parent: dir.ino, path: filePath, writable, container };
     this.nodes.set(file.ino, file);
     dir.children.set(name, file);
   }
@@ -199,7 +260,7 @@ export class IsolfsFilesystem {
     let content: Buffer | null = null;
     if (access !== O_WRONLY) {
       const started = process.hrtime.bigint();
-      const result = this.backend.read(node.path, caller);
+      const result = this.backend.read(node.path, caller, node.container);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (isErrno(result)) {
         this.backend.observe?.(node.path, `errno-${result.errno}`, seconds);
@@ -227,7 +288,7 @@ export class IsolfsFilesystem {
     const handle = this.handles.get(fh);
     if (!handle) return this.native.replyErr(id, E.EBADF);
     if (!isControlPath(handle.node.path)) return this.native.replyErr(id, E.EACCES);
-    const result = this.backend.write(handle.node.path, caller, data, offset);
+    const result = this.backend.write(handle.node.path, caller, data, offset, handle.node.container);
     if (isErrno(result)) {
       this.backend.observe?.(handle.node.path, `errno-${result.errno}`, 0);
       return this.native.replyErr(id, result.errno);
