@@ -745,6 +745,37 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * notifyStore(session, ino, offset, buffer) -> 0 or -errno. Puts `buffer` into the kernel's page
+ * cache of `ino` at `offset` and extends the inode's size to cover it. Used at open so that
+ * splice/sendfile readers (busybox cat), which read direct-I/O files through the page cache up
+ * to i_size, see this reader's content instead of an empty file.
+ */
+static napi_value js_notify_store(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = argc >= 4 ? get_session(env, argv[0]) : NULL;
+  bool is_buffer = false;
+  if (argc >= 4) napi_is_buffer(env, argv[3], &is_buffer);
+  if (s == NULL || !is_buffer) {
+    napi_throw_type_error(env, NULL, "notifyStore(session, ino, offset, buffer)");
+    return NULL;
+  }
+  int rc = -ENOTCONN;
+  if (s->se && s->mounted) {
+    void *data = NULL;
+    size_t len = 0;
+    napi_get_buffer_info(env, argv[3], &data, &len);
+    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(len);
+    bufv.buf[0].mem = data;
+    rc = fuse_lowlevel_notify_store(s->se, (fuse_ino_t)num(env, argv[1]), (off_t)num(env, argv[2]), &bufv, 0);
+  }
+  napi_value out;
+  napi_create_int32(env, rc, &out);
+  return out;
+}
+
 /* replyBuf(id, buffer | string) — the bytes of a read */
 static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -867,6 +898,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_default, NULL},
       {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
+      {"notifyStore", NULL, js_notify_store, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},

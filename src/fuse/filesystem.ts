@@ -271,6 +271,15 @@ export class IsolfsFilesystem {
     }
     const fh = this.nextFh++;
     this.handles.set(fh, { node, content, caller });
+    // read() of a direct-I/O file comes to us; splice and sendfile (busybox cat, as in Alpine
+    // images) read through the page cache instead, and only up to the inode's size, which is 0
+    // for these files: they would see an empty file. Storing this reader's content sets the size
+    // to cover it; the pages themselves are dropped again when the open completes (no
+    // keep_cache), so a splice reader then fetches its own bytes with READ on its own handle,
+    // whose short answer trims the size to exactly its content. Costs no round trip.
+    if (content !== null && content.length > 0 && this.session) {
+      this.native.notifyStore(this.session, node.ino, 0, content);
+    }
     // Content differs per reader: never let the page cache share it between readers.
     this.native.replyOpen(id, fh, true, false, false);
   }

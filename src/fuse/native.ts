@@ -57,6 +57,8 @@ export interface NativeAddon {
   ): void;
   replyOpen(id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean): void;
   replyBuf(id: number, data: Buffer): void;
+  /** Puts `data` into the page cache of `ino` at `offset`, extending its size: 0 or -errno. */
+  notifyStore(session: NativeSession, ino: number, offset: number, data: Buffer): number;
   replyWrite(id: number, count: number): void;
   replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number, size: number): void;
   pending(): number;

@@ -4,6 +4,7 @@
  * served file bound over /proc/... and /sys/devices/system/cpu/online.
  */
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
@@ -121,6 +122,19 @@ describe('CPU views with real tools', () => {
     const uptimeSec = Number(/^([\d.]+) ([\d.]+)$/m.exec(up)?.[1]);
     expect(uptimeSec).toBeGreaterThanOrEqual(0);
     expect(uptimeSec).toBeLessThan(60);
+  });
+
+  it('busybox cat (sendfile, through the page cache) prints the same bytes as cat, whoever read before', async () => {
+    // Alternate readers whose files differ in size: a 1-CPU container and the host.
+    for (let i = 0; i < 3; i++) {
+      const inContainer = ok(await inside(oneCpu, 'busybox cat /proc/cpuinfo; echo ===; cat /proc/cpuinfo; echo ===; busybox cat /proc/meminfo; echo ===; cat /proc/meminfo'));
+      const [bbCpu, cpu, bbMem, mem] = inContainer.split('===\n');
+      expect(bbCpu).toBe(cpu);
+      expect(cpu.match(/^processor/gm)).toHaveLength(1);
+      expect(bbMem.split('\n')[0]).toBe(mem.split('\n')[0]); // MemTotal (later lines move)
+      const hostView = execFileSync('busybox', ['cat', `${daemon.mountpoint}/proc/cpuinfo`], { encoding: 'utf8' });
+      expect(hostView.match(/^processor/gm)).toHaveLength(HOST_CPUS);
+    }
   });
 
   it('/proc/stat read 50 times in a row never goes backwards in any field', async () => {

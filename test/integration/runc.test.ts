@@ -1,0 +1,115 @@
+/**
+ * A real OCI runtime end to end: Debian's runc runs a busybox-static container with a memory limit
+ * and a CFS quota. meminfo, cpuinfo, stat and loadavg are bound at creation from the shared mount
+ * (what a pod's hostPath volumes do); /proc/vmstat, which runc refuses at creation, is attached
+ * afterwards by the daemon (--attach). Then the daemon is killed with SIGKILL and started again:
+ * within seconds every reader in the container gets correct content again, the container is never
+ * restarted, and no isolfs mount in it is left dead.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { removeStaleContainers, runContainer, runcAvailable, type RuncContainer } from '../helpers/runc';
+
+const MIB = 1024n * 1024n;
+const LIMIT = 128n * MIB;
+
+/** The cgroup path prefix runc's containers of this test process get (see helpers/runc.ts). */
+function runcCgroupPrefix(): string {
+  const lines = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  const pureV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const own = pureV2
+    ? lines.find((l) => l.startsWith('0::'))?.slice(3)
+    : lines.map((l) => l.split(':')).find(([, controllers]) => controllers.split(',').includes('memory'))?.slice(2).join(':');
+  return path.posix.join(own ?? '/', `isolfs-test-${process.pid}-`);
+}
+
+function memTotalKb(text: string): number | null {
+  const m = /^MemTotal:\s+(\d+) kB/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+describe('runc container: bound at creation, attached afterwards, repaired after kill -9', () => {
+  let daemon: DaemonHandle;
+  let container: RuncContainer;
+  const daemonArgs = ['--attach', runcCgroupPrefix(), '--attach-interval-ms', '300'];
+
+  beforeAll(async () => {
+    expect(runcAvailable(), 'runc and /bin/busybox are needed (scripts/deps.sh --test installs them)').toBe(true);
+    await removeStaleContainers();
+    daemon = await startDaemon({ args: daemonArgs });
+    const bind = (file: string) => ({ source: path.join(daemon.mountpoint, file), destination: file });
+    container = await runContainer({
+      memoryLimitBytes: LIMIT,
+      cpuQuotaUs: 50_000,
+      cpuPeriodUs: 100_000,
+      binds: ['/proc/meminfo', '/proc/cpuinfo', '/proc/stat', '/proc/loadavg'].map(bind),
+    });
+  });
+
+  afterAll(async () => {
+    await container?.delete();
+    await daemon?.cleanup();
+    if (daemon) fs.rmSync(path.dirname(daemon.mountpoint), { recursive: true, force: true });
+  });
+
+  const readAll = async () => container.exec(['sh', '-c', 'cat /proc/meminfo; grep -c ^processor /proc/cpuinfo; grep -c "^cpu[0-9]" /proc/stat; cat /proc/loadavg; grep ^nr_free_pages /proc/vmstat']);
+
+  /** Whether everything the container reads is its own view. */
+  const correct = (out: string): boolean => {
+    const lines = out.trim().split('\n');
+    const freePages = Number(/^nr_free_pages (\d+)$/m.exec(out)?.[1] ?? NaN);
+    return memTotalKb(out) === Number(LIMIT / 1024n)
+      && lines.includes('1') // one CPU in cpuinfo and one cpuN line in stat (quota 0.5 CPU)
+      && /^[\d.]+ [\d.]+ [\d.]+ \d+\/\d+ \d+$/m.test(out)
+      && freePages > 0 && BigInt(freePages) * 4096n <= LIMIT;
+  };
+
+  it('shows the container its memory limit, its CPU quota and its own vmstat', async () => {
+    const deadline = Date.now() + 15_000;
+    let result = await readAll();
+    while (!correct(result.stdout) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300)); // the attach scan brings /proc/vmstat
+      result = await readAll();
+    }
+    expect(result.stdout, result.stderr + daemon.logs.filter((l) => !l.includes("\"level\":20")).join("\n")).toMatch(/^MemTotal:\s+131072 kB$/m);
+    const [cpuinfoCount, statCpuLines] = result.stdout.split('\n').filter((l) => /^\d+$/.test(l));
+    expect(cpuinfoCount).toBe('1');
+    expect(statCpuLines).toBe('1');
+    expect(correct(result.stdout), result.stdout + result.stderr).toBe(true);
+    const vmstatMount = fs.readFileSync(`/proc/${container.pid}/mountinfo`, 'utf8').split('\n')
+      .find((l) => l.includes(' - fuse.isolfs ') && l.split(' ')[4] === '/proc/vmstat');
+    expect(vmstatMount, 'vmstat attached by the daemon').toBeDefined();
+  });
+
+  it('comes back within seconds after kill -9 and a restart, without restarting the container', async () => {
+    const initPid = container.pid;
+    await daemon.kill9();
+    const broken = await container.exec(['cat', '/proc/meminfo']);
+    expect(broken.code).not.toBe(0);
+    expect(broken.stderr).toMatch(/Transport endpoint is not connected/);
+
+    const started = Date.now();
+    daemon = await startDaemon({ mountpoint: daemon.mountpoint, stateDir: daemon.stateDir, args: daemonArgs });
+    let result = await readAll();
+    while (!correct(result.stdout) && Date.now() - started < 15_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      result = await readAll();
+    }
+    const tookMs = Date.now() - started;
+    expect(correct(result.stdout), result.stdout + result.stderr).toBe(true);
+    expect(tookMs).toBeLessThan(10_000);
+    console.log(`runc container readable again ${tookMs} ms after the restart began`);
+
+    // Never restarted: the same init, still running.
+    expect(container.pid).toBe(initPid);
+    expect(fs.existsSync(`/proc/${initPid}`)).toBe(true);
+    // No isolfs mount in the container is dead.
+    const targets = fs.readFileSync(`/proc/${initPid}/mountinfo`, 'utf8').split('\n')
+      .filter((l) => l.includes(' - fuse.isolfs ')).map((l) => l.split(' ')[4]);
+    expect(targets.length).toBeGreaterThanOrEqual(5);
+    const check = await container.exec(['sh', '-c', `for m in ${[...new Set(targets)].join(' ')}; do cat $m > /dev/null || echo "DEAD $m"; done; echo checked`]);
+    expect(check.stdout).toBe('checked\n');
+  });
+});
