@@ -259,6 +259,14 @@ describe('deploy/daemonset.yaml', () => {
     expect(annotations['prometheus.io/path']).toBe('/metrics');
   });
 
+  it('attaches into every pod the kubelet runs (cgroupfs /kubepods and systemd /kubepods.slice)', () => {
+    const prefix = flag(isolfsContainer(daemonSet()).args ?? [], 'attach');
+    expect(prefix).toBe('/kubepods');
+    for (const podCgroup of ['/kubepods/burstable/pod1/abc', '/kubepods.slice/kubepods-besteffort.slice/cri-containerd-1.scope']) {
+      expect(podCgroup.startsWith(prefix as string)).toBe(true);
+    }
+  });
+
   it('sets the log level from an environment variable the args expand', () => {
     const container = isolfsContainer(daemonSet());
     expect(flag(container.args ?? [], 'log-level')).toBe('$(ISOLFS_LOG_LEVEL)');

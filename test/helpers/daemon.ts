@@ -27,6 +27,11 @@ export interface DaemonHandle {
 
 export interface StartOptions {
   args?: string[];
+  /**
+   * A command the daemon runs under, e.g. ['unshare', '-C'] for its own cgroup namespace: the
+   * daemon's argv (node, the CLI, its args) is appended.
+   */
+  wrap?: string[];
   /** Reuse a state dir / mountpoint (restart tests). */
   stateDir?: string;
   mountpoint?: string;
@@ -46,7 +51,9 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   // A restart reuses a mountpoint that may still hold the dead mount (ENOTCONN): leave it to the
   // daemon, which must cope with exactly that.
   if (!options.mountpoint) fs.mkdirSync(mountpoint, { recursive: true });
-  const child = spawn(process.execPath, [CLI, mountpoint, '--state-dir', stateDir, '--log-level', 'debug', ...(options.args ?? [])], {
+  const argv = [process.execPath, CLI, mountpoint, '--state-dir', stateDir, '--log-level', 'debug', ...(options.args ?? [])];
+  const [command, ...args] = [...(options.wrap ?? []), ...argv];
+  const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
