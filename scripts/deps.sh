@@ -8,25 +8,10 @@ cd "$(dirname "$0")/.."
 
 want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
-  want+=(lxcfs runc busybox-static qemu-system-x86 cpio kmod)
+  want+=(lxcfs runc busybox-static qemu-system-x86)
 fi
 
-if [ "$(id -u)" != 0 ]; then
-  echo "isolfs: run as root (apt-get, FUSE mounts and cgroups need it)" >&2
-  exit 1
-fi
-
-missing=()
-for pkg in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "isolfs: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # --no-install-recommends keeps lxcfs from pulling a service manager's extras in.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh isolfs "${want[@]}"
 
 # npm ci builds the native addon through node-gyp (the "install" script) against libfuse3-dev.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

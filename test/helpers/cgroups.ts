@@ -61,7 +61,7 @@ function write(file: string, value: string): void {
 }
 
 /** v2: move ourselves into <own>/isolfs-self and delegate controllers on <own> (idempotent). */
-function prepareV2(): string {
+export function prepareV2(): string {
   if (v2Prepared) return v2Prepared;
   const own = ownCgroups().unified;
   const ownDir = path.join(CGROUP_ROOT, own);

@@ -17,6 +17,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { CGROUP_ROOT, isPureV2, prepareV2 } from './cgroups';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -254,9 +255,11 @@ export async function removeStaleContainers(): Promise<string[]> {
 
 /** Where runc should put a container's cgroups so they are beneath ours (see the header). */
 function containerCgroupsPath(id: string): string {
-  if (!fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) return id;
-  const unified = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
-  return path.posix.join(unified?.slice(3) || '/', id);
+  if (!isPureV2()) return id;
+  // v2: a cgroup with processes cannot have children with controllers. Like the other test
+  // cgroups, the container goes beside our own leaf ("isolfs-self"), in the cgroup that
+  // delegates its controllers.
+  return path.posix.join('/', path.relative(CGROUP_ROOT, prepareV2()), id);
 }
 
 /** Controller -> host cgroup directory of a process, from /proc/<pid>/cgroup (v1 and unified). */

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { CGROUP_ROOT, isPureV2, prepareV2 } from '../helpers/cgroups';
 import { removeStaleContainers, runContainer, runcAvailable, type RuncContainer } from '../helpers/runc';
 
 const MIB = 1024n * 1024n;
@@ -17,11 +18,9 @@ const LIMIT = 128n * MIB;
 
 /** The cgroup path prefix runc's containers of this test process get (see helpers/runc.ts). */
 function runcCgroupPrefix(): string {
-  const lines = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
-  const pureV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const own = pureV2
-    ? lines.find((l) => l.startsWith('0::'))?.slice(3)
-    : lines.map((l) => l.split(':')).find(([, controllers]) => controllers.split(',').includes('memory'))?.slice(2).join(':');
+  if (isPureV2()) return path.posix.join('/', path.relative(CGROUP_ROOT, prepareV2()), `isolfs-test-${process.pid}-`);
+  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':'))
+    .find(([, controllers]) => controllers?.split(',').includes('memory'))?.slice(2).join(':');
   return path.posix.join(own ?? '/', `isolfs-test-${process.pid}-`);
 }
 

@@ -10,18 +10,4 @@ set -euo pipefail
 
 want=(qemu-system-x86 busybox-static coreutils)
 
-if [ "$(id -u)" != 0 ]; then
-  echo "isolfs-vm: run as root (apt-get, and the VM's cache lives in a system directory)" >&2
-  exit 1
-fi
-
-missing=()
-for pkg in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "isolfs-vm: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/../../scripts/apt-install.sh" isolfs-vm "${want[@]}"
