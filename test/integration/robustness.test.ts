@@ -1,0 +1,129 @@
+/**
+ * The daemon's edges: clear one-line start-up errors with a non-zero exit, errnos for requests
+ * that make no sense, and a malformed cgroup file answered with EIO and a log line, never a crash.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { isPureV2, ownCgroups } from '../helpers/cgroups';
+
+function isolfs(args: string[], asUid?: number): { status: number | null; stdout: string; stderr: string } {
+  const [cmd, argv] = asUid === undefined
+    ? [process.execPath, [CLI, ...args]]
+    : ['setpriv', ['--reuid', String(asUid), '--regid', String(asUid), '--clear-groups', process.execPath, CLI, ...args]];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('start-up errors', () => {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-cli-'));
+  afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+  it('--help and --version succeed', () => {
+    const help = isolfs(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: isolfs \[options\] <mountpoint>/);
+    expect(isolfs(['--version']).stdout).toMatch(/^isolfs \d+\.\d+\.\d+\n$/);
+  });
+
+  it.each([
+    ['a missing mountpoint', () => [path.join(scratch, 'nope')], /mountpoint .*nope does not exist/],
+    ['a mountpoint that is a file', () => { const f = path.join(scratch, 'file'); fs.writeFileSync(f, ''); return [f]; }, /is not a directory/],
+    ['a busy mountpoint', () => ['/proc'], /is busy: something is already mounted there/],
+  ])('refuses %s with one line and exit 1', (_what, args, message) => {
+    const r = isolfs([...args(), '--state-dir', path.join(scratch, 'state')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('refuses to run as non-root', () => {
+    fs.chmodSync(scratch, 0o755);
+    const r = isolfs([scratch, '--state-dir', path.join(scratch, 'state')], 65534);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^isolfs: must run as root/);
+  });
+
+  it('rejects bad flags with usage and exit 2', () => {
+    expect(isolfs(['--loop', 'sideways', scratch]).status).toBe(2);
+    expect(isolfs(['--http', 'nowhere', scratch]).status).toBe(2);
+    expect(isolfs(['--attach', 'kubepods', scratch]).status).toBe(2);
+    const unknown = isolfs(['--frobnicate', scratch]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/Usage:/);
+  });
+});
+
+describe('requests that make no sense', () => {
+  let daemon: DaemonHandle;
+  beforeAll(async () => { daemon = await startDaemon(); });
+  afterAll(async () => { await daemon?.cleanup(); });
+
+  it('answers ENOENT, EACCES, EISDIR and friends, and keeps serving', () => {
+    const mnt = daemon.mountpoint;
+    const code = (f: () => unknown): string | undefined => {
+      try { f(); return undefined; } catch (err) { return (err as NodeJS.ErrnoException).code; }
+    };
+    expect(code(() => fs.readFileSync(path.join(mnt, 'proc/nonexistent')))).toBe('ENOENT');
+    expect(code(() => fs.writeFileSync(path.join(mnt, 'proc/meminfo'), 'x'))).toBe('EACCES');
+    expect(code(() => fs.readFileSync(path.join(mnt, 'proc')))).toBe('EISDIR');
+    expect(code(() => fs.mkdirSync(path.join(mnt, 'proc/new')))).toMatch(/^E/);
+    expect(code(() => fs.unlinkSync(path.join(mnt, 'proc/meminfo')))).toMatch(/^E/);
+    expect(code(() => fs.renameSync(path.join(mnt, 'proc/stat'), path.join(mnt, 'proc/stat2')))).toMatch(/^E/);
+    expect(code(() => fs.readFileSync(path.join(mnt, 'containers/%2Fno-such-container/proc/meminfo')))).toBe('ENOENT');
+    expect(fs.readdirSync(path.join(mnt, 'proc')).sort()).toEqual(
+      ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'stat', 'swaps', 'sys', 'uptime', 'vmstat']);
+    expect(fs.readFileSync(path.join(mnt, 'proc/meminfo'), 'utf8')).toMatch(/^MemTotal:/);
+    expect(daemon.process.exitCode).toBeNull();
+  });
+});
+
+describe('a malformed cgroup file', () => {
+  let daemon: DaemonHandle;
+  const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-fakecg-'));
+
+  beforeAll(async () => {
+    // A cgroup tree in the kernel's layout whose files for OUR cgroup hold garbage.
+    const own = ownCgroups();
+    if (isPureV2()) {
+      fs.writeFileSync(path.join(fake, 'cgroup.controllers'), 'cpuset cpu io memory pids\n');
+      const dir = path.join(fake, own.unified);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'memory.max'), 'a lot\n');
+      fs.writeFileSync(path.join(dir, 'memory.current'), '12\n');
+      fs.writeFileSync(path.join(dir, 'memory.stat'), 'anon twelve\n');
+    } else {
+      const root = path.join(fake, 'memory');
+      fs.mkdirSync(root);
+      fs.writeFileSync(path.join(root, 'cgroup.procs'), '');
+      const dir = path.join(root, own.v1.get('memory') ?? '/');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'memory.limit_in_bytes'), 'a lot\n');
+      fs.writeFileSync(path.join(dir, 'memory.usage_in_bytes'), '12\n');
+      fs.writeFileSync(path.join(dir, 'memory.stat'), 'cache twelve\n');
+    }
+    daemon = await startDaemon({ args: ['--cgroup-root', fake] });
+  });
+
+  afterAll(async () => {
+    await daemon?.cleanup();
+    fs.rmSync(fake, { recursive: true, force: true });
+  });
+
+  it('answers EIO with a log line naming the file, and the daemon keeps serving', async () => {
+    let code: string | undefined;
+    try { fs.readFileSync(path.join(daemon.mountpoint, 'proc/meminfo')); } catch (err) { code = (err as NodeJS.ErrnoException).code; }
+    expect(code).toBe('EIO');
+    await new Promise((r) => setTimeout(r, 100));
+    const line = daemon.logs.find((l) => l.includes('cannot build the view'));
+    expect(line, daemon.logs.join('\n')).toBeDefined();
+    expect(line).toMatch(/memory\.(stat|max|limit_in_bytes)/);
+    // Other files of the same reader, and the switches, still answer.
+    expect(fs.readFileSync(path.join(daemon.mountpoint, 'proc/cpuinfo'), 'utf8')).toMatch(/^processor/);
+    expect(fs.readFileSync(path.join(daemon.mountpoint, 'proc/sys/kernel/stats_isolated'), 'utf8')).toBe('1\n');
+    expect(daemon.process.exitCode).toBeNull();
+  });
+});
