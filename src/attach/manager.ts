@@ -1,7 +1,8 @@
 /**
  * Keeps containers' mounts of isolfs alive and, with --attach, puts them there.
  *
- * Every scan looks at each mount namespace on the host once (through one of its processes):
+ * Every scan lists the host's mount namespaces (one representative process each, the lowest
+ * pid) and looks at those that are new or due for another look, reading their mountinfo:
  *
  * - repair (always on): a namespace holding an isolfs mount that is not our live connection
  *   (a previous daemon's, dead since it was killed: "Transport endpoint is not connected") gets
@@ -11,19 +12,25 @@
  * - attach (--attach PREFIX, while the host switch is on): a namespace whose processes are in a
  *   cgroup starting with PREFIX gets the container's own copies (/containers/<key>/...) bound
  *   over /proc/... and /sys/devices/system/cpu/online, including /proc/vmstat, which runc refuses
- *   to bind at creation.
+ *   to bind at creation. A namespace already done is looked at again every few scans (mounts
+ *   missing or not ours are attached again), so work per scan stays small: one stat per process,
+ *   a mountinfo read per namespace looked at, at most maxNamespacesPerScan helper runs.
+ *
+ * Why mountinfo rather than the helper's --check: mountinfo names the filesystem's device, which
+ * tells our live connection from a previous daemon's dead one and from another FUSE filesystem
+ * (--check only says whether a stat answers), and reading it costs no process and no FUSE request.
  *
  * The helper (isolfs-attach) stats its sources through our own mount, so it is only ever run
  * asynchronously: the event loop must stay free to answer those requests.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { attachFiles, AttachHelperError, type AttachPair } from './attach';
+import { attachFiles, AttachHelperError, type AttachPair, type AttachResult } from './attach';
 import { readProcCgroup } from '../identity/procCgroup';
 import { locateCgroup, type CgroupHierarchy } from '../cgroup/hierarchy';
 import type { CgroupLocation } from '../cgroup/snapshot';
-import { CONTAINERS_DIR, containerFilePath } from '../fuse/filesystem';
-import { VIEW_PATHS, type ServedPath } from '../fuse/layout';
+import { CONTAINERS_DIR, containerDirName, containerFilePath, mountSourceName } from '../fuse/filesystem';
+import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { RateLimitedLog, type Logger } from '../log';
 
 /** What the manager needs of the file system: per-container subtrees. */
@@ -46,12 +53,17 @@ export interface AttachManagerOptions {
   /** Filled here: where each container with a subtree is (the backend reads it). */
   attached: Map<string, CgroupLocation>;
   logger: Logger;
-  /** At most this many namespaces handled (helper runs) per scan; the rest wait for the next. */
+  /** At most this many helper runs per scan; namespaces beyond wait for the next scan. */
   maxNamespacesPerScan?: number;
+  /** Scans between two looks at a namespace already handled (default 6). */
+  verifyEveryScans?: number;
 }
 
 export interface ScanReport {
+  /** Mount namespaces seen (other than ours). */
   namespaces: number;
+  /** Of those, how many were looked at (mountinfo read): new ones and those due. */
+  inspected: number;
   repairedMounts: number;
   attachedContainers: number;
   failures: number;
@@ -59,33 +71,77 @@ export interface ScanReport {
 }
 
 /**
- * The files attach binds, as the container sees them. Not the control files: /proc/sys/kernel
- * has no such entries to bind over (a bind needs an existing target); pods that want the
- * container switch mount <mnt>/proc/sys/kernel with a hostPath volume where they like. Not
- * diskstats: it is the host's file anyway.
+ * The files attach binds, as the container sees them: the views (not diskstats: it is the
+ * host's file anyway) and the control files. A bind needs an existing target and nothing is
+ * created inside a container, so a file the container does not have is skipped: the control
+ * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
+ * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
  */
-export const ATTACHED_FILES: readonly ServedPath[] = VIEW_PATHS.filter((p) => p !== '/proc/diskstats');
+export const ATTACHED_FILES: readonly ServedPath[] = [
+  ...VIEW_PATHS.filter((p) => p !== '/proc/diskstats'),
+  ...CONTROL_PATHS,
+];
 
-interface IsolfsMount {
-  /** Path inside the isolfs file system, e.g. /proc/meminfo or /containers/<key>/proc/vmstat. */
-  root: string;
-  /** Where it is mounted, as the namespace's processes see it. */
-  mountpoint: string;
+/**
+ * How many scans pass between two looks at a namespace already handled (30 s at the default
+ * interval). A look is one mountinfo read and a few lstats, no helper unless something is
+ * missing or dead; it catches an attach that landed before the runtime's pivot_root (then
+ * discarded with the old root), mounts someone removed, and a reused namespace inode.
+ */
+const VERIFY_EVERY_SCANS = 6;
+/** Helper runs in a row after which a namespace is no longer looked at again on the next scan. */
+const MAX_QUICK_RUNS = 3;
+/** Let FUSE requests in between: a node may have tens of thousands of processes. */
+const YIELD_EVERY_PIDS = 256;
+
+interface NamespaceState {
+  /** The container attached there (null: repair only, or not under a prefix). */
+  key: string | null;
+  /** The scan number at which to look at the namespace again. */
+  verifyAtScan: number;
+  /** Helper runs in a row that found something to do here (a look that finds none resets it). */
+  runsInARow: number;
+}
+
+/** One line of /proc/<pid>/mountinfo. */
+export interface MountEntry {
+  id: number;
+  parentId: number;
+  /** "major:minor" of the filesystem: a FUSE connection's is unique to it. */
   device: string;
+  /** Path inside the mounted filesystem, e.g. /proc/meminfo or /containers/<name>/proc/vmstat. */
+  root: string;
+  /** Where it is mounted, relative to the root of the process whose mountinfo this is. */
+  mountpoint: string;
+  fstype: string;
+  /** The filesystem's source: for isolfs, mountSourceName() of the mountpoint it was made for. */
+  source: string;
 }
 
 export class AttachManager {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<ScanReport> | null = null;
-  /** Mount namespaces already handled (by inode), with the container key attached there. */
-  private readonly handled = new Map<number, { key: string | null }>();
+  /** Mount namespaces seen (by inode) and what was done there. */
+  private readonly handled = new Map<number, NamespaceState>();
   private readonly rateLimited = new RateLimitedLog(60_000);
   private readonly ownMountNamespace: number | null;
   private readonly maxPerScan: number;
+  private readonly verifyEveryScans: number;
+  private scanCount = 0;
+  private readonly ourSource: string;
+  /** mountinfo shows paths with symlinks resolved. */
+  private readonly realMountpoint: string;
+  /** Per scan: device -> whether its FUSE connection is dead. */
+  private deviceVerdicts = new Map<string, Promise<boolean>>();
+  /** Devices whose statfs has not returned yet. */
+  private readonly hungDevices = new Set<string>();
 
   constructor(private readonly options: AttachManagerOptions) {
     this.ownMountNamespace = namespaceInode(path.join(options.procRoot, 'self'));
     this.maxPerScan = options.maxNamespacesPerScan ?? 50;
+    this.verifyEveryScans = options.verifyEveryScans ?? VERIFY_EVERY_SCANS;
+    this.ourSource = mountSourceName(options.mountpoint);
+    this.realMountpoint = realpathOr(options.mountpoint);
   }
 
   /** Scans now, then every intervalMs. */
@@ -113,94 +169,163 @@ export class AttachManager {
 
   private async scanOnce(): Promise<ScanReport> {
     const started = performance.now();
-    const report: ScanReport = { namespaces: 0, repairedMounts: 0, attachedContainers: 0, failures: 0, durationMs: 0 };
+    const scan = ++this.scanCount;
+    const report: ScanReport = { namespaces: 0, inspected: 0, repairedMounts: 0, attachedContainers: 0, failures: 0, durationMs: 0 };
     const ourDevice = this.ourDevice();
     if (ourDevice === null) {
       this.warn('no-mount', {}, 'our own mount is not in /proc/self/mountinfo: nothing to attach or repair');
       return report;
     }
+    this.deviceVerdicts = new Map();
     const seen = new Set<number>();
     const attaching = this.options.prefixes.length > 0 && this.options.hostIsolated();
     let helperRuns = 0;
-    for (const pid of listPids(this.options.procRoot)) {
+    const pids = listPids(this.options.procRoot);
+    for (let i = 0; i < pids.length; i++) {
+      if (i % YIELD_EVERY_PIDS === YIELD_EVERY_PIDS - 1) await yieldToEventLoop();
+      const pid = pids[i];
       const procDir = path.join(this.options.procRoot, String(pid));
       const ns = namespaceInode(procDir);
       if (ns === null || ns === this.ownMountNamespace || seen.has(ns)) continue;
       seen.add(ns);
       report.namespaces++;
-      const done = this.handled.get(ns);
-      if (done && (done.key !== null || !attaching)) continue;
-      if (helperRuns >= this.maxPerScan) continue; // next scan
-      const location = this.locate(pid);
-      const key = attaching && location && location.key !== '/' && this.options.prefixes.some((p) => location.key.startsWith(p))
-        ? location.key : null;
-
-      // Repair first: dead mounts of a previous daemon, wherever they are bound.
-      const pairs = new Map<string, AttachPair>();
-      if (!done) {
-        for (const mount of readIsolfsMounts(procDir)) {
-          if (mount.device === ourDevice) continue;
-          const source = this.sourceFor(mount.root, location);
-          if (source === null) continue;
-          pairs.set(mount.mountpoint, { source, target: mount.mountpoint });
-        }
+      const state = this.handled.get(ns);
+      // Only locate when it can matter: every scan while attaching (a process may have moved
+      // into a container's cgroup since), otherwise when the namespace is looked at anyway.
+      let location = attaching ? this.locate(pid) : undefined;
+      const matching = attaching ? this.matchingKey(location ?? null) : null;
+      const due = state === undefined || scan >= state.verifyAtScan || (attaching && matching !== state.key);
+      if (!due || helperRuns >= this.maxPerScan) continue; // over the bound: still due next scan
+      if (location === undefined) location = this.locate(pid);
+      report.inspected++;
+      const key = attaching ? matching : state?.key ?? null;
+      const plan = await this.plan(procDir, ourDevice, location, attaching ? matching : null);
+      if (plan.pairs.length === 0) {
+        this.handled.set(ns, { key, verifyAtScan: scan + this.verifyEveryScans, runsInARow: 0 });
+        continue;
       }
-      const repairs = pairs.size;
-      if (key !== null && location) {
-        if (!this.options.tree.addContainer(key)) {
-          this.warn(`key:${key}`, { container: key }, 'cgroup path too long for a directory name: not attaching');
-        } else {
-          this.options.attached.set(key, location);
-          for (const file of ATTACHED_FILES) {
-            const rel = containerFilePath(key, file);
-            if (rel !== null && !pairs.has(file)) pairs.set(file, { source: this.options.mountpoint + rel, target: file });
-          }
-        }
-      }
-      this.handled.set(ns, { key: key !== null && this.options.attached.has(key) ? key : null });
-      if (pairs.size === 0) continue;
       helperRuns++;
+      const runsInARow = (state?.runsInARow ?? 0) + 1;
       try {
-        const results = await attachFiles(this.options.helperPath, pid, [...pairs.values()], { replace: true });
-        const failed = results.filter((r) => !r.ok);
-        // ENOENT: the container has no such file (say /proc/sys is not there): nothing to cover.
-        report.failures += failed.filter((r) => r.ok === false && r.errno !== 'ENOENT').length;
-        if (repairs > 0) report.repairedMounts += Math.min(repairs, results.filter((r) => r.ok).length);
-        if (key !== null) report.attachedContainers++;
+        const results = await attachFiles(this.options.helperPath, pid, plan.pairs, { replace: true });
+        // ENOENT: the target vanished between our look and the helper's (a container starting).
+        const failed = results.filter((r): r is Extract<AttachResult, { ok: false }> => !r.ok && r.errno !== 'ENOENT');
+        const done = results.filter((r) => r.ok).map((r) => r.target);
+        report.failures += failed.length;
+        report.repairedMounts += done.filter((t) => plan.repairTargets.has(t)).length;
+        if (matching !== null && done.some((t) => !plan.repairTargets.has(t))) report.attachedContainers++;
+        // After an attach, look again next scan: a runtime that had not yet switched to the
+        // container's root throws such mounts away with the old root. Not forever, though: mounts
+        // that vanish every time (something in the container removes them) are retried slowly.
+        const clean = failed.length === 0;
+        const soon = clean && runsInARow < MAX_QUICK_RUNS;
+        this.handled.set(ns, { key, verifyAtScan: scan + (soon ? 1 : this.verifyEveryScans), runsInARow });
+        if (runsInARow > MAX_QUICK_RUNS) this.warn(`again:${ns}`, { pid, container: matching, runsInARow }, 'isolfs mounts keep disappearing from a container');
         this.options.logger.info({
-          pid, container: key, repaired: repairs, attached: results.filter((r) => r.ok).map((r) => r.target),
-          failed: failed.map((r) => (r.ok ? '' : `${r.target}: ${r.errno}`)),
-        }, repairs > 0 ? 'repaired isolfs mounts in a container' : 'attached isolfs files into a container');
+          pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
+          repaired: [...plan.repairTargets], attached: done, failed: failed.map((r) => `${r.target}: ${r.errno} ${r.message}`),
+          again: state !== undefined && state.key === matching,
+        }, plan.repairTargets.size > 0 ? 'repaired isolfs mounts in a container' : 'attached isolfs files into a container');
+        if (!clean) this.warn(`failed:${ns}`, { pid, container: matching, failed: failed.map((r) => `${r.target}: ${r.errno}`) }, 'some files could not be attached');
       } catch (err) {
         report.failures++;
-        // The process may have exited since we listed it: forget the namespace, retry next scan.
-        this.handled.delete(ns);
         const gone = err instanceof AttachHelperError && err.errno === 'ESRCH';
-        if (!gone) this.warn(`helper:${ns}`, { pid, err: String(err) }, 'attach helper failed');
+        if (gone) {
+          // The process exited since we listed it: another of the namespace's, next scan.
+          this.handled.delete(ns);
+        } else {
+          this.handled.set(ns, { key: state?.key ?? null, verifyAtScan: scan + this.verifyEveryScans, runsInARow });
+          this.warn(`helper:${ns}`, { pid, err: String(err) }, 'attach helper failed');
+        }
       }
     }
     this.forgetVanished(seen);
     report.durationMs = performance.now() - started;
-    if (report.repairedMounts > 0 || report.attachedContainers > 0) this.options.logger.info({ ...report }, 'attach scan');
+    const level = report.repairedMounts > 0 || report.attachedContainers > 0 || report.failures > 0 ? 'info' : 'debug';
+    this.options.logger[level]({ ...report }, 'attach scan');
     return report;
   }
 
-  /** The source for a mount whose path inside the old file system was `root`. */
-  private sourceFor(root: string, location: CgroupLocation | null): string | null {
-    const prefix = `/${CONTAINERS_DIR}/`;
-    if (root.startsWith(prefix)) {
-      // A per-container copy: recreate that container's subtree (we are a new daemon).
-      const [name] = root.slice(prefix.length).split('/');
-      let key: string;
-      try {
-        key = decodeURIComponent(name);
-      } catch {
-        return null;
-      }
-      if (!location || location.key !== key || !this.options.tree.addContainer(key)) return null;
-      this.options.attached.set(key, location);
+  /**
+   * What to mount in one namespace: every topmost isolfs mount that is not our live connection
+   * (repair), and with a key, every attached file that exists in the container and is not
+   * already that container's copy from our mount. Reads the namespace's mountinfo; never stats
+   * through a FUSE mount on the event loop (fs.promises runs in libuv's pool: our own mount may
+   * be the one answering).
+   */
+  private async plan(procDir: string, ourDevice: string, location: CgroupLocation | null, key: string | null): Promise<{ pairs: AttachPair[]; repairTargets: Set<string> }> {
+    const top = topmostMounts(readMountinfo(procDir));
+    const pairs = new Map<string, AttachPair>();
+    const repairTargets = new Set<string>();
+    for (const mount of top.values()) {
+      // Only our predecessors' mounts (made for this mountpoint), never another instance's.
+      if (mount.fstype !== ISOLFS_FSTYPE || mount.source !== this.ourSource || mount.device === ourDevice) continue;
+      // A previous daemon that still answers (hung on its way out, say) is not replaced.
+      if (!(await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint)))) continue;
+      pairs.set(mount.mountpoint, { source: this.sourceFor(mount.root, location), target: mount.mountpoint });
+      repairTargets.add(mount.mountpoint);
     }
-    return this.options.mountpoint + root;
+    if (key !== null && location !== null) {
+      if (!this.options.tree.addContainer(key)) {
+        this.warn(`key:${key}`, { container: key }, 'not a cgroup path: not attaching');
+        return { pairs: [...pairs.values()], repairTargets };
+      }
+      this.options.attached.set(key, location);
+      for (const file of ATTACHED_FILES) {
+        const own = containerFilePath(key, file);
+        const mount = top.get(file);
+        if (mount && mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice && mount.root === own) continue;
+        if (!mount && !(await exists(path.join(procDir, 'root', file)))) continue;
+        pairs.set(file, { source: this.options.mountpoint + own, target: file });
+      }
+    }
+    return { pairs: [...pairs.values()], repairTargets };
+  }
+
+  /**
+   * Whether the FUSE connection behind a mount (not ours) is gone: statfs through it fails with
+   * ENOTCONN. Not stat: the kernel answers that from cached attributes even when the daemon is
+   * dead. statfs runs in libuv's pool and is bounded by a timeout, and a device whose previous
+   * check never returned (a hung daemon) is not asked again, so a hung filesystem can hold at
+   * most one pool thread and never stalls a scan. Verdicts are kept for one scan.
+   */
+  private connectionDead(device: string, probe: string): Promise<boolean> {
+    const known = this.deviceVerdicts.get(device);
+    if (known) return known;
+    if (this.hungDevices.has(device)) return Promise.resolve(false);
+    this.hungDevices.add(device);
+    const check = fs.promises.statfs(probe).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN' || err.code === 'ECONNABORTED',
+    ).finally(() => this.hungDevices.delete(device));
+    const verdict = Promise.race([check, sleep(STATFS_TIMEOUT_MS).then(() => false)]);
+    this.deviceVerdicts.set(device, verdict);
+    return verdict;
+  }
+
+  /**
+   * The source for a dead mount whose path inside the old file system was `root`: the same
+   * path in ours. For a per-container copy (/containers/<name>/...) of this namespace's own
+   * cgroup, that container's subtree is recreated (we are a new daemon); a copy of some other
+   * cgroup (the process moved, the key came from another of its processes) is replaced by the
+   * shared file, which gives each reader its own cgroup's view: no mount is left dead.
+   */
+  private sourceFor(root: string, location: CgroupLocation | null): string {
+    const prefix = `/${CONTAINERS_DIR}/`;
+    if (!root.startsWith(prefix)) return this.options.mountpoint + root;
+    const slash = root.indexOf('/', prefix.length);
+    const name = root.slice(prefix.length, slash < 0 ? undefined : slash);
+    const rest = slash < 0 ? '/' : root.slice(slash);
+    if (location && location.key !== '/' && containerDirName(location.key) === name && this.options.tree.addContainer(location.key)) {
+      this.options.attached.set(location.key, location);
+      return this.options.mountpoint + root;
+    }
+    return this.options.mountpoint + rest;
+  }
+
+  private matchingKey(location: CgroupLocation | null): string | null {
+    if (!location || location.key === '/') return null;
+    return this.options.prefixes.some((p) => location.key.startsWith(p)) ? location.key : null;
   }
 
   private locate(pid: number): CgroupLocation | null {
@@ -227,8 +352,8 @@ export class AttachManager {
 
   /** "major:minor" of our live mount, from our own mountinfo. */
   private ourDevice(): string | null {
-    for (const mount of readIsolfsMounts(path.join(this.options.procRoot, 'self'))) {
-      if (mount.mountpoint === this.options.mountpoint && mount.root === '/') return mount.device;
+    for (const mount of readMountinfo(path.join(this.options.procRoot, 'self'))) {
+      if (mount.source === this.ourSource && mount.mountpoint === this.realMountpoint && mount.root === '/') return mount.device;
     }
     return null;
   }
@@ -236,6 +361,62 @@ export class AttachManager {
   private warn(key: string, fields: object, message: string): void {
     if (this.rateLimited.allow(key, Date.now())) this.options.logger.warn(fields, message);
   }
+}
+
+const ISOLFS_FSTYPE = 'fuse.isolfs';
+
+/** How long a statfs of a foreign isolfs mount may take before we call it alive (hung). */
+const STATFS_TIMEOUT_MS = 2000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * The mountpoint with symlinks resolved. Only its parent is resolved: a stat of the mountpoint
+ * itself would be a FUSE request to ourselves from the event loop that must answer it.
+ */
+function realpathOr(mountpoint: string): string {
+  try {
+    return path.join(fs.realpathSync(path.dirname(mountpoint)), path.basename(mountpoint));
+  } catch {
+    return mountpoint;
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Whether a path exists, without following a final symlink; in libuv's pool (see plan()). */
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.promises.lstat(p);
+    return true;
+  } catch (err) {
+    // ENOTCONN and the like: something (dead) is there. Only "not there" means absent.
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ENOTDIR';
+  }
+}
+
+/**
+ * The mount visible at each mountpoint: where several are stacked on one path, the one no
+ * other mount on that path sits on (its id is nobody's parent there).
+ */
+export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountEntry> {
+  const byMountpoint = new Map<string, MountEntry[]>();
+  for (const m of mounts) {
+    const list = byMountpoint.get(m.mountpoint);
+    if (list) list.push(m);
+    else byMountpoint.set(m.mountpoint, [m]);
+  }
+  const top = new Map<string, MountEntry>();
+  for (const [mountpoint, list] of byMountpoint) {
+    const parents = new Set(list.map((m) => m.parentId));
+    top.set(mountpoint, list.find((m) => !parents.has(m.id)) ?? list[list.length - 1]);
+  }
+  return top;
 }
 
 function listPids(procRoot: string): number[] {
@@ -260,26 +441,33 @@ function namespaceInode(procDir: string): number | null {
 }
 
 /**
- * The fuse.isolfs mounts of a process's namespace. mountinfo fields: id parent maj:min root
- * mountpoint options [optional...] - fstype source superoptions; paths escape space, tab,
- * newline and backslash as octal.
+ * Every mount of a process's namespace. mountinfo fields: id parent maj:min root mountpoint
+ * options [optional...] - fstype source superoptions; paths escape space, tab, newline and
+ * backslash as octal.
  */
-export function readIsolfsMounts(procDir: string): IsolfsMount[] {
+export function readMountinfo(procDir: string): MountEntry[] {
   let text: string;
   try {
     text = fs.readFileSync(path.join(procDir, 'mountinfo'), 'utf8');
   } catch {
     return [];
   }
-  const mounts: IsolfsMount[] = [];
+  return parseMountinfo(text);
+}
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const mounts: MountEntry[] = [];
   for (const line of text.split('\n')) {
     const dash = line.indexOf(' - ');
     if (dash < 0) continue;
-    const fstype = line.slice(dash + 3).split(' ')[0];
-    if (fstype !== 'fuse.isolfs') continue;
     const fields = line.slice(0, dash).split(' ');
+    const after = line.slice(dash + 3).split(' ');
     if (fields.length < 5) continue;
-    mounts.push({ device: fields[2], root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4]) });
+    mounts.push({
+      id: Number(fields[0]), parentId: Number(fields[1]), device: fields[2],
+      root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4]),
+      fstype: after[0], source: unescapeMountinfo(after[1] ?? ''),
+    });
   }
   return mounts;
 }

@@ -3,6 +3,7 @@
  * It knows nothing of cgroups or views: it asks a `FileBackend` for bytes (on open) and hands it
  * writes, together with who the caller is (the FUSE request header's pid/uid/gid).
  */
+import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { FuseOp, type LoopMode, type NativeAddon, type NativeSession } from './native';
 import { CONTROL_PATHS, VIEW_PATHS, isControlPath, type ServedPath } from './layout';
@@ -62,6 +63,8 @@ interface OpenHandle {
   /** Snapshot of the content taken at open (null for write-only opens). */
   content: Buffer | null;
   caller: Caller;
+  /** Whether a READ has been answered from `content` yet (see read()). */
+  served: boolean;
 }
 
 const S_IFDIR = 0o040000;
@@ -76,20 +79,45 @@ const STATIC_TIMEOUT_SEC = 3600;
 /** The directory holding one subtree per attached container. */
 export const CONTAINERS_DIR = 'containers';
 
+/** The longest directory name Linux accepts (NAME_MAX). */
+const NAME_MAX = 255;
+/** Names of keys too long to percent-encode start with this ('%2F...' names never do). */
+const HASHED_NAME_PREFIX = 'sha256-';
+
 /**
- * A container key (a cgroup path such as /kubepods/burstable/pod1/abc) as one directory name:
- * percent-encoding, so '/' cannot split it and the mapping is reversible by eye and by
- * decodeURIComponent. Paths whose encoding exceeds NAME_MAX are refused (null).
+ * A container key (a cgroup path such as /kubepods/burstable/pod1/abc) as one directory name.
+ * Percent-encoding (encodeURIComponent): '/' becomes %2F so a key cannot split into several
+ * directories or climb out with '..', the name is readable, and decodeURIComponent reverses it.
+ * A key whose encoding exceeds NAME_MAX (deeply nested cgroups, e.g. kind nodes under the
+ * systemd driver, reach ~240 bytes) gets `sha256-<hex of the key>` instead: still one safe name,
+ * mapped back by the daemon's own table (the attach log line names both), and recomputed from
+ * the container's cgroup when a restarted daemon repairs it.
  */
-export function containerDirName(key: string): string | null {
-  const name = encodeURIComponent(key);
-  return Buffer.byteLength(name) <= 255 ? name : null;
+export function containerDirName(key: string): string {
+  let name: string;
+  try {
+    name = encodeURIComponent(key);
+  } catch {
+    name = ''; // a lone surrogate (not valid UTF-16): hash it like a long key
+  }
+  if (name !== '' && Buffer.byteLength(name) <= NAME_MAX) return name;
+  return HASHED_NAME_PREFIX + createHash('sha256').update(key).digest('hex');
+}
+
+/**
+ * The mount's source (fsname, mountinfo's source field) names the mountpoint it was made for. A
+ * daemon restarted on the same mountpoint recognises its predecessor's mounts in containers by
+ * it, and leaves those of other isolfs instances (a second daemon, a benchmark, tests running
+ * side by side) alone. A path that would need escaping in a mount option string is hashed.
+ */
+export function mountSourceName(mountpoint: string): string {
+  if (/^[\w./-]+$/.test(mountpoint)) return `isolfs:${mountpoint}`;
+  return `isolfs:sha256-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 32)}`;
 }
 
 /** The path of a served file's per-container copy, relative to the mountpoint. */
-export function containerFilePath(key: string, file: ServedPath): string | null {
-  const name = containerDirName(key);
-  return name === null ? null : `/${CONTAINERS_DIR}/${name}${file}`;
+export function containerFilePath(key: string, file: ServedPath): string {
+  return `/${CONTAINERS_DIR}/${containerDirName(key)}${file}`;
 }
 
 export class IsolfsFilesystem {
@@ -99,6 +127,8 @@ export class IsolfsFilesystem {
   /** Inode numbers are never reused: the kernel may still hold a removed container's. */
   private nextIno = 2;
   private readonly containersDir: DirNode;
+  /** Directory name under /containers -> container key (hashed names cannot be decoded). */
+  private readonly containerKeysByName = new Map<string, string>();
   private session: NativeSession | null = null;
   private readonly mountTimeSec = Math.floor(Date.now() / 1000);
 
@@ -113,23 +143,28 @@ export class IsolfsFilesystem {
     this.containersDir = this.ensureDir(root, CONTAINERS_DIR);
   }
 
-  /** Adds /containers/<key>/ with a copy of every served file; false if the key cannot be a name. */
+  /**
+   * Adds /containers/<key>/ with a copy of every served file (idempotent). Keys are cgroup
+   * paths: anything else is refused (false).
+   */
   addContainer(key: string): boolean {
+    if (!key.startsWith('/')) return false;
     const name = containerDirName(key);
-    if (name === null) return false;
     if (this.containersDir.children.has(name)) return true;
     const dir = this.ensureDir(this.containersDir, name);
     for (const p of VIEW_PATHS) this.addFile(dir, p, false, key);
     for (const p of CONTROL_PATHS) this.addFile(dir, p, true, key);
+    this.containerKeysByName.set(name, key);
     return true;
   }
 
   /** Removes a container's subtree (its cgroup is gone). Open handles keep their content. */
   removeContainer(key: string): void {
     const name = containerDirName(key);
-    const dir = name === null ? undefined : this.containersDir.children.get(name);
-    if (!dir || dir.kind !== 'dir' || name === null) return;
+    const dir = this.containersDir.children.get(name);
+    if (!dir || dir.kind !== 'dir') return;
     this.containersDir.children.delete(name);
+    this.containerKeysByName.delete(name);
     const forget = (node: Node): void => {
       this.nodes.delete(node.ino);
       if (node.kind === 'dir') for (const child of node.children.values()) forget(child);
@@ -139,13 +174,13 @@ export class IsolfsFilesystem {
 
   /** Keys of the containers that have a subtree. */
   containerKeys(): string[] {
-    return [...this.containersDir.children.keys()].map((name) => decodeURIComponent(name));
+    return [...this.containerKeysByName.values()];
   }
 
   mount(mountpoint: string, loop: LoopMode): void {
     // allow_other: containers read as any uid. No default_permissions: the control files do
     // their own checks (EPERM for non-root writers), which the kernel's mode check can't express.
-    const options = 'allow_other,fsname=isolfs,subtype=isolfs';
+    const options = `allow_other,fsname=${mountSourceName(mountpoint)},subtype=isolfs`;
     this.session = this.native.mount(mountpoint, options, loop, this.onRequest);
   }
 
@@ -202,7 +237,7 @@ export class IsolfsFilesystem {
         case FuseOp.Opendir: return this.opendir(id, ino);
         case FuseOp.Readdir: return this.readdir(id, ino, offset, size);
         case FuseOp.Open: return this.open(id, ino, { pid, uid, gid }, flags);
-        case FuseOp.Read: return this.read(id, fh, offset, size);
+        case FuseOp.Read: return this.read(id, fh, offset, size, { pid, uid, gid });
         case FuseOp.Write: return this.write(id, fh, offset, data ?? Buffer.alloc(0), { pid, uid, gid });
         case FuseOp.Release: this.handles.delete(fh); return this.native.replyErr(id, 0);
         default: return this.native.replyErr(id, E.ENOSYS);
@@ -259,18 +294,12 @@ export class IsolfsFilesystem {
     if (writing && !node.writable) return this.native.replyErr(id, E.EACCES);
     let content: Buffer | null = null;
     if (access !== O_WRONLY) {
-      const started = process.hrtime.bigint();
-      const result = this.backend.read(node.path, caller, node.container);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (isErrno(result)) {
-        this.backend.observe?.(node.path, `errno-${result.errno}`, seconds);
-        return this.native.replyErr(id, result.errno);
-      }
-      this.backend.observe?.(node.path, 'ok', seconds);
+      const result = this.render(node, caller);
+      if (isErrno(result)) return this.native.replyErr(id, result.errno);
       content = result;
     }
     const fh = this.nextFh++;
-    this.handles.set(fh, { node, content, caller });
+    this.handles.set(fh, { node, content, caller, served: false });
     // read() of a direct-I/O file comes to us; splice and sendfile (busybox cat, as in Alpine
     // images) read through the page cache instead, and only up to the inode's size, which is 0
     // for these files: they would see an empty file. Storing this reader's content sets the size
@@ -284,10 +313,30 @@ export class IsolfsFilesystem {
     this.native.replyOpen(id, fh, true, false, false);
   }
 
-  private read(id: number, fh: number, offset: number, size: number): void {
+  /** The backend's bytes for `node` as `caller` sees them, timed for metrics. */
+  private render(node: FileNode, caller: Caller): Buffer | Errno {
+    const started = process.hrtime.bigint();
+    const result = this.backend.read(node.path, caller, node.container);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.backend.observe?.(node.path, isErrno(result) ? `errno-${result.errno}` : 'ok', seconds);
+    return result;
+  }
+
+  private read(id: number, fh: number, offset: number, size: number, caller: Caller): void {
     const handle = this.handles.get(fh);
     if (!handle) return this.native.replyErr(id, E.EBADF);
     if (!handle.content) return this.native.replyErr(id, E.EBADF);
+    // Tools that sample (vmstat 1, top, free -s, procps 4's library) open a /proc file once and
+    // then lseek(0) + read it again every interval; the kernel's seq_file renders afresh on
+    // every read from offset 0, and so must we, or they would print the first sample forever.
+    // The first read uses what open captured (and stored for splice readers). The reader is
+    // whoever reads now (the kernel gives pid 0 if it is not visible to us: the opener then).
+    if (offset === 0 && handle.served) {
+      const fresh = this.render(handle.node, caller.pid !== 0 ? caller : handle.caller);
+      if (isErrno(fresh)) return this.native.replyErr(id, fresh.errno);
+      handle.content = fresh;
+    }
+    handle.served = true;
     const content = handle.content;
     if (offset >= content.length) return this.native.replyBuf(id, EMPTY);
     this.native.replyBuf(id, offset === 0 && size >= content.length ? content : content.subarray(offset, offset + size));

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { CGROUP_ROOT, isPureV2, prepareV2 } from '../helpers/cgroups';
 import { removeStaleContainers, runContainer, runcAvailable, type RuncContainer } from '../helpers/runc';
+import { checkMounts, defaultAttachHelperPath } from '../../src/attach/attach';
 
 const MIB = 1024n * 1024n;
 const LIMIT = 128n * MIB;
@@ -104,11 +105,19 @@ describe('runc container: bound at creation, attached afterwards, repaired after
     // Never restarted: the same init, still running.
     expect(container.pid).toBe(initPid);
     expect(fs.existsSync(`/proc/${initPid}`)).toBe(true);
-    // No isolfs mount in the container is dead.
-    const targets = fs.readFileSync(`/proc/${initPid}/mountinfo`, 'utf8').split('\n')
-      .filter((l) => l.includes(' - fuse.isolfs ')).map((l) => l.split(' ')[4]);
-    expect(targets.length).toBeGreaterThanOrEqual(5);
-    const check = await container.exec(['sh', '-c', `for m in ${[...new Set(targets)].join(' ')}; do cat $m > /dev/null || echo "DEAD $m"; done; echo checked`]);
+    // No isolfs mount in the container is dead: the topmost on each path is the new daemon's
+    // (by device), answers the helper's forced stat (--check), and opens from inside.
+    const ours = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' '))
+      .find((f) => f[4] === daemon.mountpoint && f[3] === '/')?.[2];
+    expect(ours).toBeDefined();
+    const mounts = fs.readFileSync(`/proc/${initPid}/mountinfo`, 'utf8').split('\n')
+      .filter((l) => l.includes(' - fuse.isolfs ')).map((l) => l.split(' '));
+    const topmost = new Map(mounts.map((f) => [f[4], f[2]])); // later lines sit on earlier ones
+    expect([...topmost.keys()].sort()).toEqual(['/proc/cpuinfo', '/proc/loadavg', '/proc/meminfo', '/proc/stat', '/proc/swaps', '/proc/uptime', '/proc/vmstat', '/sys/devices/system/cpu/online']);
+    expect([...topmost.entries()].filter(([, device]) => device !== ours)).toEqual([]);
+    const states = await checkMounts(defaultAttachHelperPath(), initPid, [...topmost.keys()]);
+    expect([...states.values()].every((state) => state === 'live'), JSON.stringify([...states])).toBe(true);
+    const check = await container.exec(['sh', '-c', `for m in ${[...topmost.keys()].join(' ')}; do cat $m > /dev/null || echo "DEAD $m"; done; echo checked`]);
     expect(check.stdout).toBe('checked\n');
   });
 });

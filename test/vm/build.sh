@@ -13,8 +13,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${ISOLFS_VM_CACHE:-/var/cache/isolfs-vm}"
 # Modules the VM loads, in any order (dependencies are added and ordered below):
 # virtio_pci + 9pnet_virtio + 9p for the shared host root, overlay for writing on top of it,
-# fuse for /dev/fuse.
-modules=(virtio_pci 9pnet_virtio 9p overlay fuse)
+# fuse for /dev/fuse, zram for the swap device stage 2 makes (SwapTotal, memory.swap.max).
+modules=(virtio_pci 9pnet_virtio 9p overlay fuse zram)
 
 say() { echo "isolfs-vm: $*" >&2; }
 die() { echo "isolfs-vm: ERROR: $*" >&2; exit 1; }

@@ -4,10 +4,12 @@
 # host itself (the host's root filesystem is shared read-only into the VM) or from the kernel
 # package that run.sh fetches with `apt-get download`.
 #   qemu-system-x86  the VM (TCG; KVM only when it really boots)
-#   busybox-static   the initramfs userland, its cpio/depmod/modprobe, and PID 1 inside the VM
-#   coreutils        timeout, stat, sha256sum (always present on Debian; listed so a miss is loud)
+#   busybox-static   the initramfs userland, its cpio/depmod, PID 1 inside the VM, and the
+#                    guest's ip, hostname, mkswap and swapon (no iproute2 needed)
+# The rest run.sh and build.sh call is Debian's essential/required set (coreutils, util-linux's
+# flock, dpkg-deb, apt-get, gzip, tar, mawk), present on every Debian install.
 set -euo pipefail
 
-want=(qemu-system-x86 busybox-static coreutils)
+want=(qemu-system-x86 busybox-static)
 
 "$(dirname "$0")/../../scripts/apt-install.sh" isolfs-vm "${want[@]}"

@@ -9,7 +9,7 @@
 # host's root filesystem is shared read-only over 9p under a tmpfs overlay, so node, npm, the
 # project, its node_modules and native build, procps, util-linux, fuse3, lxcfs, runc are the
 # host's own, and nothing written inside comes back. Inside, from the project directory:
-# `npx vitest run <args>`. See test/vm/README.md.
+# `node_modules/.bin/vitest run <args>` (what `npx vitest` runs). See test/vm/README.md.
 #
 # Environment:
 #   ISOLFS_VM_TIMEOUT  hard limit for the whole VM run in seconds (default 2400)
@@ -28,7 +28,10 @@ die() { echo "isolfs-vm: ERROR: $*" >&2; exit 1; }
 elapsed() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 [ "$(id -u)" = 0 ] || die "run as root"
-"$here/deps.sh"
+"$here/deps.sh" || die "test/vm/deps.sh could not install what the VM needs"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (test/vm/deps.sh installs qemu-system-x86)"
+# The cpuset cases (cpuset.cpus "1") need a second CPU.
+[ "${ISOLFS_VM_CPUS:-2}" -ge 2 ] 2>/dev/null || die "ISOLFS_VM_CPUS must be 2 or more, not '${ISOLFS_VM_CPUS:-}'"
 
 build_out="$("$here/build.sh")" || die "building the VM's kernel/initramfs failed (see above)"
 kernel="$(sed -n 's/^KERNEL=//p' <<<"$build_out")"
@@ -53,8 +56,9 @@ quote() { local s="${1//\'/\'\\\'\'}"; printf "'%s' " "$s"; }
 [ $# -gt 0 ] || set -- test/integration
 {
   printf 'ISOLFS_VM_PROJECT=%s\n' "$(quote "$project")"
-  # Colours only when the host prints to a terminal (as vitest would decide on the host).
-  if [ -t 1 ]; then echo "export FORCE_COLOR=1"; fi
+  # Colours only when the host prints to a terminal. (vitest's colour check looks at TERM, not
+  # at a tty, and the guest's TERM is the kernel's "linux": say NO_COLOR for a log file or CI.)
+  if [ -t 1 ]; then echo "export FORCE_COLOR=1"; elif [ -z "${FORCE_COLOR+x}" ]; then echo "export NO_COLOR=1"; fi
   for var in CI NO_COLOR FORCE_COLOR DEBUG ISOLFS_VM_COMMAND; do
     if [ -n "${!var+x}" ]; then printf 'export %s=%s\n' "$var" "$(quote "${!var}")"; fi
   done
@@ -98,7 +102,7 @@ case "$accel" in
 esac
 
 timeout_s="${ISOLFS_VM_TIMEOUT:-2400}"
-echo "isolfs-vm: booting ($accel, ${ISOLFS_VM_CPUS:-2} CPUs, ${ISOLFS_VM_MEMORY:-3G}, timeout ${timeout_s} s): npx vitest run $*"
+echo "isolfs-vm: booting ($accel, ${ISOLFS_VM_CPUS:-2} CPUs, ${ISOLFS_VM_MEMORY:-3G}, timeout ${timeout_s} s): vitest run $*"
 echo "isolfs-vm: qemu-system-x86_64 ${qemu_args[*]}"
 vm_started=$(date +%s.%N)
 # Serial console -> this process's stdout, live, and into $log to find the sentinel in.
@@ -127,5 +131,32 @@ fi
 if grep -aq '^isolfs-vm: stage [12] failed' "$log"; then
   die "the VM could not run the tests (see the stage 1/2 message above)"
 fi
-echo "isolfs-vm: vitest inside the VM exited with $code"
+
+# The summary: what the VM booted into, what vitest counted, how long it all took. Taken from
+# the console (colour codes stripped), and checked: a run that claims success without saying
+# what it ran is not one.
+plain="$(sed 's/\x1b\[[0-9;]*m//g' "$log")"
+fstype="$(sed -n 's/^isolfs-vm: stat -fc %T \/sys\/fs\/cgroup: //p' <<<"$plain" | tail -n1)"
+swap="$(sed -n 's/^isolfs-vm: swap: //p' <<<"$plain" | tail -n1)"
+files_line="$(grep -aE '^ *Test Files +' <<<"$plain" | tail -n1 | sed 's/^ *//; s/  */ /g' || true)"
+tests_line="$(grep -aE '^ *Tests +[0-9]' <<<"$plain" | tail -n1 | sed 's/^ *//; s/  */ /g' || true)"
+echo "isolfs-vm: ================ summary ================"
+echo "isolfs-vm: kernel $kversion ($accel), cmdline cgroup_no_v1=all; stat -fc %T /sys/fs/cgroup inside: ${fstype:-(not printed)}; swap ${swap:-(none)}"
+[ "$fstype" = cgroup2fs ] || die "the VM did not report /sys/fs/cgroup as cgroup2fs"
+if [ -n "${ISOLFS_VM_COMMAND:-}" ]; then
+  echo "isolfs-vm: ISOLFS_VM_COMMAND exited with $code (no vitest run)"
+  echo "isolfs-vm: VM run took ${vm_took} s; whole run.sh $(elapsed) s"
+  exit "$code"
+fi
+echo "isolfs-vm: vitest run $*: ${files_line:-no Test Files line}; ${tests_line:-no Tests line}"
+echo "isolfs-vm: VM run took ${vm_took} s; whole run.sh $(elapsed) s"
+if [ "$code" = 0 ]; then
+  # Exit 0 must come with a count of passed tests and no failures, or it is not believed.
+  [ -n "$tests_line" ] || die "vitest exited 0 inside the VM but printed no 'Tests' summary line"
+  grep -qE '^Tests [1-9][0-9]* passed' <<<"$tests_line" || die "vitest exited 0 inside the VM but its summary is not 'Tests N passed': $tests_line"
+  if grep -qE '[0-9]+ failed' <<<"$tests_line $files_line"; then die "vitest exited 0 but reported failures: $tests_line"; fi
+  echo "isolfs-vm: PASS: vitest inside the cgroup v2 VM exited with 0"
+else
+  echo "isolfs-vm: ERROR: FAIL: vitest inside the cgroup v2 VM exited with $code" >&2
+fi
 exit "$code"

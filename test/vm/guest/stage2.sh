@@ -1,8 +1,8 @@
 # Stage 2, PID 1 of the VM after switch_root, run by busybox sh from the host's root filesystem
 # (shared read-only, under a tmpfs overlay): fresh /proc, /sys, /dev, /tmp, /run; cgroup v2 only,
-# its controllers delegated; then `npx vitest run <args>` from the project directory, in the
-# cgroup the tests will treat as their own. Prints the vitest output, then
-# "ISOLFS-VM-EXIT=<vitest's exit code>", and powers off.
+# its controllers delegated, swap on zram; then `node_modules/.bin/vitest run <args>` (what
+# `npx vitest` runs) from the project directory, in the cgroup the tests treat as their own.
+# Prints the vitest output, then "ISOLFS-VM-EXIT=<vitest's exit code>", and powers off.
 #
 # Cgroup layout made here (see test/vm/README.md for what the tests must do on v2):
 #   /sys/fs/cgroup                 root; subtree_control = +cpuset +cpu +io +memory +pids
@@ -51,8 +51,10 @@ fi
 # The same mount options systemd uses on a cgroup v2 host (nsdelegate, memory_recursiveprot).
 m -t cgroup2 -o nosuid,nodev,noexec,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup
 mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
-hostname isolfs-vm
-ip link set lo up 2>/dev/null || true
+# busybox's applets: a minimal Debian host may have no iproute2. The tests' health server
+# listens on 127.0.0.1, so lo must come up.
+/bin/busybox hostname isolfs-vm
+/bin/busybox ip link set lo up || fail "ip link set lo up"
 
 echo "isolfs-vm: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo) RAM"
 echo "isolfs-vm: cmdline: $(cat /proc/cmdline)"
@@ -67,6 +69,13 @@ if mkdir -p /run/v1probe && mount -t cgroup -o memory none /run/v1probe 2>/dev/n
 fi
 echo "isolfs-vm: cgroup.controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 [ -c /dev/fuse ] || fail "/dev/fuse missing (fuse module not loaded?)"
+# Swap, so that SwapTotal and memory.swap.max mean something: a compressed RAM disk (zram,
+# loaded by stage 1), as many v2 hosts (Fedora's default) have. The cgroup v2 tests expect it.
+[ -b /dev/zram0 ] || fail "/dev/zram0 missing (zram module not loaded?)"
+echo 512M > /sys/block/zram0/disksize || fail "zram0 disksize"
+/bin/busybox mkswap /dev/zram0 >/dev/null || fail "mkswap /dev/zram0"
+/bin/busybox swapon /dev/zram0 || fail "swapon /dev/zram0"
+echo "isolfs-vm: swap: $(awk '/SwapTotal/ {print $2 " kB"}' /proc/meminfo) on zram0"
 
 cg=/sys/fs/cgroup
 mkdir "$cg/init" "$cg/isolfs-vm" || fail "mkdir $cg/init $cg/isolfs-vm"
@@ -84,7 +93,14 @@ echo "isolfs-vm: the tests run in cgroup /isolfs-vm; its cgroup.controllers: $(c
 cd "$ISOLFS_VM_PROJECT" || fail "cd $ISOLFS_VM_PROJECT"
 export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
 export ISOLFS_VM=1
-echo "isolfs-vm: booted in $(cut -d' ' -f1 /proc/uptime) s; running: ${ISOLFS_VM_COMMAND:-npx vitest run $*}"
+# The tests assert what this VM promises (test/integration/cgroupv2.test.ts, cgroupns.test.ts):
+# cgroup2fs only, swap, /proc/1/ns/cgroup readable. vitest.config.ts includes the v2-only file.
+export ISOLFS_EXPECT_CGROUP2=1
+# The project's own vitest (what `npx vitest` runs on the host), without npm's ~7 s start-up
+# under emulation.
+[ -n "${ISOLFS_VM_COMMAND:-}" ] || [ -x node_modules/.bin/vitest ] \
+  || fail "$ISOLFS_VM_PROJECT/node_modules/.bin/vitest missing: build the project on the host first (scripts/deps.sh --test)"
+echo "isolfs-vm: booted in $(cut -d' ' -f1 /proc/uptime) s; running: ${ISOLFS_VM_COMMAND:-vitest run $*}"
 echo "isolfs-vm: ---------------- vitest output ----------------"
 # stdout is a pipe, not the serial tty, so vitest prints its plain (non-interactive) report.
 # The subshell moves itself into the tests' cgroup first, then becomes vitest.
@@ -93,7 +109,7 @@ if [ -n "${ISOLFS_VM_COMMAND:-}" ]; then
   # Diagnostics (ISOLFS_VM_COMMAND on the host): a shell command instead of vitest.
   sh -c 'echo $$ > /sys/fs/cgroup/isolfs-vm/cgroup.procs && exec bash -c "$ISOLFS_VM_COMMAND"' 2>&1 | cat
 else
-  sh -c 'echo $$ > /sys/fs/cgroup/isolfs-vm/cgroup.procs && exec npx vitest run "$@"' vitest "$@" 2>&1 | cat
+  sh -c 'echo $$ > /sys/fs/cgroup/isolfs-vm/cgroup.procs && exec node_modules/.bin/vitest run "$@"' vitest "$@" 2>&1 | cat
 fi
 status=$?
 set +o pipefail
