@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 
+# Strict types for the tests too (vitest itself strips types without checking them).
+npx tsc -p tsconfig.test.json
+
 status=0
 npx vitest run "$@" || status=$?
 

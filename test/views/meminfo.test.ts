@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readMemory } from '../../src/cgroup/read';
-import type { MemorySnapshot, MemoryStat } from '../../src/cgroup/snapshot';
+import type { MemorySnapshot } from '../../src/cgroup/snapshot';
 import { parseMeminfo } from '../../src/host/meminfo';
 import type { HostMeminfo } from '../../src/host/snapshot';
 import { formatMeminfoLine, renderMeminfo } from '../../src/views/meminfo';
 import { MIB, v1Location, v2Location } from '../cgroup/helpers';
+import { emptyMemoryStat as emptyStat } from './memoryFixtures';
 
 const PROC_FIXTURES = path.join(__dirname, '../fixtures/proc');
 /** This machine's /proc/meminfo (Linux 6.x, 24 GiB, no swap). */
@@ -35,15 +36,6 @@ function snapshot(memory: MemorySnapshot | null): MemorySnapshot {
   return memory;
 }
 
-function emptyStat(overrides: Partial<MemoryStat> = {}): MemoryStat {
-  return {
-    anonBytes: 0n, fileBytes: 0n, shmemBytes: 0n, fileMappedBytes: 0n, fileDirtyBytes: 0n,
-    fileWritebackBytes: 0n, swapCachedBytes: 0n, activeAnonBytes: 0n, inactiveAnonBytes: 0n,
-    activeFileBytes: 0n, inactiveFileBytes: 0n, unevictableBytes: 0n, slabReclaimableBytes: 0n,
-    slabUnreclaimableBytes: 0n, kernelStackBytes: 0n, pageTablesBytes: 0n, anonHugeBytes: 0n,
-    events: new Map(), ...overrides,
-  };
-}
 
 /** Every invariant the view promises, for any host and snapshot. */
 function expectInvariants(hostInfo: HostMeminfo, text: string): void {

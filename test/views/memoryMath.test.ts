@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { MemorySnapshot, MemoryStat } from '../../src/cgroup/snapshot';
 import {
   containerMemFreeBytes,
   containerMemTotalBytes,
@@ -7,30 +6,11 @@ import {
   containerSwapTotalBytes,
   containerSwapUsedBytes,
 } from '../../src/views/memoryMath';
+import { memorySnapshot as memory } from './memoryFixtures';
 
 const MIB = 1024n * 1024n;
 const HOST_KB = 8n * 1024n * 1024n; // 8 GiB in kB
 
-function memory(overrides: Partial<MemorySnapshot>): MemorySnapshot {
-  const zero = 0n;
-  const stat: MemoryStat = {
-    anonBytes: zero, fileBytes: zero, shmemBytes: zero, fileMappedBytes: zero,
-    fileDirtyBytes: zero, fileWritebackBytes: zero, swapCachedBytes: zero,
-    activeAnonBytes: zero, inactiveAnonBytes: zero, activeFileBytes: zero,
-    inactiveFileBytes: zero, unevictableBytes: zero, slabReclaimableBytes: zero,
-    slabUnreclaimableBytes: zero, kernelStackBytes: zero, pageTablesBytes: zero,
-    anonHugeBytes: zero, events: new Map(),
-  };
-  return {
-    limitBytes: null,
-    usageBytes: 0n,
-    swapLimitBytes: null,
-    swapUsageBytes: 0n,
-    swapAccounted: true,
-    stat,
-    ...overrides,
-  };
-}
 
 describe('memoryMath', () => {
   it('MemTotal is the limit, capped at the host RAM; no limit = host RAM', () => {

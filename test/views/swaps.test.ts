@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { MemorySnapshot, MemoryStat } from '../../src/cgroup/snapshot';
+import type { MemorySnapshot } from '../../src/cgroup/snapshot';
 import { parseSwaps } from '../../src/host/swaps';
 import { renderSwaps } from '../../src/views/swaps';
+import { memorySnapshot } from './memoryFixtures';
 
 const FIXTURE_DIR = path.join(__dirname, '../fixtures/proc');
 const NO_SWAP = readFileSync(path.join(FIXTURE_DIR, 'swaps'), 'utf8');
@@ -13,25 +14,13 @@ const HOST_SWAP_TOTAL_KB = 8388604n + 16777212n;
 const HEADER = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n';
 const MIB = 1024n * 1024n;
 
+
+/** 100 MiB used of 512 MiB, 300 MiB swapped of a 1 GiB swap limit. */
 function memory(overrides: Partial<MemorySnapshot>): MemorySnapshot {
-  const zero = 0n;
-  const stat: MemoryStat = {
-    anonBytes: zero, fileBytes: zero, shmemBytes: zero, fileMappedBytes: zero,
-    fileDirtyBytes: zero, fileWritebackBytes: zero, swapCachedBytes: zero,
-    activeAnonBytes: zero, inactiveAnonBytes: zero, activeFileBytes: zero,
-    inactiveFileBytes: zero, unevictableBytes: zero, slabReclaimableBytes: zero,
-    slabUnreclaimableBytes: zero, kernelStackBytes: zero, pageTablesBytes: zero,
-    anonHugeBytes: zero, events: new Map(),
-  };
-  return {
-    limitBytes: 512n * MIB,
-    usageBytes: 100n * MIB,
-    swapLimitBytes: 1024n * MIB,
-    swapUsageBytes: 300n * MIB,
-    swapAccounted: true,
-    stat,
+  return memorySnapshot({
+    limitBytes: 512n * MIB, usageBytes: 100n * MIB, swapLimitBytes: 1024n * MIB, swapUsageBytes: 300n * MIB,
     ...overrides,
-  };
+  });
 }
 
 const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
