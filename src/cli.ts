@@ -28,7 +28,7 @@ Options:
   --cgroup-root DIR        cgroup filesystem root (default /sys/fs/cgroup; for tests)
   --proc-root DIR          procfs root (default /proc; for tests)
   --sys-root DIR           sysfs root (default /sys; for tests)
-  --loop poll|thread       FUSE request loop: libuv-polled session fd (default) or a native thread
+  --loop thread|poll       FUSE request loop: a native receiving thread (default) or the session fd polled by libuv
   --loadavg-interval-ms N  load sampling interval (default 5000 as in the kernel; for tests)
   --no-join-cgroupns       do not join the host's cgroup namespace at start
   --http HOST:PORT         serve /healthz, /readyz and /metrics (Prometheus) there
@@ -66,7 +66,7 @@ function main(argv: string[]): void {
         'cgroup-root': { type: 'string', default: '/sys/fs/cgroup' },
         'proc-root': { type: 'string', default: '/proc' },
         'sys-root': { type: 'string', default: '/sys' },
-        loop: { type: 'string', default: 'poll' },
+        loop: { type: 'string', default: 'thread' },
         'loadavg-interval-ms': { type: 'string', default: '5000' },
         'no-join-cgroupns': { type: 'boolean', default: false },
         http: { type: 'string' },

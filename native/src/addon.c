@@ -7,7 +7,8 @@
  * through the reply* functions, from the main thread, in any order.
  *
  * Two request loops, selectable at mount time, because each thread hop costs tens of
- * microseconds on the machines we measured:
+ * microseconds on the machines we measured (READs of open handles are answered here, on
+ * whichever thread received them, from the content table: see there):
  *   "poll"   — no extra thread: libuv polls the session fd; on readability the main thread
  *              drains the (non-blocking) fd, and libfuse dispatches straight into JS.
  *   "thread" — a native thread blocks in read(2) on the fd and posts each request to the main
@@ -152,6 +153,24 @@ typedef struct request_s {
   int to_set;    /* setattr */
 } request_t;
 
+/*
+ * The content table. Content is rendered once, in JS, when a file is opened (the reader is known
+ * then); the READs that follow — the first one and the one at EOF that every `cat` makes — only
+ * copy bytes out of it. Answering them here, on whichever thread received them, saves a call into
+ * JS per READ and, with the "thread" loop, the hop to the main thread and back. A READ from
+ * offset 0 after the handle has been read (vmstat, top and free -s lseek back and read again)
+ * still goes to JS, which renders afresh and puts the new content here with setContent.
+ */
+#define CONTENT_BUCKETS 256
+
+typedef struct content_s {
+  uint64_t fh;
+  char *data;
+  size_t len;
+  int served; /* a READ has been answered from this content */
+  struct content_s *next;
+} content_t;
+
 typedef struct session_s {
   struct fuse_session *se;
   napi_env env;
@@ -168,6 +187,9 @@ typedef struct session_s {
   pthread_t thread;
   int thread_started;
   napi_threadsafe_function tsfn;
+  /* content of open handles, served to READ without a trip to JS (see "content table") */
+  pthread_mutex_t content_lock;
+  struct content_s *content[CONTENT_BUCKETS];
   struct session_s *next;
 } session_t;
 
@@ -175,6 +197,82 @@ static session_t *all_sessions = NULL;
 static int atexit_registered = 0;
 
 static void deliver(session_t *s, request_t *r);
+
+/* Puts a copy of `data` as the content of `fh` (replacing any). Returns 0 or ENOMEM. */
+static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, int served) {
+  char *copy = malloc(len > 0 ? len : 1);
+  if (copy == NULL) return ENOMEM;
+  memcpy(copy, data, len);
+  content_t **bucket = &s->content[fh % CONTENT_BUCKETS];
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = *bucket;
+  while (c && c->fh != fh) c = c->next;
+  if (c == NULL) {
+    c = calloc(1, sizeof(content_t));
+    if (c == NULL) {
+      pthread_mutex_unlock(&s->content_lock);
+      free(copy);
+      return ENOMEM;
+    }
+    c->fh = fh;
+    c->next = *bucket;
+    *bucket = c;
+  } else {
+    free(c->data);
+  }
+  c->data = copy;
+  c->len = len;
+  c->served = served;
+  pthread_mutex_unlock(&s->content_lock);
+  return 0;
+}
+
+static void content_drop(session_t *s, uint64_t fh) {
+  content_t **p = &s->content[fh % CONTENT_BUCKETS];
+  pthread_mutex_lock(&s->content_lock);
+  while (*p && (*p)->fh != fh) p = &(*p)->next;
+  content_t *c = *p;
+  if (c) *p = c->next;
+  pthread_mutex_unlock(&s->content_lock);
+  if (c) {
+    free(c->data);
+    free(c);
+  }
+}
+
+static void content_drop_all(session_t *s) {
+  pthread_mutex_lock(&s->content_lock);
+  for (int i = 0; i < CONTENT_BUCKETS; i++) {
+    content_t *c = s->content[i];
+    s->content[i] = NULL;
+    while (c) {
+      content_t *next = c->next;
+      free(c->data);
+      free(c);
+      c = next;
+    }
+  }
+  pthread_mutex_unlock(&s->content_lock);
+}
+
+/* Answers a READ from the table if it can: 1 if answered, 0 if JS must (no content for this
+ * handle, e.g. a control file, or a re-read from offset 0 that needs fresh content). */
+static int content_serve(session_t *s, fuse_req_t req, uint64_t fh, size_t size, off_t off) {
+  int answered = 0;
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = s->content[fh % CONTENT_BUCKETS];
+  while (c && c->fh != fh) c = c->next;
+  if (c && off >= 0 && !(off == 0 && c->served)) {
+    size_t start = (size_t)off < c->len ? (size_t)off : c->len;
+    size_t n = c->len - start < size ? c->len - start : size;
+    c->served = 1;
+    /* Replied under the lock: setContent from the main thread may replace the buffer. */
+    fuse_reply_buf(req, c->data + start, n);
+    answered = 1;
+  }
+  pthread_mutex_unlock(&s->content_lock);
+  return answered;
+}
 
 static void dispatch(fuse_req_t req, request_t *r) {
   session_t *s = fuse_req_userdata(req);
@@ -263,6 +361,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
+  if (content_serve(fuse_req_userdata(req), req, fi->fh, size, off)) return;
   NEW_OR_FAIL(r, OP_READ, ino);
   r->fh = fi->fh;
   r->size = size;
@@ -288,6 +387,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  content_drop(fuse_req_userdata(req), fi->fh);
   NEW_OR_FAIL(r, OP_RELEASE, ino);
   r->fh = fi->fh;
   dispatch(req, r);
@@ -504,6 +604,7 @@ static void session_teardown(session_t *s) {
   }
   free(s->buf.mem);
   s->buf.mem = NULL;
+  content_drop_all(s);
   if (s->handler) {
     napi_delete_reference(env, s->handler);
     s->handler = NULL;
@@ -556,6 +657,14 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return NULL;
   }
   session_t *s = calloc(1, sizeof(session_t));
+  if (s == NULL) {
+    free(mountpoint);
+    free(options);
+    free(loop);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&s->content_lock, NULL);
   s->env = env;
   s->use_thread = strcmp(loop, "thread") == 0;
   free(loop);
@@ -720,9 +829,11 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
 }
 
 /* replyOpen(id, fh, directIo, keepCache, nonSeekable) */
+/* replyOpen(id, fh, directIo, keepCache, nonSeekable[, content]): `content`, if given, is what
+ * READs of this handle get (copied into the content table before the kernel can send one). */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5) {
     napi_throw_type_error(env, NULL, "replyOpen: 5 arguments");
@@ -741,7 +852,39 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   fi.keep_cache = b;
   napi_get_value_bool(env, argv[4], &b);
   fi.nonseekable = b;
+  bool is_buffer = false;
+  if (argc >= 6) napi_is_buffer(env, argv[5], &is_buffer);
+  if (is_buffer) {
+    void *data = NULL;
+    size_t len = 0;
+    napi_get_buffer_info(env, argv[5], &data, &len);
+    if (content_put(fuse_req_userdata(req), fi.fh, data, len, 0) != 0) {
+      fuse_reply_err(req, ENOMEM);
+      return NULL;
+    }
+  }
   fuse_reply_open(req, &fi);
+  return NULL;
+}
+
+/* setContent(session, fh, buffer): fresh content for an open handle (after a re-read from 0). */
+static napi_value js_set_content(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  session_t *s = argc >= 3 ? get_session(env, argv[0]) : NULL;
+  bool is_buffer = false;
+  if (argc >= 3) napi_is_buffer(env, argv[2], &is_buffer);
+  if (s == NULL || !is_buffer) {
+    napi_throw_type_error(env, NULL, "setContent(session, fh, buffer)");
+    return NULL;
+  }
+  void *data = NULL;
+  size_t len = 0;
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  if (content_put(s, (uint64_t)num(env, argv[1]), data, len, 1) != 0) {
+    napi_throw_error(env, "ENOMEM", "setContent: out of memory");
+  }
   return NULL;
 }
 
@@ -899,6 +1042,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
       {"notifyStore", NULL, js_notify_store, NULL, NULL, NULL, napi_default, NULL},
+      {"setContent", NULL, js_set_content, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},

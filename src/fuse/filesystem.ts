@@ -63,8 +63,6 @@ interface OpenHandle {
   /** Snapshot of the content taken at open (null for write-only opens). */
   content: Buffer | null;
   caller: Caller;
-  /** Whether a READ has been answered from `content` yet (see read()). */
-  served: boolean;
 }
 
 const S_IFDIR = 0o040000;
@@ -299,7 +297,7 @@ export class IsolfsFilesystem {
       content = result;
     }
     const fh = this.nextFh++;
-    this.handles.set(fh, { node, content, caller, served: false });
+    this.handles.set(fh, { node, content, caller });
     // read() of a direct-I/O file comes to us; splice and sendfile (busybox cat, as in Alpine
     // images) read through the page cache instead, and only up to the inode's size, which is 0
     // for these files: they would see an empty file. Storing this reader's content sets the size
@@ -309,8 +307,9 @@ export class IsolfsFilesystem {
     if (content !== null && content.length > 0 && this.session) {
       this.native.notifyStore(this.session, node.ino, 0, content);
     }
-    // Content differs per reader: never let the page cache share it between readers.
-    this.native.replyOpen(id, fh, true, false, false);
+    // Content differs per reader: never let the page cache share it between readers. The native
+    // side answers the READs from its copy of `content` (no call into JS for them).
+    this.native.replyOpen(id, fh, true, false, false, content ?? undefined);
   }
 
   /** The backend's bytes for `node` as `caller` sees them, timed for metrics. */
@@ -329,14 +328,15 @@ export class IsolfsFilesystem {
     // Tools that sample (vmstat 1, top, free -s, procps 4's library) open a /proc file once and
     // then lseek(0) + read it again every interval; the kernel's seq_file renders afresh on
     // every read from offset 0, and so must we, or they would print the first sample forever.
-    // The first read uses what open captured (and stored for splice readers). The reader is
-    // whoever reads now (the kernel gives pid 0 if it is not visible to us: the opener then).
-    if (offset === 0 && handle.served) {
+    // The native side answers every READ of a handle from the content captured at open (and
+    // stored for splice readers), except such a re-read: one from offset 0 that reaches us is
+    // one. The reader is whoever reads now (pid 0 if not visible to us: the opener then).
+    if (offset === 0) {
       const fresh = this.render(handle.node, caller.pid !== 0 ? caller : handle.caller);
       if (isErrno(fresh)) return this.native.replyErr(id, fresh.errno);
       handle.content = fresh;
+      if (this.session) this.native.setContent(this.session, fh, fresh);
     }
-    handle.served = true;
     const content = handle.content;
     if (offset >= content.length) return this.native.replyBuf(id, EMPTY);
     this.native.replyBuf(id, offset === 0 && size >= content.length ? content : content.subarray(offset, offset + size));

@@ -55,7 +55,14 @@ export interface NativeAddon {
     id: number, ino: number, mode: number, nlink: number, size: number, uid: number, gid: number,
     mtimeSec: number, attrTimeoutSec: number,
   ): void;
-  replyOpen(id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean): void;
+  /**
+   * Answers an open. With `content`, the native side keeps a copy and answers this handle's
+   * READs from it itself, except a READ from offset 0 after the handle was read, which comes to
+   * JS (for fresh content, given back with setContent). The copy is dropped at RELEASE.
+   */
+  replyOpen(id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean, content?: Buffer): void;
+  /** Replaces the content native serves for the open handle `fh` (after a re-render). */
+  setContent(session: NativeSession, fh: number, content: Buffer): void;
   replyBuf(id: number, data: Buffer): void;
   /** Puts `data` into the page cache of `ino` at `offset`, extending its size: 0 or -errno. */
   notifyStore(session: NativeSession, ino: number, offset: number, data: Buffer): number;

@@ -42,6 +42,11 @@ describe('start-up errors', () => {
 
   it('refuses to run as non-root', () => {
     fs.chmodSync(scratch, 0o755);
+    // The check runs the real CLI as uid 65534, so that uid must be able to read the checkout.
+    const reach = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'test', '-r', CLI]);
+    if (reach.status !== 0) {
+      throw new Error(`uid 65534 cannot read ${CLI}: make the checkout's directories world-readable (chmod o+rx) to run this test`);
+    }
     const r = isolfs([scratch, '--state-dir', path.join(scratch, 'state')], 65534);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^isolfs: must run as root/);
