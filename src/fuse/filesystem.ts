@@ -1,7 +1,8 @@
 /**
  * The FUSE side of isolfs: a static inode tree, open-file handles, and the typed operations.
- * It knows nothing of cgroups or views: it asks a `FileBackend` for bytes (on open) and hands it
- * writes, together with who the caller is (the FUSE request header's pid/uid/gid).
+ * It knows nothing of cgroups or views: it asks a `FileBackend` for bytes (at open, and for a
+ * re-read from offset 0) and hands it writes, together with who the caller is (the FUSE request
+ * header's pid/uid/gid).
  */
 import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
@@ -28,9 +29,9 @@ export function isErrno(value: unknown): value is Errno {
 
 export interface FileBackend {
   /**
-   * The whole content of `path` as `caller` sees it, captured once per open. `container` is set
-   * for the per-container copies under /containers/<key>/: the content is that container's,
-   * whoever reads it.
+   * The whole content of `path` as `caller` sees it, rendered at open and again for a re-read
+   * from offset 0 on the same handle. `container` is set for the per-container copies under
+   * /containers/<key>/: the content is that container's, whoever reads it.
    */
   read(path: ServedPath, caller: Caller, container?: string): Buffer | Errno;
   /** A write to a control file; returns the bytes accepted or an errno. */
@@ -60,8 +61,8 @@ type Node = DirNode | FileNode;
 
 interface OpenHandle {
   node: FileNode;
-  /** Snapshot of the content taken at open (null for write-only opens). */
-  content: Buffer | null;
+  /** Opened for reading: the native side holds its content (see read()). */
+  readable: boolean;
   caller: Caller;
 }
 
@@ -156,7 +157,7 @@ export class IsolfsFilesystem {
     return true;
   }
 
-  /** Removes a container's subtree (its cgroup is gone). Open handles keep their content. */
+  /** Removes a container's subtree (its cgroup is gone). Open handles keep the content they have. */
   removeContainer(key: string): void {
     const name = containerDirName(key);
     const dir = this.containersDir.children.get(name);
@@ -297,7 +298,7 @@ export class IsolfsFilesystem {
       content = result;
     }
     const fh = this.nextFh++;
-    this.handles.set(fh, { node, content, caller });
+    this.handles.set(fh, { node, readable: content !== null, caller });
     // read() of a direct-I/O file comes to us; splice and sendfile (busybox cat, as in Alpine
     // images) read through the page cache instead, and only up to the inode's size, which is 0
     // for these files: they would see an empty file. Storing this reader's content sets the size
@@ -323,24 +324,20 @@ export class IsolfsFilesystem {
 
   private read(id: number, fh: number, offset: number, size: number, caller: Caller): void {
     const handle = this.handles.get(fh);
-    if (!handle) return this.native.replyErr(id, E.EBADF);
-    if (!handle.content) return this.native.replyErr(id, E.EBADF);
-    // Tools that sample (vmstat 1, top, free -s, procps 4's library) open a /proc file once and
-    // then lseek(0) + read it again every interval; the kernel's seq_file renders afresh on
-    // every read from offset 0, and so must we, or they would print the first sample forever.
-    // The native side answers every READ of a handle from the content captured at open (and
-    // stored for splice readers), except such a re-read: one from offset 0 that reaches us is
-    // one. The reader is whoever reads now (pid 0 if not visible to us: the opener then).
-    if (offset === 0) {
-      const fresh = this.render(handle.node, caller.pid !== 0 ? caller : handle.caller);
-      if (isErrno(fresh)) return this.native.replyErr(id, fresh.errno);
-      handle.content = fresh;
-      if (this.session) this.native.setContent(this.session, fh, fresh);
-    }
-    const content = handle.content;
-    if (offset >= content.length) return this.native.replyBuf(id, EMPTY);
-    this.native.replyBuf(id, offset === 0 && size >= content.length ? content : content.subarray(offset, offset + size));
+    if (!handle || !handle.readable) return this.native.replyErr(id, E.EBADF);
+    // The native side answers a handle's READs from the content captured at open. The only ones
+    // it passes on are re-reads from offset 0: tools that sample (vmstat 1, top, free -s,
+    // procps 4's library) open a /proc file once and lseek(0) + read it every interval, and the
+    // kernel's seq_file renders afresh on every read from offset 0, so we do too, for whoever
+    // reads now (pid 0 if not visible to us: the opener then), and hand native the new content
+    // for the READs that follow.
+    const fresh = this.render(handle.node, caller.pid !== 0 ? caller : handle.caller);
+    if (isErrno(fresh)) return this.native.replyErr(id, fresh.errno);
+    if (this.session) this.native.setContent(this.session, fh, fresh);
+    if (offset >= fresh.length) return this.native.replyBuf(id, EMPTY);
+    this.native.replyBuf(id, offset === 0 && size >= fresh.length ? fresh : fresh.subarray(offset, offset + size));
   }
+
 
   private write(id: number, fh: number, offset: number, data: Buffer, caller: Caller): void {
     const handle = this.handles.get(fh);
