@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, PROJECT_ROOT, startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { CLI, startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { isPureV2, ownCgroups } from '../helpers/cgroups';
 
 function isolfs(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -15,15 +15,13 @@ function isolfs(args: string[]): { status: number | null; stdout: string; stderr
 }
 
 /**
- * The CLI run as `uid`. The checkout may sit below a directory only root may enter (a clone in
- * `mktemp -d`), so the process sees it through a bind mount at `view` (a directory anyone may
- * enter), made in a mount namespace of its own that vanishes with it: nothing to clean up.
+ * The CLI run by a user other than root: in a user namespace of its own with no uid mapped,
+ * where getuid() says 65534 (the overflow uid). Not setpriv to uid 65534: the checkout may sit
+ * in a directory only root may enter (a clone in `mktemp -d`), and a process in an unmapped
+ * user namespace still reaches root's files as their owner, so the CLI loads from anywhere.
  */
-function isolfsAs(uid: number, view: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const script = 'root=$1 view=$2 node=$3 uid=$4; shift 4; mount --bind "$root" "$view" && '
-    + 'exec setpriv --reuid "$uid" --regid "$uid" --clear-groups "$node" "$view/dist/cli.js" "$@"';
-  return result(spawnSync('unshare', ['-m', 'sh', '-c', script, 'sh', PROJECT_ROOT, view, process.execPath, String(uid), ...args],
-    { encoding: 'utf8', timeout: 20_000 }));
+function isolfsAsNonRoot(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return result(spawnSync('unshare', ['--user', process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 20_000 }));
 }
 
 function result(r: SpawnSyncReturns<string>): { status: number | null; stdout: string; stderr: string } {
@@ -53,10 +51,9 @@ describe('start-up errors', () => {
   });
 
   it('refuses to run as non-root', () => {
-    fs.chmodSync(scratch, 0o755);
-    const view = path.join(scratch, 'checkout');
-    fs.mkdirSync(view);
-    const r = isolfsAs(65534, view, [scratch, '--state-dir', path.join(scratch, 'state')]);
+    const uid = spawnSync('unshare', ['--user', 'id', '-u'], { encoding: 'utf8' }).stdout.trim();
+    expect(uid).toBe('65534');
+    const r = isolfsAsNonRoot([scratch, '--state-dir', path.join(scratch, 'state')]);
     expect(r.stderr).toMatch(/^isolfs: must run as root/);
     expect(r.status).toBe(1);
   });
