@@ -5,7 +5,6 @@
  * `ViewInputs` reads each snapshot at most once per request, and only the ones a view asks for:
  * /proc/meminfo never reads cpuacct, /proc/cpuinfo never reads memory.stat.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ViewPath } from './fuse/layout';
 import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './cgroup/snapshot';
@@ -17,6 +16,7 @@ import { parseCpuOnline } from './host/cpuOnline';
 import { parseVmstat } from './host/vmstat';
 import { parseLoadavg } from './host/loadavg';
 import { parseUptime } from './host/uptime';
+import { readBoundedText } from './host/boundedRead';
 import { renderMeminfo } from './views/meminfo';
 import { renderCpuinfo } from './views/cpuinfo';
 import { renderCpuOnline } from './views/cpuOnline';
@@ -144,7 +144,10 @@ export class ViewInputs {
   }
 
   hostText(file: ViewPath): string {
-    return this.once(`text:${file}`, () => fs.readFileSync(hostPathOf(file, this.sources), 'utf8'));
+    return this.once(`text:${file}`, () => {
+      const hostPath = hostPathOf(file, this.sources);
+      return readBoundedText(path.dirname(hostPath), path.basename(hostPath));
+    });
   }
   hostMeminfo(): HostMeminfo {
     return this.once('meminfo', () => parseMeminfo(this.hostText('/proc/meminfo')));

@@ -4,25 +4,49 @@
  * valid: a cpuset with no CPUs assigned yet.
  */
 
-const MAX_CPU_ID = 65535;
+/**
+ * The kernel's NR_CPUS tops out at 8192 (x86 MAXSMP, ppc64): no CPU id reaches it. Callers that
+ * know the host's possible CPUs pass that smaller count.
+ */
+export const MAX_CPU_COUNT = 8192;
 
-/** Sorted, de-duplicated CPU ids. Throws on anything that is not the kernel's list format. */
-export function parseCpuList(text: string): number[] {
+/**
+ * Sorted, de-duplicated CPU ids, each below `cpuCountLimit`. Throws on anything that is not the
+ * kernel's list format or names a CPU out of range. Work is bounded by the text's length and the
+ * limit, never by the values: ranges are merged before they are expanded.
+ */
+export function parseCpuList(text: string, cpuCountLimit = MAX_CPU_COUNT): number[] {
   const trimmed = text.trim();
   if (trimmed === '') return [];
-  const ids = new Set<number>();
+  const ranges: Array<[number, number]> = [];
   for (const part of trimmed.split(',')) {
-    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!match) throw new Error(`not a CPU list: ${JSON.stringify(text)}`);
+    const match = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(part);
+    if (!match) throw new Error(`not a CPU list: ${shownList(text)}`);
     const first = Number(match[1]);
     const last = match[2] === undefined ? first : Number(match[2]);
-    if (last < first) throw new Error(`descending CPU range ${part} in ${JSON.stringify(text)}`);
-    // The kernel's NR_CPUS tops out at 8192; a larger id is garbage, not a CPU (and a range up
-    // to it would make this loop run for minutes).
-    if (last > MAX_CPU_ID) throw new Error(`CPU id ${last} out of range in ${JSON.stringify(text)}`);
-    for (let id = first; id <= last; id++) ids.add(id);
+    if (last < first) throw new Error(`descending CPU range ${part} in ${shownList(text)}`);
+    if (last >= cpuCountLimit) {
+      throw new Error(`CPU id ${last} out of range (the host has at most ${cpuCountLimit} CPUs) in ${shownList(text)}`);
+    }
+    ranges.push([first, last]);
   }
-  return [...ids].sort((a, b) => a - b);
+  return expandMerged(ranges);
+}
+
+/** Ids covered by `ranges`, ascending, each once: sort by start, then walk past covered ids. */
+function expandMerged(ranges: Array<[number, number]>): number[] {
+  ranges.sort((a, b) => a[0] - b[0]);
+  const ids: number[] = [];
+  let next = 0; // lowest id not yet emitted
+  for (const [first, last] of ranges) {
+    for (let id = Math.max(first, next); id <= last; id++) ids.push(id);
+    next = Math.max(next, last + 1);
+  }
+  return ids;
+}
+
+function shownList(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text);
 }
 
 /** The kernel's compact form: consecutive ids become ranges ("0-3,8,10-11"); [] -> "". */

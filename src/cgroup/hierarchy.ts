@@ -12,6 +12,8 @@
 import fs from 'node:fs';
 import type { ProcCgroupEntries } from '../identity/procCgroup';
 import type { CgroupLocation, Controller } from './snapshot';
+import { readHostCpuCountLimit } from '../host/cpuOnline';
+import { readBoundedText } from '../host/boundedRead';
 
 export interface CgroupHierarchy {
   cgroupRoot: string;
@@ -21,6 +23,9 @@ export interface CgroupHierarchy {
   unifiedRoot: string | null;
   /** Controllers available in the cgroup2 hierarchy and not bound to a v1 hierarchy. */
   unifiedControllers: Set<Controller>;
+  /** The host's possible CPU count: CPU ids in cgroup files must be below it (absent =
+   *  MAX_CPU_COUNT). */
+  cpuCountLimit?: number;
 }
 
 /** v1 controllers isolfs reads, by the name the kernel gives them. */
@@ -36,12 +41,15 @@ function isDirectory(p: string): boolean {
   }
 }
 
-function readControllersFile(file: string): string[] {
-  return fs.readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean);
+function readControllersFile(dir: string): string[] {
+  return readBoundedText(dir, 'cgroup.controllers').trim().split(/\s+/).filter(Boolean);
 }
 
-/** Find the mounted hierarchies under `cgroupRoot`. Throws when there is none at all. */
-export function discoverHierarchy(cgroupRoot: string): CgroupHierarchy {
+/**
+ * Find the mounted hierarchies under `cgroupRoot`, and the host's possible CPUs under `sysDir`.
+ * Throws when there is no hierarchy at all.
+ */
+export function discoverHierarchy(cgroupRoot: string, sysDir = '/sys'): CgroupHierarchy {
   const root = cgroupRoot.length > 1 ? cgroupRoot.replace(/\/+$/, '') : cgroupRoot;
   const v1 = new Map<Controller, string>();
   let unifiedRoot: string | null = null;
@@ -73,7 +81,7 @@ export function discoverHierarchy(cgroupRoot: string): CgroupHierarchy {
 
   const unifiedControllers = new Set<Controller>();
   if (unifiedRoot !== null) {
-    for (const name of readControllersFile(`${unifiedRoot}/cgroup.controllers`)) {
+    for (const name of readControllersFile(unifiedRoot)) {
       const controller = V2_CONTROLLERS.find((c) => c === name);
       // A controller bound to a v1 hierarchy is not usable on v2 (the kernel would not list
       // it there either; this guards against a v1 "cpu" shadowing v2 "cpu" regardless).
@@ -84,7 +92,7 @@ export function discoverHierarchy(cgroupRoot: string): CgroupHierarchy {
   if (v1.size === 0 && unifiedRoot === null) {
     throw new Error(`no cgroup v1 controller mount and no cgroup2 mount found under ${root}`);
   }
-  return { cgroupRoot: root, v1, unifiedRoot, unifiedControllers };
+  return { cgroupRoot: root, v1, unifiedRoot, unifiedControllers, cpuCountLimit: readHostCpuCountLimit(sysDir) };
 }
 
 /** A path from /proc/<pid>/cgroup that lies outside our cgroup namespace's root. */
@@ -131,7 +139,7 @@ export function locateCgroup(h: CgroupHierarchy, entries: ProcCgroupEntries): Cg
   const memoryPath = memoryOnV2 ? entries.unified : entries.v1.get('memory');
   const key = memoryPath ?? entries.unified ?? '/';
   const version: 1 | 2 = memoryOnV2 || h.v1.size === 0 ? 2 : 1;
-  return { key, version, dirs, roots, unifiedDir };
+  return { key, version, dirs, roots, unifiedDir, cpuCountLimit: h.cpuCountLimit };
 }
 
 /** Which cgroup version a location's directory for `controller` belongs to; null = none. */

@@ -2,15 +2,17 @@
  * Shared helpers for reading cgroup files: one place that turns the kernel's text into bigints
  * and every failure into a CgroupParseError naming the cgroup directory and the file.
  *
- * All reads are synchronous on purpose: cgroupfs and procfs never block on disk, and a sync
- * read is ~10x cheaper than a trip through libuv's thread pool.
+ * Every read goes through host/boundedRead (non-blocking, regular files only, size-capped).
  */
 import fs from 'node:fs';
 import { CgroupParseError } from './snapshot';
 import { parseCpuList } from './cpulist';
+import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, readBoundedText } from '../host/boundedRead';
 
-const SIGNED_DECIMAL = /^-?\d+$/;
-const UNSIGNED_DECIMAL = /^\d+$/;
+// At most 20 digits: the kernel prints 64-bit values; a longer token is garbage, and BigInt of
+// a megabyte of digits would cost seconds.
+const SIGNED_DECIMAL = /^-?\d{1,20}$/;
+const UNSIGNED_DECIMAL = /^\d{1,20}$/;
 
 /**
  * cgroup v1 prints "no limit" as PAGE_COUNTER_MAX pages in bytes: PAGE_COUNTER_MAX is
@@ -20,25 +22,19 @@ const UNSIGNED_DECIMAL = /^\d+$/;
  */
 export const V1_UNLIMITED_THRESHOLD = 1n << 62n;
 
-function isErrno(err: unknown, ...codes: string[]): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    codes.includes((err as NodeJS.ErrnoException).code ?? '')
-  );
-}
-
 /** The file's text, or null when it does not exist. A missing directory throws (the cgroup is
- *  gone, so no default would be honest); any other error throws. */
-export function readOptionalFile(dir: string, file: string): string | null {
+ *  gone, so no default would be honest); any other error (a FIFO, a directory, a file over
+ *  `maxBytes`) throws a FileReadError. */
+export function readOptionalFile(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): string | null {
   try {
-    return fs.readFileSync(`${dir}/${file}`, 'utf8');
+    return readBoundedText(dir, file, maxBytes);
   } catch (err) {
     // ENODEV/EOPNOTSUPP: some cgroup files exist but refuse reads when a feature is off.
-    if (isErrno(err, 'ENOENT', 'ENODEV', 'EOPNOTSUPP')) {
+    if (isReadErrorCode(err, 'ENOENT', 'ENODEV', 'EOPNOTSUPP')) {
       if (!fs.existsSync(dir)) throw new CgroupParseError(dir, file, 'cgroup directory does not exist');
       return null;
     }
+    if (err instanceof FileReadError) throw err;
     throw new CgroupParseError(dir, file, errorText(err));
   }
 }
@@ -57,7 +53,7 @@ function errorText(err: unknown): string {
 /** One decimal integer (optionally negative) as a bigint, never through Number. */
 export function parseDecimal(token: string, dir: string, file: string, what: string): bigint {
   if (!SIGNED_DECIMAL.test(token)) {
-    throw new CgroupParseError(dir, file, `${what} is not a decimal integer: ${JSON.stringify(token)}`);
+    throw new CgroupParseError(dir, file, `${what} is not a decimal integer: ${shown(token)}`);
   }
   return BigInt(token);
 }
@@ -65,10 +61,14 @@ export function parseDecimal(token: string, dir: string, file: string, what: str
 /** One unsigned decimal integer as a bigint. */
 export function parseUnsigned(token: string, dir: string, file: string, what: string): bigint {
   if (!UNSIGNED_DECIMAL.test(token)) {
-    const shown = JSON.stringify(token);
-    throw new CgroupParseError(dir, file, `${what} is not an unsigned integer: ${shown}`);
+    throw new CgroupParseError(dir, file, `${what} is not an unsigned integer: ${shown(token)}`);
   }
   return BigInt(token);
+}
+
+/** A token quoted for an error message, cut so that a huge line cannot make a huge log line. */
+export function shown(token: string): string {
+  return JSON.stringify(token.length > 80 ? `${token.slice(0, 80)}...` : token);
 }
 
 /**
@@ -83,7 +83,7 @@ export function parseFlatKeyed(text: string, dir: string, file: string): Map<str
     if (line === '') continue;
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '') {
-      throw new CgroupParseError(dir, file, `line ${i + 1} is not "key value": ${JSON.stringify(line)}`);
+      throw new CgroupParseError(dir, file, `line ${i + 1} is not "key value": ${shown(line)}`);
     }
     values.set(parts[0]!, parseDecimal(parts[1]!, dir, file, `line ${i + 1} (${parts[0]})`));
   }
@@ -101,9 +101,16 @@ export function parseMaxOrValue(text: string, dir: string, file: string): bigint
   return token === 'max' ? null : parseUnsigned(token, dir, file, 'limit');
 }
 
-/** A v1 byte limit (memory.limit_in_bytes, hierarchical_*_limit): null when unlimited. */
+/** A v2 byte limit: null for "max", and for a number no machine has (as v1LimitOrNull). */
+export function parseByteLimit(text: string, dir: string, file: string): bigint | null {
+  const limit = parseMaxOrValue(text, dir, file);
+  return limit === null ? null : v1LimitOrNull(limit);
+}
+
+/** A v1 byte limit (memory.limit_in_bytes, hierarchical_*_limit): null when unlimited. The
+ *  kernel never prints a negative limit; -1 is how one writes "unlimited", so read it so. */
 export function v1LimitOrNull(bytes: bigint): bigint | null {
-  return bytes >= V1_UNLIMITED_THRESHOLD ? null : bytes;
+  return bytes >= V1_UNLIMITED_THRESHOLD || bytes < 0n ? null : bytes;
 }
 
 /** Read a flat-keyed file, or null when it does not exist. */
@@ -135,6 +142,11 @@ export function selfAndAncestors(dir: string, root: string): string[] {
   return dirs;
 }
 
+/** A counter the kernel prints unsigned, so a negative value is garbage: 0. */
+export function nonNegative(value: bigint): bigint {
+  return value > 0n ? value : 0n;
+}
+
 /** The smaller of two optional limits (null = no limit). */
 export function tighter(a: bigint | null, b: bigint | null): bigint | null {
   if (a === null) return b;
@@ -142,10 +154,11 @@ export function tighter(a: bigint | null, b: bigint | null): bigint | null {
   return a < b ? a : b;
 }
 
-/** A CPU list file's text ("0-3,8") as ids; a malformed list is a CgroupParseError. */
-export function parseCpuListIn(text: string, dir: string, file: string): number[] {
+/** A CPU list file's text ("0-3,8") as ids below `cpuCountLimit`; a malformed list or an id
+ *  out of range is a CgroupParseError. */
+export function parseCpuListIn(text: string, dir: string, file: string, cpuCountLimit?: number): number[] {
   try {
-    return parseCpuList(text);
+    return parseCpuList(text, cpuCountLimit);
   } catch (err) {
     throw new CgroupParseError(dir, file, (err as Error).message);
   }

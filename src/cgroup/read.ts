@@ -20,7 +20,7 @@ export function readMemory(loc: CgroupLocation): MemorySnapshot | null {
   const dir = loc.dirs.memory;
   const root = loc.roots.memory;
   if (dir === undefined || root === undefined) return null;
-  return controllerVersion(loc, 'memory') === 2 ? readV2Memory(dir, root) : readV1Memory(dir);
+  return controllerVersion(loc, 'memory') === 2 ? readV2Memory(dir, root) : readV1Memory(dir, root);
 }
 
 /** cpuset and CFS quota; each part null when its controller or file is absent. */
@@ -31,8 +31,8 @@ export function readCpuLimits(loc: CgroupLocation): CpuLimits {
   if (cpusetDir !== undefined && cpusetRoot !== undefined) {
     cpusetCpus =
       controllerVersion(loc, 'cpuset') === 2
-        ? readV2CpusetCpus(cpusetDir, cpusetRoot)
-        : readV1CpusetCpus(cpusetDir);
+        ? readV2CpusetCpus(cpusetDir, cpusetRoot, loc.cpuCountLimit)
+        : readV1CpusetCpus(cpusetDir, loc.cpuCountLimit);
   }
 
   let quotaCpus: number | null = null;
@@ -54,7 +54,7 @@ export function readCpuLimits(loc: CgroupLocation): CpuLimits {
  * systemd's process tracking, whose cgroup need not be the container's.
  */
 export function readCpuUsage(loc: CgroupLocation): CpuUsage | null {
-  if (controllerVersion(loc, 'cpuacct') === 1) return readV1CpuUsage(loc.dirs.cpuacct!);
+  if (controllerVersion(loc, 'cpuacct') === 1) return readV1CpuUsage(loc.dirs.cpuacct!, loc.cpuCountLimit);
   if (loc.version === 2 && loc.unifiedDir !== null) return readV2CpuUsage(loc.unifiedDir);
   return null;
 }

@@ -14,12 +14,25 @@ export interface MemorySnapshot {
   /** Memory charged to the cgroup now (v1 memory.usage_in_bytes, v2 memory.current). */
   usageBytes: bigint;
   /**
+   * Memory the cgroup can still be charged: the least (limit - usage) over the cgroup and every
+   * ancestor with a limit, since a sibling's usage fills a shared parent's limit too (v1: and
+   * the memory+swap room, which every charge takes from as well). null (or absent) = no limit
+   * anywhere up the tree.
+   */
+  headroomBytes?: bigint | null;
+  /**
    * Tightest swap limit of the cgroup and its ancestors, swap only (not memory+swap);
    * null when swap is not limited. v1 derives it from memsw limit - memory limit.
    */
   swapLimitBytes: bigint | null;
   /** Swap in use by the cgroup (v2 memory.swap.current; v1 memsw.usage - usage). */
   swapUsageBytes: bigint;
+  /**
+   * Swap the cgroup can still use, the same walk as headroomBytes: v2 the least swap.max -
+   * swap.current; v1 the least memsw limit - memsw usage (v1 limits memory+swap together).
+   * null (or absent) = no swap limit anywhere up the tree.
+   */
+  swapHeadroomBytes?: bigint | null;
   /** False when the kernel does not account swap for this cgroup at all (no memsw / swap files). */
   swapAccounted: boolean;
   /** Hierarchical (this cgroup and its descendants) statistics, normalised names. */
@@ -101,6 +114,11 @@ export interface CgroupLocation {
    * equals this one is on v2 (see controllerVersion in hierarchy.ts).
    */
   unifiedDir: string | null;
+  /**
+   * CPU ids in this host's cgroup files are below this (the host's possible CPUs): an id at or
+   * past it is a malformed file, never an index. Absent = MAX_CPU_COUNT (cgroup/cpulist.ts).
+   */
+  cpuCountLimit?: number;
 }
 
 export type Controller = 'memory' | 'cpu' | 'cpuacct' | 'cpuset' | 'blkio' | 'io' | 'pids';

@@ -10,20 +10,27 @@
  * The thread and process ids in tasks / cgroup.threads / cgroup.procs are in the pid namespace
  * of whoever opened the file — the daemon — so they resolve in `procRoot`, the daemon's /proc.
  *
- * Synchronous reads on purpose: cgroupfs and procfs never block on disk, and a sync read is
- * ~10x cheaper than a trip through libuv's thread pool.
+ * Every read is bounded (host/boundedRead.ts), and so is the walk: MAX_CHILD_DEPTH levels,
+ * MAX_CGROUPS_PER_TREE cgroups, TASK_LIST_MAX_BYTES per list; a cut makes counts a lower bound.
  */
 import fs from 'node:fs';
 import type { CgroupLocation, Controller, TaskCounts } from './snapshot';
 import { CgroupParseError } from './snapshot';
 import { controllerVersion } from './hierarchy';
-import { readOptionalFile } from './parse';
+import { shown } from './parse';
+import { DEFAULT_MAX_BYTES, TASK_FILE_MAX_BYTES, isReadErrorCode, readBoundedPrefix, readBoundedText } from '../host/boundedRead';
 
 /** Child-cgroup levels searched below the container's cgroup (LXCFS's loadavg also uses 3). */
 export const MAX_CHILD_DEPTH = 3;
 
 /** Upper bound of processes examined for the container's start time. */
 export const MAX_PROCESSES_FOR_START_TIME = 20_000;
+
+/** Upper bound of cgroups (the container's and its children) visited per count. */
+export const MAX_CGROUPS_PER_TREE = 1000;
+
+/** Bytes read of one task list (tasks, cgroup.threads, cgroup.procs): ~130k ids. */
+export const TASK_LIST_MAX_BYTES = DEFAULT_MAX_BYTES;
 
 interface TaskFiles {
   dir: string;
@@ -52,24 +59,20 @@ function taskFiles(loc: CgroupLocation): TaskFiles | null {
   return null;
 }
 
-/** The cgroup and its child cgroups, breadth first, up to MAX_CHILD_DEPTH levels below it. */
-function cgroupTree(dir: string): string[] {
+/** Set when a bound cut the work short: the counts are then a lower bound. */
+interface Cut {
+  truncated: boolean;
+}
+
+/** The cgroup and its child cgroups, breadth first, up to MAX_CHILD_DEPTH levels below it and
+ *  MAX_CGROUPS_PER_TREE cgroups in all (a container may create any number of children). */
+function cgroupTree(dir: string, cut: Cut): string[] {
   const dirs = [dir];
   let level = [dir];
   for (let depth = 0; depth < MAX_CHILD_DEPTH && level.length > 0; depth++) {
     const next: string[] = [];
     for (const parent of level) {
-      let entries: fs.Dirent[];
-      try {
-        entries = fs.readdirSync(parent, { withFileTypes: true });
-      } catch (err) {
-        // A child removed between listing and reading: skip it. The top dir must exist.
-        if (parent !== dir && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw new CgroupParseError(parent, '', (err as Error).message);
-      }
-      for (const entry of entries) {
-        if (entry.isDirectory()) next.push(`${parent}/${entry.name}`);
-      }
+      if (!childDirs(parent, parent === dir, next, MAX_CGROUPS_PER_TREE - dirs.length)) cut.truncated = true;
     }
     dirs.push(...next);
     level = next;
@@ -77,37 +80,76 @@ function cgroupTree(dir: string): string[] {
   return dirs;
 }
 
-/** Ids listed in `file` of each cgroup in `dirs`; a child cgroup that vanished is skipped. */
-function* listedIds(dirs: string[], file: string): Generator<string> {
+/** Appends child directories of `parent` to `out` while it holds fewer than `room`; false
+ *  when some were left out. Reads the directory in batches, never all of it at once. */
+function childDirs(parent: string, mustExist: boolean, out: string[], room: number): boolean {
+  let handle: fs.Dir;
+  try {
+    handle = fs.opendirSync(parent);
+  } catch (err) {
+    // A child removed between listing and reading: skip it. The top dir must exist.
+    if (!mustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw new CgroupParseError(parent, '', (err as Error).message);
+  }
+  try {
+    for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+      if (!entry.isDirectory()) continue;
+      if (out.length >= room) return false;
+      out.push(`${parent}/${entry.name}`);
+    }
+    return true;
+  } finally {
+    handle.closeSync();
+  }
+}
+
+/** Ids listed in `file` of each cgroup in `dirs`; a child cgroup that vanished is skipped. A
+ *  list longer than TASK_LIST_MAX_BYTES is cut there (cut.truncated). */
+function* listedIds(dirs: string[], file: string, cut: Cut): Generator<string> {
   for (const dir of dirs) {
-    let text: string | null;
+    let listed: { text: string; truncated: boolean } | null;
     try {
-      text = readOptionalFile(dir, file);
+      listed = readListPrefix(dir, file);
     } catch (err) {
       if (dir !== dirs[0] && err instanceof CgroupParseError) continue; // removed child cgroup
       throw err;
     }
-    if (text === null) {
+    if (listed === null) {
       if (dir === dirs[0]) throw new CgroupParseError(dir, file, 'file does not exist');
       continue;
     }
-    for (const line of text.split('\n')) if (line !== '') yield line;
+    const lines = listed.text.split('\n');
+    if (listed.truncated) {
+      lines.pop(); // the last id may be cut in the middle
+      cut.truncated = true;
+    }
+    for (const line of lines) if (line !== '') yield line;
+  }
+}
+
+function readListPrefix(dir: string, file: string): { text: string; truncated: boolean } | null {
+  try {
+    return readBoundedPrefix(dir, file, TASK_LIST_MAX_BYTES);
+  } catch (err) {
+    if (isReadErrorCode(err, 'ENOENT')) return null;
+    throw err;
   }
 }
 
 /** /proc/<id>/stat split after the command name, or null when the task is gone. The command
  *  ("(name)") may contain spaces and ')', so the fields start after the *last* ')'. */
 function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
+  // An id from a task list is digits; anything else would name some other file.
+  if (!/^\d{1,10}$/.test(id)) throw new CgroupParseError(procRoot, id, 'listed task id is not a number');
   let text: string;
   try {
-    text = fs.readFileSync(`${procRoot}/${id}/stat`, 'utf8');
+    text = readBoundedText(`${procRoot}/${id}`, 'stat', TASK_FILE_MAX_BYTES);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return null; // exited since it was listed
+    if (isReadErrorCode(err, 'ENOENT', 'ESRCH')) return null; // exited since it was listed
     throw err;
   }
   const close = text.lastIndexOf(')');
-  if (close < 0) throw new Error(`${procRoot}/${id}/stat has no ")": ${JSON.stringify(text.slice(0, 80))}`);
+  if (close < 0) throw new CgroupParseError(`${procRoot}/${id}`, 'stat', `no ")": ${shown(text)}`);
   // Field 3 (state) is index 0 here; field N is index N - 3.
   return text.slice(close + 2).split(' ');
 }
@@ -122,9 +164,9 @@ export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: 
   const counts: TaskCounts = { running: 0, blocked: 0, total: 0, processes: 0, truncated: false };
   const files = taskFiles(loc);
   if (files === null) return counts;
-  const dirs = cgroupTree(files.dir);
+  const dirs = cgroupTree(files.dir, counts);
 
-  for (const tid of listedIds(dirs, files.threadsFile)) {
+  for (const tid of listedIds(dirs, files.threadsFile, counts)) {
     if (counts.total >= maxTasks) {
       counts.truncated = true;
       break;
@@ -139,7 +181,7 @@ export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: 
   }
 
   // Processes are only counted (no /proc read), but bounded the same way.
-  const pids = listedIds(dirs, 'cgroup.procs');
+  const pids = listedIds(dirs, 'cgroup.procs', counts);
   while (!pids.next().done) {
     if (counts.processes >= maxTasks) {
       counts.truncated = true;
@@ -164,13 +206,14 @@ export function readOldestProcessStartTicks(
   if (files === null) return null;
   let oldest: bigint | null = null;
   let examined = 0;
-  for (const pid of listedIds(cgroupTree(files.dir), 'cgroup.procs')) {
+  const cut: Cut = { truncated: false };
+  for (const pid of listedIds(cgroupTree(files.dir, cut), 'cgroup.procs', cut)) {
     if (examined++ >= maxProcesses) break;
     const fields = statFieldsAfterComm(procRoot, pid);
     if (fields === null) continue;
     const token = fields[22 - 3];
-    if (token === undefined || !/^\d+$/.test(token)) {
-      throw new Error(`${procRoot}/${pid}/stat: field 22 (starttime) is not a number: ${JSON.stringify(token)}`);
+    if (token === undefined || !/^\d{1,20}$/.test(token)) {
+      throw new CgroupParseError(`${procRoot}/${pid}`, 'stat', `field 22 (starttime) is not a number: ${shown(token ?? '')}`);
     }
     const startTicks = BigInt(token);
     if (oldest === null || startTicks < oldest) oldest = startTicks;

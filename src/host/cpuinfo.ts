@@ -11,14 +11,13 @@
  * machine-wide blocks with cpuId null. s390 has no "processor : N" blocks at all: it parses
  * into machine-wide blocks only, and the view refuses it with a clear error.
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
+import { MAX_CPU_COUNT } from '../cgroup/cpulist';
 import type { CpuinfoBlock } from './snapshot';
+import { shown } from '../cgroup/parse';
 
-// name (no colon; may hold spaces: "model name", "cpu MHz"), then the padding, the colon and
-// at most one space, then the value as printed (may be empty, may hold colons).
-const FIELD_LINE = /^([^:]*?)([ \t]*: ?)(.*)$/;
-const CPU_ID = /^\d+$/;
+const CPU_ID = /^\d{1,5}$/;
 
 /** `procDir` only names the file in errors (a CgroupParseError naming the directory and file). */
 export function parseCpuinfo(text: string, procDir = '/proc'): CpuinfoBlock[] {
@@ -41,16 +40,15 @@ export function parseCpuinfo(text: string, procDir = '/proc'): CpuinfoBlock[] {
       }
       continue;
     }
-    const match = FIELD_LINE.exec(line);
-    if (match === null || match[1]!.trim() === '') {
-      throw fail(`line ${i + 1} is not "name: value": ${JSON.stringify(line)}`);
+    const field = splitField(line);
+    if (field === null || field[0].trim() === '') {
+      throw fail(`line ${i + 1} is not "name: value": ${shown(line)}`);
     }
-    const name = match[1]!;
-    const separator = match[2]!;
-    const value = match[3]!;
+    const [name, separator, value] = field;
 
     if (name === 'processor' && CPU_ID.test(value)) {
       const cpuId = Number(value);
+      if (cpuId >= MAX_CPU_COUNT) throw fail(`line ${i + 1}: processor ${cpuId} is past the kernel's ${MAX_CPU_COUNT} CPUs`);
       if (seenCpuIds.has(cpuId)) throw fail(`line ${i + 1}: processor ${cpuId} appears twice`);
       seenCpuIds.add(cpuId);
       // A processor line starts a new block even without a blank line before it (old arm
@@ -70,9 +68,22 @@ export function parseCpuinfo(text: string, procDir = '/proc'): CpuinfoBlock[] {
 }
 
 /**
- * Read and parse /proc/cpuinfo. Synchronous on purpose: procfs never blocks on disk, and a
- * sync read is ~10x cheaper than a trip through libuv's thread pool.
+ * name (no colon; may hold spaces: "model name", "cpu MHz"), then the padding, the colon and at
+ * most one space, then the value as printed (may be empty, may hold colons). Split by hand, not
+ * by a regex: a lazy name before an absent colon backtracks quadratically on a long line.
+ */
+function splitField(line: string): [name: string, separator: string, value: string] | null {
+  const colon = line.indexOf(':');
+  if (colon < 0 || /[\r\u2028\u2029]/.test(line)) return null;
+  let nameEnd = colon;
+  while (nameEnd > 0 && (line[nameEnd - 1] === ' ' || line[nameEnd - 1] === '\t')) nameEnd--;
+  const valueStart = line[colon + 1] === ' ' ? colon + 2 : colon + 1;
+  return [line.slice(0, nameEnd), line.slice(nameEnd, valueStart), line.slice(valueStart)];
+}
+
+/**
+ * Read and parse /proc/cpuinfo. Bounded and non-blocking (boundedRead.ts).
  */
 export function readHostCpuinfo(procDir = '/proc'): CpuinfoBlock[] {
-  return parseCpuinfo(readFileSync(`${procDir}/cpuinfo`, 'utf8'), procDir);
+  return parseCpuinfo(readBoundedText(procDir, 'cpuinfo'), procDir);
 }

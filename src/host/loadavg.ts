@@ -2,17 +2,19 @@
  * Parse the host's /proc/loadavg: "0.52 0.58 0.59 2/345 12345\n"
  * (three load averages, runnable/total threads, last pid allocated in the reader's pid namespace).
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
 import type { HostLoadavg } from './snapshot';
+import { shown } from '../cgroup/parse';
 
-const LOADAVG_LINE = /^(\d+\.\d{2}) (\d+\.\d{2}) (\d+\.\d{2}) (\d+)\/(\d+) (-?\d+)\n?$/;
+// Counts and pids are ints (at most 10 digits): parsed as Numbers, they must stay exact.
+const LOADAVG_LINE = /^(\d{1,10}\.\d{2}) (\d{1,10}\.\d{2}) (\d{1,10}\.\d{2}) (\d{1,10})\/(\d{1,10}) (-?\d{1,10})\n?$/;
 
 /** `procDir` only names the file in errors. */
 export function parseLoadavg(text: string, procDir = '/proc'): HostLoadavg {
   const m = LOADAVG_LINE.exec(text);
   if (m === null) {
-    throw new CgroupParseError(procDir, 'loadavg', `unexpected format: ${JSON.stringify(text)}`);
+    throw new CgroupParseError(procDir, 'loadavg', `unexpected format: ${shown(text)}`);
   }
   return {
     load1: m[1]!,
@@ -25,7 +27,7 @@ export function parseLoadavg(text: string, procDir = '/proc'): HostLoadavg {
   };
 }
 
-/** Read and parse /proc/loadavg (synchronously: procfs never blocks on disk). */
+/** Read and parse /proc/loadavg (bounded and non-blocking: boundedRead.ts). */
 export function readHostLoadavg(procDir = '/proc'): HostLoadavg {
-  return parseLoadavg(readFileSync(`${procDir}/loadavg`, 'utf8'), procDir);
+  return parseLoadavg(readBoundedText(procDir, 'loadavg'), procDir);
 }

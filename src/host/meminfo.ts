@@ -3,12 +3,13 @@
  * hugetlb_report_meminfo). Every line is kept, in order, with its unit, so the view can emit
  * the host's keys in the host's order.
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
 import type { HostMeminfo, MeminfoLine } from './snapshot';
+import { shown } from '../cgroup/parse';
 
 // Keys are like "MemTotal", "Active(anon)", "HugePages_Total", "DirectMap4k".
-const LINE = /^([^:\s]+):\s+(\d+)(?: (kB))?$/;
+const LINE = /^([^:\s]+):\s+(\d{1,20})(?: (kB))?$/; // values are u64: at most 20 digits
 
 /** `procDir` only names the file in errors (a CgroupParseError naming directory and file). */
 export function parseMeminfo(text: string, procDir = '/proc'): HostMeminfo {
@@ -20,7 +21,7 @@ export function parseMeminfo(text: string, procDir = '/proc'): HostMeminfo {
     const row = rows[i]!;
     if (row === '') continue;
     const match = LINE.exec(row);
-    if (!match) throw fail(`line ${i + 1} is not "Key: value [kB]": ${JSON.stringify(row)}`);
+    if (!match) throw fail(`line ${i + 1} is not "Key: value [kB]": ${shown(row)}`);
     const key = match[1]!;
     if (byKey.has(key)) throw fail(`line ${i + 1}: duplicate key ${key}`);
     const value = BigInt(match[2]!);
@@ -32,9 +33,8 @@ export function parseMeminfo(text: string, procDir = '/proc'): HostMeminfo {
 }
 
 /**
- * Read and parse /proc/meminfo. Synchronous on purpose: procfs never blocks on disk, and a
- * sync read is ~10x cheaper than a trip through libuv's thread pool.
+ * Read and parse /proc/meminfo. Bounded and non-blocking (boundedRead.ts).
  */
 export function readHostMeminfo(procDir = '/proc'): HostMeminfo {
-  return parseMeminfo(readFileSync(`${procDir}/meminfo`, 'utf8'), procDir);
+  return parseMeminfo(readBoundedText(procDir, 'meminfo'), procDir);
 }

@@ -7,9 +7,11 @@
  * Linux 2.6.33+ prints all 10; older kernels print fewer (4 on 2.4, 7/8/9 on early 2.6), so
  * missing columns read as 0 and `cpuFieldCount` says how many the host prints.
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
+import { MAX_CPU_COUNT } from '../cgroup/cpulist';
 import type { HostStat, StatCpuTicks } from './snapshot';
+import { shown } from '../cgroup/parse';
 
 /** The tick columns in the kernel's order. */
 export const STAT_CPU_FIELDS = [
@@ -17,7 +19,8 @@ export const STAT_CPU_FIELDS = [
 ] as const satisfies ReadonlyArray<keyof StatCpuTicks>;
 
 const MIN_CPU_FIELDS = 4; // Linux 2.4: user nice system idle
-const CPU_LINE = /^cpu(\d*) +(\d+(?: \d+)*)$/;
+// Values at most 20 digits (u64); a cpu id is an index, checked against MAX_CPU_COUNT.
+const CPU_LINE = /^cpu(\d{0,5}) +(\d{1,20}(?: \d{1,20})*)$/;
 
 /** `procDir` only names the file in errors (a CgroupParseError naming the directory and file). */
 export function parseStat(text: string, procDir = '/proc'): HostStat {
@@ -33,7 +36,7 @@ export function parseStat(text: string, procDir = '/proc'): HostStat {
     if (line === '') continue;
     if (line.startsWith('cpu')) {
       const match = CPU_LINE.exec(line);
-      if (match === null) throw fail(`line ${i + 1} is not a cpu line: ${JSON.stringify(line.slice(0, 80))}`);
+      if (match === null) throw fail(`line ${i + 1} is not a cpu line: ${shown(line)}`);
       const values = match[2]!.split(' ').map((v) => BigInt(v));
       if (values.length < MIN_CPU_FIELDS || values.length > STAT_CPU_FIELDS.length) {
         throw fail(`line ${i + 1} has ${values.length} tick columns, expected ${MIN_CPU_FIELDS}..${STAT_CPU_FIELDS.length}`);
@@ -48,13 +51,14 @@ export function parseStat(text: string, procDir = '/proc'): HostStat {
         total = ticks;
       } else {
         const cpuId = Number(match[1]);
+        if (cpuId >= MAX_CPU_COUNT) throw fail(`line ${i + 1}: cpu${cpuId} is past the kernel's ${MAX_CPU_COUNT} CPUs`);
         if (perCpu.has(cpuId)) throw fail(`line ${i + 1}: cpu${cpuId} appears twice`);
         perCpu.set(cpuId, ticks);
       }
       continue;
     }
     const space = line.indexOf(' ');
-    if (space <= 0) throw fail(`line ${i + 1} is not "key values": ${JSON.stringify(line.slice(0, 80))}`);
+    if (space <= 0) throw fail(`line ${i + 1} is not "key values": ${shown(line)}`);
     otherLines.push([line.slice(0, space), line.slice(space + 1)]);
   }
 
@@ -70,10 +74,7 @@ function toTicks(values: bigint[]): StatCpuTicks {
   };
 }
 
-/**
- * Read and parse /proc/stat. Synchronous on purpose: procfs never blocks on disk, and a sync
- * read is ~10x cheaper than a trip through libuv's thread pool.
- */
+/** Read and parse /proc/stat (bounded and non-blocking: boundedRead.ts). */
 export function readHostStat(procDir = '/proc'): HostStat {
-  return parseStat(readFileSync(`${procDir}/stat`, 'utf8'), procDir);
+  return parseStat(readBoundedText(procDir, 'stat'), procDir);
 }

@@ -6,12 +6,14 @@
  * The path has space, tab, newline and backslash escaped as \ooo, so it is one whitespace-free
  * token and the line splits on runs of whitespace.
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
 import type { HostSwaps, SwapDevice } from './snapshot';
+import { shown } from '../cgroup/parse';
 
-const UNSIGNED_DECIMAL = /^\d+$/;
-const SIGNED_DECIMAL = /^-?\d+$/;
+// Sizes are u64 (at most 20 digits), the priority an int (at most 10 digits and a sign).
+const UNSIGNED_DECIMAL = /^\d{1,20}$/;
+const SIGNED_DECIMAL = /^-?\d{1,10}$/;
 
 /** `procDir` only names the file in errors. */
 export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
@@ -20,7 +22,7 @@ export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
   if (lines[lines.length - 1] === '') lines.pop();
   const header = lines[0];
   if (header === undefined || !header.startsWith('Filename')) {
-    throw fail(`no "Filename" header: ${JSON.stringify(text.slice(0, 80))}`);
+    throw fail(`no "Filename" header: ${shown(text)}`);
   }
   const devices: SwapDevice[] = [];
   for (let i = 1; i < lines.length; i++) {
@@ -32,8 +34,8 @@ export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
       !UNSIGNED_DECIMAL.test(used!) ||
       !SIGNED_DECIMAL.test(priority!)
     ) {
-      const shown = JSON.stringify(lines[i]);
-      throw fail(`line ${i + 1} is not "path type size used priority": ${shown}`);
+      const line = shown(lines[i]!);
+      throw fail(`line ${i + 1} is not "path type size used priority": ${line}`);
     }
     devices.push({
       filename: filename!,
@@ -46,7 +48,7 @@ export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
   return { header, devices };
 }
 
-/** Read and parse /proc/swaps (synchronously: procfs never blocks on disk). */
+/** Read and parse /proc/swaps (bounded and non-blocking: boundedRead.ts). */
 export function readHostSwaps(procDir = '/proc'): HostSwaps {
-  return parseSwaps(readFileSync(`${procDir}/swaps`, 'utf8'), procDir);
+  return parseSwaps(readBoundedText(procDir, 'swaps'), procDir);
 }

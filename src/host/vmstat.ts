@@ -1,11 +1,12 @@
 /**
  * Parse the host's /proc/vmstat: one "name value" pair per line, in the kernel's order.
  */
-import { readFileSync } from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
+import { readBoundedText } from './boundedRead';
 import type { HostVmstat } from './snapshot';
+import { shown } from '../cgroup/parse';
 
-const UNSIGNED_DECIMAL = /^\d+$/;
+const UNSIGNED_DECIMAL = /^\d{1,20}$/; // u64: at most 20 digits
 
 /** `procDir` only names the file in errors (a CgroupParseError naming the directory and file). */
 export function parseVmstat(text: string, procDir = '/proc'): HostVmstat {
@@ -18,7 +19,7 @@ export function parseVmstat(text: string, procDir = '/proc'): HostVmstat {
     if (line === '') continue;
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '' || !UNSIGNED_DECIMAL.test(parts[1]!)) {
-      throw fail(`line ${i + 1} is not "name value": ${JSON.stringify(line)}`);
+      throw fail(`line ${i + 1} is not "name value": ${shown(line)}`);
     }
     const key = parts[0]!;
     if (byKey.has(key)) throw fail(`line ${i + 1}: duplicate key ${key}`);
@@ -30,10 +31,7 @@ export function parseVmstat(text: string, procDir = '/proc'): HostVmstat {
   return { entries, get: (key) => byKey.get(key) };
 }
 
-/**
- * Read and parse /proc/vmstat. Synchronous on purpose: procfs never blocks on disk, and a sync
- * read is ~10x cheaper than a trip through libuv's thread pool.
- */
+/** Read and parse /proc/vmstat (bounded and non-blocking: boundedRead.ts). */
 export function readHostVmstat(procDir = '/proc'): HostVmstat {
-  return parseVmstat(readFileSync(`${procDir}/vmstat`, 'utf8'), procDir);
+  return parseVmstat(readBoundedText(procDir, 'vmstat'), procDir);
 }

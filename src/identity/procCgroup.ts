@@ -8,7 +8,8 @@
  * task outside that namespace's root shows as "/../..". Cgroup names may contain ':', so the
  * path is everything after the second ':'.
  */
-import fs from 'node:fs';
+import { TASK_FILE_MAX_BYTES, isReadErrorCode, readBoundedText } from '../host/boundedRead';
+import { shown } from '../cgroup/parse';
 
 export interface ProcCgroupEntries {
   /** v1 controller (or "name=<name>" for named hierarchies) -> cgroup path; co-mounted
@@ -24,7 +25,16 @@ export interface ProcCgroupEntries {
   relativeToOtherNamespace: boolean;
 }
 
-/** Parse the text of /proc/<pid>/cgroup. Blank lines are skipped; a malformed line throws. */
+/** A /proc/<pid>/cgroup text that is not the kernel's format. */
+export class ProcCgroupParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProcCgroupParseError';
+  }
+}
+
+/** Parse the text of /proc/<pid>/cgroup. Blank lines are skipped; a malformed line throws a
+ *  ProcCgroupParseError. */
 export function parseProcCgroup(text: string): ProcCgroupEntries {
   const v1 = new Map<string, string>();
   let unified: string | null = null;
@@ -34,7 +44,7 @@ export function parseProcCgroup(text: string): ProcCgroupEntries {
     const line = lines[i]!;
     if (line.trim() === '') continue;
     const fail = (why: string) =>
-      new Error(`/proc/<pid>/cgroup line ${i + 1} ${why}: ${JSON.stringify(line)}`);
+      new ProcCgroupParseError(`/proc/<pid>/cgroup line ${i + 1} ${why}: ${shown(line)}`);
     const firstColon = line.indexOf(':');
     const secondColon = firstColon < 0 ? -1 : line.indexOf(':', firstColon + 1);
     if (secondColon < 0) throw fail('is not "id:controllers:path"');
@@ -61,28 +71,25 @@ export function parseProcCgroup(text: string): ProcCgroupEntries {
 
 /**
  * Read and parse /proc/<pid>/cgroup under `procRoot`. Returns null when the task is gone
- * (ENOENT: exited and reaped; ESRCH: exiting while we read).
+ * (ENOENT: exited and reaped; ESRCH: exiting while we read). Other read failures throw a
+ * FileReadError (boundedRead.ts), a malformed file a ProcCgroupParseError.
  *
  * `pid` may be a thread id: the pid FUSE reports for a request is the calling *thread*.
  * /proc/<tid>/... resolves for any thread id even though only thread-group leaders are listed
  * in /proc, and it shows that thread's own cgroup (which can differ from its process's in v2
  * threaded subtrees) — the right answer for "who is asking".
- *
- * Synchronous on purpose: procfs never blocks on disk, and a sync read is ~10x cheaper than a
- * trip through libuv's thread pool.
  */
 export function readProcCgroup(procRoot: string, pid: number): ProcCgroupEntries | null {
   let text: string;
   try {
-    text = fs.readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8');
+    text = readBoundedText(`${procRoot}/${pid}`, 'cgroup', TASK_FILE_MAX_BYTES);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return null;
+    if (isReadErrorCode(err, 'ENOENT', 'ESRCH')) return null;
     throw err;
   }
   try {
     return parseProcCgroup(text);
   } catch (err) {
-    throw new Error(`${procRoot}/${pid}/cgroup: ${(err as Error).message}`);
+    throw new ProcCgroupParseError(`${procRoot}/${pid}/cgroup: ${(err as Error).message}`);
   }
 }

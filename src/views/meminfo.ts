@@ -4,7 +4,8 @@
  *
  * Sources, in kB (bytes / 1024, floor). "stat" is the cgroup's memory.stat (MemorySnapshot):
  *   MemTotal        limit, but at most the host's MemTotal; no limit = the host's (memoryMath)
- *   MemFree         MemTotal - usage (memoryMath), then at most MemAvailable
+ *   MemFree         MemTotal - usage, at most the least (limit - usage) of every ancestor with
+ *                   a limit (memoryMath), then at most MemAvailable
  *   MemAvailable    MemFree + active_file + inactive_file + slab_reclaimable, at most MemTotal
  *                   and at most the host's MemAvailable. Always printed (after MemFree) even
  *                   when the host's kernel has no such line.
@@ -18,7 +19,8 @@
  *   Active(anon) ... Unevictable the LRU lists of stat
  *   SwapTotal       the cgroup's swap limit, at most the host's SwapTotal; 0 when the kernel
  *                   does not account the cgroup's swap (memoryMath)
- *   SwapFree        SwapTotal - the cgroup's swap usage, same kB rounding as /proc/swaps
+ *   SwapFree        SwapTotal - the cgroup's swap usage (or what ancestors' swap limits leave,
+ *                   if less: memoryMath), same kB rounding as /proc/swaps
  *   Dirty, Writeback, AnonPages, Mapped, Shmem   stat file_dirty, file_writeback, anon,
  *                   file_mapped, shmem
  *   KReclaimable, SReclaimable, SUnreclaim, Slab  stat slab_reclaimable / _unreclaimable
@@ -147,7 +149,7 @@ function containerValuesKb(
 
   const values = new Map<string, bigint>([
     ['MemTotal', totalKb], // the limit, at most host RAM (memoryMath)
-    ['MemFree', freeKb], // MemTotal - usage, at most MemAvailable
+    ['MemFree', freeKb], // MemTotal - usage and ancestors' headroom, at most MemAvailable
     ['MemAvailable', availableKb], // free + reclaimable file LRU and slab, at most the host's
     ['Buffers', 0n], // a memcg has no separate buffer counter: they are in Cached
     ['Cached', capped(s.fileBytes)], // page cache incl. tmpfs, excl. swap cache, like the kernel

@@ -14,6 +14,10 @@ function min(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }
 
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
 function atLeastZero(a: bigint): bigint {
   return a > 0n ? a : 0n;
 }
@@ -27,7 +31,13 @@ export function containerMemTotalBytes(hostMemTotalKb: bigint, memory: MemorySna
 /** MemFree: MemTotal minus what the cgroup is charged (page cache included, as the kernel
  *  charges it); 0 when usage is above the total (limit lowered below usage, or host-sized). */
 export function containerMemFreeBytes(hostMemTotalKb: bigint, memory: MemorySnapshot): bigint {
-  return atLeastZero(containerMemTotalBytes(hostMemTotalKb, memory) - memory.usageBytes);
+  const free = containerMemTotalBytes(hostMemTotalKb, memory) - memory.usageBytes;
+  // Rule: free memory is the least (limit - usage) over the cgroup and every ancestor with a limit.
+  return atLeastZero(minOptional(free, memory.headroomBytes));
+}
+
+function minOptional(a: bigint, b: bigint | null | undefined): bigint {
+  return b === null || b === undefined ? a : min(a, b);
 }
 
 /**
@@ -46,10 +56,14 @@ export function containerSwapTotalBytes(hostSwapTotalKb: bigint, memory: MemoryS
 }
 
 /** SwapUsed: the cgroup's swap usage, capped at SwapTotal (a limit lowered below current use
- *  would otherwise make SwapFree negative). */
+ *  would otherwise make SwapFree negative), and at least SwapTotal - the swap headroom up the
+ *  tree: swap siblings took from a shared ancestor's limit is used for this reader too, as
+ *  their memory is in MemFree. So SwapFree, meminfo and /proc/swaps agree. */
 export function containerSwapUsedBytes(hostSwapTotalKb: bigint, memory: MemorySnapshot): bigint {
   const total = containerSwapTotalBytes(hostSwapTotalKb, memory);
-  return min(atLeastZero(memory.swapUsageBytes), total);
+  const headroom = memory.swapHeadroomBytes;
+  const takenUpTree = headroom === null || headroom === undefined ? 0n : total - headroom;
+  return min(max(atLeastZero(memory.swapUsageBytes), takenUpTree), total);
 }
 
 /** SwapFree: SwapTotal - SwapUsed, never negative by construction. */

@@ -5,7 +5,7 @@
  * Where each value comes from, in the order the renderer tries them:
  *
  * 1. Memory gauges, from the cgroup's memory.stat / usage (pages unless noted):
- *    nr_free_pages = (MemTotal - usage) / page, MemTotal as in meminfo (memoryMath.ts);
+ *    nr_free_pages = MemFree / page, as in meminfo (memoryMath.ts: ancestors' headroom too);
  *    nr_{inactive,active}_{anon,file}, nr_unevictable, nr_anon_pages, nr_file_pages, nr_mapped,
  *    nr_shmem, nr_dirty, nr_writeback, nr_slab_{reclaimable,unreclaimable} (v2 only; v1 has
  *    none: 0), nr_page_table_pages, nr_swapcached; nr_kernel_stack in kB (the kernel prints

@@ -24,6 +24,24 @@ describe('memoryMath', () => {
     expect(containerMemFreeBytes(HOST_KB, memory({ limitBytes: 512n * MIB, usageBytes: 600n * MIB }))).toBe(0n);
   });
 
+  it("MemFree is at most the headroom an ancestor's limit leaves (siblings' usage fills it)", () => {
+    // c3: 500 MiB limit, 300 MiB charged; the reader's cgroup uses 100 MiB of it.
+    const c3 = memory({ limitBytes: 500n * MIB, usageBytes: 100n * MIB, headroomBytes: 200n * MIB });
+    expect(containerMemFreeBytes(HOST_KB, c3)).toBe(200n * MIB);
+    // The own limit minus usage still wins when it is tighter; null headroom = no ancestor bound.
+    expect(containerMemFreeBytes(HOST_KB, memory({ limitBytes: 150n * MIB, usageBytes: 100n * MIB, headroomBytes: 200n * MIB }))).toBe(50n * MIB);
+    expect(containerMemFreeBytes(HOST_KB, memory({ limitBytes: 500n * MIB, usageBytes: 100n * MIB, headroomBytes: null }))).toBe(400n * MIB);
+    expect(containerMemFreeBytes(HOST_KB, memory({ limitBytes: 500n * MIB, usageBytes: 100n * MIB, headroomBytes: 0n }))).toBe(0n);
+  });
+
+  it("SwapUsed includes what siblings took from an ancestor's swap limit, so SwapFree <= that headroom", () => {
+    const m = memory({ swapLimitBytes: 100n * MIB, swapUsageBytes: 10n * MIB, swapHeadroomBytes: 30n * MIB });
+    expect(containerSwapUsedBytes(HOST_KB, m)).toBe(70n * MIB);
+    expect(containerSwapFreeBytes(HOST_KB, m)).toBe(30n * MIB);
+    const roomy = memory({ swapLimitBytes: 100n * MIB, swapUsageBytes: 10n * MIB, swapHeadroomBytes: 500n * MIB });
+    expect(containerSwapFreeBytes(HOST_KB, roomy)).toBe(90n * MIB);
+  });
+
   it('SwapTotal is the swap limit, capped at the host swap; no limit = host swap', () => {
     expect(containerSwapTotalBytes(HOST_KB, memory({ swapLimitBytes: 256n * MIB }))).toBe(256n * MIB);
     expect(containerSwapTotalBytes(1024n, memory({ swapLimitBytes: 256n * MIB }))).toBe(1024n * 1024n);

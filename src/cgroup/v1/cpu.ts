@@ -11,9 +11,12 @@
  */
 import { CgroupParseError } from '../snapshot';
 import type { CpuUsage } from '../snapshot';
+import { MAX_CPU_COUNT } from '../cpulist';
 import {
   parseCpuListIn,
+  shown,
   parseDecimal,
+  parseUnsigned,
   readFlatKeyed,
   readOptionalFile,
   readSingleValue,
@@ -21,11 +24,11 @@ import {
 } from '../parse';
 
 /** Effective cpuset of the v1 cpuset cgroup at `dir`; null = no cpuset file (or empty). */
-export function readV1CpusetCpus(dir: string): number[] | null {
+export function readV1CpusetCpus(dir: string, cpuCountLimit?: number): number[] | null {
   for (const file of ['cpuset.effective_cpus', 'cpuset.cpus']) {
     const text = readOptionalFile(dir, file);
     if (text === null) continue;
-    const cpus = parseCpuListIn(text, dir, file);
+    const cpus = parseCpuListIn(text, dir, file, cpuCountLimit);
     // A v1 cpuset with no CPUs cannot hold tasks: treat it as "no information" rather than
     // telling a reader it has zero CPUs.
     return cpus.length === 0 ? null : cpus;
@@ -49,10 +52,16 @@ export function readV1QuotaCpus(dir: string, root: string): number | null {
   return tightest;
 }
 
-/** CPU time of the v1 cpuacct cgroup at `dir`; null when no per-mode accounting file exists. */
-export function readV1CpuUsage(dir: string): CpuUsage | null {
+/**
+ * CPU time of the v1 cpuacct cgroup at `dir`; null when no per-mode accounting file exists.
+ * Every CPU id (and per-CPU list length) is checked against `cpuCountLimit` before it indexes
+ * anything: a file naming CPU 4294967294 is an error, not a 4-billion-entry array.
+ */
+export function readV1CpuUsage(dir: string, cpuCountLimit = MAX_CPU_COUNT): CpuUsage | null {
   const perCpu =
-    readUsageAll(dir) ?? readPercpuUserSys(dir) ?? readPercpuSplitByStat(dir);
+    readUsageAll(dir, cpuCountLimit) ??
+    readPercpuUserSys(dir, cpuCountLimit) ??
+    readPercpuSplitByStat(dir, cpuCountLimit);
   if (perCpu === null) return null;
   let userNs = 0n;
   let systemNs = 0n;
@@ -65,27 +74,37 @@ export function readV1CpuUsage(dir: string): CpuUsage | null {
 
 type PerCpu = Array<{ userNs: bigint; systemNs: bigint }>;
 
-function readUsageAll(dir: string): PerCpu | null {
+function readUsageAll(dir: string, cpuCountLimit: number): PerCpu | null {
   const file = 'cpuacct.usage_all';
   const text = readOptionalFile(dir, file);
   if (text === null) return null;
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   if (lines[0]?.trim().split(/\s+/).join(' ') !== 'cpu user system') {
-    throw new CgroupParseError(dir, file, `no "cpu user system" header: ${JSON.stringify(lines[0] ?? '')}`);
+    throw new CgroupParseError(dir, file, `no "cpu user system" header: ${shown(lines[0] ?? '')}`);
   }
   const perCpu: PerCpu = [];
   for (const line of lines.slice(1)) {
     const fields = line.trim().split(/\s+/);
     if (fields.length !== 3) {
-      throw new CgroupParseError(dir, file, `line is not "cpu user system": ${JSON.stringify(line)}`);
+      throw new CgroupParseError(dir, file, `line is not "cpu user system": ${shown(line)}`);
     }
-    const cpuId = Number(parseDecimal(fields[0]!, dir, file, 'cpu id'));
+    const cpuId = cpuIdIn(fields[0]!, dir, file, cpuCountLimit);
+    if (perCpu[cpuId] !== undefined) throw new CgroupParseError(dir, file, `cpu ${cpuId} appears twice`);
     perCpu[cpuId] = {
-      userNs: parseDecimal(fields[1]!, dir, file, `cpu ${cpuId} user`),
-      systemNs: parseDecimal(fields[2]!, dir, file, `cpu ${cpuId} system`),
+      userNs: parseUnsigned(fields[1]!, dir, file, `cpu ${cpuId} user`),
+      systemNs: parseUnsigned(fields[2]!, dir, file, `cpu ${cpuId} system`),
     };
   }
   return fillGaps(perCpu);
+}
+
+/** A CPU id token as an index: a non-negative integer below `cpuCountLimit`, else an error. */
+function cpuIdIn(token: string, dir: string, file: string, cpuCountLimit: number): number {
+  const id = parseDecimal(token, dir, file, 'cpu id');
+  if (id < 0n || id >= BigInt(cpuCountLimit)) {
+    throw new CgroupParseError(dir, file, `cpu id ${id} out of range (the host has at most ${cpuCountLimit} CPUs)`);
+  }
+  return Number(id);
 }
 
 /** Possible CPUs are numbered densely, but be safe: a missing id counts as idle (0 ns). */
@@ -93,19 +112,20 @@ function fillGaps(perCpu: PerCpu): PerCpu {
   return Array.from(perCpu, (cpu) => cpu ?? { userNs: 0n, systemNs: 0n });
 }
 
-function readValueList(dir: string, file: string): bigint[] | null {
+/** One value per possible CPU: more values than the host can have CPUs is a malformed file. */
+function readValueList(dir: string, file: string, cpuCountLimit: number): bigint[] | null {
   const text = readOptionalFile(dir, file);
   if (text === null) return null;
-  return text
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean)
-    .map((token, i) => parseDecimal(token, dir, file, `cpu ${i}`));
+  const tokens = text.trim().split(/\s+/).filter(Boolean);
+  if (tokens.length > cpuCountLimit) {
+    throw new CgroupParseError(dir, file, `${tokens.length} values, but the host has at most ${cpuCountLimit} CPUs`);
+  }
+  return tokens.map((token, i) => parseUnsigned(token, dir, file, `cpu ${i}`));
 }
 
-function readPercpuUserSys(dir: string): PerCpu | null {
-  const user = readValueList(dir, 'cpuacct.usage_percpu_user');
-  const system = readValueList(dir, 'cpuacct.usage_percpu_sys');
+function readPercpuUserSys(dir: string, cpuCountLimit: number): PerCpu | null {
+  const user = readValueList(dir, 'cpuacct.usage_percpu_user', cpuCountLimit);
+  const system = readValueList(dir, 'cpuacct.usage_percpu_sys', cpuCountLimit);
   if (user === null || system === null) return null;
   if (user.length !== system.length) {
     const why = `${system.length} CPUs, but cpuacct.usage_percpu_user has ${user.length}`;
@@ -119,16 +139,20 @@ function readPercpuUserSys(dir: string): PerCpu | null {
  * all CPUs (cpuacct.stat): split every CPU's total by that overall ratio. Derived, not exact,
  * but the totals are right and no CPU's time is invented.
  */
-function readPercpuSplitByStat(dir: string): PerCpu | null {
-  const totals = readValueList(dir, 'cpuacct.usage_percpu');
+function readPercpuSplitByStat(dir: string, cpuCountLimit: number): PerCpu | null {
+  const totals = readValueList(dir, 'cpuacct.usage_percpu', cpuCountLimit);
   const stat = readFlatKeyed(dir, 'cpuacct.stat');
   if (totals === null || stat === null) return null;
-  const userTicks = stat.get('user') ?? 0n;
-  const systemTicks = stat.get('system') ?? 0n;
+  const userTicks = atLeastZero(stat.get('user') ?? 0n);
+  const systemTicks = atLeastZero(stat.get('system') ?? 0n);
   const ticks = userTicks + systemTicks;
   return totals.map((totalNs) => {
     // No ticks yet: call it all user time rather than divide by zero.
     const userNs = ticks > 0n ? (totalNs * userTicks) / ticks : totalNs;
     return { userNs, systemNs: totalNs - userNs };
   });
+}
+
+function atLeastZero(value: bigint): bigint {
+  return value > 0n ? value : 0n;
 }

@@ -13,7 +13,7 @@
  */
 import { CgroupParseError } from '../snapshot';
 import type { MemorySnapshot, MemoryStat } from '../snapshot';
-import { readFlatKeyed, readSingleValue, v1LimitOrNull } from '../parse';
+import { nonNegative, readFlatKeyed, readOptionalFile, readSingleValue, selfAndAncestors, tighter, v1LimitOrNull } from '../parse';
 
 /** v1 memory.stat names that are byte gauges (the rest are event counts). */
 const V1_BYTE_KEYS: ReadonlySet<string> = new Set([
@@ -22,10 +22,11 @@ const V1_BYTE_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Read the v1 memory cgroup at `dir`. Returns null when `dir` has no memory.stat (not a
- * memory cgroup); throws CgroupParseError when `dir` is gone or a file is malformed.
+ * Read the v1 memory cgroup at `dir` (in the hierarchy mounted at `root`). Returns null when
+ * `dir` has no memory.stat (not a memory cgroup); throws CgroupParseError when `dir` is gone or
+ * a file is malformed.
  */
-export function readV1Memory(dir: string): MemorySnapshot | null {
+export function readV1Memory(dir: string, root: string = dir): MemorySnapshot | null {
   const raw = readFlatKeyed(dir, 'memory.stat');
   if (raw === null) return null;
   const total = (name: string): bigint => {
@@ -65,10 +66,52 @@ export function readV1Memory(dir: string): MemorySnapshot | null {
 
   // A cgroup's usage_in_bytes is its page counter; the root memcg has no counter of its own
   // and the kernel derives its usage as cache + rss (mem_cgroup_usage): do the same if absent.
-  const usageBytes = readSingleValue(dir, 'memory.usage_in_bytes') ?? total('cache') + total('rss');
+  const usageBytes = nonNegative(readSingleValue(dir, 'memory.usage_in_bytes') ?? total('cache') + total('rss'));
 
   const swap = readV1Swap(dir, raw, limitBytes, usageBytes);
-  return { limitBytes, usageBytes, ...swap, stat };
+  // No limit anywhere (the kernel's own walk says so): no ancestor to read.
+  const memoryHeadroom = limitBytes === null ? null : readV1Headroom(dir, root, 'memory', usageBytes);
+  const swapHeadroomBytes = swap.swapLimitBytes === null ? null : readV1Headroom(dir, root, 'memory.memsw', null);
+  // A charge counts in memsw too (swapping out does not lower memsw): memsw room bounds memory.
+  const headroomBytes = tighter(memoryHeadroom, swapHeadroomBytes);
+  return { limitBytes, usageBytes, headroomBytes, ...swap, swapHeadroomBytes, stat };
+}
+
+/**
+ * The least (limit - usage) of `prefix`.limit_in_bytes / usage_in_bytes over `dir` and the
+ * ancestors its charges reach: a charge goes up to a parent only when that parent has
+ * use_hierarchy 1 (always, since 5.11), which is where the kernel's hierarchical_* walk stops
+ * too. The root is never read: it cannot have a limit. `ownUsage`: dir's usage, if known.
+ */
+function readV1Headroom(dir: string, root: string, prefix: 'memory' | 'memory.memsw', ownUsage: bigint | null): bigint | null {
+  let headroom: bigint | null = null;
+  const rootDir = root.length > 1 ? root.replace(/\/+$/, '') : root;
+  for (const level of selfAndAncestors(dir, root)) {
+    if (level === rootDir) break;
+    if (level !== dir && !chargesReach(level)) break;
+    const limit = readSingleValue(level, `${prefix}.limit_in_bytes`);
+    const limitBytes = limit === null ? null : v1LimitOrNull(limit);
+    if (limitBytes === null) continue;
+    const usage = level === dir && ownUsage !== null ? ownUsage : readSingleValue(level, `${prefix}.usage_in_bytes`);
+    const usageBytes = nonNegative(usage ?? 0n);
+    headroom = tighter(headroom, limitBytes > usageBytes ? limitBytes - usageBytes : 0n);
+  }
+  return headroom;
+}
+
+/** use_hierarchy per ancestor, remembered: the kernel refuses to change it while the cgroup
+ *  has children, and an ancestor has one (the reader's). Bounded: cleared when full. */
+const useHierarchyByDir = new Map<string, boolean>();
+const USE_HIERARCHY_CACHE_ENTRIES = 4096;
+
+function chargesReach(ancestor: string): boolean {
+  let reach = useHierarchyByDir.get(ancestor);
+  if (reach === undefined) {
+    reach = readOptionalFile(ancestor, 'memory.use_hierarchy')?.trim() !== '0';
+    if (useHierarchyByDir.size >= USE_HIERARCHY_CACHE_ENTRIES) useHierarchyByDir.clear();
+    useHierarchyByDir.set(ancestor, reach);
+  }
+  return reach;
 }
 
 /** Event counters by their /proc/vmstat name: total_pgfault -> pgfault, ... */

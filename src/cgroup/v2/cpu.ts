@@ -10,14 +10,14 @@
  */
 import { CgroupParseError } from '../snapshot';
 import type { CpuUsage } from '../snapshot';
-import { parseCpuListIn, parseUnsigned, readFlatKeyed, readOptionalFile, selfAndAncestors } from '../parse';
+import { parseCpuListIn, parseUnsigned, readFlatKeyed, readOptionalFile, selfAndAncestors, shown } from '../parse';
 
 /** Effective cpuset of the v2 cgroup at `dir` (or its nearest ancestor that has one). */
-export function readV2CpusetCpus(dir: string, root: string): number[] | null {
+export function readV2CpusetCpus(dir: string, root: string, cpuCountLimit?: number): number[] | null {
   for (const level of selfAndAncestors(dir, root)) {
     const text = readOptionalFile(level, 'cpuset.cpus.effective');
     if (text === null) continue;
-    const cpus = parseCpuListIn(text, level, 'cpuset.cpus.effective');
+    const cpus = parseCpuListIn(text, level, 'cpuset.cpus.effective', cpuCountLimit);
     // The kernel never leaves an effective cpuset empty (it falls back to the parent's), so an
     // empty one carries no information.
     return cpus.length === 0 ? null : cpus;
@@ -33,7 +33,7 @@ export function readV2QuotaCpus(dir: string, root: string): number | null {
     if (text === null) continue;
     const fields = text.trim().split(/\s+/);
     if (fields.length !== 2) {
-      throw new CgroupParseError(level, 'cpu.max', `not "$MAX $PERIOD": ${JSON.stringify(text.trim())}`);
+      throw new CgroupParseError(level, 'cpu.max', `not "$MAX $PERIOD": ${shown(text.trim())}`);
     }
     const periodUs = parseUnsigned(fields[1]!, level, 'cpu.max', 'period');
     if (fields[0] === 'max') continue;

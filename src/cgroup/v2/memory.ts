@@ -15,7 +15,8 @@
  */
 import type { MemorySnapshot, MemoryStat } from '../snapshot';
 import {
-  parseMaxOrValue,
+  nonNegative,
+  parseByteLimit,
   readFlatKeyed,
   readOptionalFile,
   readSingleValue,
@@ -76,23 +77,27 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
 
   // The root cgroup has no memory.current; the kernel's own notion of the root's usage
   // (v1 mem_cgroup_usage) is anon + file, so use that.
-  const usageBytes =
-    readSingleValue(accountingDir, 'memory.current') ?? byteValue('anon') + byteValue('file');
-
-  // Limits: smallest over the accounting cgroup and every ancestor ("max" and absent = none).
-  let limitBytes: bigint | null = null;
-  let swapLimitBytes: bigint | null = null;
-  for (const level of chain.slice(index)) {
-    limitBytes = tighter(limitBytes, readMaxFile(level, 'memory.max'));
-    swapLimitBytes = tighter(swapLimitBytes, readMaxFile(level, 'memory.swap.max'));
-  }
+  const usageBytes = nonNegative(
+    readSingleValue(accountingDir, 'memory.current') ?? byteValue('anon') + byteValue('file'),
+  );
 
   // memory.swap.current exists on every non-root cgroup when the kernel accounts swap;
   // without it (swapaccount=0 / cgroup.memory=noswap, or the root) swap is not accounted.
   const swapCurrent = readSingleValue(accountingDir, 'memory.swap.current');
+  // Limits and headroom: smallest over the accounting cgroup and every ancestor ("max" and
+  // absent = none; the root has no memory.max, so it is not read); a sibling's usage fills a
+  // shared ancestor's limit, hence the headroom.
+  const rootDir = root.length > 1 ? root.replace(/\/+$/, '') : root;
+  const levels = chain.slice(index).filter((level) => level !== rootDir);
+  const memoryLevels = readLimitChain(levels, 'memory.max', 'memory.current', usageBytes);
+  const swapLevels = readLimitChain(levels, 'memory.swap.max', 'memory.swap.current', swapCurrent);
+  const limitBytes = memoryLevels.limitBytes;
+  const swapLimitBytes = swapLevels.limitBytes;
   return {
     limitBytes,
     usageBytes,
+    headroomBytes: memoryLevels.headroomBytes,
+    swapHeadroomBytes: swapCurrent === null ? null : swapLevels.headroomBytes,
     swapLimitBytes: swapCurrent === null ? null : swapLimitBytes,
     swapUsageBytes: swapCurrent === null || swapCurrent < 0n ? 0n : swapCurrent,
     swapAccounted: swapCurrent !== null,
@@ -102,6 +107,28 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
 
 function readMaxFile(dir: string, file: string): bigint | null {
   const text = readOptionalFile(dir, file);
-  return text === null ? null : parseMaxOrValue(text, dir, file);
+  return text === null ? null : parseByteLimit(text, dir, file);
+}
+
+/** The least limit and the least (limit - usage) over `levels` (the first one's usage is
+ *  `firstUsage` when known); a level without a limit adds nothing, a limit without a usage file
+ *  counts as nothing used. */
+function readLimitChain(
+  levels: string[],
+  limitFile: string,
+  usageFile: string,
+  firstUsage: bigint | null,
+): { limitBytes: bigint | null; headroomBytes: bigint | null } {
+  let limitBytes: bigint | null = null;
+  let headroomBytes: bigint | null = null;
+  for (const level of levels) {
+    const limit = readMaxFile(level, limitFile);
+    if (limit === null) continue;
+    const known = level === levels[0] ? firstUsage : null;
+    const usage = nonNegative(known ?? readSingleValue(level, usageFile) ?? 0n);
+    limitBytes = tighter(limitBytes, limit);
+    headroomBytes = tighter(headroomBytes, limit > usage ? limit - usage : 0n);
+  }
+  return { limitBytes, headroomBytes };
 }
 

@@ -1,0 +1,136 @@
+/**
+ * Every read of a kernel file (cgroupfs, /proc, /sys) the daemon does while serving a request
+ * goes through here, so that no file can stall the thread or grow memory without bound:
+ * - opened O_NONBLOCK (a FIFO planted where a cgroup file should be does not block on open),
+ * - fstat'ed: anything but a regular file (FIFO, socket, device, directory) is refused,
+ * - read at most `maxBytes` (+1 to notice more): a longer file is refused, or cut when the
+ *   caller asks for a prefix (task lists, whose counts are a lower bound anyway).
+ * Every failure is a FileReadError naming the directory and the file; it is a CgroupParseError,
+ * so the backend answers EIO and logs the file.
+ *
+ * Synchronous on purpose: these filesystems never wait on a disk, and a sync read is ~10x
+ * cheaper than a trip through libuv's thread pool. A FIFO or a huge file was the way to make
+ * such a read wait or allocate (issue 10, item 5): both are refused before the first read.
+ */
+import fs from 'node:fs';
+import { CgroupParseError } from '../cgroup/snapshot';
+
+/** Default cap: the largest kernel file read here (/proc/stat with 8192 CPUs) is ~1/3 of it. */
+export const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** Cap for one task's files (/proc/<pid>/stat, status, cgroup): a few KiB in practice. */
+export const TASK_FILE_MAX_BYTES = 64 * 1024;
+
+// Node does not export O_CLOEXEC; libuv adds it to every open anyway, this makes it explicit.
+const O_CLOEXEC = (fs.constants as Record<string, number>).O_CLOEXEC ?? 0o2000000;
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY | O_CLOEXEC;
+
+/** A kernel file that could not be read within the bounds. `code` is the errno name
+ *  ("ENOENT", "EAGAIN", ...) or "NOT_REGULAR" / "TOO_LARGE" (no errno:
+ *  a reader gets EIO for those). */
+export class FileReadError extends CgroupParseError {
+  constructor(
+    dir: string,
+    file: string,
+    readonly code: string,
+    reason: string,
+  ) {
+    super(dir, file, reason);
+    this.name = 'FileReadError';
+  }
+}
+
+/** One scratch buffer for every read: reads are synchronous, so it is never shared in flight. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+function scratchOf(bytes: number): Buffer {
+  if (scratch.length < bytes) scratch = Buffer.allocUnsafe(Math.max(bytes, scratch.length * 2));
+  return scratch;
+}
+
+/** A larger scratch keeping the first `used` bytes already read into the old one. */
+function growScratch(used: number, bytes: number): Buffer {
+  const old = scratch;
+  scratch = Buffer.allocUnsafe(bytes);
+  old.copy(scratch, 0, 0, used);
+  return scratch;
+}
+
+/** The file's bytes (a copy), at most `maxBytes`; longer -> FileReadError "TOO_LARGE". */
+export function readBoundedBuffer(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): Buffer {
+  const { bytes, truncated } = readPrefix(dir, file, maxBytes);
+  if (truncated) throw new FileReadError(dir, file, 'TOO_LARGE', `larger than ${maxBytes} bytes`);
+  return Buffer.from(bytes);
+}
+
+/** The file's text (UTF-8), at most `maxBytes`; longer -> FileReadError "TOO_LARGE". */
+export function readBoundedText(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): string {
+  const { bytes, truncated } = readPrefix(dir, file, maxBytes);
+  if (truncated) throw new FileReadError(dir, file, 'TOO_LARGE', `larger than ${maxBytes} bytes`);
+  return bytes.toString('utf8');
+}
+
+/** The first `maxBytes` of the file as text, and whether there was more. */
+export function readBoundedPrefix(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): { text: string; truncated: boolean } {
+  const { bytes, truncated } = readPrefix(dir, file, maxBytes);
+  return { text: bytes.toString('utf8'), truncated };
+}
+
+/** Bytes view into the scratch buffer: valid until the next read. */
+function readPrefix(dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+  const path = file === '' ? dir : `${dir}/${file}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, OPEN_FLAGS);
+  } catch (err) {
+    throw fromErrno(dir, file, err);
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new FileReadError(dir, file, 'NOT_REGULAR', `is ${kindOf(stat)}, not a regular file`);
+    // No trust in st_size: kernel files say 0 or 4096 whatever they hold. The read finds out.
+    return readUpTo(fd, dir, file, maxBytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readUpTo(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+  // The scratch grows with what files really hold, not with the cap a caller allows.
+  let buffer = scratchOf(Math.min(maxBytes + 1, 64 * 1024));
+  let total = 0;
+  for (;;) {
+    if (total === buffer.length) buffer = growScratch(total, Math.min(maxBytes + 1, total * 2));
+    let n: number;
+    try {
+      n = fs.readSync(fd, buffer, total, Math.min(buffer.length, maxBytes + 1) - total, null);
+    } catch (err) {
+      throw fromErrno(dir, file, err);
+    }
+    if (n === 0) return { bytes: buffer.subarray(0, total), truncated: false };
+    total += n;
+    if (total > maxBytes) return { bytes: buffer.subarray(0, maxBytes), truncated: true };
+  }
+}
+
+function fromErrno(dir: string, file: string, err: unknown): FileReadError {
+  const e = err as NodeJS.ErrnoException;
+  const code = e.code ?? 'EIO';
+  // Node's message repeats the path ("ENOENT: no such file or directory, open '/x'"): cut it.
+  const message = e instanceof Error ? e.message : String(err);
+  const cut = e.syscall === undefined ? -1 : message.lastIndexOf(`, ${e.syscall} `);
+  const reason = code === 'EAGAIN' ? 'would block (EAGAIN)' : cut > 0 ? message.slice(0, cut) : message;
+  return new FileReadError(dir, file, code, reason);
+}
+
+function kindOf(stat: fs.Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** True when `err` is a FileReadError for one of these errno names. */
+export function isReadErrorCode(err: unknown, ...codes: string[]): boolean {
+  return err instanceof FileReadError && codes.includes(err.code);
+}
