@@ -13,6 +13,8 @@
  *              drains the (non-blocking) fd, and libfuse dispatches straight into JS.
  *   "thread" — a native thread blocks in read(2) on the fd and posts each request to the main
  *              thread through a thread-safe function.
+ * In both, a third thread (the notifier) makes the page-cache stores that precede some OPEN
+ * replies: a store may wait on a READ, so no thread that answers READs may make it (see there).
  *
  * Safety: JS never sees a fuse_req_t. It gets a numeric request id that indexes a slot table with
  * a generation counter, so a double reply or a stale id is refused with an exception instead of
@@ -22,10 +24,15 @@
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +49,7 @@
 #define OP_READDIR 7
 #define OP_SETATTR 8
 #define OP_OPENDIR 9
+#define OP_ACCESS 10
 
 #define CHECK(call)                                                                              \
   do {                                                                                           \
@@ -58,7 +66,16 @@ typedef struct {
   fuse_req_t req; /* NULL when the slot is free */
   uint32_t generation;
   int op;
+  uint64_t ino;  /* the request's inode: a store before an OPEN reply goes to this one only */
+  uint64_t size; /* READ/WRITE/READDIR size: replies are cut to it */
 } slot_t;
+
+/* What a reply needs to know about its request, besides the request itself. */
+typedef struct {
+  int op;
+  uint64_t ino;
+  uint64_t size;
+} slot_info_t;
 
 static slot_t *slots = NULL;
 static uint32_t slot_count = 0;
@@ -70,7 +87,7 @@ static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 #define SLOT_BITS 22
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
-static double slot_take(fuse_req_t req, int op) {
+static double slot_take(fuse_req_t req, int op, uint64_t ino, uint64_t size) {
   pthread_mutex_lock(&slot_lock);
   uint32_t index;
   if (free_count > 0) {
@@ -103,6 +120,8 @@ static double slot_take(fuse_req_t req, int op) {
   }
   slots[index].req = req;
   slots[index].op = op;
+  slots[index].ino = ino;
+  slots[index].size = size;
   slots[index].generation = (slots[index].generation + 1) & 0x7fffffff;
   double id = (double)slots[index].generation * (double)(1u << SLOT_BITS) + (double)index;
   pthread_mutex_unlock(&slot_lock);
@@ -110,8 +129,9 @@ static double slot_take(fuse_req_t req, int op) {
 }
 
 /* Removes the request from the table; returns NULL if the id is stale or already answered. */
-static fuse_req_t slot_release(double id, int *op_out) {
-  if (!(id >= 0)) return NULL;
+static fuse_req_t slot_release(double id, slot_info_t *info) {
+  /* ids are exact integers below 2^53: anything else (NaN, negative, huge) is refused */
+  if (!(id >= 0 && id < 9007199254740992.0)) return NULL;
   uint64_t raw = (uint64_t)id;
   uint32_t index = (uint32_t)(raw & SLOT_MASK);
   uint32_t generation = (uint32_t)(raw >> SLOT_BITS);
@@ -119,7 +139,11 @@ static fuse_req_t slot_release(double id, int *op_out) {
   pthread_mutex_lock(&slot_lock);
   if (index < slot_count && slots[index].req != NULL && slots[index].generation == generation) {
     req = slots[index].req;
-    if (op_out) *op_out = slots[index].op;
+    if (info) {
+      info->op = slots[index].op;
+      info->ino = slots[index].ino;
+      info->size = slots[index].size;
+    }
     slots[index].req = NULL;
     free_slots[free_count++] = index;
   }
@@ -132,6 +156,20 @@ static uint32_t slot_pending(void) {
   uint32_t pending = slot_count - free_count;
   pthread_mutex_unlock(&slot_lock);
   return pending;
+}
+
+/* Answers every pending request of a session that is going away (EIO), so none is left in the
+ * table pointing at a destroyed session. */
+static void slot_drop_session(void *userdata) {
+  pthread_mutex_lock(&slot_lock);
+  for (uint32_t i = 0; i < slot_count; i++) {
+    if (slots[i].req != NULL && fuse_req_userdata(slots[i].req) == userdata) {
+      fuse_reply_err(slots[i].req, EIO);
+      slots[i].req = NULL;
+      free_slots[free_count++] = i;
+    }
+  }
+  pthread_mutex_unlock(&slot_lock);
 }
 
 /* ---------------------------------------------------------------- sessions ------------------ */
@@ -160,12 +198,15 @@ typedef struct request_s {
  * JS per READ and, with the "thread" loop, the hop to the main thread and back. A READ from
  * offset 0 after the handle has been read (vmstat, top and free -s lseek back and read again)
  * still goes to JS, which renders afresh and puts the new content here with setContent.
+ * Once a READ has delivered the last byte, the copy is freed and only its length kept (for the
+ * EOF READ that follows): an idle open handle then costs a few dozen bytes here, whatever it
+ * holds open. A READ that needs the bytes again goes to JS, like a re-read from 0.
  */
 #define CONTENT_BUCKETS 256
 
 typedef struct content_s {
   uint64_t fh;
-  char *data;
+  char *data; /* NULL once every byte has been delivered */
   size_t len;
   int served; /* a READ has been answered from this content */
   struct content_s *next;
@@ -190,10 +231,50 @@ typedef struct session_s {
   /* content of open handles, served to READ without a trip to JS (see "content table") */
   pthread_mutex_t content_lock;
   struct content_s *content[CONTENT_BUCKETS];
+  size_t content_live; /* handles in the table, and the most since memory was last trimmed */
+  size_t content_peak;
+  size_t content_freed_bytes; /* freed since memory was last trimmed */
+  struct content_s *content_spare; /* free entries (see content_entry_new) */
+  /* the notifier thread: page-cache stores before OPEN replies (see "notifier") */
+  pthread_t notifier;
+  int notifier_started;
+  pthread_mutex_t store_lock;
+  pthread_cond_t store_cond;
+  struct store_job_s *store_queue;
+  unsigned store_head;
+  unsigned store_count;
+  int store_stop;
+  int torn_down; /* a thread that would not end keeps its session: never destroy it again */
   struct session_s *next;
 } session_t;
 
 static session_t *all_sessions = NULL;
+
+/* Table entries live in chunks of their own, outside the heap that content copies and JS buffers
+ * churn through: there, each long-lived entry would pin a page of freed copies (measured: the
+ * heap kept ~0.8 KB per idle handle). Chunks are kept for reuse: at most 48 B per open handle. */
+#define CONTENT_CHUNK_ENTRIES 1024
+
+static content_t *content_entry_new(session_t *s) {
+  if (s->content_spare == NULL) {
+    content_t *chunk = mmap(NULL, CONTENT_CHUNK_ENTRIES * sizeof(content_t), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (chunk == MAP_FAILED) return NULL;
+    for (int i = 0; i < CONTENT_CHUNK_ENTRIES; i++) {
+      chunk[i].next = s->content_spare;
+      s->content_spare = &chunk[i];
+    }
+  }
+  content_t *c = s->content_spare;
+  s->content_spare = c->next;
+  memset(c, 0, sizeof(*c));
+  return c;
+}
+
+static void content_entry_free(session_t *s, content_t *c) {
+  c->next = s->content_spare;
+  s->content_spare = c;
+}
 static int atexit_registered = 0;
 
 static void deliver(session_t *s, request_t *r);
@@ -208,7 +289,7 @@ static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, 
   content_t *c = *bucket;
   while (c && c->fh != fh) c = c->next;
   if (c == NULL) {
-    c = calloc(1, sizeof(content_t));
+    c = content_entry_new(s);
     if (c == NULL) {
       pthread_mutex_unlock(&s->content_lock);
       free(copy);
@@ -217,6 +298,7 @@ static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, 
     c->fh = fh;
     c->next = *bucket;
     *bucket = c;
+    if (++s->content_live > s->content_peak) s->content_peak = s->content_live;
   } else {
     free(c->data);
   }
@@ -227,17 +309,40 @@ static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, 
   return 0;
 }
 
+/* Heaps of many small blocks are not given back by free(): the copies freed after delivery sit
+ * between the entries of handles still open. Trim once the open handles have fallen to half of
+ * their peak (a burst of 10k+ fds closing), or 16 MiB of copies were freed; not on every close. */
+#define TRIM_MIN_PEAK 4096
+#define TRIM_FREED_BYTES (16u << 20)
+
+/* Counts `len` freed bytes; 1 if it is time to trim (the caller trims, outside the lock). */
+static int content_freed(session_t *s, size_t len) {
+  s->content_freed_bytes += len;
+  if (s->content_freed_bytes < TRIM_FREED_BYTES) return 0;
+  s->content_freed_bytes = 0;
+  return 1;
+}
+
 static void content_drop(session_t *s, uint64_t fh) {
   content_t **p = &s->content[fh % CONTENT_BUCKETS];
+  int trim = 0;
   pthread_mutex_lock(&s->content_lock);
   while (*p && (*p)->fh != fh) p = &(*p)->next;
   content_t *c = *p;
-  if (c) *p = c->next;
-  pthread_mutex_unlock(&s->content_lock);
   if (c) {
-    free(c->data);
-    free(c);
+    *p = c->next;
+    s->content_live--;
+    if (s->content_peak >= TRIM_MIN_PEAK && s->content_live <= s->content_peak / 2) {
+      s->content_peak = s->content_live;
+      trim = 1;
+    }
+    if (c->data && content_freed(s, c->len)) trim = 1;
   }
+  char *data = c ? c->data : NULL;
+  if (c) content_entry_free(s, c);
+  pthread_mutex_unlock(&s->content_lock);
+  free(data);
+  if (trim) malloc_trim(0);
 }
 
 static void content_drop_all(session_t *s) {
@@ -248,10 +353,12 @@ static void content_drop_all(session_t *s) {
     while (c) {
       content_t *next = c->next;
       free(c->data);
-      free(c);
+      content_entry_free(s, c);
       c = next;
     }
   }
+  s->content_live = 0;
+  s->content_peak = 0;
   pthread_mutex_unlock(&s->content_lock);
 }
 
@@ -259,19 +366,98 @@ static void content_drop_all(session_t *s) {
  * handle, e.g. a control file, or a re-read from offset 0 that needs fresh content). */
 static int content_serve(session_t *s, fuse_req_t req, uint64_t fh, size_t size, off_t off) {
   int answered = 0;
+  int trim = 0;
   pthread_mutex_lock(&s->content_lock);
   content_t *c = s->content[fh % CONTENT_BUCKETS];
   while (c && c->fh != fh) c = c->next;
   if (c && off >= 0 && !(off == 0 && c->served)) {
-    size_t start = (size_t)off < c->len ? (size_t)off : c->len;
+    size_t start = (uint64_t)off < c->len ? (size_t)off : c->len;
     size_t n = c->len - start < size ? c->len - start : size;
-    c->served = 1;
-    /* Replied under the lock: setContent from the main thread may replace the buffer. */
-    fuse_reply_buf(req, c->data + start, n);
-    answered = 1;
+    if (n == 0 || c->data != NULL) {
+      c->served = 1;
+      /* Replied under the lock: setContent from the main thread may replace the buffer. */
+      fuse_reply_buf(req, n > 0 ? c->data + start : NULL, n);
+      answered = 1;
+      if (n > 0 && start + n == c->len) {
+        free(c->data);
+        c->data = NULL;
+        trim = content_freed(s, c->len);
+      }
+    }
   }
   pthread_mutex_unlock(&s->content_lock);
+  if (trim) malloc_trim(0);
   return answered;
+}
+
+/*
+ * The notifier. Giving splice/sendfile/mmap readers of a per-container file their bytes needs
+ * notify_store (it sets i_size; without it they read an empty file), and a store waits for the
+ * lock of every page it fills. A page-cache READ of that inode holds such a lock until we answer
+ * it, so a store made on a thread that also answers requests can wait for itself forever (the
+ * daemon froze so, the main thread in D state under fuse_dev_do_write). Stores therefore run
+ * here, on a thread that answers nothing but the OPEN each store precedes; when the queue is full
+ * or the store fails the OPEN is answered without one (that reader sees an empty file).
+ */
+#define STORE_QUEUE_MAX 256
+
+typedef struct store_job_s {
+  fuse_req_t req;
+  struct fuse_file_info fi;
+  fuse_ino_t ino;
+  char *data;
+  size_t len;
+} store_job_t;
+
+/* Queues "store then reply OPEN"; returns 0, or -1 if the queue is full or stopping. */
+static int store_enqueue(session_t *s, fuse_req_t req, const struct fuse_file_info *fi,
+                         fuse_ino_t ino, const void *data, size_t len) {
+  char *copy = malloc(len > 0 ? len : 1);
+  if (copy == NULL) return -1;
+  memcpy(copy, data, len);
+  pthread_mutex_lock(&s->store_lock);
+  if (!s->notifier_started || s->store_stop || s->store_count >= STORE_QUEUE_MAX) {
+    pthread_mutex_unlock(&s->store_lock);
+    free(copy);
+    return -1;
+  }
+  store_job_t *job = &s->store_queue[(s->store_head + s->store_count) % STORE_QUEUE_MAX];
+  job->req = req;
+  job->fi = *fi;
+  job->ino = ino;
+  job->data = copy;
+  job->len = len;
+  s->store_count++;
+  pthread_cond_signal(&s->store_cond);
+  pthread_mutex_unlock(&s->store_lock);
+  return 0;
+}
+
+static void mask_signals(int allow_wake);
+
+static void *notifier_loop(void *arg) {
+  session_t *s = arg;
+  mask_signals(0);
+  pthread_mutex_lock(&s->store_lock);
+  for (;;) {
+    while (s->store_count == 0 && !s->store_stop) pthread_cond_wait(&s->store_cond, &s->store_lock);
+    if (s->store_count == 0) break; /* stopping, and nothing left to answer */
+    store_job_t job = s->store_queue[s->store_head];
+    s->store_head = (s->store_head + 1) % STORE_QUEUE_MAX;
+    s->store_count--;
+    int stopping = s->store_stop;
+    pthread_mutex_unlock(&s->store_lock);
+    if (!stopping) {
+      struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(job.len);
+      bufv.buf[0].mem = job.data;
+      fuse_lowlevel_notify_store(s->se, job.ino, 0, &bufv, 0); /* on failure: open without it */
+    }
+    fuse_reply_open(job.req, &job.fi);
+    free(job.data);
+    pthread_mutex_lock(&s->store_lock);
+  }
+  pthread_mutex_unlock(&s->store_lock);
+  return NULL;
 }
 
 static void dispatch(fuse_req_t req, request_t *r) {
@@ -280,7 +466,7 @@ static void dispatch(fuse_req_t req, request_t *r) {
   r->pid = ctx->pid;
   r->uid = ctx->uid;
   r->gid = ctx->gid;
-  r->id = slot_take(req, r->op);
+  r->id = slot_take(req, r->op, r->ino, r->size);
   if (r->id < 0) {
     fuse_reply_err(req, ENOMEM);
     free(r->name);
@@ -353,6 +539,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
   dispatch(req, r);
 }
 
+/* access(2) and chdir: the mask (R_OK|W_OK|X_OK) goes to JS as `flags`. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  NEW_OR_FAIL(r, OP_ACCESS, ino);
+  r->flags = mask;
+  dispatch(req, r);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   NEW_OR_FAIL(r, OP_OPEN, ino);
   r->flags = fi->flags;
@@ -415,14 +608,16 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
   fuse_reply_err(req, 0);
 }
 
-/* FLUSH, ACCESS, GETXATTR, ... are left NULL: libfuse answers ENOSYS and the kernel stops
- * sending them, which saves a round trip on every close(2) and access(2). */
+/* FLUSH, GETXATTR, ... are left NULL: libfuse answers ENOSYS and the kernel stops sending them,
+ * which saves a round trip on every close(2). ACCESS is answered: left out, the kernel would
+ * grant every access(2) (W_OK on 0444 files included). */
 static const struct fuse_lowlevel_ops isolfs_ops = {
     .init = op_init,
     .lookup = op_lookup,
     .forget = op_forget,
     .getattr = op_getattr,
     .setattr = op_setattr,
+    .access = op_access,
     .open = op_open,
     .read = op_read,
     .write = op_write,
@@ -521,8 +716,50 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
 
 /* ---------------------------------------------------------------- thread loop --------------- */
 
+/* Teardown interrupts the receiving thread's read(2) of /dev/fuse with this signal: while a
+ * container holds a bind of the mount the connection stays up after our unmount, and that read
+ * would never return. Its handler does nothing; installed without SA_RESTART, the read fails
+ * with EINTR and the loop sees the session has exited. */
+#define WAKE_SIGNAL (SIGRTMIN + 4)
+
+static void on_wake_signal(int sig) { (void)sig; }
+
+static void install_wake_signal(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_wake_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0; /* no SA_RESTART */
+  sigaction(WAKE_SIGNAL, &sa, NULL);
+}
+
+/* Our threads take no process signals (Node handles those), except the wake signal. */
+static void mask_signals(int allow_wake) {
+  sigset_t set;
+  sigfillset(&set);
+  if (allow_wake) sigdelset(&set, WAKE_SIGNAL);
+  pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+/* Joins `thread`, signalling it every 20 ms (if `wake`), for at most `bound_ms`; 1 if it ended. */
+static int join_bounded(pthread_t thread, int wake, int bound_ms) {
+  for (int waited_ms = 0; waited_ms < bound_ms; waited_ms += 20) {
+    if (wake) pthread_kill(thread, WAKE_SIGNAL);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 20 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(thread, NULL, &until) == 0) return 1;
+  }
+  return 0;
+}
+
 static void *thread_loop(void *arg) {
   session_t *s = arg;
+  mask_signals(1);
   struct fuse_buf buf;
   memset(&buf, 0, sizeof(buf));
   while (!fuse_session_exited(s->se)) {
@@ -580,14 +817,36 @@ static void env_cleanup(void *arg) {
   at_process_exit();
 }
 
+/* Stops the notifier: what is still queued is answered without its store. 1 if it ended. */
+static int notifier_stop(session_t *s) {
+  if (!s->notifier_started) return 1;
+  pthread_mutex_lock(&s->store_lock);
+  s->store_stop = 1;
+  pthread_cond_broadcast(&s->store_cond);
+  pthread_mutex_unlock(&s->store_lock);
+  /* a store in progress waits at most for a READ in flight, which the aborted connection ends */
+  if (!join_bounded(s->notifier, 0, 2000)) return 0;
+  s->notifier_started = 0;
+  return 1;
+}
+
+/*
+ * Bounded: exit, unmount (the connection lives on while containers hold binds of it), wake the
+ * receiving thread out of its read(2) and join it for at most 2 s, stop the notifier, then close
+ * the session (closing the fd aborts the connection: readers in containers get ECONNABORTED until
+ * the next daemon repairs their mounts). A thread that does not end is left with its session.
+ */
 static void session_teardown(session_t *s) {
   napi_env env = s->env;
+  int ended = 1;
+  pthread_mutex_lock(&s->store_lock);
+  s->store_stop = 1; /* no new stores from now on */
+  pthread_mutex_unlock(&s->store_lock);
   session_unmount_raw(s);
   if (s->use_thread) {
     if (s->thread_started) {
-      /* unmounting aborted the connection: read(2) on the fd fails and the thread ends */
-      pthread_join(s->thread, NULL);
-      s->thread_started = 0;
+      ended = join_bounded(s->thread, 1, 2000);
+      if (ended) s->thread_started = 0;
     }
     if (s->tsfn) {
       napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
@@ -598,13 +857,17 @@ static void session_teardown(session_t *s) {
     uv_close((uv_handle_t *)s->poll, poll_closed);
     s->poll = NULL;
   }
-  if (s->se) {
+  if (!notifier_stop(s)) ended = 0;
+  if (s->se && ended) {
+    slot_drop_session(s);
     fuse_session_destroy(s->se);
     s->se = NULL;
+    free(s->buf.mem);
+    s->buf.mem = NULL;
+    content_drop_all(s);
+    free(s->store_queue);
+    s->store_queue = NULL;
   }
-  free(s->buf.mem);
-  s->buf.mem = NULL;
-  content_drop_all(s);
   if (s->handler) {
     napi_delete_reference(env, s->handler);
     s->handler = NULL;
@@ -617,6 +880,7 @@ static void session_teardown(session_t *s) {
     napi_delete_reference(env, s->resource);
     s->resource = NULL;
   }
+  s->torn_down = 1;
   session_unlink(s);
 }
 
@@ -624,8 +888,8 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   session_t *s = data;
-  if (s->se) session_teardown(s);
-  free(s);
+  if (!s->torn_down) session_teardown(s);
+  if (s->se == NULL) free(s); /* else a thread may still use it: leave it */
 }
 
 static char *get_string(napi_env env, napi_value value) {
@@ -665,6 +929,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return NULL;
   }
   pthread_mutex_init(&s->content_lock, NULL);
+  pthread_mutex_init(&s->store_lock, NULL);
+  pthread_cond_init(&s->store_cond, NULL);
+  s->store_queue = calloc(STORE_QUEUE_MAX, sizeof(store_job_t));
   s->env = env;
   s->use_thread = strcmp(loop, "thread") == 0;
   free(loop);
@@ -703,7 +970,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_create_reference(env, resource, 1, &s->resource);
   napi_async_init(env, resource, resource_name, &s->async_context);
 
+  /* without a notifier, OPENs are answered without a store (queue refuses) */
+  if (s->store_queue && pthread_create(&s->notifier, NULL, notifier_loop, s) == 0) s->notifier_started = 1;
+
   if (s->use_thread) {
+    install_wake_signal();
     CHECK(napi_create_threadsafe_function(env, argv[3], NULL, resource_name, 0, 1, NULL, NULL,
                                           NULL, tsfn_call_js, &s->tsfn));
     if (pthread_create(&s->thread, NULL, thread_loop, s) != 0) {
@@ -746,16 +1017,16 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "unmount(session)");
     return NULL;
   }
-  if (s->se) session_teardown(s);
+  if (!s->torn_down) session_teardown(s);
   return NULL;
 }
 
 /* ---------------------------------------------------------------- replies ------------------ */
 
-static fuse_req_t take_request(napi_env env, napi_value id_value, int *op) {
+static fuse_req_t take_request(napi_env env, napi_value id_value, slot_info_t *info) {
   double id = -1;
   napi_get_value_double(env, id_value, &id);
-  fuse_req_t req = slot_release(id, op);
+  fuse_req_t req = slot_release(id, info);
   if (req == NULL) napi_throw_error(env, "ESTALE", "unknown or already answered request id");
   return req;
 }
@@ -766,16 +1037,33 @@ static double num(napi_env env, napi_value v) {
   return d;
 }
 
+/* A JS number as an integer in [0, max]; NaN, negative or larger values give `fallback` instead
+ * of the undefined behaviour of a C cast. */
+static uint64_t num_u64(napi_env env, napi_value v, uint64_t max, uint64_t fallback) {
+  double d = num(env, v);
+  if (!(d >= 0) || d >= 18446744073709551616.0) return fallback; /* 2^64 */
+  uint64_t out = (uint64_t)d;
+  return out > max ? fallback : out;
+}
+
+/* A timeout in seconds, kept within [0, 1e9] (NaN: 0). */
+static double num_timeout(napi_env env, napi_value v) {
+  double d = num(env, v);
+  if (!(d >= 0)) return 0;
+  return d > 1e9 ? 1e9 : d;
+}
+
 static void fill_stat(napi_env env, napi_value *v, struct stat *st) {
   /* v: ino, mode, nlink, size, uid, gid, mtimeSec */
   memset(st, 0, sizeof(*st));
-  st->st_ino = (ino_t)num(env, v[0]);
-  st->st_mode = (mode_t)num(env, v[1]);
-  st->st_nlink = (nlink_t)num(env, v[2]);
-  st->st_size = (off_t)num(env, v[3]);
-  st->st_uid = (uid_t)num(env, v[4]);
-  st->st_gid = (gid_t)num(env, v[5]);
-  st->st_mtim.tv_sec = st->st_atim.tv_sec = st->st_ctim.tv_sec = (time_t)num(env, v[6]);
+  st->st_ino = (ino_t)num_u64(env, v[0], UINT64_MAX, 0);
+  st->st_mode = (mode_t)num_u64(env, v[1], 0177777, 0);
+  st->st_nlink = (nlink_t)num_u64(env, v[2], UINT32_MAX, 1);
+  st->st_size = (off_t)num_u64(env, v[3], INT64_MAX, 0);
+  st->st_uid = (uid_t)num_u64(env, v[4], UINT32_MAX, 0);
+  st->st_gid = (gid_t)num_u64(env, v[5], UINT32_MAX, 0);
+  st->st_mtim.tv_sec = st->st_atim.tv_sec = st->st_ctim.tv_sec =
+      (time_t)num_u64(env, v[6], INT64_MAX / 2, 0);
   st->st_blksize = 4096;
 }
 
@@ -785,7 +1073,8 @@ static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   fuse_req_t req = take_request(env, argv[0], NULL);
-  if (req) fuse_reply_err(req, (int)num(env, argv[1]));
+  /* 0 is success (RELEASE, ACCESS); NaN, negative or past 4095 becomes EIO */
+  if (req) fuse_reply_err(req, (int)num_u64(env, argv[1], 4095, EIO));
   return NULL;
 }
 
@@ -805,8 +1094,8 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   fill_stat(env, &argv[1], &e.attr);
   e.ino = e.attr.st_ino;
   e.generation = 1;
-  e.entry_timeout = num(env, argv[8]);
-  e.attr_timeout = num(env, argv[9]);
+  e.entry_timeout = num_timeout(env, argv[8]);
+  e.attr_timeout = num_timeout(env, argv[9]);
   fuse_reply_entry(req, &e);
   return NULL;
 }
@@ -824,28 +1113,31 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   if (!req) return NULL;
   struct stat st;
   fill_stat(env, &argv[1], &st);
-  fuse_reply_attr(req, &st, num(env, argv[8]));
+  fuse_reply_attr(req, &st, num_timeout(env, argv[8]));
   return NULL;
 }
 
-/* replyOpen(id, fh, directIo, keepCache, nonSeekable) */
-/* replyOpen(id, fh, directIo, keepCache, nonSeekable[, content]): `content`, if given, is what
- * READs of this handle get (copied into the content table before the kernel can send one). */
+/*
+ * replyOpen(id, fh, directIo, keepCache, nonSeekable[, content[, storeFirst]]): `content`, if
+ * given, is what READs of this handle get (copied into the content table before the kernel can
+ * send one). With `storeFirst`, the notifier puts `content` into the page cache of the opened
+ * inode and then answers (see "notifier"); without a free place in its queue, we answer now.
+ */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5) {
     napi_throw_type_error(env, NULL, "replyOpen: 5 arguments");
     return NULL;
   }
-  int op = 0;
-  fuse_req_t req = take_request(env, argv[0], &op);
+  slot_info_t slot;
+  fuse_req_t req = take_request(env, argv[0], &slot);
   if (!req) return NULL;
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof(fi));
   bool b = false;
-  fi.fh = (uint64_t)num(env, argv[1]);
+  fi.fh = num_u64(env, argv[1], UINT64_MAX, 0);
   napi_get_value_bool(env, argv[2], &b);
   fi.direct_io = b;
   napi_get_value_bool(env, argv[3], &b);
@@ -854,13 +1146,20 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   fi.nonseekable = b;
   bool is_buffer = false;
   if (argc >= 6) napi_is_buffer(env, argv[5], &is_buffer);
+  bool store_first = false;
+  if (argc >= 7) napi_get_value_bool(env, argv[6], &store_first);
+  session_t *s = fuse_req_userdata(req);
   if (is_buffer) {
     void *data = NULL;
     size_t len = 0;
     napi_get_buffer_info(env, argv[5], &data, &len);
-    if (content_put(fuse_req_userdata(req), fi.fh, data, len, 0) != 0) {
+    if (content_put(s, fi.fh, data, len, 0) != 0) {
       fuse_reply_err(req, ENOMEM);
       return NULL;
+    }
+    if (store_first && slot.op == OP_OPEN && len > 0 &&
+        store_enqueue(s, req, &fi, (fuse_ino_t)slot.ino, data, len) == 0) {
+      return NULL; /* the notifier answers */
     }
   }
   fuse_reply_open(req, &fi);
@@ -879,44 +1178,14 @@ static napi_value js_set_content(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "setContent(session, fh, buffer)");
     return NULL;
   }
+  if (s->torn_down) return NULL;
   void *data = NULL;
   size_t len = 0;
   napi_get_buffer_info(env, argv[2], &data, &len);
-  if (content_put(s, (uint64_t)num(env, argv[1]), data, len, 1) != 0) {
+  if (content_put(s, num_u64(env, argv[1], UINT64_MAX, 0), data, len, 1) != 0) {
     napi_throw_error(env, "ENOMEM", "setContent: out of memory");
   }
   return NULL;
-}
-
-/*
- * notifyStore(session, ino, offset, buffer) -> 0 or -errno. Puts `buffer` into the kernel's page
- * cache of `ino` at `offset` and extends the inode's size to cover it. Used at open so that
- * splice/sendfile readers (busybox cat), which read direct-I/O files through the page cache up
- * to i_size, see this reader's content instead of an empty file.
- */
-static napi_value js_notify_store(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc >= 4 ? get_session(env, argv[0]) : NULL;
-  bool is_buffer = false;
-  if (argc >= 4) napi_is_buffer(env, argv[3], &is_buffer);
-  if (s == NULL || !is_buffer) {
-    napi_throw_type_error(env, NULL, "notifyStore(session, ino, offset, buffer)");
-    return NULL;
-  }
-  int rc = -ENOTCONN;
-  if (s->se && s->mounted) {
-    void *data = NULL;
-    size_t len = 0;
-    napi_get_buffer_info(env, argv[3], &data, &len);
-    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(len);
-    bufv.buf[0].mem = data;
-    rc = fuse_lowlevel_notify_store(s->se, (fuse_ino_t)num(env, argv[1]), (off_t)num(env, argv[2]), &bufv, 0);
-  }
-  napi_value out;
-  napi_create_int32(env, rc, &out);
-  return out;
 }
 
 /* replyBuf(id, buffer | string) — the bytes of a read */
@@ -924,7 +1193,8 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = take_request(env, argv[0], NULL);
+  slot_info_t slot;
+  fuse_req_t req = take_request(env, argv[0], &slot);
   if (!req) return NULL;
   void *data = NULL;
   size_t len = 0;
@@ -932,7 +1202,8 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   if (argc >= 2) napi_is_buffer(env, argv[1], &is_buffer);
   if (is_buffer) {
     napi_get_buffer_info(env, argv[1], &data, &len);
-    fuse_reply_buf(req, data, len);
+    /* never more than the kernel asked for: it would refuse the whole reply */
+    fuse_reply_buf(req, data, len < slot.size ? len : (size_t)slot.size);
   } else {
     fuse_reply_buf(req, NULL, 0);
   }
@@ -944,12 +1215,14 @@ static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = take_request(env, argv[0], NULL);
-  if (req) fuse_reply_write(req, (size_t)num(env, argv[1]));
+  slot_info_t slot;
+  fuse_req_t req = take_request(env, argv[0], &slot);
+  if (req) fuse_reply_write(req, (size_t)num_u64(env, argv[1], slot.size, slot.size));
   return NULL;
 }
 
-/* replyDir(id, names[], inos[], modes[], offset, size): entries after `offset`, up to `size` */
+/* replyDir(id, names[], inos[], modes[], offset, size): entries after `offset` (the index of the
+ * next one; at or past the end, NaN or negative: none), up to the request's size */
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -958,30 +1231,31 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "replyDir: 6 arguments");
     return NULL;
   }
-  fuse_req_t req = take_request(env, argv[0], NULL);
+  slot_info_t slot;
+  fuse_req_t req = take_request(env, argv[0], &slot);
   if (!req) return NULL;
   uint32_t count = 0;
   napi_get_array_length(env, argv[1], &count);
-  size_t offset = (size_t)num(env, argv[4]);
-  size_t size = (size_t)num(env, argv[5]);
+  uint64_t first = num_u64(env, argv[4], count, count);
+  size_t size = (size_t)num_u64(env, argv[5], slot.size, slot.size);
   char *buf = malloc(size > 0 ? size : 1);
   if (!buf) {
     fuse_reply_err(req, ENOMEM);
     return NULL;
   }
   size_t used = 0;
-  for (uint32_t i = (uint32_t)offset; i < count; i++) {
+  for (uint64_t i = first; i < count; i++) {
     napi_value name_v, ino_v, mode_v;
-    napi_get_element(env, argv[1], i, &name_v);
-    napi_get_element(env, argv[2], i, &ino_v);
-    napi_get_element(env, argv[3], i, &mode_v);
+    napi_get_element(env, argv[1], (uint32_t)i, &name_v);
+    napi_get_element(env, argv[2], (uint32_t)i, &ino_v);
+    napi_get_element(env, argv[3], (uint32_t)i, &mode_v);
     char name[256];
     size_t name_len = 0;
-    napi_get_value_string_utf8(env, name_v, name, sizeof(name), &name_len);
+    if (napi_get_value_string_utf8(env, name_v, name, sizeof(name), &name_len) != napi_ok) break;
     struct stat st;
     memset(&st, 0, sizeof(st));
-    st.st_ino = (ino_t)num(env, ino_v);
-    st.st_mode = (mode_t)num(env, mode_v);
+    st.st_ino = (ino_t)num_u64(env, ino_v, UINT64_MAX, 0);
+    st.st_mode = (mode_t)num_u64(env, mode_v, 0177777, 0);
     size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
     if (need > size - used) break;
     used += need;
@@ -1041,7 +1315,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_default, NULL},
       {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
-      {"notifyStore", NULL, js_notify_store, NULL, NULL, NULL, napi_default, NULL},
       {"setContent", NULL, js_set_content, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},

@@ -56,6 +56,12 @@ interface FileNode {
   writable: boolean;
   /** The container key of a per-container copy (under /containers/<key>/); undefined = shared. */
   container?: string;
+  /**
+   * A per-container file's size: the length of its latest content, the size the page-cache
+   * store at open gave the inode. GETATTR says the same, or an fstat (mmap readers make one)
+   * would set the size back to 0 and those readers would see an empty file.
+   */
+  sizeBytes?: number;
 }
 type Node = DirNode | FileNode;
 
@@ -71,6 +77,24 @@ const S_IFREG = 0o100000;
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 const O_RDWR = 2;
+const W_OK = 2;
+const X_OK = 1;
+/** SETATTR's to_set bits (libfuse's FUSE_SET_ATTR_*). */
+const SET_ATTR_OWNERSHIP = (1 << 0) | (1 << 1) | (1 << 2); // mode, uid, gid
+const SET_ATTR_SIZE = 1 << 3;
+const SET_ATTR_TIMES = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 10); // atime, mtime, *_now, ctime
+
+/** Open handles allowed by default: ~100 bytes each once read, so 65536 cost a few MB. */
+export const DEFAULT_MAX_OPEN_HANDLES = 65536;
+/** onLimit is called at most this often while opens are refused. */
+const LIMIT_REPORT_INTERVAL_MS = 10_000;
+
+export interface FilesystemOptions {
+  /** Past this many open files, OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES). */
+  maxOpenHandles?: number;
+  /** Told how many opens were refused since its last call (at most every 10 s): a log line. */
+  onLimit?: (refused: number) => void;
+}
 
 /** Names and attributes never change once created, so the kernel may cache them long. */
 const STATIC_TIMEOUT_SEC = 3600;
@@ -130,11 +154,16 @@ export class IsolfsFilesystem {
   private readonly containerKeysByName = new Map<string, string>();
   private session: NativeSession | null = null;
   private readonly mountTimeSec = Math.floor(Date.now() / 1000);
+  private readonly maxOpenHandles: number;
+  private refusedOpens = 0;
+  private lastLimitReportMs = -Infinity;
 
   constructor(
     private readonly native: NativeAddon,
     private readonly backend: FileBackend,
+    private readonly options: FilesystemOptions = {},
   ) {
+    this.maxOpenHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
     const root: DirNode = { kind: 'dir', ino: 1, name: '', parent: 1, children: new Map() };
     this.nodes.set(1, root);
     for (const p of VIEW_PATHS) this.addFile(root, p, false);
@@ -217,6 +246,11 @@ export class IsolfsFilesystem {
     dir.children.set(name, file);
   }
 
+  /** Shared files say 0: their content depends on the reader, and none is in their page cache. */
+  private sizeOf(node: Node): number {
+    return node.kind === 'file' ? node.sizeBytes ?? 0 : 0;
+  }
+
   private modeOf(node: Node): number {
     if (node.kind === 'dir') return S_IFDIR | 0o555;
     return S_IFREG | (node.writable ? 0o644 : 0o444);
@@ -232,7 +266,8 @@ export class IsolfsFilesystem {
       switch (op) {
         case FuseOp.Lookup: return this.lookup(id, ino, name ?? '');
         case FuseOp.Getattr: return this.getattr(id, ino);
-        case FuseOp.Setattr: return this.getattr(id, ino); // truncation of a control file: a no-op
+        case FuseOp.Setattr: return this.setattr(id, ino, flags, uid);
+        case FuseOp.Access: return this.access(id, ino, flags, uid);
         case FuseOp.Opendir: return this.opendir(id, ino);
         case FuseOp.Readdir: return this.readdir(id, ino, offset, size);
         case FuseOp.Open: return this.open(id, ino, { pid, uid, gid }, flags);
@@ -252,15 +287,41 @@ export class IsolfsFilesystem {
     const parent = this.nodes.get(parentIno);
     const node = parent?.kind === 'dir' ? parent.children.get(name) : undefined;
     if (!node) return this.native.replyErr(id, E.ENOENT);
-    this.native.replyEntry(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, 0, 0, 0,
+    this.native.replyEntry(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, this.sizeOf(node), 0, 0,
       this.mountTimeSec, STATIC_TIMEOUT_SEC, STATIC_TIMEOUT_SEC);
   }
 
   private getattr(id: number, ino: number): void {
     const node = this.nodes.get(ino);
     if (!node) return this.native.replyErr(id, E.ENOENT);
-    this.native.replyAttr(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, 0, 0, 0,
+    this.native.replyAttr(id, node.ino, this.modeOf(node), node.kind === 'dir' ? 2 : 1, this.sizeOf(node), 0, 0,
       this.mountTimeSec, STATIC_TIMEOUT_SEC);
+  }
+
+  /**
+   * chmod, chown, truncate, touch: answered as procfs and sysctl files answer them, never as a
+   * silent success. Truncating a control file is how `echo 1 > file` starts: a no-op for root.
+   */
+  private setattr(id: number, ino: number, toSet: number, uid: number): void {
+    const node = this.nodes.get(ino);
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    if (toSet & SET_ATTR_OWNERSHIP) return this.native.replyErr(id, E.EPERM);
+    if (toSet & SET_ATTR_SIZE) {
+      if (node.kind !== 'file' || !node.writable) return this.native.replyErr(id, E.EACCES);
+      if (uid !== 0) return this.native.replyErr(id, E.EACCES);
+    }
+    if ((toSet & SET_ATTR_TIMES) && uid !== 0) return this.native.replyErr(id, E.EPERM);
+    this.getattr(id, ino);
+  }
+
+  /** access(2): what the modes say (0444 views, 0644 root-only control files, 0555 dirs). */
+  private access(id: number, ino: number, mask: number, uid: number): void {
+    const node = this.nodes.get(ino);
+    if (!node) return this.native.replyErr(id, E.ENOENT);
+    const writable = node.kind === 'file' && node.writable && uid === 0;
+    if ((mask & W_OK) && !writable) return this.native.replyErr(id, E.EACCES);
+    if ((mask & X_OK) && node.kind === 'file') return this.native.replyErr(id, E.EACCES);
+    this.native.replyErr(id, 0);
   }
 
   private opendir(id: number, ino: number): void {
@@ -281,6 +342,8 @@ export class IsolfsFilesystem {
       inos.push(child.ino);
       modes.push(this.modeOf(child) & 0o170000);
     }
+    // The offset is the index of the next entry: at or past the end (lseek to 2^62) is EOF.
+    if (!(offset >= 0 && offset < names.length)) return this.native.replyDir(id, [], [], [], 0, size);
     this.native.replyDir(id, names, inos, modes, offset, size);
   }
 
@@ -291,6 +354,7 @@ export class IsolfsFilesystem {
     const access = flags & O_ACCMODE;
     const writing = access === O_WRONLY || access === O_RDWR;
     if (writing && !node.writable) return this.native.replyErr(id, E.EACCES);
+    if (this.handles.size >= this.maxOpenHandles) return this.refuseOpen(id);
     let content: Buffer | null = null;
     if (access !== O_WRONLY) {
       const result = this.render(node, caller);
@@ -299,18 +363,29 @@ export class IsolfsFilesystem {
     }
     const fh = this.nextFh++;
     this.handles.set(fh, { node, readable: content !== null, caller });
-    // read() of a direct-I/O file comes to us; splice and sendfile (busybox cat, as in Alpine
-    // images) read through the page cache instead, and only up to the inode's size, which is 0
-    // for these files: they would see an empty file. Storing this reader's content sets the size
-    // to cover it; the pages themselves are dropped again when the open completes (no
-    // keep_cache), so a splice reader then fetches its own bytes with READ on its own handle,
-    // whose short answer trims the size to exactly its content. Costs no round trip.
-    if (content !== null && content.length > 0 && this.session) {
-      this.native.notifyStore(this.session, node.ino, 0, content);
+    // Direct I/O: read(2) comes to us for every reader. splice, sendfile (busybox cat) and mmap
+    // read through the page cache instead, up to the inode's size (0 here), so they see an empty
+    // file. A shared inode's content depends on the reader, so nothing of it ever goes into its
+    // page cache: those readers get an empty file there (attached per-container files are the
+    // way for them). A per-container inode has one content for every reader: native's notifier
+    // thread stores it first, which sets the size (the pages are dropped again when the open
+    // completes, no keep_cache), so the reader's own READs fetch its bytes.
+    const storeFirst = content !== null && content.length > 0 && node.container !== undefined;
+    if (storeFirst) node.sizeBytes = content!.length;
+    this.native.replyOpen(id, fh, true, false, false, content ?? undefined, storeFirst);
+  }
+
+  /** ENFILE past the cap on open handles, told to onLimit at most every 10 s. */
+  private refuseOpen(id: number): void {
+    this.refusedOpens++;
+    const nowMs = Date.now();
+    if (this.options.onLimit && nowMs - this.lastLimitReportMs >= LIMIT_REPORT_INTERVAL_MS) {
+      this.lastLimitReportMs = nowMs;
+      const refused = this.refusedOpens;
+      this.refusedOpens = 0;
+      this.options.onLimit(refused);
     }
-    // Content differs per reader: never let the page cache share it between readers. The native
-    // side answers the READs from its copy of `content` (no call into JS for them).
-    this.native.replyOpen(id, fh, true, false, false, content ?? undefined);
+    this.native.replyErr(id, E.ENFILE);
   }
 
   /** The backend's bytes for `node` as `caller` sees them, timed for metrics. */
@@ -325,8 +400,9 @@ export class IsolfsFilesystem {
   private read(id: number, fh: number, offset: number, size: number, caller: Caller): void {
     const handle = this.handles.get(fh);
     if (!handle || !handle.readable) return this.native.replyErr(id, E.EBADF);
-    // The native side answers a handle's READs from the content captured at open. The only ones
-    // it passes on are re-reads from offset 0: tools that sample (vmstat 1, top, free -s,
+    // The native side answers a handle's READs from the content captured at open. The ones it
+    // passes on are re-reads from offset 0 (and reads of bytes again after it delivered them all
+    // and freed its copy): tools that sample (vmstat 1, top, free -s,
     // procps 4's library) open a /proc file once and lseek(0) + read it every interval, and the
     // kernel's seq_file renders afresh on every read from offset 0, so we do too, for whoever
     // reads now (pid 0 if not visible to us: the opener then), and hand native the new content

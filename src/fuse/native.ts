@@ -15,6 +15,8 @@ export const enum FuseOp {
   Readdir = 7,
   Setattr = 8,
   Opendir = 9,
+  /** access(2): `flags` is the mask (R_OK 4, W_OK 2, X_OK 1; F_OK 0). */
+  Access = 10,
 }
 
 /**
@@ -57,15 +59,19 @@ export interface NativeAddon {
   ): void;
   /**
    * Answers an open. With `content`, the native side keeps a copy and answers this handle's
-   * READs from it itself, except a READ from offset 0 after the handle was read, which comes to
-   * JS (for fresh content, given back with setContent). The copy is dropped at RELEASE.
+   * READs from it itself, except a READ from offset 0 after the handle was read (or one that
+   * needs bytes after the whole content was delivered and the copy freed), which comes to JS
+   * (for fresh content, given back with setContent). The copy is dropped at RELEASE.
+   * With `storeFirst`, native's notifier thread first puts `content` into the opened inode's page
+   * cache (which sets its size, so splice/sendfile/mmap readers get the bytes), then answers.
    */
-  replyOpen(id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean, content?: Buffer): void;
+  replyOpen(
+    id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean,
+    content?: Buffer, storeFirst?: boolean,
+  ): void;
   /** Replaces the content native serves for the open handle `fh` (after a re-render). */
   setContent(session: NativeSession, fh: number, content: Buffer): void;
   replyBuf(id: number, data: Buffer): void;
-  /** Puts `data` into the page cache of `ino` at `offset`, extending its size: 0 or -errno. */
-  notifyStore(session: NativeSession, ino: number, offset: number, data: Buffer): number;
   replyWrite(id: number, count: number): void;
   replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number, size: number): void;
   pending(): number;
