@@ -3,10 +3,9 @@
  *   caller (pid from the FUSE header) -> identity (its cgroup) -> switches -> snapshot -> view -> bytes.
  * Nothing here formats a file (views do) or parses a cgroup file (readers do).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import type { Caller, Errno, FileBackend } from './fuse/filesystem';
+import { isErrno, type Caller, type Errno, type FileBackend } from './fuse/filesystem';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath } from './fuse/layout';
 import { readProcCgroup } from './identity/procCgroup';
@@ -18,6 +17,13 @@ import type { EnvOptOut } from './switches/envOptOut';
 import { parseSwitchWrite } from './switches/controlInput';
 import { renderView, hostPathOf, ContainerStates, type HostSources } from './files';
 import { RateLimitedLog, type Logger } from './log';
+import { FileReadError, TASK_FILE_MAX_BYTES, readBoundedBuffer, readBoundedText } from './host/boundedRead';
+
+/**
+ * Cap for the host's own files served as they are (switch off): /proc/cpuinfo is the largest,
+ * ~1.5 KiB per CPU, so this fits ~2,700 CPUs.
+ */
+const HOST_FILE_MAX_BYTES = 4 * 1024 * 1024;
 
 const { errno: E } = osConstants;
 
@@ -60,6 +66,8 @@ export class IsolfsBackend implements FileBackend {
     if (container !== undefined) {
       const location = this.options.attached?.get(container);
       if (!location) return { errno: E.ENOENT }; // the container went away since its dir was made
+      // Anyone who sees the copy may read it (writes are checked): the bit it shows says less
+      // than the container's meminfo beside it, which is as visible.
       if (isControlPath(file)) return this.readControlFor(file, location);
       return this.serve(file, this.decideFor(location));
     }
@@ -93,10 +101,11 @@ export class IsolfsBackend implements FileBackend {
       this.options.onSwitchChange?.();
       return data.length;
     }
-    // Through a per-container copy the write is for that container (the writer is inside it:
-    // only its own subtree is bound there); through the shared file, for the writer's cgroup.
-    const location = container !== undefined ? this.options.attached?.get(container) ?? null : this.locate(caller.pid);
-    if (!location) return { errno: E.ESRCH };
+    // Through a per-container copy the write is for that container; through the shared file,
+    // for the writer's cgroup. Either way the writer changes only its own container's switch.
+    const location = container !== undefined ? this.containerOfWriter(file, caller, container) : this.locate(caller.pid);
+    if (location === null) return { errno: E.ESRCH };
+    if (isErrno(location)) return location;
     if (location.key === '/') return this.refuse(file, caller, "the host's root cgroup is not a container");
     const value = parseSwitchWrite(data, offset);
     if (value === null) return { errno: E.EINVAL };
@@ -109,6 +118,21 @@ export class IsolfsBackend implements FileBackend {
     this.options.logger.info({ container: location.key, value: value ? 1 : 0, pid: caller.pid }, 'kernel.container_stats_isolated changed');
     this.options.onSwitchChange?.();
     return data.length;
+  }
+
+  /**
+   * The container a write through its per-container copy may change: only when the writer is
+   * in that container's cgroup or below it. The copy is visible wherever the mount is (the host,
+   * any pod given the mount), so being able to open it proves nothing; host root is no
+   * exception (it changes a container's switch from inside it, as the kernel's write did).
+   */
+  private containerOfWriter(file: ControlPath, caller: Caller, container: string): CgroupLocation | Errno | null {
+    const target = this.options.attached?.get(container);
+    if (!target) return null; // the container went away since its dir was made
+    const writer = this.locate(caller.pid);
+    if (writer !== null && isSameOrBelow(writer.key, target.key)) return target;
+    return this.refuse(file, caller, 'writer is not in the container whose copy it writes',
+      { container: target.key, writerCgroup: writer?.key ?? null });
   }
 
   /** Whether `caller` gets the isolated view, and of which cgroup. */
@@ -174,12 +198,16 @@ export class IsolfsBackend implements FileBackend {
   }
 
   private hostFile(file: ViewPath): Buffer | Errno {
+    const hostPath = hostPathOf(file, this.options.sources);
     try {
-      return fs.readFileSync(hostPathOf(file, this.options.sources));
+      return readBoundedBuffer(path.dirname(hostPath), path.basename(hostPath), HOST_FILE_MAX_BYTES);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).errno;
-      this.options.logger.error({ file, err: String(err) }, "cannot read the host's file");
-      return { errno: typeof code === 'number' ? -code : E.EIO };
+      if (this.rateLimited.allow(`host:${file}`, Date.now())) {
+        this.options.logger.error({ file, hostPath, err: String(err) }, "cannot read the host's file");
+      }
+      // The kernel's errno where there is one (ENOENT, EACCES); EIO for "not a regular file" or "too big".
+      const code = err instanceof FileReadError ? (E as Record<string, number>)[err.code] : undefined;
+      return { errno: code ?? E.EIO };
     }
   }
 
@@ -193,8 +221,8 @@ export class IsolfsBackend implements FileBackend {
     return { errno: E.EIO };
   }
 
-  private refuse(file: ControlPath, caller: Caller, why: string): Errno {
-    this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why }, 'control write refused');
+  private refuse(file: ControlPath, caller: Caller, why: string, detail: object = {}): Errno {
+    this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why, ...detail }, 'control write refused');
     return { errno: E.EPERM };
   }
 
@@ -209,7 +237,7 @@ export class IsolfsBackend implements FileBackend {
     if (pid <= 0) return false;
     let status: string;
     try {
-      status = fs.readFileSync(path.join(this.options.procRoot, String(pid), 'status'), 'utf8');
+      status = readBoundedText(path.join(this.options.procRoot, String(pid)), 'status', TASK_FILE_MAX_BYTES);
     } catch {
       return false;
     }
@@ -217,6 +245,13 @@ export class IsolfsBackend implements FileBackend {
     if (!line) return false;
     return line[1].trim().split(/\s+/).length === 1;
   }
+}
+
+/** Whether cgroup `key` is `container` itself or one of its descendants (paths, not prefixes). */
+export function isSameOrBelow(key: string, container: string): boolean {
+  if (key === container) return true;
+  const prefix = container.endsWith('/') ? container : `${container}/`;
+  return key.startsWith(prefix);
 }
 
 /** The directory that holds the container's processes (for its first process's environment). */

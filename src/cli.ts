@@ -38,6 +38,11 @@ Options:
                            repeatable
   --attach-interval-ms N   how often to look for new containers (default 5000)
   --no-repair              leave containers' dead isolfs mounts alone (default: replace them)
+  --max-open-files N       open files the daemon keeps at once, all readers together; past it
+                           an open gets ENFILE and a (rate-limited) warning (default 65536)
+  --watchdog-abort-ms N    a read through the mount unanswered for N ms: abort our FUSE
+                           connection (no reader stays stuck) and exit 1; /healthz fails
+                           from N/3 (default 30000). An external umount exits at once.
   --version                print the version
   --help                   print this help
 `;
@@ -73,6 +78,8 @@ function main(argv: string[]): void {
         attach: { type: 'string', multiple: true },
         'attach-interval-ms': { type: 'string', default: '5000' },
         'no-repair': { type: 'boolean', default: false },
+        'max-open-files': { type: 'string', default: '65536' },
+        'watchdog-abort-ms': { type: 'string', default: '30000' },
       },
     });
   } catch (err) {
@@ -102,6 +109,10 @@ function main(argv: string[]): void {
   for (const prefix of values.attach ?? []) {
     if (!prefix.startsWith('/')) fail(`--attach expects a cgroup path starting with /, got "${prefix}"`, 2);
   }
+  const maxOpenFiles = positiveInteger(values['max-open-files'] as string);
+  if (maxOpenFiles === null) fail(`--max-open-files must be an integer >= 1\n${USAGE}`, 2);
+  const watchdogAbortMs = positiveInteger(values['watchdog-abort-ms'] as string);
+  if (watchdogAbortMs === null || watchdogAbortMs < 1000) fail(`--watchdog-abort-ms must be an integer >= 1000\n${USAGE}`, 2);
   if (values.http !== undefined) {
     try {
       parseListenAddress(values.http);
@@ -124,6 +135,8 @@ function main(argv: string[]): void {
     attachPrefixes: values.attach ?? [],
     attachIntervalMs: attachInterval,
     repairMounts: !values['no-repair'],
+    maxOpenFiles,
+    watchdogAbortMs,
   };
   const logger = createLogger(logLevel);
   let daemon: Daemon;
@@ -133,24 +146,59 @@ function main(argv: string[]): void {
     if (err instanceof StartupError || err instanceof NativeLoadError) fail(err.message);
     throw err;
   }
-  const shutdown = (signal: string): void => {
-    logger.info({ signal }, 'shutting down');
-    daemon.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  const stopper = new Shutdown(daemon, logger);
+  daemon.onFatal = () => stopper.stop('watchdog', 1);
+  process.on('SIGINT', () => stopper.stop('SIGINT', 0));
+  process.on('SIGTERM', () => stopper.stop('SIGTERM', 0));
   daemon.serveHealth().catch((err: unknown) => {
-    daemon.stop();
+    void daemon.stop();
     fail(err instanceof Error ? err.message : String(err));
   });
   process.on('uncaughtException', (err) => {
     // Requests cannot get here (each is caught where it is answered); this is a bug elsewhere.
     // Unmount rather than leave a mount that answers nothing, then let the supervisor restart us.
     logger.fatal({ err: err.stack ?? String(err) }, 'uncaught exception: unmounting and exiting');
-    daemon.stop();
-    process.exit(1);
+    stopper.stop('uncaughtException', 1);
   });
+}
+
+/** A decimal integer >= 1 (no exponents, signs or fractions), or null. */
+function positiveInteger(text: string): number | null {
+  if (!/^[0-9]{1,9}$/.test(text)) return null;
+  const value = Number(text);
+  return value >= 1 ? value : null;
+}
+
+/** How long a shutdown may take before we give up on it and exit non-zero. */
+const SHUTDOWN_TIMEOUT_MS = 5000;
+
+/**
+ * One shutdown per process: a second signal while stopping exits at once (an operator pressing
+ * ^C again, a kubelet's repeated TERM), and a stop that hangs past SHUTDOWN_TIMEOUT_MS exits 1.
+ */
+class Shutdown {
+  private stopping = false;
+  constructor(private readonly daemon: Daemon, private readonly logger: ReturnType<typeof createLogger>) {}
+
+  stop(cause: string, code: number): void {
+    if (this.stopping) {
+      this.logger.warn({ cause }, 'second request to stop while shutting down: exiting now');
+      process.exit(code === 0 ? 1 : code);
+    }
+    this.stopping = true;
+    this.logger.info({ cause }, 'shutting down');
+    setTimeout(() => {
+      this.logger.error({ cause, timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time: exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
+    this.daemon.stop().then(
+      () => process.exit(code),
+      (err: unknown) => {
+        this.logger.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  }
 }
 
 main(process.argv.slice(2));

@@ -5,22 +5,27 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { IsolfsFilesystem } from './fuse/filesystem';
+import { Worker } from 'node:worker_threads';
+import { IsolfsFilesystem, mountSourceName } from './fuse/filesystem';
 import { loadNative, type LoopMode, type NativeAddon } from './fuse/native';
 import { discoverHierarchy } from './cgroup/hierarchy';
 import { readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
-import { SwitchStore } from './switches/store';
+import { readBoundedText } from './host/boundedRead';
+import { StateFileError, SwitchStore } from './switches/store';
 import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
 import { ContainerStates, TimedCache, type HostSources } from './files';
 import { IsolfsBackend } from './backend';
-import type { Logger } from './log';
+import type { Logger, LogLevel } from './log';
 import { Metrics } from './health/metrics';
 import { AttachManager } from './attach/manager';
 import { defaultAttachHelperPath } from './attach/attach';
 import type { CgroupLocation } from './cgroup/snapshot';
 import { startHealthServer, type HealthServer, type MountCheck } from './health/server';
+import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
+import type { WatchdogCommand, WatchdogMessage, WatchdogWorkerData } from './health/watchdogWorker';
+import { findOwnMount, readMountinfo, realMountpointPath } from './attach/mountinfo';
 
 export interface DaemonOptions {
   mountpoint: string;
@@ -41,6 +46,10 @@ export interface DaemonOptions {
   attachIntervalMs: number;
   /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
   repairMounts: boolean;
+  /** --max-open-files: open handles past this many are answered ENFILE. */
+  maxOpenFiles: number;
+  /** --watchdog-abort-ms: a probe unanswered this long aborts the connection (a third: unhealthy). */
+  watchdogAbortMs: number;
 }
 
 /** A start-up problem an operator can fix; printed as one line, exit status 1. */
@@ -49,12 +58,30 @@ export class StartupError extends Error {}
 /** How long a container may go unread before its per-container state is dropped. */
 const CONTAINER_IDLE_MS = 10 * 60_000;
 const SWEEP_INTERVAL_MS = 60_000;
+/** /proc/cpuinfo is ~1.5 KiB per CPU: this fits ~2,700 CPUs. */
+const CPUINFO_MAX_BYTES = 4 * 1024 * 1024;
+/** Watchdog: a look every 2 s (at most a tenth of the abort time), and a second between verdict and exit. */
+const WATCHDOG_INTERVAL_MS = 2000;
+const WATCHDOG_EXIT_GRACE_MS = 1000;
+/** The watchdog thread ends the process itself when the main thread has not exited by then. */
+const FORCE_EXIT_AFTER_MS = 10_000;
+/** The watchdog thread holds a few small objects: a small heap is plenty. */
+const WATCHDOG_HEAP = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
+/** A stop that has not ended the process by then (stuck in native code) is ended by the watchdog thread. */
+const SHUTDOWN_KILL_AFTER_MS = 6000;
+/** A closing health endpoint may wait this long for in-flight answers. */
+const HEALTH_CLOSE_MS = 1000;
 
 export class Daemon {
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private health: HealthServer | null = null;
   private attachManager: AttachManager | null = null;
+  private watchdog: Worker | null = null;
+  /** The watchdog's latest verdict (healthy until it says otherwise). */
+  private verdict: WatchdogVerdict = HEALTHY;
+  /** Called when the mount became unusable (the watchdog has logged why); cli.ts exits non-zero. */
+  onFatal: (reason: string) => void = () => process.exit(1);
 
   private constructor(
     readonly options: DaemonOptions,
@@ -71,8 +98,8 @@ export class Daemon {
     checkMachine(options, logger);
     const native = loadNative();
     if (options.joinHostCgroupNamespace) joinHostCgroupNamespace(native, options.procRoot, logger);
-    const hierarchy = discoverHierarchy(options.cgroupRoot);
-    const switches = SwitchStore.open(options.stateDir, logger, options.hostIsolated);
+    const hierarchy = startupStep(`cgroup hierarchy under ${options.cgroupRoot}`, () => discoverHierarchy(options.cgroupRoot));
+    const switches = startupStep(`switch state in ${options.stateDir}`, () => SwitchStore.open(options.stateDir, logger, options.hostIsolated));
     const containers = new ContainerStates();
     const attached = new Map<string, CgroupLocation>();
     // Metrics cost a little on every request: only keep them when someone can scrape them.
@@ -100,7 +127,7 @@ export class Daemon {
       sampler,
       // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
       // and barely changes: one read per second serves every container.
-      cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(fs.readFileSync(path.join(options.procRoot, 'cpuinfo'), 'utf8'))),
+      cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
     };
     const backend = new IsolfsBackend({
       procRoot: options.procRoot,
@@ -117,14 +144,24 @@ export class Daemon {
       attached,
     });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
-    const filesystem = new IsolfsFilesystem(native, backend);
+    const filesystem = new IsolfsFilesystem(native, backend, {
+      maxOpenHandles: options.maxOpenFiles,
+      // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
+      onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
+    });
     try {
       filesystem.mount(options.mountpoint, options.loop);
     } catch (err) {
       throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`);
     }
+    const device = ownDevice(options.mountpoint);
+    if (device === null) {
+      filesystem.unmount();
+      throw new StartupError(`mounted ${options.mountpoint} but cannot find the mount in /proc/self/mountinfo`);
+    }
     sampler.start();
     const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics);
+    daemon.watchdog = daemon.startWatchdog(device);
     if (options.repairMounts || options.attachPrefixes.length > 0) {
       daemon.attachManager = new AttachManager({
         mountpoint: options.mountpoint,
@@ -158,30 +195,49 @@ export class Daemon {
     try {
       this.health = await startHealthServer({
         listen: this.options.http,
-        checkMount: () => this.checkMount(),
-        isReady: () => !this.stopped,
+        checkMount: async () => this.mountCheck(),
+        isReady: () => !this.stopped && this.verdict.ready,
         metrics: this.metrics,
         logger: this.logger,
       });
     } catch (err) {
       throw new StartupError(`cannot serve --http ${this.options.http}: ${(err as Error).message}`);
     }
-    this.logger.info({ host: this.health.host, port: this.health.port }, 'health and metrics endpoint listening');
+  }
+
+  /** /healthz: the watchdog's latest look (at most a couple of seconds old), or that we are stopping. */
+  private mountCheck(): MountCheck {
+    if (this.stopped) return { ok: false, detail: 'shutting down' };
+    return { ok: this.verdict.healthy, detail: this.verdict.reason };
   }
 
   /**
-   * A real read through our own mount. Asynchronous on purpose: fs.promises reads in libuv's
-   * thread pool, so the event loop stays free to answer the FUSE request this read causes.
+   * The watchdog runs in a thread of its own (health/watchdogWorker.ts): it must still act
+   * when this thread is the one stuck. Its verdicts come here for /healthz and /readyz.
    */
-  private async checkMount(): Promise<MountCheck> {
-    const file = path.join(this.options.mountpoint, 'proc', 'meminfo');
-    try {
-      const text = await fs.promises.readFile(file, 'utf8');
-      if (!text.startsWith('MemTotal:')) return { ok: false, detail: `${file} does not start with MemTotal:` };
-      return { ok: true, detail: `${file} answers` };
-    } catch (err) {
-      return { ok: false, detail: `${file}: ${(err as Error).message}` };
-    }
+  private startWatchdog(device: string): Worker {
+    const data: WatchdogWorkerData = {
+      options: {
+        device,
+        intervalMs: Math.min(WATCHDOG_INTERVAL_MS, Math.floor(this.options.watchdogAbortMs / 10)),
+        wedgedAfterMs: Math.floor(this.options.watchdogAbortMs / 3),
+        abortAfterMs: this.options.watchdogAbortMs,
+        exitGraceMs: WATCHDOG_EXIT_GRACE_MS,
+        source: mountSourceName(this.options.mountpoint),
+        realMountpoint: realMountpointPath(this.options.mountpoint),
+      },
+      probeFile: path.join(this.options.mountpoint, 'proc', 'sys', 'kernel', 'stats_isolated'),
+      logLevel: this.logger.level as LogLevel,
+      forceExitAfterMs: FORCE_EXIT_AFTER_MS,
+    };
+    const worker = new Worker(path.join(__dirname, 'health', 'watchdogWorker.js'), { workerData: data, resourceLimits: WATCHDOG_HEAP });
+    worker.on('message', (message: WatchdogMessage) => {
+      if (message.type === 'verdict') this.verdict = message.verdict;
+      else if (message.type === 'exit') this.onFatal(message.reason);
+    });
+    worker.on('error', (err) => this.logger.error({ err: err.stack ?? String(err) }, 'watchdog thread failed: no liveness checks from now on'));
+    worker.unref(); // never what keeps the process alive
+    return worker;
   }
 
   /** Forgets containers nobody reads and switch entries whose cgroup is gone. */
@@ -198,16 +254,46 @@ export class Daemon {
     }
   }
 
-  stop(): void {
+  /**
+   * Stops serving: everything synchronous first (so a caller that must exit at once has
+   * unmounted), then waits, bounded, for the health endpoint to close.
+   */
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.watchdog?.postMessage({ type: 'shutdown', timeoutMs: SHUTDOWN_KILL_AFTER_MS } satisfies WatchdogCommand);
     this.attachManager?.stop();
-    // The process exits right after: closing the listener is enough, in-flight scrapes may drop.
-    void this.health?.close();
     this.sampler.stop();
     this.filesystem.unmount();
     this.logger.info({ mountpoint: this.options.mountpoint }, 'unmounted');
+    if (this.health) await withTimeout(this.health.close(), HEALTH_CLOSE_MS);
+  }
+}
+
+function withTimeout(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  return Promise.race([work.then(() => undefined, () => undefined), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** "major:minor" of our freshly made mount, from our own mountinfo. */
+function ownDevice(mountpoint: string): string | null {
+  const mounts = readMountinfo('/proc/self') ?? [];
+  return findOwnMount(mounts, mountSourceName(mountpoint), realMountpointPath(mountpoint))?.device ?? null;
+}
+
+/**
+ * Runs one start-up step, turning what it throws into a StartupError (one line, exit 1): these
+ * are the operator's to fix (a path that is a file, permissions), not bugs to print a stack for.
+ */
+function startupStep<T>(what: string, step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    const message = err instanceof StateFileError ? err.message : `${what}: ${(err as Error).message}`;
+    throw new StartupError(message);
   }
 }
 
@@ -248,16 +334,7 @@ function checkMachine(options: DaemonOptions, logger: Logger): void {
 
 function isMountPoint(dir: string): boolean {
   const resolved = fs.realpathSync(dir);
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  for (const line of mounts.split('\n')) {
-    const mountPath = line.split(' ')[4];
-    if (mountPath !== undefined && unescapeMountPath(mountPath) === resolved) return true;
-  }
-  return false;
-}
-
-function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  return (readMountinfo('/proc/self') ?? []).some((mount) => mount.mountpoint === resolved);
 }
 
 function recoverDeadMount(mountpoint: string, logger: Logger): void {

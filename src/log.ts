@@ -5,8 +5,13 @@ export type Logger = pino.Logger;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export function createLogger(level: LogLevel): Logger {
-  return pino({ level, base: { name: 'isolfs' }, timestamp: pino.stdTimeFunctions.isoTime });
+/**
+ * `syncWrites`: every line is written to stdout before the call returns, for a logger whose
+ * last line may be followed by SIGKILL (the watchdog thread's).
+ */
+export function createLogger(level: LogLevel, syncWrites = false): Logger {
+  const options = { level, base: { name: 'isolfs' }, timestamp: pino.stdTimeFunctions.isoTime };
+  return syncWrites ? pino(options, pino.destination({ dest: 1, sync: true })) : pino(options);
 }
 
 /**

@@ -32,6 +32,9 @@ import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, mountSourceName } from '../fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { RateLimitedLog, type Logger } from '../log';
+import { readMountinfo, realMountpointPath, topmostMounts } from './mountinfo';
+
+export { parseMountinfo, topmostMounts, type MountEntry } from './mountinfo';
 
 /** What the manager needs of the file system: per-container subtrees. */
 export interface ContainerTree {
@@ -103,21 +106,6 @@ interface NamespaceState {
   runsInARow: number;
 }
 
-/** One line of /proc/<pid>/mountinfo. */
-export interface MountEntry {
-  id: number;
-  parentId: number;
-  /** "major:minor" of the filesystem: a FUSE connection's is unique to it. */
-  device: string;
-  /** Path inside the mounted filesystem, e.g. /proc/meminfo or /containers/<name>/proc/vmstat. */
-  root: string;
-  /** Where it is mounted, relative to the root of the process whose mountinfo this is. */
-  mountpoint: string;
-  fstype: string;
-  /** The filesystem's source: for isolfs, mountSourceName() of the mountpoint it was made for. */
-  source: string;
-}
-
 export class AttachManager {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<ScanReport> | null = null;
@@ -141,7 +129,7 @@ export class AttachManager {
     this.maxPerScan = options.maxNamespacesPerScan ?? 50;
     this.verifyEveryScans = options.verifyEveryScans ?? VERIFY_EVERY_SCANS;
     this.ourSource = mountSourceName(options.mountpoint);
-    this.realMountpoint = realpathOr(options.mountpoint);
+    this.realMountpoint = realMountpointPath(options.mountpoint);
   }
 
   /** Scans now, then every intervalMs. */
@@ -254,9 +242,15 @@ export class AttachManager {
    * be the one answering).
    */
   private async plan(procDir: string, ourDevice: string, location: CgroupLocation | null, key: string | null): Promise<{ pairs: AttachPair[]; repairTargets: Set<string> }> {
-    const top = topmostMounts(readMountinfo(procDir));
     const pairs = new Map<string, AttachPair>();
     const repairTargets = new Set<string>();
+    const mounts = readMountinfo(procDir);
+    if (mounts === null) {
+      // Gone since listed, or more mounts than the cap: looked at again after verifyEveryScans.
+      this.warn(`mountinfo:${procDir}`, { procDir }, 'cannot read a namespace\'s mountinfo within the cap: skipping it');
+      return { pairs: [], repairTargets };
+    }
+    const top = topmostMounts(mounts);
     for (const mount of top.values()) {
       // Only our predecessors' mounts (made for this mountpoint), never another instance's.
       if (mount.fstype !== ISOLFS_FSTYPE || mount.source !== this.ourSource || mount.device === ourDevice) continue;
@@ -352,7 +346,7 @@ export class AttachManager {
 
   /** "major:minor" of our live mount, from our own mountinfo. */
   private ourDevice(): string | null {
-    for (const mount of readMountinfo(path.join(this.options.procRoot, 'self'))) {
+    for (const mount of readMountinfo(path.join(this.options.procRoot, 'self')) ?? []) {
       if (mount.source === this.ourSource && mount.mountpoint === this.realMountpoint && mount.root === '/') return mount.device;
     }
     return null;
@@ -372,18 +366,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/**
- * The mountpoint with symlinks resolved. Only its parent is resolved: a stat of the mountpoint
- * itself would be a FUSE request to ourselves from the event loop that must answer it.
- */
-function realpathOr(mountpoint: string): string {
-  try {
-    return path.join(fs.realpathSync(path.dirname(mountpoint)), path.basename(mountpoint));
-  } catch {
-    return mountpoint;
-  }
-}
-
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
@@ -398,25 +380,6 @@ async function exists(p: string): Promise<boolean> {
     const code = (err as NodeJS.ErrnoException).code;
     return code !== 'ENOENT' && code !== 'ENOTDIR';
   }
-}
-
-/**
- * The mount visible at each mountpoint: where several are stacked on one path, the one no
- * other mount on that path sits on (its id is nobody's parent there).
- */
-export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountEntry> {
-  const byMountpoint = new Map<string, MountEntry[]>();
-  for (const m of mounts) {
-    const list = byMountpoint.get(m.mountpoint);
-    if (list) list.push(m);
-    else byMountpoint.set(m.mountpoint, [m]);
-  }
-  const top = new Map<string, MountEntry>();
-  for (const [mountpoint, list] of byMountpoint) {
-    const parents = new Set(list.map((m) => m.parentId));
-    top.set(mountpoint, list.find((m) => !parents.has(m.id)) ?? list[list.length - 1]);
-  }
-  return top;
 }
 
 function listPids(procRoot: string): number[] {
@@ -438,42 +401,6 @@ function namespaceInode(procDir: string): number | null {
   } catch {
     return null;
   }
-}
-
-/**
- * Every mount of a process's namespace. mountinfo fields: id parent maj:min root mountpoint
- * options [optional...] - fstype source superoptions; paths escape space, tab, newline and
- * backslash as octal.
- */
-export function readMountinfo(procDir: string): MountEntry[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(procDir, 'mountinfo'), 'utf8');
-  } catch {
-    return [];
-  }
-  return parseMountinfo(text);
-}
-
-export function parseMountinfo(text: string): MountEntry[] {
-  const mounts: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const dash = line.indexOf(' - ');
-    if (dash < 0) continue;
-    const fields = line.slice(0, dash).split(' ');
-    const after = line.slice(dash + 3).split(' ');
-    if (fields.length < 5) continue;
-    mounts.push({
-      id: Number(fields[0]), parentId: Number(fields[1]), device: fields[2],
-      root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4]),
-      fstype: after[0], source: unescapeMountinfo(after[1] ?? ''),
-    });
-  }
-  return mounts;
-}
-
-function unescapeMountinfo(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
 function cgroupStillExists(location: CgroupLocation | undefined): boolean {

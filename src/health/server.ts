@@ -1,7 +1,8 @@
 /**
  * The health and metrics HTTP endpoint the DaemonSet's probes and Prometheus use:
- *   /healthz  liveness: the mount answers (checkMount), 200 "ok" or 503 with the reason
- *   /readyz   readiness: the daemon has mounted and is serving (isReady)
+ *   /healthz  liveness: the mount answers (checkMount: the daemon's watchdog verdict), 200 "ok"
+ *             or 503 with the reason
+ *   /readyz   readiness: mounted, answering and not stopping (isReady)
  *   /metrics  Prometheus text exposition of the Metrics registry
  * It runs on the daemon's event loop, so every handler is asynchronous and short.
  */
@@ -25,7 +26,7 @@ export interface HealthLogger {
 export interface HealthServerOptions {
   /** host:port to listen on; `[::1]:9464` for IPv6; port 0 picks a free one. */
   listen: string;
-  /** A real read through the mount; must settle (use a timeout), is also capped by checkTimeoutMs. */
+  /** Whether the mount answers (must settle; is also capped by checkTimeoutMs). */
   checkMount: () => Promise<MountCheck>;
   isReady: () => boolean;
   metrics: Metrics;

@@ -49,15 +49,10 @@ export class SwitchStore {
    * state was persisted: a value an operator set at run time outlives a restart.
    */
   static open(stateDir: string, logger: SwitchLogger, hostIsolatedFlag: boolean | undefined): SwitchStore {
-    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    makeStateDir(stateDir);
     const store = new SwitchStore(stateDir, hostIsolatedFlag ?? true);
     const file = path.join(stateDir, STATE_FILE);
-    let text: string | null = null;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const text = readStateFile(file);
     if (text !== null) {
       try {
         const state = parseState(text);
@@ -145,6 +140,38 @@ export class SwitchStore {
     };
     writeFileAtomic(path.join(this.stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
   }
+}
+
+/**
+ * Creates the state directory if needed. What is in the way (a file, a dangling symlink) is
+ * left as it is and named: the operator decides what it was.
+ */
+function makeStateDir(stateDir: string): void {
+  try {
+    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new StateFileError(`state directory ${stateDir}: ${describeFsError(err)}`);
+  }
+  if (!fs.statSync(stateDir).isDirectory()) throw new StateFileError(`state directory ${stateDir} is not a directory`);
+}
+
+/** The state file's text, or null on a first start. Anything else unreadable is not replaced. */
+function readStateFile(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'EISDIR') throw new StateFileError(`state file ${file} is a directory: move it away (nothing was changed)`);
+    throw new StateFileError(`state file ${file}: ${describeFsError(err)}`);
+  }
+}
+
+function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EEXIST') return 'exists and is not a directory';
+  if (e.code === 'ENOTDIR') return 'a parent of it is not a directory';
+  return e.code ? `${e.code} (${e.syscall ?? 'access'})` : String(err);
 }
 
 function parseState(text: string): PersistedState {

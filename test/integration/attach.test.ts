@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
-import { containerDirName } from '../../src/fuse/filesystem';
+import { containerDirName, mountSourceName } from '../../src/fuse/filesystem';
 import { ensureRootfs } from '../helpers/runc';
 import { defaultAttachHelperPath, detachFiles } from '../../src/attach/attach';
 
@@ -44,6 +44,8 @@ interface SeenMount {
   root: string;
   mountpoint: string;
   device: string;
+  /** mountSourceName() of the mountpoint the file system was made for. */
+  source: string;
 }
 
 /** The fuse.isolfs mounts of the container's namespace, from the host's view of its mountinfo. */
@@ -51,7 +53,7 @@ function isolfsMounts(container: RunningContainer): SeenMount[] {
   const text = fs.readFileSync(`/proc/${container.process.pid}/mountinfo`, 'utf8');
   return text.split('\n').filter((l) => l.includes(' - fuse.isolfs ')).map((l) => {
     const f = l.split(' ');
-    return { root: f[3], mountpoint: f[4], device: f[2] };
+    return { root: f[3], mountpoint: f[4], device: f[2], source: l.split(' - ')[1].split(' ')[1] };
   });
 }
 
@@ -216,6 +218,31 @@ describe('--attach and repair after kill -9', () => {
     expect(await ownView()).toBe(196608);
   });
 
+  it('refuses a write to a container\'s switch from outside it (EPERM + log), allows one from inside', async () => {
+    const copy = path.join(daemon.mountpoint, 'containers', encodeURIComponent(attachedCg.key), 'proc/sys/kernel/container_stats_isolated');
+    // Root in another cgroup, in that container's mount and pid namespaces (nsenter -p forks into it).
+    const pid = bound.process.pid as number;
+    const fromOther = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      const join = boundCg.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+      execFile('bash', ['-c', `${join}; exec nsenter -t ${pid} -m -p bash -c 'echo 0 > ${copy}; echo rc=$?; readlink /proc/self/ns/pid'`],
+        { timeout: 20_000 }, (_err, stdout, stderr) => resolve({ stdout, stderr }));
+    });
+    expect(fromOther.stdout).toMatch(/^rc=[1-9]/);
+    expect(fromOther.stderr).toMatch(/Operation not permitted/);
+    expect(fromOther.stdout).not.toContain(fs.readlinkSync('/proc/self/ns/pid')); // really another pid namespace
+    // Host root (this test process, outside the container's cgroup) is refused the same way.
+    await expect(fs.promises.writeFile(copy, '0')).rejects.toThrow(/EPERM/);
+    expect(daemon.logs.filter((l) => l.includes('control write refused') && l.includes(attachedCg.key)).length).toBeGreaterThanOrEqual(2);
+    // The container still reads its own view and its switch is still 1.
+    expect(memTotalKb((await readInside(attached, attachedCg, 'cat /proc/meminfo')).stdout)).toBe(196608);
+    expect(fs.readFileSync(copy, 'utf8')).toBe('1\n');
+    // From inside (its cgroup, through its attached file): allowed.
+    const inside = await readInside(attached, attachedCg, 'echo 0 > /proc/sys/kernel/container_stats_isolated; echo rc=$?; echo 1 > /proc/sys/kernel/container_stats_isolated');
+    expect(inside.stdout).toBe('rc=0\n');
+    expect(daemon.logs.filter((l) => l.includes('kernel.container_stats_isolated changed') && l.includes(attachedCg.key)).length).toBeGreaterThanOrEqual(2);
+    expect(fs.readFileSync(copy, 'utf8')).toBe('1\n');
+  });
+
   it('does not attach into containers outside the prefix, nor touch another live isolfs\'s mounts', async () => {
     // (Its namespace, copied from ours by unshare, also holds the whole mount at its mountpoint.)
     const roots = isolfsMounts(bound).map((m) => m.root).filter((r) => r !== '/');
@@ -285,7 +312,9 @@ describe('--attach and repair after kill -9', () => {
     // (Not stat: the kernel answers it from cached attributes even for a dead mount.)
     const ours = deviceOf(daemon.mountpoint);
     for (const [c, cg] of [[attached, attachedCg], [long, longCg], [bound, boundCg]] as const) {
-      const mounts = isolfsMounts(c);
+      // Only mounts made for our mountpoint (ours or our predecessor's): isolfs instances of
+      // other tests running beside this one are copied into the namespace by unshare too.
+      const mounts = isolfsMounts(c).filter((m) => m.source === mountSourceName(daemon.mountpoint));
       expect(mounts.length).toBeGreaterThanOrEqual(2);
       // (Leaving out the other daemon's whole mount, copied from our namespace by unshare.)
       const tops = [...new Set(mounts.map((m) => m.mountpoint))].filter((t) => t !== other.mountpoint).map((t) => mountOn(c, t) as SeenMount);

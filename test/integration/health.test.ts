@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { isMounted, startDaemon, type DaemonHandle } from '../helpers/daemon';
 
 async function get(port: number, url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${url}`);
@@ -67,4 +68,119 @@ describe('--http health and metrics', () => {
     // The daemon is gone, so nothing listens: the probe fails, which is what restarts the pod.
     await expect(get(port, '/healthz')).rejects.toThrow();
   });
+});
+
+describe('the watchdog on the real daemon', () => {
+  let daemon: DaemonHandle;
+  afterAll(async () => { await daemon?.cleanup(); });
+
+  async function startWithPort(): Promise<number> {
+    daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
+    const deadline = Date.now() + 5000;
+    let listening: string | undefined;
+    while (!(listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening')))) {
+      if (Date.now() > deadline) throw new Error(`no listening line:\n${daemon.logs.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return (JSON.parse(listening) as { port: number }).port;
+  }
+
+  it('notices an external umount -l: logs why, answers 503, and exits non-zero within seconds', async () => {
+    const port = await startWithPort();
+    expect((await get(port, '/readyz')).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (code) => resolve(code)));
+    execFileSync('umount', ['-l', daemon.mountpoint]);
+    const started = Date.now();
+    const answers: number[] = [];
+    let code: number | null | undefined;
+    void exited.then((c) => { code = c; });
+    while (code === undefined && Date.now() - started < 10_000) {
+      try {
+        answers.push((await get(port, '/healthz')).status, (await get(port, '/readyz')).status);
+      } catch { /* not listening any more: the daemon is on its way out */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const exitMs = Date.now() - started;
+    expect(code, daemon.logs.join('\n')).not.toBe(0);
+    expect(code).not.toBeUndefined();
+    expect(exitMs).toBeLessThan(5000);
+    expect(answers).toContain(503);
+    const why = daemon.logs.find((l) => l.includes('watchdog: unhealthy'));
+    expect(why, daemon.logs.join('\n')).toMatch(/mount is gone from mountinfo/);
+    expect(daemon.logs.some((l) => l.includes('exiting so the supervisor restarts us'))).toBe(true);
+    console.log(`external umount noticed and exited (code ${code}) after ${exitMs} ms; answers ${answers.join(',')}`);
+  });
+
+  it('on SIGTERM logs "unmounted" and exits 0 promptly, even with a file held open', async () => {
+    await daemon?.cleanup();
+    const port = await startWithPort();
+    expect((await get(port, '/healthz')).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (code) => resolve(code)));
+    const held = fs.openSync(path.join(daemon.mountpoint, 'proc/meminfo'), 'r');
+    const started = Date.now();
+    daemon.process.kill('SIGTERM');
+    try {
+      expect(await exited).toBe(0);
+    } finally {
+      try { fs.closeSync(held); } catch { /* ENOTCONN: the connection went with the daemon; the fd is closed all the same */ }
+    }
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(daemon.logs.some((l) => l.includes('"msg":"unmounted"'))).toBe(true);
+    expect(isMounted(daemon.mountpoint)).toBe(false);
+  });
+});
+
+/** Stops one thread (the daemon's main thread) with ptrace, leaving its other threads running. */
+const STOP_THREAD_PY = `
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+tid = int(sys.argv[1])
+if libc.ptrace(0x4206, tid, None, None) != 0: sys.exit('PTRACE_SEIZE failed: errno %d' % ctypes.get_errno())
+if libc.ptrace(0x4207, tid, None, None) != 0: sys.exit('PTRACE_INTERRUPT failed: errno %d' % ctypes.get_errno())
+print('stopped', flush=True)
+# Leave it stopped; a traced task that dies is reaped by its tracer first, so wait for that.
+while True:
+    pid, status = os.waitpid(tid, 0x40000000)  # __WALL
+    if os.WIFEXITED(status) or os.WIFSIGNALED(status): break
+`;
+
+describe('the watchdog when the main thread is stuck', () => {
+  let daemon: DaemonHandle;
+  let stopper: ChildProcess | undefined;
+  afterAll(async () => {
+    if (stopper?.exitCode === null) stopper.kill('SIGKILL');
+    await daemon?.cleanup();
+  });
+
+  it('aborts our FUSE connection (a waiting reader gets an error, not a hang) and ends the process', async () => {
+    daemon = await startDaemon({ args: ['--watchdog-abort-ms', '3000'] });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => daemon.process.on('close', (code, signal) => resolve({ code, signal })));
+    // The main thread (tid = pid) answers every FUSE request: with it stopped, nothing is answered.
+    stopper = spawn('python3', ['-c', STOP_THREAD_PY, String(daemon.process.pid)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      stopper?.stdout?.once('data', () => resolve());
+      stopper?.once('exit', (code) => reject(new Error(`ptrace stopper exited with ${code}`)));
+    });
+    const started = Date.now();
+    const reader = spawn('cat', [path.join(daemon.mountpoint, 'proc/meminfo')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let readerErr = '';
+    reader.stderr?.on('data', (d: Buffer) => { readerErr += d.toString(); });
+    const readerDone = new Promise<number | null>((resolve) => reader.on('exit', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(reader.exitCode).toBeNull(); // stuck while the loop is wedged...
+    const readerCode = await readerDone; // ...until the watchdog aborts the connection
+    const readerMs = Date.now() - started;
+    expect(readerCode).not.toBe(0);
+    expect(readerErr).toMatch(/Software caused connection abort|Transport endpoint is not connected/);
+    expect(readerMs).toBeLessThan(10_000);
+    // The main thread cannot take the "exit" message while stopped: the watchdog thread kills.
+    const end = await exited;
+    expect(end.signal).toBe('SIGKILL');
+    expect(Date.now() - started).toBeLessThan(25_000);
+    expect(daemon.logs.find((l) => l.includes('watchdog: unhealthy')), daemon.logs.join('\n')).toMatch(/FUSE loop wedged/);
+    expect(daemon.logs.some((l) => l.includes('aborted our wedged FUSE connection'))).toBe(true);
+    expect(daemon.logs.some((l) => l.includes('the main thread did not exit; killing the process'))).toBe(true);
+    console.log(`wedged main thread: reader freed after ${readerMs} ms, daemon ended (${JSON.stringify(end)}) after ${Date.now() - started} ms`);
+  }, 60_000);
 });

@@ -50,6 +50,37 @@ describe('start-up errors', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('refuses a state directory that is a file with one line and exit 1, leaving the file as it was', () => {
+    const mnt = fs.mkdtempSync(path.join(scratch, 'mnt-'));
+    const stateFile = path.join(scratch, 'state-is-a-file');
+    fs.writeFileSync(stateFile, 'precious\n');
+    const r = isolfs([mnt, '--state-dir', stateFile]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^isolfs: state directory .*state-is-a-file: exists and is not a directory\n$/);
+    expect(fs.readFileSync(stateFile, 'utf8')).toBe('precious\n');
+  });
+
+  it('refuses a switches.json that is a directory with one line and exit 1, deleting nothing', () => {
+    const mnt = fs.mkdtempSync(path.join(scratch, 'mnt-'));
+    const stateDir = fs.mkdtempSync(path.join(scratch, 'state-'));
+    fs.mkdirSync(path.join(stateDir, 'switches.json'));
+    fs.writeFileSync(path.join(stateDir, 'switches.json', 'inside'), 'kept\n');
+    const r = isolfs([mnt, '--state-dir', stateDir]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^isolfs: state file .*switches\.json is a directory: move it away/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fs.readFileSync(path.join(stateDir, 'switches.json', 'inside'), 'utf8')).toBe('kept\n');
+    expect(fs.readdirSync(stateDir)).toEqual(['switches.json']);
+  });
+
+  it('refuses a cgroup root with no cgroup in it with one line and exit 1', () => {
+    const mnt = fs.mkdtempSync(path.join(scratch, 'mnt-'));
+    const r = isolfs([mnt, '--state-dir', path.join(scratch, 'state'), '--cgroup-root', fs.mkdtempSync(path.join(scratch, 'cg-'))]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^isolfs: cgroup hierarchy under .*: no cgroup v1 controller mount and no cgroup2 mount/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('refuses to run as non-root', () => {
     const uid = spawnSync('unshare', ['--user', 'id', '-u'], { encoding: 'utf8' }).stdout.trim();
     expect(uid).toBe('65534');
@@ -62,6 +93,12 @@ describe('start-up errors', () => {
     expect(isolfs(['--loop', 'sideways', scratch]).status).toBe(2);
     expect(isolfs(['--http', 'nowhere', scratch]).status).toBe(2);
     expect(isolfs(['--attach', 'kubepods', scratch]).status).toBe(2);
+    for (const bad of ['0', '-1', '1.5', '1e3', 'many', '']) {
+      const r = isolfs(['--max-open-files', bad, scratch]);
+      expect(r.status, `--max-open-files ${bad}`).toBe(2);
+      expect(r.stderr).toMatch(bad === '-1' ? /--max-open-files/ : /--max-open-files must be an integer >= 1/);
+    }
+    expect(isolfs(['--watchdog-abort-ms', '999', scratch]).stderr).toMatch(/--watchdog-abort-ms must be an integer >= 1000/);
     const unknown = isolfs(['--frobnicate', scratch]);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/Usage:/);
@@ -89,6 +126,27 @@ describe('requests that make no sense', () => {
       ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'stat', 'swaps', 'sys', 'uptime', 'vmstat']);
     expect(fs.readFileSync(path.join(mnt, 'proc/meminfo'), 'utf8')).toMatch(/^MemTotal:/);
     expect(daemon.process.exitCode).toBeNull();
+  });
+});
+
+describe('--max-open-files', () => {
+  let daemon: DaemonHandle;
+  beforeAll(async () => { daemon = await startDaemon({ args: ['--max-open-files', '3'] }); });
+  afterAll(async () => { await daemon?.cleanup(); });
+
+  it('answers ENFILE past the limit with a warning, and opens again once handles close', async () => {
+    const file = path.join(daemon.mountpoint, 'proc/meminfo');
+    const held = [1, 2, 3].map(() => fs.openSync(file, 'r'));
+    let code: string | undefined;
+    try {
+      try { fs.closeSync(fs.openSync(file, 'r')); } catch (err) { code = (err as NodeJS.ErrnoException).code; }
+    } finally {
+      for (const fd of held) fs.closeSync(fd);
+    }
+    expect(code).toBe('ENFILE');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(daemon.logs.some((l) => l.includes('open-file limit reached: answering ENFILE') && l.includes('"maxOpenFiles":3')), daemon.logs.join('\n')).toBe(true);
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^MemTotal:/);
   });
 });
 

@@ -1,0 +1,109 @@
+/**
+ * /proc/<pid>/mountinfo: every mount of a process's namespace, and which of them is ours. Read
+ * by the attach manager (containers' mounts) and the watchdog (our own mount still there).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { readBoundedText } from '../host/boundedRead';
+
+/** ~150 bytes a mount: room for ~25,000 mounts in one namespace. */
+export const MOUNTINFO_MAX_BYTES = 4 * 1024 * 1024;
+
+/** One line of /proc/<pid>/mountinfo. */
+export interface MountEntry {
+  id: number;
+  parentId: number;
+  /** "major:minor" of the filesystem: a FUSE connection's is unique to it. */
+  device: string;
+  /** Path inside the mounted filesystem, e.g. /proc/meminfo or /containers/<name>/proc/vmstat. */
+  root: string;
+  /** Where it is mounted, relative to the root of the process whose mountinfo this is. */
+  mountpoint: string;
+  fstype: string;
+  /** The filesystem's source: for isolfs, mountSourceName() of the mountpoint it was made for. */
+  source: string;
+}
+
+/**
+ * Every mount of a process's namespace; null when its mountinfo cannot be read within the cap
+ * (gone, or a namespace with more mounts than any container needs: a hostile one can make
+ * them in its own user namespace). mountinfo fields: id parent maj:min root mountpoint
+ * options [optional...] - fstype source superoptions; paths escape space, tab, newline and
+ * backslash as octal.
+ */
+export function readMountinfo(procDir: string): MountEntry[] | null {
+  let text: string;
+  try {
+    text = readBoundedText(procDir, 'mountinfo', MOUNTINFO_MAX_BYTES);
+  } catch {
+    return null;
+  }
+  return parseMountinfo(text);
+}
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const mounts: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const dash = line.indexOf(' - ');
+    if (dash < 0) continue;
+    const fields = line.slice(0, dash).split(' ');
+    const after = line.slice(dash + 3).split(' ');
+    if (fields.length < 5) continue;
+    mounts.push({
+      id: Number(fields[0]), parentId: Number(fields[1]), device: fields[2],
+      root: unescapeMountinfo(fields[3]), mountpoint: unescapeMountinfo(fields[4]),
+      fstype: after[0], source: unescapeMountinfo(after[1] ?? ''),
+    });
+  }
+  return mounts;
+}
+
+function unescapeMountinfo(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/**
+ * The mount visible at each mountpoint: where several are stacked on one path, the one no
+ * other mount on that path sits on (its id is nobody's parent there).
+ */
+export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountEntry> {
+  const byMountpoint = new Map<string, MountEntry[]>();
+  for (const m of mounts) {
+    const list = byMountpoint.get(m.mountpoint);
+    if (list) list.push(m);
+    else byMountpoint.set(m.mountpoint, [m]);
+  }
+  const top = new Map<string, MountEntry>();
+  for (const [mountpoint, list] of byMountpoint) {
+    const parents = new Set(list.map((m) => m.parentId));
+    top.set(mountpoint, list.find((m) => !parents.has(m.id)) ?? list[list.length - 1]);
+  }
+  return top;
+}
+
+/**
+ * Our own live mount: made for `source` (mountSourceName), at `realMountpoint`, the whole file
+ * system (root "/"); undefined when it is gone (unmounted, or something else mounted on top).
+ */
+export function findOwnMount(mounts: readonly MountEntry[], source: string, realMountpoint: string): MountEntry | undefined {
+  const here = topmostMounts(mounts.filter((m) => m.mountpoint === realMountpoint)).get(realMountpoint);
+  return here !== undefined && here.source === source && here.root === '/' ? here : undefined;
+}
+
+/** The minor device number of a "major:minor" pair: a FUSE connection's id under fusectl. */
+export function minorOf(device: string): number | null {
+  const m = /^\d+:(\d+)$/.exec(device);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The mountpoint with symlinks resolved. Only its parent is resolved: a stat of the mountpoint
+ * itself would be a FUSE request to ourselves from the event loop that must answer it.
+ */
+export function realMountpointPath(mountpoint: string): string {
+  try {
+    return path.join(fs.realpathSync(path.dirname(mountpoint)), path.basename(mountpoint));
+  } catch {
+    return mountpoint;
+  }
+}
