@@ -460,6 +460,21 @@ static void *notifier_loop(void *arg) {
   return NULL;
 }
 
+/* Hands `r` to JS; `r->id` is -1 when nothing is to be answered (a notification). */
+static void tell_js(session_t *s, request_t *r) {
+  if (s->use_thread) {
+    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
+      fuse_req_t again = r->id >= 0 ? slot_release(r->id, NULL) : NULL;
+      if (again) fuse_reply_err(again, EIO);
+      free(r->name);
+      free(r->data);
+      free(r);
+    }
+  } else {
+    deliver(s, r);
+  }
+}
+
 static void dispatch(fuse_req_t req, request_t *r) {
   session_t *s = fuse_req_userdata(req);
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -474,17 +489,7 @@ static void dispatch(fuse_req_t req, request_t *r) {
     free(r);
     return;
   }
-  if (s->use_thread) {
-    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
-      fuse_req_t again = slot_release(r->id, NULL);
-      if (again) fuse_reply_err(again, EIO);
-      free(r->name);
-      free(r->data);
-      free(r);
-    }
-  } else {
-    deliver(s, r);
-  }
+  tell_js(s, r);
 }
 
 static request_t *new_request(int op, fuse_ino_t ino) {
@@ -579,11 +584,26 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   dispatch(req, r);
 }
 
+/*
+ * RELEASE is answered here at once and JS is only told (request id -1: nothing to answer). The
+ * kernel sends it as a background request, at most max_background (12) in flight: answered after
+ * a trip through JS, behind every queued OPEN, a flood of opens starved it and closed files piled
+ * up as open handles until the open-file cap refused everyone (ENFILE).
+ */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  content_drop(fuse_req_userdata(req), fi->fh);
-  NEW_OR_FAIL(r, OP_RELEASE, ino);
-  r->fh = fi->fh;
-  dispatch(req, r);
+  session_t *s = fuse_req_userdata(req);
+  content_drop(s, fi->fh);
+  request_t *r = new_request(OP_RELEASE, ino);
+  const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  if (r) {
+    r->fh = fi->fh;
+    r->pid = ctx->pid;
+    r->uid = ctx->uid;
+    r->gid = ctx->gid;
+    r->id = -1;
+  }
+  fuse_reply_err(req, 0);
+  if (r) tell_js(s, r);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {

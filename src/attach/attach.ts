@@ -11,6 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { nativeBuildDir } from '../fuse/native';
 
 /** A host file (usually under the isolfs mountpoint) and where it goes in the container. */
 export interface AttachPair {
@@ -60,10 +61,9 @@ export class AttachHelperError extends Error {
 // A helper blocked on a FUSE request of a hung daemon only dies on SIGKILL.
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** native/build/Release/isolfs-attach, where node-gyp builds it, relative to the package root. */
+/** isolfs-attach, built beside the addon (native/build/Release, or ISOLFS_NATIVE_DIR). */
 export function defaultAttachHelperPath(): string {
-  // This file is src/attach/attach.ts or dist/attach/attach.js: the package root is two up.
-  return path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'isolfs-attach');
+  return path.join(nativeBuildDir(), 'isolfs-attach');
 }
 
 function validateTarget(target: string): void {

@@ -273,7 +273,7 @@ export class IsolfsFilesystem {
         case FuseOp.Open: return this.open(id, ino, { pid, uid, gid }, flags);
         case FuseOp.Read: return this.read(id, fh, offset, size, { pid, uid, gid });
         case FuseOp.Write: return this.write(id, fh, offset, data ?? Buffer.alloc(0), { pid, uid, gid });
-        case FuseOp.Release: this.handles.delete(fh); return this.native.replyErr(id, 0);
+        case FuseOp.Release: this.handles.delete(fh); return; // native has answered it (id -1)
         default: return this.native.replyErr(id, E.ENOSYS);
       }
     } catch {

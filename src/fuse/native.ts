@@ -11,6 +11,7 @@ export const enum FuseOp {
   Open = 3,
   Read = 4,
   Write = 5,
+  /** A notification (id -1): native has already answered the kernel; JS forgets the handle. */
   Release = 6,
   Readdir = 7,
   Setattr = 8,
@@ -81,6 +82,9 @@ export interface NativeAddon {
 
 /** Where `npm install` (node-gyp) puts the build; the same path in the image. */
 export function nativeBuildDir(): string {
+  // ISOLFS_NATIVE_DIR: the sanitizer lane of scripts/test.sh points the daemon at the ASan build.
+  const override = process.env.ISOLFS_NATIVE_DIR;
+  if (override !== undefined && override !== '') return path.resolve(override);
   return path.resolve(__dirname, '..', '..', 'native', 'build', 'Release');
 }
 

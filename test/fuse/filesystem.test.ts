@@ -74,7 +74,9 @@ describe('IsolfsFilesystem decisions', () => {
       return reply;
     };
     const lookupPath = (p: string): number => p.split('/').filter(Boolean).reduce((ino, name) => request(FuseOp.Lookup, ino, { name })[2] as number, 1);
-    return { fs, request, lookupPath };
+    // RELEASE is a notification: native answered the kernel already (id -1), JS must not reply.
+    const release = (fh: number): void => handler(-1, FuseOp.Release, 0, 1000, 0, 0, undefined, fh, 0, 0, undefined, 0);
+    return { fs, request, lookupPath, release, replies };
   }
 
   it('SETATTR: mode/owner EPERM, size EACCES (control files: root only, a no-op), times EPERM unless root', () => {
@@ -113,7 +115,7 @@ describe('IsolfsFilesystem decisions', () => {
 
   it('OPEN: the page-cache store only for per-container files, and ENFILE past maxOpenHandles, told to onLimit once', () => {
     const refused: number[] = [];
-    const { fs, request, lookupPath } = harness({ maxOpenHandles: 3, onLimit: (n) => refused.push(n) });
+    const { fs, request, lookupPath, release, replies } = harness({ maxOpenHandles: 3, onLimit: (n) => refused.push(n) });
     fs.addContainer('/c1');
     const shared = lookupPath('/proc/meminfo');
     const own = lookupPath(`/containers/${containerDirName('/c1')}/proc/meminfo`);
@@ -130,7 +132,12 @@ describe('IsolfsFilesystem decisions', () => {
     expect(request(FuseOp.Open, shared)[2]).toBe(E.ENFILE);
     expect(request(FuseOp.Open, own)[2]).toBe(E.ENFILE);
     expect(refused).toEqual([1]); // the second refusal falls in the same 10 s
-    request(FuseOp.Release, 0); // fh 0: no such handle, a no-op
+    const repliesBefore = replies.length;
+    release(0); // fh 0: no such handle, a no-op
     expect(fs.openHandles).toBe(3);
+    release(1);
+    expect(fs.openHandles).toBe(2);
+    expect(replies.length).toBe(repliesBefore); // nothing answered from JS
+    expect(request(FuseOp.Open, shared)[0]).toBe('open'); // room again
   });
 });
