@@ -3,6 +3,10 @@
  * It knows nothing of cgroups or views: it asks a `FileBackend` for bytes (at open, and for a
  * re-read from offset 0) and hands it writes, together with who the caller is (the FUSE request
  * header's pid/uid/gid).
+ *
+ * Two rules (README, "Design rules"): content that depends on the reader never goes into a page
+ * cache another reader can see (shared files: direct I/O, size 0); no thread that serves requests
+ * waits on the kernel for what only it can provide (page-cache stores run on native's notifier).
  */
 import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';

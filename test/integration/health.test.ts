@@ -19,19 +19,24 @@ function metricValue(text: string, line: RegExp): number {
   return Number(m[1]);
 }
 
+/** The port the daemon's --http endpoint says it listens on (from its log). */
+async function listeningPort(daemon: DaemonHandle): Promise<number> {
+  const deadline = Date.now() + 5000;
+  let listening: string | undefined;
+  while (!(listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening')))) {
+    if (Date.now() > deadline) throw new Error(`no listening line:\n${daemon.logs.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return (JSON.parse(listening) as { port: number }).port;
+}
+
 describe('--http health and metrics', () => {
   let daemon: DaemonHandle;
   let port: number;
 
   beforeAll(async () => {
     daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
-    const deadline = Date.now() + 5000;
-    let listening: string | undefined;
-    while (!(listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening')))) {
-      if (Date.now() > deadline) throw new Error(`no listening line:\n${daemon.logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    port = (JSON.parse(listening) as { port: number }).port;
+    port = await listeningPort(daemon);
   });
 
   afterAll(async () => {
@@ -76,13 +81,7 @@ describe('the watchdog on the real daemon', () => {
 
   async function startWithPort(): Promise<number> {
     daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
-    const deadline = Date.now() + 5000;
-    let listening: string | undefined;
-    while (!(listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening')))) {
-      if (Date.now() > deadline) throw new Error(`no listening line:\n${daemon.logs.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return (JSON.parse(listening) as { port: number }).port;
+    return listeningPort(daemon);
   }
 
   it('notices an external umount -l: logs why, answers 503, and exits non-zero within seconds', async () => {

@@ -26,7 +26,11 @@ const SMALL_KB = '262144'; // 256 MiB
 const LARGE_KB = '524288'; // 512 MiB
 /** The unfixed daemon froze within 2.5-12 s (3.2 s here): 15 s per file and loop. */
 const HOSTILE_SECONDS = 15;
-const PROBE_LIMIT_MS = 2000;
+/** A frozen daemon never answers; a slow one answers late: the VM emulates its CPUs (TCG), 5-10x slower. */
+const PROBE_LIMIT_MS = process.env.ISOLFS_VM === '1' ? 10_000 : 2000;
+/** Probes and reads each reader must at least have made in HOSTILE_SECONDS (fewer in the VM). */
+const MIN_PROBES = process.env.ISOLFS_VM === '1' ? 3 : HOSTILE_SECONDS - 5;
+const MIN_READS = process.env.ISOLFS_VM === '1' ? 3 : 20;
 /** Debian's python3: a python3 earlier on root's PATH (pyenv) may not be reachable by uid 65534. */
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -146,7 +150,7 @@ function probe(cgroup: TestCgroup, files: string[]): Promise<number> {
 }
 
 /**
- * Probes every second while `readers` run. If a probe takes longer than 2 s the daemon is
+ * Probes every second while `readers` run. If a probe takes longer than PROBE_LIMIT_MS the daemon is
  * wedged: abort the connection (which frees every waiter), kill the readers, and fail.
  */
 async function probeWhile(readers: Reader[], cgroup: TestCgroup, files: string[], connectionDir: string, daemonPid: number): Promise<number[]> {
@@ -218,7 +222,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
 
   it('a shared file: the daemon answers a probe every second, and page-cache readers see an empty file', async () => {
     const { results, probes } = await hostile(path.join(daemon.mountpoint, 'proc', 'meminfo'));
-    expect(probes.length).toBeGreaterThanOrEqual(HOSTILE_SECONDS - 5);
+    expect(probes.length).toBeGreaterThanOrEqual(MIN_PROBES);
     const [mmapped, sendfile, ...plain] = results;
     for (const r of results) expect(r.errors).toEqual({});
     expect(mmapped.seen).toEqual({ empty: mmapped.n });
@@ -228,10 +232,10 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
 
   it("a per-container file: the daemon answers a probe every second, and page-cache readers get the container's bytes", async () => {
     const { results, probes } = await hostile(perContainer(small));
-    expect(probes.length).toBeGreaterThanOrEqual(HOSTILE_SECONDS - 5);
+    expect(probes.length).toBeGreaterThanOrEqual(MIN_PROBES);
     for (const r of results) {
       expect(r.errors).toEqual({});
-      expect(r.n).toBeGreaterThan(20);
+      expect(r.n).toBeGreaterThan(MIN_READS);
       expect(r.seen).toEqual({ [SMALL_KB]: r.n });
     }
   }, 90_000);
