@@ -25,6 +25,12 @@ function expectedLoad1(from: number, active: number, samples: number): number {
   return from * decay + active * (1 - decay);
 }
 
+/**
+ * "Near 0" for the idle sibling. Each look at it runs a reader in it, which the sampler counts
+ * while it runs; under the VM's emulated CPUs (TCG) that takes 5-10x longer (0.30 seen there).
+ */
+const IDLE_MAX_LOAD = process.env.ISOLFS_VM === '1' ? 0.6 : 0.3;
+
 describe('/proc/loadavg per container', () => {
   let daemon: DaemonHandle;
   let busy: TestCgroup;
@@ -55,7 +61,7 @@ describe('/proc/loadavg per container', () => {
     // Read both first: the sampler starts following a container when someone reads its file,
     // seeded with the count at that moment (nothing runs yet: 0).
     expect((await readIn(busy)).load1).toBeLessThan(0.3);
-    expect((await readIn(idle)).load1).toBeLessThan(0.3);
+    expect((await readIn(idle)).load1).toBeLessThan(IDLE_MAX_LOAD);
 
     // Two busy loops plus a reader loop that keeps the container "read recently".
     const startedAtMs = Date.now();
@@ -84,7 +90,7 @@ describe('/proc/loadavg per container', () => {
       const possiblySampled = Math.ceil((readEndMs - startedAtMs) / INTERVAL_MS) + 1;
       expect(busyLoad.load1, context).toBeGreaterThanOrEqual(expectedLoad1(0, 2, surelySampled) - 0.05);
       expect(busyLoad.load1, context).toBeLessThanOrEqual(expectedLoad1(0, 3, possiblySampled) + 0.05);
-      expect(idleLoad.load1, context).toBeLessThan(0.3);
+      expect(idleLoad.load1, context).toBeLessThan(IDLE_MAX_LOAD);
 
       if (passedOneAtSec === null && busyLoad.load1 > 1.0) passedOneAtSec = sinceRunningSec;
       if (busyLoad.load1 >= 1.7) break;
