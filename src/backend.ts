@@ -222,7 +222,10 @@ export class IsolfsBackend implements FileBackend {
   }
 
   private refuse(file: ControlPath, caller: Caller, why: string, detail: object = {}): Errno {
-    this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why, ...detail }, 'control write refused');
+    // Rate-limited per file, reason and writer: a container writing in a loop must not flood the log.
+    if (this.rateLimited.allow(`refuse:${file}:${why}:${caller.uid}:${JSON.stringify(detail)}`, Date.now())) {
+      this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why, ...detail }, 'control write refused');
+    }
     return { errno: E.EPERM };
   }
 

@@ -232,7 +232,8 @@ describe('--attach and repair after kill -9', () => {
     expect(fromOther.stdout).not.toContain(fs.readlinkSync('/proc/self/ns/pid')); // really another pid namespace
     // Host root (this test process, outside the container's cgroup) is refused the same way.
     await expect(fs.promises.writeFile(copy, '0')).rejects.toThrow(/EPERM/);
-    expect(daemon.logs.filter((l) => l.includes('control write refused') && l.includes(attachedCg.key)).length).toBeGreaterThanOrEqual(2);
+    // (refusals are logged once a minute per writer and reason: look for the other cgroup's)
+    expect(daemon.logs.some((l) => l.includes('control write refused') && l.includes(attachedCg.key) && l.includes(boundCg.key))).toBe(true);
     // The container still reads its own view and its switch is still 1.
     expect(memTotalKb((await readInside(attached, attachedCg, 'cat /proc/meminfo')).stdout)).toBe(196608);
     expect(fs.readFileSync(copy, 'utf8')).toBe('1\n');
