@@ -8,8 +8,8 @@ import { constants as osConstants } from 'node:os';
 import { isErrno, type Caller, type Errno, type FileBackend } from './fuse/filesystem';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath } from './fuse/layout';
-import { readProcCgroup } from './identity/procCgroup';
-import { locateCgroup, type CgroupHierarchy } from './cgroup/hierarchy';
+import { locateProcess } from './identity/processCgroup';
+import { processListDir, type CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
 import { CgroupParseError } from './cgroup/snapshot';
 import type { SwitchStore } from './switches/store';
@@ -158,21 +158,10 @@ export class IsolfsBackend implements FileBackend {
   }
 
   private locate(pid: number): CgroupLocation | null {
-    // pid 0: the caller is not visible in our pid namespace (the daemon lacks hostPID).
-    if (pid <= 0) return this.unknownCaller(pid, 'caller not visible in our pid namespace');
-    let entries;
-    try {
-      entries = readProcCgroup(this.options.procRoot, pid);
-    } catch (err) {
-      return this.unknownCaller(pid, `cannot parse /proc/${pid}/cgroup: ${String(err)}`);
-    }
-    // A caller that exited before we looked: serve the host's file rather than fail a read
-    // nobody is waiting for any more.
-    if (!entries) return this.unknownCaller(pid, 'caller exited before its cgroup was read');
-    // Paths like "/../.." mean the caller is outside our cgroup namespace (we failed to join the
-    // host's): its real cgroup is unknown to us, so don't pretend to isolate it.
-    if (entries.relativeToOtherNamespace) return this.unknownCaller(pid, "caller's cgroup is outside our cgroup namespace");
-    return locateCgroup(this.options.hierarchy, entries);
+    const found = locateProcess(this.options.procRoot, this.options.hierarchy, pid);
+    // Unknown callers get the host's file: a reader that exited is not waiting any more, and one
+    // we cannot place must not be shown some other cgroup's view.
+    return found.found ? found.location : this.unknownCaller(pid, found.why);
   }
 
   private unknownCaller(pid: number, why: string): null {
@@ -257,7 +246,7 @@ export function isSameOrBelow(key: string, container: string): boolean {
   return key.startsWith(prefix);
 }
 
-/** The directory that holds the container's processes (for its first process's environment). */
+/** The directory that lists the container's processes (for its first process's environment). */
 function containerDir(location: CgroupLocation): string | undefined {
-  return location.dirs.memory ?? location.dirs.cpu ?? location.dirs.pids ?? Object.values(location.dirs)[0];
+  return processListDir(location)?.dir;
 }

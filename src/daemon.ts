@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { IsolfsFilesystem, mountSourceName } from './fuse/filesystem';
 import { loadNative, type LoopMode, type NativeAddon } from './fuse/native';
-import { discoverHierarchy } from './cgroup/hierarchy';
+import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
@@ -92,6 +92,7 @@ export class Daemon {
     readonly sampler: LoadavgSampler,
     readonly containers: ContainerStates,
     readonly metrics: Metrics | null,
+    readonly hierarchy: CgroupHierarchy,
   ) {}
 
   static start(options: DaemonOptions, logger: Logger): Daemon {
@@ -160,7 +161,7 @@ export class Daemon {
       throw new StartupError(`mounted ${options.mountpoint} but cannot find the mount in /proc/self/mountinfo`);
     }
     sampler.start();
-    const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics);
+    const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics, hierarchy);
     daemon.watchdog = daemon.startWatchdog(device);
     if (options.repairMounts || options.attachPrefixes.length > 0) {
       daemon.attachManager = new AttachManager({
@@ -244,7 +245,7 @@ export class Daemon {
   sweep(): void {
     try {
       this.containers.prune(Date.now(), CONTAINER_IDLE_MS);
-      const gone = this.switches.containerKeys().filter((key) => !cgroupExists(this.options.cgroupRoot, key));
+      const gone = this.switches.containerKeys().filter((key) => !cgroupKeyExists(this.hierarchy, key));
       if (gone.length > 0) {
         this.switches.forget(gone);
         this.logger.info({ containers: gone }, 'forgot switch entries of containers whose cgroup is gone');
@@ -295,12 +296,6 @@ function startupStep<T>(what: string, step: () => T): T {
     const message = err instanceof StateFileError ? err.message : `${what}: ${(err as Error).message}`;
     throw new StartupError(message);
   }
-}
-
-/** A container key is a cgroup path; it exists if any hierarchy still has that directory. */
-function cgroupExists(cgroupRoot: string, key: string): boolean {
-  const candidates = [path.join(cgroupRoot, key), path.join(cgroupRoot, 'unified', key), path.join(cgroupRoot, 'memory', key)];
-  return candidates.some((dir) => fs.existsSync(dir));
 }
 
 function checkMachine(options: DaemonOptions, logger: Logger): void {

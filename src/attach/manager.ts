@@ -26,8 +26,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { attachFiles, AttachHelperError, type AttachPair, type AttachResult } from './attach';
-import { readProcCgroup } from '../identity/procCgroup';
-import { locateCgroup, type CgroupHierarchy } from '../cgroup/hierarchy';
+import { locateProcess } from '../identity/processCgroup';
+import { processListDir, type CgroupHierarchy } from '../cgroup/hierarchy';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, mountSourceName } from '../fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
@@ -323,13 +323,8 @@ export class AttachManager {
   }
 
   private locate(pid: number): CgroupLocation | null {
-    try {
-      const entries = readProcCgroup(this.options.procRoot, pid);
-      if (!entries || entries.relativeToOtherNamespace) return null;
-      return locateCgroup(this.options.hierarchy, entries);
-    } catch {
-      return null;
-    }
+    const found = locateProcess(this.options.procRoot, this.options.hierarchy, pid);
+    return found.found ? found.location : null;
   }
 
   /** Namespaces that no longer exist: forget them; containers with no namespace left: drop. */
@@ -404,7 +399,6 @@ function namespaceInode(procDir: string): number | null {
 }
 
 function cgroupStillExists(location: CgroupLocation | undefined): boolean {
-  if (!location) return false;
-  const dir = location.dirs.memory ?? location.unifiedDir ?? Object.values(location.dirs)[0];
-  return dir !== undefined && fs.existsSync(dir);
+  const listed = location && processListDir(location);
+  return listed !== undefined && listed !== null && fs.existsSync(listed.dir);
 }

@@ -148,3 +148,30 @@ export function controllerVersion(loc: CgroupLocation, controller: Controller): 
   if (dir === undefined) return null;
   return dir === loc.unifiedDir ? 2 : 1;
 }
+
+/** A cgroup's directory whose process lists (v1 tasks, v2 cgroup.threads) stand for the container. */
+export interface ProcessListDir {
+  dir: string;
+  threadsFile: 'tasks' | 'cgroup.threads';
+}
+
+/**
+ * Where a container's processes are listed: v2's one directory, else the first v1 hierarchy of
+ * memory, cpu, cpuacct, pids (the key is the memory path; a runtime gives them all the same
+ * path). Never the unified dir of a v1 container: in a hybrid layout that is only systemd's
+ * process tracking. null = nowhere (nothing to count).
+ */
+export function processListDir(loc: CgroupLocation): ProcessListDir | null {
+  if (loc.version === 2 && loc.unifiedDir !== null) return { dir: loc.unifiedDir, threadsFile: 'cgroup.threads' };
+  for (const controller of ['memory', 'cpu', 'cpuacct', 'pids'] as const) {
+    if (controllerVersion(loc, controller) === 1) return { dir: loc.dirs[controller]!, threadsFile: 'tasks' };
+  }
+  return null;
+}
+
+/** Whether cgroup `key` still exists in any hierarchy we serve from. */
+export function cgroupKeyExists(h: CgroupHierarchy, key: string): boolean {
+  const mounts = [...new Set(h.v1.values())];
+  if (h.unifiedRoot !== null) mounts.push(h.unifiedRoot);
+  return mounts.some((mount) => isDirectory(join(mount, key)));
+}

@@ -14,9 +14,9 @@
  * MAX_CGROUPS_PER_TREE cgroups, TASK_LIST_MAX_BYTES per list; a cut makes counts a lower bound.
  */
 import fs from 'node:fs';
-import type { CgroupLocation, Controller, TaskCounts } from './snapshot';
+import type { CgroupLocation, TaskCounts } from './snapshot';
 import { CgroupParseError } from './snapshot';
-import { controllerVersion } from './hierarchy';
+import { processListDir } from './hierarchy';
 import { shown } from './parse';
 import { DEFAULT_MAX_BYTES, TASK_FILE_MAX_BYTES, isReadErrorCode, readBoundedPrefix, readBoundedText } from '../host/boundedRead';
 
@@ -31,33 +31,6 @@ export const MAX_CGROUPS_PER_TREE = 1000;
 
 /** Bytes read of one task list (tasks, cgroup.threads, cgroup.procs): ~130k ids. */
 export const TASK_LIST_MAX_BYTES = DEFAULT_MAX_BYTES;
-
-interface TaskFiles {
-  dir: string;
-  /** File listing every thread id: v1 "tasks", v2 "cgroup.threads". */
-  threadsFile: string;
-}
-
-/**
- * The directory whose task lists stand for the container. The key (container identity) is the
- * memory path, so the memory cgroup comes first; then cpu, cpuacct, pids on v1 (in a v1 tree
- * built by a runtime they are the same path); on v2 all are one directory. null = none
- * (no tasks to count).
- */
-function taskFiles(loc: CgroupLocation): TaskFiles | null {
-  if (loc.version === 2 && loc.unifiedDir !== null) {
-    return { dir: loc.unifiedDir, threadsFile: 'cgroup.threads' };
-  }
-  const v1Order: Controller[] = ['memory', 'cpu', 'cpuacct', 'pids'];
-  for (const controller of v1Order) {
-    if (controllerVersion(loc, controller) === 1) {
-      return { dir: loc.dirs[controller]!, threadsFile: 'tasks' };
-    }
-  }
-  // Not the unified dir of a v1 container: in a hybrid layout that is only systemd's process
-  // tracking, whose cgroup need not be the container's.
-  return null;
-}
 
 /** Set when a bound cut the work short: the counts are then a lower bound. */
 interface Cut {
@@ -162,7 +135,7 @@ function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
  */
 export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
   const counts: TaskCounts = { running: 0, blocked: 0, total: 0, processes: 0, truncated: false };
-  const files = taskFiles(loc);
+  const files = processListDir(loc);
   if (files === null) return counts;
   const dirs = cgroupTree(files.dir, counts);
 
@@ -202,7 +175,7 @@ export function readOldestProcessStartTicks(
   procRoot: string,
   maxProcesses: number = MAX_PROCESSES_FOR_START_TIME,
 ): bigint | null {
-  const files = taskFiles(loc);
+  const files = processListDir(loc);
   if (files === null) return null;
   let oldest: bigint | null = null;
   let examined = 0;
