@@ -1,9 +1,5 @@
-/**
- * Shared helpers for reading cgroup files: one place that turns the kernel's text into bigints
- * and every failure into a CgroupParseError naming the cgroup directory and the file.
- *
- * Every read goes through host/boundedRead (non-blocking, regular files only, size-capped).
- */
+// Kernel text (cgroup and /proc files) into bigints, every failure a CgroupParseError naming the
+// directory and the file. Reads go through host/boundedRead (non-blocking, size-capped).
 import fs from 'node:fs';
 import { CgroupParseError } from './snapshot';
 import { parseCpuList } from './cpulist';
@@ -14,12 +10,8 @@ import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, readBoundedText } fr
 const SIGNED_DECIMAL = /^-?\d{1,20}$/;
 const UNSIGNED_DECIMAL = /^\d{1,20}$/;
 
-/**
- * cgroup v1 prints "no limit" as PAGE_COUNTER_MAX pages in bytes: PAGE_COUNTER_MAX is
- * LONG_MAX / PAGE_SIZE, so the value is LONG_MAX rounded down to a page (9223372036854771712
- * with 4 KiB pages, a different number with 16/64 KiB pages). No real limit comes near 2^62
- * bytes (4 EiB), so anything at or above it is "unlimited" whatever the page size.
- */
+/** v1 prints "no limit" as LONG_MAX rounded down to a page, which depends on the page size; no
+ *  real limit comes near 2^62 bytes (4 EiB), so anything at or above it is "unlimited". */
 export const V1_UNLIMITED_THRESHOLD = 1n << 62n;
 
 /** The file's text, or null when it does not exist. A missing directory throws (the cgroup is
@@ -71,22 +63,52 @@ export function shown(token: string): string {
   return JSON.stringify(token.length > 80 ? `${token.slice(0, 80)}...` : token);
 }
 
-/**
- * A flat-keyed file ("key value" per line: memory.stat, cpu.stat) as a Map, in file order.
- * Values may be negative (some kernels print per-CPU-summed statistics with %ld).
- */
-export function parseFlatKeyed(text: string, dir: string, file: string): Map<string, bigint> {
-  const values = new Map<string, bigint>();
+/** One non-empty line of a kernel file, given to a line parser; its errors name file and line. */
+export class FileLine {
+  constructor(
+    readonly text: string,
+    /** 1-based, empty lines counted. */
+    readonly number: number,
+    readonly dir: string,
+    readonly file: string,
+  ) {}
+
+  /** `line N is not <shape>: "<the line>"` */
+  notA(shape: string): CgroupParseError {
+    return new CgroupParseError(this.dir, this.file, `line ${this.number} is not ${shape}: ${shown(this.text)}`);
+  }
+
+  /** `line N: <reason>` */
+  fail(reason: string): CgroupParseError {
+    return new CgroupParseError(this.dir, this.file, `line ${this.number}: ${reason}`);
+  }
+}
+
+/** Calls `parseLine` on each non-empty line of `text`, in order (the loop every line-based
+ *  kernel file parser shares). */
+export function forEachLine(text: string, dir: string, file: string, parseLine: (line: FileLine) => void): void {
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === '') continue;
-    const parts = line.split(' ');
-    if (parts.length !== 2 || parts[0] === '') {
-      throw new CgroupParseError(dir, file, `line ${i + 1} is not "key value": ${shown(line)}`);
-    }
-    values.set(parts[0]!, parseDecimal(parts[1]!, dir, file, `line ${i + 1} (${parts[0]})`));
+    if (lines[i] !== '') parseLine(new FileLine(lines[i]!, i + 1, dir, file));
   }
+}
+
+/** A "key value" line split at its one space; null when it is not that shape. */
+export function keyAndValue(line: string): [key: string, value: string] | null {
+  const space = line.indexOf(' ');
+  if (space <= 0 || line.indexOf(' ', space + 1) >= 0) return null;
+  return [line.slice(0, space), line.slice(space + 1)];
+}
+
+/** A flat-keyed file ("key value" per line: memory.stat, cpu.stat) as a Map, in file order; a
+ *  repeated key keeps its last value. Values may be negative (some kernels print sums with %ld). */
+export function parseFlatKeyed(text: string, dir: string, file: string): Map<string, bigint> {
+  const values = new Map<string, bigint>();
+  forEachLine(text, dir, file, (line) => {
+    const pair = keyAndValue(line.text);
+    if (pair === null) throw line.notA('"key value"');
+    values.set(pair[0], parseDecimal(pair[1], dir, file, `line ${line.number} (${pair[0]})`));
+  });
   return values;
 }
 
@@ -142,16 +164,15 @@ export function selfAndAncestors(dir: string, root: string): string[] {
   return dirs;
 }
 
-/** A counter the kernel prints unsigned, so a negative value is garbage: 0. */
-export function nonNegative(value: bigint): bigint {
-  return value > 0n ? value : 0n;
-}
-
-/** The smaller of two optional limits (null = no limit). */
-export function tighter(a: bigint | null, b: bigint | null): bigint | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return a < b ? a : b;
+/** The least `valueAt(level)` over `dir` and its ancestors up to `root` (a limit every ancestor
+ *  imposes too); null when no level has one. */
+export function leastUpTree(dir: string, root: string, valueAt: (level: string) => number | null): number | null {
+  let least: number | null = null;
+  for (const level of selfAndAncestors(dir, root)) {
+    const value = valueAt(level);
+    if (value !== null && (least === null || value < least)) least = value;
+  }
+  return least;
 }
 
 /** A CPU list file's text ("0-3,8") as ids below `cpuCountLimit`; a malformed list or an id
@@ -162,4 +183,16 @@ export function parseCpuListIn(text: string, dir: string, file: string, cpuCount
   } catch (err) {
     throw new CgroupParseError(dir, file, (err as Error).message);
   }
+}
+
+/** The CPUs of the first of `places` ([dir, file]) whose file exists; null when none exists or
+ *  it lists no CPU (the kernel never runs tasks on an empty cpuset: no information). */
+export function readFirstCpuset(places: Array<[dir: string, file: string]>, cpuCountLimit?: number): number[] | null {
+  for (const [dir, file] of places) {
+    const text = readOptionalFile(dir, file);
+    if (text === null) continue;
+    const cpus = parseCpuListIn(text, dir, file, cpuCountLimit);
+    return cpus.length === 0 ? null : cpus;
+  }
+  return null;
 }

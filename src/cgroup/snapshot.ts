@@ -25,7 +25,7 @@ export interface MemorySnapshot {
    * null when swap is not limited. v1 derives it from memsw limit - memory limit.
    */
   swapLimitBytes: bigint | null;
-  /** Swap in use by the cgroup (v2 memory.swap.current; v1 memsw.usage - usage). */
+  /** Swap in use by the cgroup (v2 memory.swap.current; v1 total_swap, else memsw.usage - usage). */
   swapUsageBytes: bigint;
   /**
    * Swap the cgroup can still use, the same walk as headroomBytes: v2 the least swap.max -

@@ -1,17 +1,7 @@
-/**
- * Every read of a kernel file (cgroupfs, /proc, /sys) the daemon does while serving a request
- * goes through here, so that no file can stall the thread or grow memory without bound:
- * - opened O_NONBLOCK (a FIFO planted where a cgroup file should be does not block on open),
- * - fstat'ed: anything but a regular file (FIFO, socket, device, directory) is refused,
- * - read at most `maxBytes` (+1 to notice more): a longer file is refused, or cut when the
- *   caller asks for a prefix (task lists, whose counts are a lower bound anyway).
- * Every failure is a FileReadError naming the directory and the file; it is a CgroupParseError,
- * so the backend answers EIO and logs the file.
- *
- * Synchronous on purpose: these filesystems never wait on a disk, and a sync read is ~10x
- * cheaper than a trip through libuv's thread pool. A FIFO or a huge file was the way to make
- * such a read wait or allocate (issue 10, item 5): both are refused before the first read.
- */
+// Every kernel file read while serving a request goes through here, so no file can stall the
+// thread or grow memory without bound: opened O_NONBLOCK (a planted FIFO does not block), only
+// regular files, at most `maxBytes`. Synchronous on purpose: these filesystems never wait on a
+// disk, and a sync read is ~10x cheaper than libuv's thread pool. Failures are FileReadErrors.
 import fs from 'node:fs';
 import { CgroupParseError } from '../cgroup/snapshot';
 

@@ -1,16 +1,7 @@
-/**
- * Parse the host's /proc/cpuinfo into blocks of "name<padding>: value" lines, keeping every
- * byte needed to print them again: the padding between name and colon differs per field and
- * per architecture (x86 "model\t\t: 167", "power management:" with no value; arm64
- * "CPU architecture: 8" with no tab at all), so each field keeps its own separator.
- *
- * Structure (arch/x86/kernel/cpu/proc.c, arch/arm64/kernel/cpuinfo.c, arch/powerpc/kernel/
- * setup-common.c, arch/arm/kernel/setup.c): a "processor\t: N" line starts each CPU's block and
- * a blank line ends it. Lines outside any CPU block (ppc64's trailing timebase/platform/model
- * summary, arm's trailing Hardware/Revision/Serial, old arm's leading "Processor" line) become
- * machine-wide blocks with cpuId null. s390 has no "processor : N" blocks at all: it parses
- * into machine-wide blocks only, and the view refuses it with a clear error.
- */
+// The host's /proc/cpuinfo as blocks of "name<padding>: value" lines, each field keeping its
+// own separator (the padding differs per field and architecture) so it prints back byte for
+// byte. "processor : N" starts a CPU's block, a blank line ends it; lines outside any CPU block
+// (ppc64's timebase summary, arm's Hardware lines) become machine-wide blocks (cpuId null).
 import { CgroupParseError } from '../cgroup/snapshot';
 import { readBoundedText } from './boundedRead';
 import { MAX_CPU_COUNT } from '../cgroup/cpulist';
@@ -81,9 +72,6 @@ function splitField(line: string): [name: string, separator: string, value: stri
   return [line.slice(0, nameEnd), line.slice(nameEnd, valueStart), line.slice(valueStart)];
 }
 
-/**
- * Read and parse /proc/cpuinfo. Bounded and non-blocking (boundedRead.ts).
- */
 export function readHostCpuinfo(procDir = '/proc'): CpuinfoBlock[] {
   return parseCpuinfo(readBoundedText(procDir, 'cpuinfo'), procDir);
 }

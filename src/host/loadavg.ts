@@ -1,7 +1,5 @@
-/**
- * Parse the host's /proc/loadavg: "0.52 0.58 0.59 2/345 12345\n"
- * (three load averages, runnable/total threads, last pid allocated in the reader's pid namespace).
- */
+// The host's /proc/loadavg: "0.52 0.58 0.59 2/345 12345\n" (averages, running/total threads,
+// last pid allocated in the reader's pid namespace).
 import { CgroupParseError } from '../cgroup/snapshot';
 import { readBoundedText } from './boundedRead';
 import type { HostLoadavg } from './snapshot';
@@ -27,7 +25,6 @@ export function parseLoadavg(text: string, procDir = '/proc'): HostLoadavg {
   };
 }
 
-/** Read and parse /proc/loadavg (bounded and non-blocking: boundedRead.ts). */
 export function readHostLoadavg(procDir = '/proc'): HostLoadavg {
   return parseLoadavg(readBoundedText(procDir, 'loadavg'), procDir);
 }

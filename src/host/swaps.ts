@@ -1,11 +1,5 @@
-/**
- * Parse the host's /proc/swaps. The kernel (mm/swapfile.c, swap_show) prints a fixed header and
- * one line per active device:
- *   path, padded with spaces to column 40 (at least one space), type ("partition" or "file\t"),
- *   "\t" size kB "\t" ["\t" if size < 10000000] used kB "\t" ["\t" if used < 10000000] priority
- * The path has space, tab, newline and backslash escaped as \ooo, so it is one whitespace-free
- * token and the line splits on runs of whitespace.
- */
+// The host's /proc/swaps: a header, then "path type size used priority" per device. The kernel
+// escapes whitespace in the path as \ooo, so each line splits on runs of whitespace.
 import { CgroupParseError } from '../cgroup/snapshot';
 import { readBoundedText } from './boundedRead';
 import type { HostSwaps, SwapDevice } from './snapshot';
@@ -48,7 +42,6 @@ export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
   return { header, devices };
 }
 
-/** Read and parse /proc/swaps (bounded and non-blocking: boundedRead.ts). */
 export function readHostSwaps(procDir = '/proc'): HostSwaps {
   return parseSwaps(readBoundedText(procDir, 'swaps'), procDir);
 }

@@ -1,7 +1,5 @@
-/**
- * Parse the host's /proc/uptime: "2167.27 4270.89\n" — seconds since boot, and idle seconds
- * summed over every CPU (so idle can exceed uptime on a machine with more than one CPU).
- */
+// The host's /proc/uptime: "2167.27 4270.89\n", seconds since boot and idle seconds summed over
+// every CPU.
 import { CgroupParseError } from '../cgroup/snapshot';
 import { readBoundedText } from './boundedRead';
 import type { HostUptime } from './snapshot';
@@ -19,7 +17,6 @@ export function parseUptime(text: string, procDir = '/proc'): HostUptime {
   return { uptimeSec: Number(m[1]), idleSec: Number(m[2]) };
 }
 
-/** Read and parse /proc/uptime (bounded and non-blocking: boundedRead.ts). */
 export function readHostUptime(procDir = '/proc'): HostUptime {
   return parseUptime(readBoundedText(procDir, 'uptime'), procDir);
 }

@@ -1,8 +1,5 @@
-/**
- * /sys/devices/system/cpu/online for a container: its visible CPUs renumbered from 0, in the
- * kernel's list format. glibc's sysconf(_SC_NPROCESSORS_ONLN) (nproc, nginx "auto", Node's
- * os.availableParallelism fallback) counts this file first.
- */
+// /sys/devices/system/cpu/online for a container: its visible CPUs renumbered from 0. glibc's
+// sysconf(_SC_NPROCESSORS_ONLN) (nproc) counts this file first.
 
 /** "0\n" for one CPU, "0-N\n" for N+1 (the kernel prints a two-CPU run as a range too: "0-1"). */
 export function renderCpuOnline(count: number): string {

@@ -1,22 +1,6 @@
-/**
- * /proc/cpuinfo for a container: one block per visible CPU, renumbered from 0, each a copy of
- * that host CPU's block (model, flags, MHz, cache, bugs, ... byte for byte), with the topology
- * fields rewritten so they describe the CPUs shown and nothing else:
- *
- * - processor: the row number 0..n-1, matching /proc/stat's cpuN and .../cpu/online.
- * - physical id 0, core id = row, apicid = initial apicid = row, siblings = cpu cores = n:
- *   one package of n single-threaded cores. Programs that count CPUs from this file (lscpu-like
- *   scripts, the JVM's and Python's fallbacks, monitoring agents) count distinct physical ids
- *   x cpu cores, or distinct (physical id, core id) pairs, or siblings/cpu cores for threads
- *   per core: every one of those comes out n, the count nproc reports. Keeping the host's values
- *   would claim the host's package size (LXCFS does: "siblings: 64" next to 2 processors), and
- *   keeping host core/apic ids while siblings says n would describe CPUs that cannot exist.
- *
- * Architectures without those fields (arm64, ppc64) only get "processor" renumbered. Machine-wide
- * blocks (ppc64's timebase/platform summary, arm's Hardware/Revision) are kept where the host has
- * them. A file with no "processor : N" block (s390) is not a format this view understands: it
- * throws rather than hand the host's CPUs to the container unnoticed.
- */
+// /proc/cpuinfo for a container: a copy of each visible host CPU's block, renumbered from 0, the
+// topology rewritten as one package of n single-threaded cores, so every way of counting CPUs
+// from this file gives nproc's n (docs/views.md#cpuinfo). s390's format is refused.
 import type { CpuinfoBlock } from '../host/snapshot';
 
 const DEFAULT_SEPARATOR = '\t: ';
@@ -29,9 +13,8 @@ export function renderCpuinfo(hostBlocks: CpuinfoBlock[], visible: number[]): st
     throw new Error('host /proc/cpuinfo has no "processor : N" blocks (s390?): this format is not supported');
   }
 
-  // The host's cpuinfo is cached (~1 s) while online/cpuset are read per request: a CPU that
-  // came online since has no block yet. It gets a copy of the first visible CPU that has one
-  // (a host's CPUs are the same model in practice) instead of failing the read.
+  // The host's cpuinfo is cached: a CPU that came online since gets a copy of a visible CPU's
+  // block (a host's CPUs are one model in practice) rather than failing the read.
   const template = visible.map((id) => byCpuId.get(id)).find((b) => b !== undefined) ?? byCpuId.values().next().value!;
 
   const firstCpuIndex = hostBlocks.findIndex((b) => b.cpuId !== null);
@@ -51,7 +34,7 @@ export function renderCpuinfo(hostBlocks: CpuinfoBlock[], visible: number[]): st
 
 type Field = CpuinfoBlock['fields'][number];
 
-/** The topology fields rewritten for row `row` of `count` (see the file comment for why). */
+/** The topology fields rewritten for row `row` of `count`. */
 function renumber(fields: Field[], row: number, count: number): Field[] {
   return fields.map((field): Field => {
     const [name, , separator] = field;

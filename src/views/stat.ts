@@ -1,54 +1,11 @@
-/**
- * /proc/stat for a container: an aggregate "cpu" line and one "cpuN" line per visible CPU
- * (renumbered 0..n-1 like cpuinfo and cpu/online), carrying the container's own CPU time.
- *
- * Every tick column is built from deltas since the previous read of the same container (the
- * caller keeps the returned StatHistory per container), which is what makes "never backwards"
- * hold by construction rather than by luck:
- *
- * - user, system: the cgroup's CPU time, ns -> USER_HZ ticks (floor of the cumulative value, so
- *   rounding never accumulates). v1 (cpuacct.usage_all) has it per host CPU: a shown CPU gets its
- *   own host CPU's time. Time spent on host CPUs that are not shown (a quota cut shows 2 of 4
- *   cpuset CPUs; CPUs the cpuset no longer holds) is folded into the shown rows, and v2 (cpu.stat,
- *   totals only) is folded the same way in full: spread in proportion to each shown host CPU's
- *   busy-time delta (where the host was busy is where the container could have run), never past
- *   a row's free time in this interval, the rest spilling to rows with room. The sum over rows
- *   equals the cgroup's total exactly. (LXCFS serves the host's own lines on v2.)
- * - steal: the host CPU's steal delta. The hypervisor took that time from the CPU, so from every
- *   container on it too; top's "st" is how a tenant learns its node is overcommitted.
- * - nice, iowait, irq, softirq, guest, guest_nice: 0 (held at their last value). Niced time is
- *   already in the cgroup's user time; iowait, irq and softirq are per-CPU states cgroups do not
- *   account (the host's figures are other tenants' I/O and the machine's interrupts); guest time
- *   is a subset of user the cgroup does not split out.
- * - idle: the rest of the wall-clock time. Each row has a clock that advances by its host CPU's
- *   total delta (all 8 time columns; guest is inside user), and idle = clock - every other
- *   column, held (never lowered) while the container's time runs ahead of the host's ticks
- *   (ns-exact cgroup time vs sampled ticks), resuming once the clock catches up, so a row's
- *   total keeps pace with wall time without drifting.
- * - No usage figure at all (usage null): the host's columns of the shown CPU, as the TencentOS
- *   kernel does, through the same deltas, so a container can move between the modes.
- *
- * Host counters that wobble (nohz idle and iowait of a CPU can read lower than a moment ago) are
- * followed by high-water marks: a dip adds nothing, and the recovery adds only what is new. A
- * cgroup counter that falls (the cgroup was recreated under the same path) restarts its baseline.
- *
- * The CPU count changing: rows keep their numbers and values; a row no longer shown is frozen,
- * like an offline CPU, and still counts in the aggregate line (the kernel sums possible CPUs,
- * not online ones); a row shown for the first time starts at 0 like a freshly onlined CPU. So no
- * column of any line ever goes backwards, even then: no reset is needed. Without history (first
- * read, daemon restart) every row starts from 0 and takes the whole since-boot delta, so the first
- * read shows since-boot values like the real file.
- *
- * Other lines: procs_running and procs_blocked count the cgroup's threads (R, D), procs_running
- * at least 1 because the reader itself runs when the kernel prints this file; without counts the
- * host's lines. intr, ctxt, processes and softirq are the host's: no cgroup counts interrupts,
- * context switches or forks (summing per-task counts would fall whenever a task exits), and the
- * host's counters are monotonic and honest about the machine. btime must stay the host's:
- * ps computes every process start time as btime + /proc/<pid>/stat's ticks since host boot.
- */
+// /proc/stat for a container: one cpuN line per visible CPU, renumbered like cpuinfo, carrying
+// the cgroup's CPU time. Columns grow by deltas since the previous read of the same container
+// (the caller keeps the returned StatHistory), so none ever goes backwards; the splitting of the
+// cgroup's time over rows, idle and the other lines: docs/views.md#stat.
 import type { CpuUsage, TaskCounts } from '../cgroup/snapshot';
 import type { HostStat, StatCpuTicks } from '../host/snapshot';
 import { STAT_CPU_FIELDS } from '../host/stat';
+import { atLeastZero, maxBig, splitByWeight } from '../cgroup/bigints';
 
 export interface StatInput {
   host: HostStat;
@@ -118,14 +75,15 @@ export function renderStat(input: StatInput): { text: string; history: StatHisto
   const rows: StatRow[] = [];
   const deltas = visible.map((id) => hostStep.deltas.get(id) ?? NO_DELTA);
 
-  // The container's time for each shown row in this interval (usage mode).
+  // The cgroup's time per shown row in this interval: its own CPU's, plus time from CPUs not
+  // shown (or all of it, v2) spread by host busy time, within each row's free time.
   let userAdd: bigint[] = [];
   let systemAdd: bigint[] = [];
   if (usageStep !== null) {
     const own = usageStep.own;
     const capacity = deltas.map((d, row) => atLeastZero(d.totalTicks - d.ticks.steal - own[row]!.userTicks - own[row]!.systemTicks));
     const folded = fillByWeight(usageStep.poolUser + usageStep.poolSystem, deltas.map((d) => d.busyTicks), capacity);
-    const foldedSystem = apportion(usageStep.poolSystem, folded);
+    const foldedSystem = splitByWeight(usageStep.poolSystem, folded);
     userAdd = own.map((o, row) => o.userTicks + folded[row]! - foldedSystem[row]!);
     systemAdd = own.map((o, row) => o.systemTicks + foldedSystem[row]!);
   }
@@ -138,8 +96,10 @@ export function renderStat(input: StatInput): { text: string; history: StatHisto
     if (usageStep !== null) {
       t.user += userAdd[row]!;
       t.system += systemAdd[row]!;
-      t.steal += delta.ticks.steal;
+      t.steal += delta.ticks.steal; // the hypervisor took it from every container on the CPU
+      // nice, iowait, irq, softirq, guest stay as they were: no cgroup accounts them.
     } else {
+      // No usage figure: the host's columns of the shown CPU, as the TencentOS kernel does.
       for (const field of STAT_CPU_FIELDS) if (field !== 'idle') t[field] += delta.ticks[field];
     }
     // Idle is whatever of the row's elapsed time no other column claims; held while they run ahead.
@@ -170,7 +130,7 @@ function otherLineValue(key: string, hostRest: string, tasks: TaskCounts | null)
   // The reader is running while the kernel prints this file, so the kernel never prints 0 here.
   if (key === 'procs_running') return String(Math.max(1, tasks.running));
   if (key === 'procs_blocked') return String(tasks.blocked);
-  return hostRest;
+  return hostRest; // intr, ctxt, processes, softirq: no cgroup counts them; btime: ps needs the host's
 }
 
 // ---- host deltas --------------------------------------------------------------------------
@@ -226,7 +186,7 @@ interface UsageStep {
 }
 
 function stepUsage(usage: CpuUsage, userHz: bigint, visible: number[], previous: StatHistory | null): UsageStep {
-  const toTicks = (ns: bigint) => (ns * userHz) / NS_PER_SEC;
+  const toTicks = (ns: bigint) => (ns * userHz) / NS_PER_SEC; // floor of the cumulative: no drift
   // No history: everything the cgroup ever used is new. History without a usage mark (usage was
   // unknown until now): start counting from now, the rows already hold the host's columns.
   const firstRender = previous === null;
@@ -272,37 +232,15 @@ function stepUsage(usage: CpuUsage, userHz: bigint, visible: number[], previous:
 
 /** A cgroup counter that fell was reset (recreated cgroup): count from its new value, add 0 now. */
 function counterDelta(before: bigint, now: bigint): bigint {
-  return now > before ? now - before : 0n;
+  return atLeastZero(now - before);
 }
 
-// ---- integer apportioning -----------------------------------------------------------------
+// ---- integer splitting --------------------------------------------------------------------
 
 /**
- * Split `total` over rows in proportion to `weights` (all 0 = evenly), in whole ticks summing to
- * exactly `total`: floor shares, then the leftover ticks to the largest remainders (lowest row
- * first on ties).
- */
-export function apportion(total: bigint, weights: bigint[]): bigint[] {
-  if (total <= 0n || weights.length === 0) return weights.map(() => 0n);
-  let sum = 0n;
-  for (const w of weights) sum += w;
-  const w = sum > 0n ? weights : weights.map(() => 1n);
-  if (sum <= 0n) sum = BigInt(weights.length);
-  const shares = w.map((wi) => (total * wi) / sum);
-  let left = total;
-  for (const s of shares) left -= s;
-  const byRemainder = w
-    .map((wi, row) => ({ row, remainder: (total * wi) % sum }))
-    .sort((a, b) => (a.remainder === b.remainder ? a.row - b.row : a.remainder > b.remainder ? -1 : 1));
-  for (let k = 0; left > 0n; k++, left--) shares[byRemainder[k]!.row]! += 1n;
-  return shares;
-}
-
-/**
- * Pour `pool` into rows in proportion to `weights`, no row past its `capacity`; a full row drops
- * out and the rest is shared again among the others ("water filling"). What exceeds every
- * row's capacity is still given out, by weight: the cgroup's time is conserved, and idle
- * (held, never lowered) absorbs the overshoot.
+ * Pour `pool` into rows by `weights`, no row past its `capacity`; a full row drops out and the
+ * rest is shared again ("water filling"). What exceeds every capacity is still given out by
+ * weight: the cgroup's time is conserved, and idle (held, never lowered) absorbs the overshoot.
  */
 export function fillByWeight(pool: bigint, weights: bigint[], capacity: bigint[]): bigint[] {
   const shares = weights.map(() => 0n);
@@ -312,7 +250,7 @@ export function fillByWeight(pool: bigint, weights: bigint[], capacity: bigint[]
     const openWeights = open.map((row) => weights[row]!);
     // No busy time anywhere to go by: fill by free room instead.
     const useRoom = openWeights.every((w) => w === 0n);
-    const offered = apportion(remaining, useRoom ? open.map((row) => capacity[row]! - shares[row]!) : openWeights);
+    const offered = splitByWeight(remaining, useRoom ? open.map((row) => capacity[row]! - shares[row]!) : openWeights);
     const overflowing = open.filter((row, k) => shares[row]! + offered[k]! > capacity[row]!);
     if (overflowing.length === 0) {
       open.forEach((row, k) => (shares[row]! += offered[k]!));
@@ -326,7 +264,7 @@ export function fillByWeight(pool: bigint, weights: bigint[], capacity: bigint[]
     open = open.filter((row) => !overflowing.includes(row));
   }
   if (remaining > 0n) {
-    const extra = apportion(remaining, weights);
+    const extra = splitByWeight(remaining, weights);
     extra.forEach((e, row) => (shares[row]! += e));
   }
   return shares;
@@ -347,12 +285,4 @@ function clampUp(before: StatCpuTicks, now: StatCpuTicks): StatCpuTicks {
 
 function formatTicks(t: StatCpuTicks, fieldCount: number): string {
   return STAT_CPU_FIELDS.slice(0, fieldCount).map((field) => t[field]).join(' ');
-}
-
-function maxBig(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
-}
-
-function atLeastZero(a: bigint): bigint {
-  return a > 0n ? a : 0n;
 }

@@ -1,22 +1,6 @@
-/**
- * /proc/uptime for a container: "uptime idle\n" in seconds with two decimals.
- *
- * - uptime: host uptime - the container's start, where the start is its oldest process's start
- *   time (/proc/<pid>/stat field 22, clock ticks since boot). The container has "booted" when
- *   its first process still alive started.
- * - idle: the kernel sums idle over every CPU, so a 2-CPU host shows idle up to 2 x uptime. The
- *   container's CPUs (visibleCpuCount, what its cpuinfo/online show) were available for
- *   uptime x visibleCpuCount seconds, and it used cpuUsage of them: idle = that difference,
- *   never below 0 (the cgroup's usage counts from its creation, which may predate its oldest
- *   live process). Without a usage figure, the host's idle fraction is applied to the
- *   container's CPU time instead: idle = uptime x visible x hostIdle / (hostUptime x hostCpus).
- *   Idle can step backwards when the container's CPU count changes.
- * - No start time (containerStartTicks null, e.g. no process found): the host's values.
- *
- * Printed like the kernel: "%lu.%02lu", hundredths TRUNCATED, not rounded, so the container's
- * uptime never shows more than the host's. Computed in whole hundredths (bigint), so no
- * floating-point error reaches the last digit.
- */
+// /proc/uptime for a container: uptime since its oldest live process started, idle what its
+// visible CPUs did not use (docs/views.md#uptime). Whole hundredths, truncated like the kernel.
+import { atLeastZero, minBig } from '../cgroup/bigints';
 
 export interface UptimeInput {
   hostUptimeSec: number;
@@ -41,6 +25,7 @@ export function renderUptime(input: UptimeInput): string {
   const hostUptimeCs = BigInt(Math.round(input.hostUptimeSec * 100));
   const hostIdleCs = BigInt(Math.round(input.hostIdleSec * 100));
   if (input.containerStartTicks === null) {
+    // No start time (no process found): the host's values.
     return `${formatCentiseconds(hostUptimeCs)} ${formatCentiseconds(hostIdleCs)}\n`;
   }
 
@@ -53,16 +38,14 @@ export function renderUptime(input: UptimeInput): string {
   if (input.cpuUsageNs !== null) {
     idleCs = availableCs - input.cpuUsageNs / NS_PER_CENTISECOND;
   } else {
+    // No usage figure: the host's idle fraction applied to the container's CPU time.
     const hostAvailableCs = hostUptimeCs * BigInt(Math.max(0, input.hostCpuCount));
     idleCs = hostAvailableCs > 0n ? (availableCs * hostIdleCs) / hostAvailableCs : 0n;
   }
   // Never below 0, never more than the container's CPUs could have idled.
-  idleCs = atLeastZero(idleCs < availableCs ? idleCs : availableCs);
+  // The cgroup's usage may predate its oldest live process: never below 0.
+  idleCs = atLeastZero(minBig(idleCs, availableCs));
   return `${formatCentiseconds(uptimeCs)} ${formatCentiseconds(idleCs)}\n`;
-}
-
-function atLeastZero(a: bigint): bigint {
-  return a > 0n ? a : 0n;
 }
 
 function formatCentiseconds(cs: bigint): string {

@@ -1,64 +1,9 @@
-/**
- * /proc/vmstat for a container: every key of the host's file, in the host's order and format
- * ("name value\n"), with the container's own numbers where its cgroup accounts them.
- *
- * Where each value comes from, in the order the renderer tries them:
- *
- * 1. Memory gauges, from the cgroup's memory.stat / usage (pages unless noted):
- *    nr_free_pages = MemFree / page, as in meminfo (memoryMath.ts: ancestors' headroom too);
- *    nr_{inactive,active}_{anon,file}, nr_unevictable, nr_anon_pages, nr_file_pages, nr_mapped,
- *    nr_shmem, nr_dirty, nr_writeback, nr_slab_{reclaimable,unreclaimable} (v2 only; v1 has
- *    none: 0), nr_page_table_pages, nr_swapcached; nr_kernel_stack in kB (the kernel prints
- *    NR_KERNEL_STACK_KB); nr_anon_transparent_hugepages in PMD-sized huge pages (the kernel
- *    divides by HPAGE_PMD_NR). The per-zone LRU gauges nr_zone_* repeat the node values, as
- *    if the container's memory were one zone, so that sum(nr_zone_x) = nr_x as on the host;
- *    nr_zone_write_pending = nr_dirty + nr_writeback, as the kernel defines it.
- * 2. pgpgin / pgpgout: the kernel counts KiB submitted to block devices (sectors / 2). The
- *    container's equivalent is its io controller's bytes read / written (v2 io.stat
- *    rbytes/wbytes, v1 blkio io_service_bytes) / 1024, passed in as `blockIo`; without it, 0.
- *    v1's memory.stat pgpgin/pgpgout are NOT used even when present: they count pages charged
- *    to / uncharged from the memcg (every anonymous fault is a "pgpgin"), so procps vmstat's
- *    bi/bo would show memory allocation as disk input. v2 has no such counter at all.
- * 3. nr_dirty_threshold / nr_dirty_background_threshold: the host's thresholds scaled by the
- *    container's share of RAM (MemTotal / host MemTotal). The kernel applies the same dirty
- *    ratios to a memcg's own dirtyable memory, so the container's limit is roughly its share;
- *    the host's figure would exceed the container's whole memory.
- * 4. Event counters the memcg keeps, from memory.stat via MemorySnapshot.stat.events (keyed by
- *    the vmstat name): pgfault, pgmajfault, workingset_*, pgrefill, pgscan_{kswapd,direct,
- *    khugepaged,proactive}, pgsteal_*, pgactivate, pgdeactivate, pglazyfree, pglazyfreed,
- *    pswpin/pswpout (v2, recent kernels only), zswpin/zswpout/zswpwb, thp_fault_alloc,
- *    thp_collapse_alloc, thp_swpout*, numa_pages_migrated, numa_pte_updates, numa_hint_faults,
- *    pgdemote_*, pgpromote_success, ... whatever the running kernel's memcg exposes.
- * 5. Everything else is 0. These are host-wide: the memcg has no such counter, so no
- *    per-container figure exists.
- *      - NUMA placement: numa_hit, numa_miss, numa_foreign, numa_interleave, numa_local,
- *        numa_other (per node, not per memcg).
- *      - Page allocator and zones: nr_free_pages_blocks, nr_free_cma, nr_zspages, nr_mlock,
- *        nr_isolated_*, pgalloc_*, pgfree, pgskip_*, allocstall_*, nr_memmap_*,
- *        nr_iommu_pages, nr_balloon_pages, nr_kernel_misc_reclaimable, nr_kernel_file_pages,
- *        nr_sec_page_table_pages, nr_hugetlb, the THP size gauges nr_{file,shmem}_hugepages
- *        and nr_{file,shmem}_pmdmapped (not in the snapshot), workingset_nodes.
- *      - Compaction and migration: compact_*, pgmigrate_*, thp_migration_*.
- *      - Global reclaim machinery: kswapd_*, pageoutrun, slabs_scanned, pginodesteal,
- *        kswapd_inodesteal, drop_pagecache, drop_slab, zone_reclaim_*, nr_vmscan_write,
- *        nr_vmscan_immediate_reclaim, pgrotated, pgscan_direct_throttle, pgreuse, and
- *        pgscan_{anon,file} / pgsteal_{anon,file} (the memcg splits by reclaimer, not type).
- *      - Writeback: nr_dirtied, nr_written, nr_throttled_written; pins: nr_foll_pin_*.
- *      - unevictable_pgs_*, htlb_buddy_*, balloon_*, direct_map_*, swap_ra*, swpin_zero,
- *        swpout_zero, ksm_*, cow_ksm, the THP events the memcg does not count, oom_kill
- *        (v2 keeps it in memory.events, which the snapshot does not carry), nr_unstable.
- *      - Any key a newer kernel adds, until someone decides otherwise.
- *    Zero rather than the host's value: a number in the container's /proc/vmstat is read as
- *    the container's own, so a host counter there would be other tenants' activity (a leak,
- *    and rates that move while the container is idle). 0 is what the kernel itself prints for
- *    an event that never happened, and rate-based monitoring reads it as "none".
- *    procps `vmstat` reads only pgpgin/pgpgout/pswpin/pswpout (bi/bo/si/so) from this file;
- *    those are per container (2. and 4.) or 0 where the kernel gives no per-cgroup figure.
- *
- * No value passes through from the host unchanged, and none is negative.
- */
+// /proc/vmstat for a container: the host's keys in the host's order, with the container's own
+// numbers where its memcg counts them and 0 where only the host does (a host counter here would
+// be other tenants' activity). Every key's source: docs/views.md#vmstat.
 import type { MemorySnapshot } from '../cgroup/snapshot';
 import type { HostVmstat } from '../host/snapshot';
+import { atLeastZero } from '../cgroup/bigints';
 import { containerMemFreeBytes, containerMemTotalBytes } from './memoryMath';
 
 /** Bytes the container's io controller has read from / written to block devices. */
@@ -67,7 +12,8 @@ export interface BlockIoBytes {
   writeBytes: bigint;
 }
 
-/** Host thresholds that are scaled to the container's share of RAM (see 3. above). */
+/** The kernel applies the dirty ratios to a memcg's own memory: scale the host's thresholds by
+ *  the container's share of RAM. */
 const SCALED_BY_MEMORY_SHARE: ReadonlySet<string> = new Set([
   'nr_dirty_threshold',
   'nr_dirty_background_threshold',
@@ -75,8 +21,9 @@ const SCALED_BY_MEMORY_SHARE: ReadonlySet<string> = new Set([
 
 /**
  * @param pageSizeBytes the host's page size (4096 on x86-64), the unit of the nr_* gauges
- * @param hostMemTotalKb the host's MemTotal, for MemTotal/nr_free_pages exactly as meminfo
- * @param blockIo the container's block I/O, for pgpgin/pgpgout; null = unknown (both 0)
+ * @param hostMemTotalKb the host's MemTotal, for nr_free_pages exactly as meminfo's MemFree
+ * @param blockIo the container's block I/O, for pgpgin/pgpgout; null = unknown (both 0). No
+ *   caller passes it yet (nothing reads io.stat / blkio), so both are 0 today.
  */
 export function renderVmstat(
   host: HostVmstat,
@@ -97,7 +44,7 @@ export function renderVmstat(
     if (gauge !== undefined) {
       value = gauge;
     } else if (key === 'pgpgin') {
-      // Never memory.stat's pgpgin: same name, different meaning (see 2. above).
+      // KiB read from block devices. Never v1 memory.stat's pgpgin: it counts pages charged.
       value = blockIo === null ? 0n : blockIo.readBytes / 1024n;
     } else if (key === 'pgpgout') {
       value = blockIo === null ? 0n : blockIo.writeBytes / 1024n;
@@ -105,14 +52,14 @@ export function renderVmstat(
       // No host RAM figure to scale by (never on a real host): keep the host's threshold.
       value = hostMemTotalBytes > 0n ? (hostValue * memTotalBytes) / hostMemTotalBytes : hostValue;
     } else {
-      value = events.get(key) ?? 0n;
+      value = events.get(key) ?? 0n; // 0: the memcg has no such counter
     }
-    out += `${key} ${value > 0n ? value : 0n}\n`;
+    out += `${key} ${atLeastZero(value)}\n`;
   }
   return out;
 }
 
-/** The gauges of step 1, by vmstat name. */
+/** The memcg's gauges in pages, by vmstat name. */
 function memoryGauges(
   memory: MemorySnapshot,
   pageSizeBytes: bigint,
@@ -120,8 +67,7 @@ function memoryGauges(
 ): Map<string, bigint> {
   const s = memory.stat;
   const pages = (bytes: bigint) => bytes / pageSizeBytes;
-  // A PMD maps one page-table page of entries: page size / 8 bytes per entry (64-bit), so
-  // 2 MiB with 4 KiB pages, 512 MiB with 64 KiB pages: the kernel's HPAGE_PMD_SIZE.
+  // HPAGE_PMD_SIZE: a PMD maps a page-table page of 8-byte entries (2 MiB with 4 KiB pages).
   const pmdHugePageBytes = pageSizeBytes * (pageSizeBytes / 8n);
 
   const inactiveAnon = pages(s.inactiveAnonBytes);
@@ -134,12 +80,13 @@ function memoryGauges(
 
   return new Map<string, bigint>([
     ['nr_free_pages', pages(containerMemFreeBytes(hostMemTotalKb, memory))],
+    // One zone: the nr_zone_* gauges repeat the node's, so that they sum to nr_* as on a host.
     ['nr_zone_inactive_anon', inactiveAnon],
     ['nr_zone_active_anon', activeAnon],
     ['nr_zone_inactive_file', inactiveFile],
     ['nr_zone_active_file', activeFile],
     ['nr_zone_unevictable', unevictable],
-    ['nr_zone_write_pending', dirty + writeback],
+    ['nr_zone_write_pending', dirty + writeback], // the kernel's definition
     ['nr_inactive_anon', inactiveAnon],
     ['nr_active_anon', activeAnon],
     ['nr_inactive_file', inactiveFile],
@@ -149,13 +96,13 @@ function memoryGauges(
     ['nr_slab_unreclaimable', pages(s.slabUnreclaimableBytes)],
     ['nr_anon_pages', pages(s.anonBytes)],
     ['nr_mapped', pages(s.fileMappedBytes)],
-    // memcg "file" is the same NR_FILE_PAGES counter (shmem and swap cache included).
+    // memcg "file" is its NR_FILE_PAGES (shmem included; swap cache is charged only as swapcached).
     ['nr_file_pages', pages(s.fileBytes)],
     ['nr_dirty', dirty],
     ['nr_writeback', writeback],
     ['nr_shmem', pages(s.shmemBytes)],
     ['nr_anon_transparent_hugepages', s.anonHugeBytes / pmdHugePageBytes],
-    ['nr_kernel_stack', s.kernelStackBytes / 1024n],
+    ['nr_kernel_stack', s.kernelStackBytes / 1024n], // the kernel prints it in kB
     ['nr_page_table_pages', pages(s.pageTablesBytes)],
     ['nr_swapcached', pages(s.swapCachedBytes)],
   ]);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { CpuUsage, TaskCounts } from '../../src/cgroup/snapshot';
 import type { HostStat, StatCpuTicks } from '../../src/host/snapshot';
 import { parseStat, STAT_CPU_FIELDS } from '../../src/host/stat';
-import { apportion, fillByWeight, renderStat, type StatHistory, type StatInput } from '../../src/views/stat';
+import { fillByWeight, renderStat, type StatHistory, type StatInput } from '../../src/views/stat';
 
 const fixture = (name: string) => readFileSync(path.join(__dirname, '../fixtures/proc', name), 'utf8');
 
@@ -323,14 +323,7 @@ describe('renderStat: never backwards', () => {
   });
 });
 
-describe('apportion / fillByWeight', () => {
-  it('splits in whole ticks that sum exactly to the total', () => {
-    expect(apportion(10n, [1n, 1n, 1n])).toEqual([4n, 3n, 3n]);
-    expect(apportion(7n, [0n, 0n])).toEqual([4n, 3n]);
-    expect(apportion(0n, [5n, 5n])).toEqual([0n, 0n]);
-    expect(apportion(100n, [3n, 1n])).toEqual([75n, 25n]);
-  });
-
+describe('fillByWeight', () => {
   it('caps rows at their capacity and pours the rest into rows with room', () => {
     expect(fillByWeight(100n, [9n, 1n], [50n, 100n])).toEqual([50n, 50n]);
     expect(fillByWeight(30n, [1n, 1n, 1n], [5n, 100n, 100n])).toEqual([5n, 13n, 12n]);

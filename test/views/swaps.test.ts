@@ -47,7 +47,7 @@ describe('renderSwaps', () => {
     expect(sum(parsed.devices.map((d) => d.usedKb))).toBe(300n * 1024n);
     // In proportion to the device sizes (1:2), same fill ratio everywhere, Used <= Size.
     expect(parsed.devices.map((d) => d.sizeKb)).toEqual([349525n, 699051n]);
-    expect(parsed.devices.map((d) => d.usedKb)).toEqual([102399n, 204801n]);
+    expect(parsed.devices.map((d) => d.usedKb)).toEqual([102400n, 204800n]); // exact 102399.90, 204800.10
     for (const d of parsed.devices) expect(d.usedKb).toBeLessThanOrEqual(d.sizeKb);
     // Path, type and priority are the host's.
     expect(parsed.devices.map((d) => [d.filename, d.type, d.priority])).toEqual([
@@ -60,8 +60,8 @@ describe('renderSwaps', () => {
     const text = renderSwaps(TWO_DEVICES, memory({}), HOST_SWAP_TOTAL_KB);
     expect(text).toBe(
       HEADER +
-        '/dev/sda2                               partition\t349525\t\t102399\t\t-2\n' +
-        '/var/lib/swap/a\\040file                 file\t\t699051\t\t204801\t\t-3\n',
+        '/dev/sda2                               partition\t349525\t\t102400\t\t-2\n' +
+        '/var/lib/swap/a\\040file                 file\t\t699051\t\t204800\t\t-3\n',
     );
   });
 
@@ -75,8 +75,8 @@ describe('renderSwaps', () => {
   it('drops the second tab after numbers of 8 digits, as the kernel does', () => {
     const big = memory({ swapLimitBytes: null, swapUsageBytes: 20n * 1024n * MIB });
     const lines = renderSwaps(TWO_DEVICES, big, HOST_SWAP_TOTAL_KB).split('\n');
-    // Device 2: 16777212 kB (8 digits, one tab), the rest of 20 GiB after device 1's floor(20 GiB x 1/3) = 13981015 kB.
-    expect(lines[2]).toBe('/var/lib/swap/a\\040file                 file\t\t16777212\t13981015\t-3');
+    // Device 2: 16777212 kB (8 digits, one tab); its share of 20 GiB, 13981014.44 kB, rounds to 13981014.
+    expect(lines[2]).toBe('/var/lib/swap/a\\040file                 file\t\t16777212\t13981014\t-3');
   });
 
   it('caps Used at Size when the usage is above a lowered limit', () => {

@@ -1,61 +1,43 @@
-/**
- * cgroup v1 cpuset, cpu (CFS bandwidth) and cpuacct controllers -> CpuLimits / CpuUsage.
- *
- * - cpuset.effective_cpus: the CPUs the cgroup may really use (its cpuset.cpus narrowed by its
- *   ancestors and by CPU hotplug); older kernels lack it, then cpuset.cpus.
- * - cpu.cfs_quota_us / cpu.cfs_period_us: quota -1 = no limit. A cgroup's tasks are throttled
- *   by every ancestor's quota too, so the limit is the tightest ratio on the way to the root.
- * - cpuacct.usage_all (4.7+): "cpu user system" then one line per possible CPU, in ns.
- *   Fallbacks: cpuacct.usage_percpu_user / _sys (same kernels, one line each), then, on old
- *   kernels, cpuacct.usage_percpu split by the user/system ratio of cpuacct.stat.
- */
+// cgroup v1 cpuset, cpu (CFS bandwidth) and cpuacct controllers -> CpuLimits / CpuUsage.
 import { CgroupParseError } from '../snapshot';
 import type { CpuUsage } from '../snapshot';
 import { MAX_CPU_COUNT } from '../cpulist';
 import {
-  parseCpuListIn,
-  shown,
+  leastUpTree,
   parseDecimal,
   parseUnsigned,
+  readFirstCpuset,
   readFlatKeyed,
   readOptionalFile,
   readSingleValue,
-  selfAndAncestors,
+  shown,
 } from '../parse';
+import { atLeastZero } from '../bigints';
 
-/** Effective cpuset of the v1 cpuset cgroup at `dir`; null = no cpuset file (or empty). */
+/** Effective cpuset of the v1 cpuset cgroup at `dir` (cpuset.effective_cpus; older kernels
+ *  cpuset.cpus); null = no cpuset file (or empty). */
 export function readV1CpusetCpus(dir: string, cpuCountLimit?: number): number[] | null {
-  for (const file of ['cpuset.effective_cpus', 'cpuset.cpus']) {
-    const text = readOptionalFile(dir, file);
-    if (text === null) continue;
-    const cpus = parseCpuListIn(text, dir, file, cpuCountLimit);
-    // A v1 cpuset with no CPUs cannot hold tasks: treat it as "no information" rather than
-    // telling a reader it has zero CPUs.
-    return cpus.length === 0 ? null : cpus;
-  }
-  return null;
+  return readFirstCpuset([[dir, 'cpuset.effective_cpus'], [dir, 'cpuset.cpus']], cpuCountLimit);
 }
 
-/** Tightest CFS quota, in CPUs, of `dir` and its ancestors up to `root`; null = none. */
+/** Tightest CFS quota (cfs_quota_us / cfs_period_us), in CPUs, of `dir` and its ancestors up to
+ *  `root`; null = none. */
 export function readV1QuotaCpus(dir: string, root: string): number | null {
-  let tightest: number | null = null;
-  for (const level of selfAndAncestors(dir, root)) {
+  return leastUpTree(dir, root, (level) => {
     const quotaUs = readSingleValue(level, 'cpu.cfs_quota_us');
-    if (quotaUs === null || quotaUs < 0n) continue; // no CFS bandwidth support / -1 = unlimited
+    if (quotaUs === null || quotaUs < 0n) return null; // no CFS bandwidth support / -1 = unlimited
     const periodUs = readSingleValue(level, 'cpu.cfs_period_us');
     if (periodUs === null || periodUs <= 0n) {
       throw new CgroupParseError(level, 'cpu.cfs_period_us', 'missing or zero while a quota is set');
     }
-    const cpus = Number(quotaUs) / Number(periodUs); // small numbers: exact enough as doubles
-    if (tightest === null || cpus < tightest) tightest = cpus;
-  }
-  return tightest;
+    return Number(quotaUs) / Number(periodUs); // small numbers: exact enough as doubles
+  });
 }
 
 /**
- * CPU time of the v1 cpuacct cgroup at `dir`; null when no per-mode accounting file exists.
- * Every CPU id (and per-CPU list length) is checked against `cpuCountLimit` before it indexes
- * anything: a file naming CPU 4294967294 is an error, not a 4-billion-entry array.
+ * CPU time of the v1 cpuacct cgroup at `dir`, per CPU: cpuacct.usage_all (4.7+), else
+ * usage_percpu_user/_sys, else usage_percpu split by cpuacct.stat; null when none exists.
+ * CPU ids are checked against `cpuCountLimit` before they index anything.
  */
 export function readV1CpuUsage(dir: string, cpuCountLimit = MAX_CPU_COUNT): CpuUsage | null {
   const perCpu =
@@ -134,11 +116,8 @@ function readPercpuUserSys(dir: string, cpuCountLimit: number): PerCpu | null {
   return user.map((userNs, i) => ({ userNs, systemNs: system[i]! }));
 }
 
-/**
- * Old kernels (< 4.7) have only per-CPU totals and a user/system split in USER_HZ ticks over
- * all CPUs (cpuacct.stat): split every CPU's total by that overall ratio. Derived, not exact,
- * but the totals are right and no CPU's time is invented.
- */
+/** Kernels before 4.7 split user/system only over all CPUs (cpuacct.stat, in ticks): we split
+ *  each CPU's total by that ratio, so the totals stay exact. */
 function readPercpuSplitByStat(dir: string, cpuCountLimit: number): PerCpu | null {
   const totals = readValueList(dir, 'cpuacct.usage_percpu', cpuCountLimit);
   const stat = readFlatKeyed(dir, 'cpuacct.stat');
@@ -151,8 +130,4 @@ function readPercpuSplitByStat(dir: string, cpuCountLimit: number): PerCpu | nul
     const userNs = ticks > 0n ? (totalNs * userTicks) / ticks : totalNs;
     return { userNs, systemNs: totalNs - userNs };
   });
-}
-
-function atLeastZero(value: bigint): bigint {
-  return value > 0n ? value : 0n;
 }

@@ -1,19 +1,10 @@
-/**
- * cgroup v1 memory controller -> MemorySnapshot.
- *
- * Files (Documentation/admin-guide/cgroup-v1/memory.rst):
- * - memory.stat: per-cgroup values, then "hierarchical_memory_limit" (the smallest
- *   memory.limit_in_bytes of the cgroup and its ancestors: the kernel walks them for us),
- *   "hierarchical_memsw_limit" (same for memory+swap; only with swap accounting), then
- *   "total_<name>" for the cgroup and all its descendants. We use the total_* values: a
- *   container's usage includes its child cgroups, exactly as memory.usage_in_bytes does.
- * - memory.usage_in_bytes: memory charged now (includes kernel memory on kernels that charge it).
- * - memory.memsw.*: memory+swap; absent when the kernel does not account swap
- *   (swapaccount=0, CONFIG_MEMCG_SWAP off) — then memory.stat has no swap lines either.
- */
+// cgroup v1 memory controller -> MemorySnapshot. We read memory.stat's total_* values: a
+// container's usage includes its child cgroups, as memory.usage_in_bytes does. memory.memsw.*
+// (memory+swap) is absent when the kernel does not account swap.
 import { CgroupParseError } from '../snapshot';
 import type { MemorySnapshot, MemoryStat } from '../snapshot';
-import { nonNegative, readFlatKeyed, readOptionalFile, readSingleValue, selfAndAncestors, tighter, v1LimitOrNull } from '../parse';
+import { readFlatKeyed, readOptionalFile, readSingleValue, selfAndAncestors, v1LimitOrNull } from '../parse';
+import { atLeastZero, tighter } from '../bigints';
 
 /** v1 memory.stat names that are byte gauges (the rest are event counts). */
 const V1_BYTE_KEYS: ReadonlySet<string> = new Set([
@@ -31,8 +22,7 @@ export function readV1Memory(dir: string, root: string = dir): MemorySnapshot | 
   if (raw === null) return null;
   const total = (name: string): bigint => {
     // total_* is always printed on v1; a stat without it (never seen) falls back to local.
-    const value = raw.get(`total_${name}`) ?? raw.get(name) ?? 0n;
-    return value > 0n ? value : 0n;
+    return atLeastZero(raw.get(`total_${name}`) ?? raw.get(name) ?? 0n);
   };
 
   const stat: MemoryStat = {
@@ -48,8 +38,7 @@ export function readV1Memory(dir: string, root: string = dir): MemorySnapshot | 
     activeFileBytes: total('active_file'),
     inactiveFileBytes: total('inactive_file'),
     unevictableBytes: total('unevictable'),
-    // v1 memory.stat has no kernel-memory breakdown (only memory.kmem.usage_in_bytes as one
-    // sum): 0, as documented in MemoryStat.
+    // v1 has no kernel-memory breakdown (memory.kmem.usage_in_bytes is one sum): 0.
     slabReclaimableBytes: 0n,
     slabUnreclaimableBytes: 0n,
     kernelStackBytes: 0n,
@@ -66,7 +55,7 @@ export function readV1Memory(dir: string, root: string = dir): MemorySnapshot | 
 
   // A cgroup's usage_in_bytes is its page counter; the root memcg has no counter of its own
   // and the kernel derives its usage as cache + rss (mem_cgroup_usage): do the same if absent.
-  const usageBytes = nonNegative(readSingleValue(dir, 'memory.usage_in_bytes') ?? total('cache') + total('rss'));
+  const usageBytes = atLeastZero(readSingleValue(dir, 'memory.usage_in_bytes') ?? total('cache') + total('rss'));
 
   const swap = readV1Swap(dir, raw, limitBytes, usageBytes);
   // No limit anywhere (the kernel's own walk says so): no ancestor to read.
@@ -93,8 +82,8 @@ function readV1Headroom(dir: string, root: string, prefix: 'memory' | 'memory.me
     const limitBytes = limit === null ? null : v1LimitOrNull(limit);
     if (limitBytes === null) continue;
     const usage = level === dir && ownUsage !== null ? ownUsage : readSingleValue(level, `${prefix}.usage_in_bytes`);
-    const usageBytes = nonNegative(usage ?? 0n);
-    headroom = tighter(headroom, limitBytes > usageBytes ? limitBytes - usageBytes : 0n);
+    const usageBytes = atLeastZero(usage ?? 0n);
+    headroom = tighter(headroom, atLeastZero(limitBytes - usageBytes));
   }
   return headroom;
 }
@@ -146,8 +135,7 @@ function readV1Swap(
   // (The kernel enforces memsw >= memory limit on every cgroup, so this is >= 0 in practice.)
   let swapLimitBytes: bigint | null = null;
   if (memswLimitBytes !== null) {
-    const swapOnly = memswLimitBytes - (limitBytes ?? 0n);
-    swapLimitBytes = swapOnly > 0n ? swapOnly : 0n;
+    swapLimitBytes = atLeastZero(memswLimitBytes - (limitBytes ?? 0n));
   }
 
   // total_swap is the exact hierarchical swap counter; memsw.usage - usage is the fallback.
@@ -162,7 +150,7 @@ function readV1Swap(
   }
   return {
     swapLimitBytes,
-    swapUsageBytes: swapUsageBytes > 0n ? swapUsageBytes : 0n,
+    swapUsageBytes: atLeastZero(swapUsageBytes),
     swapAccounted: true,
   };
 }

@@ -1,28 +1,16 @@
-/**
- * cgroup v2 memory controller -> MemorySnapshot.
- *
- * Files (Documentation/admin-guide/cgroup-v2.rst): memory.current, memory.max, memory.stat,
- * memory.swap.current, memory.swap.max. All of them except memory.stat exist only on non-root
- * cgroups. memory.stat and memory.current already include the cgroup's descendants.
- *
- * v2 has no hierarchical_* lines: the effective limit is the smallest memory.max of the cgroup
- * and its ancestors, which we walk ourselves. memory.high is not a limit (the kernel throttles
- * and reclaims above it, but never refuses or OOM-kills), so it does not shrink MemTotal.
- *
- * A cgroup whose parent does not enable the memory controller for it (no "memory" in the
- * parent's cgroup.subtree_control) has no memory.* files; its memory is charged to the nearest
- * ancestor that has them, so that ancestor is what we read.
- */
+// cgroup v2 memory controller -> MemorySnapshot. v2 has no hierarchical_* lines, so we walk the
+// ancestors for the smallest memory.max ourselves. memory.high is not a limit (the kernel
+// throttles above it but never OOM-kills), so it does not shrink MemTotal. A cgroup without
+// memory.* files is charged to the nearest ancestor that has them: we read that one.
 import type { MemorySnapshot, MemoryStat } from '../snapshot';
 import {
-  nonNegative,
   parseByteLimit,
   readFlatKeyed,
   readOptionalFile,
   readSingleValue,
   selfAndAncestors,
-  tighter,
 } from '../parse';
+import { atLeastZero, tighter } from '../bigints';
 
 /** v2 memory.stat names that are byte gauges (the rest are event counts). */
 const V2_BYTE_KEYS: ReadonlySet<string> = new Set([
@@ -48,10 +36,7 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
   }
   if (raw === null) return null;
   const accountingDir = chain[index]!;
-  const byteValue = (name: string): bigint => {
-    const value = raw.get(name) ?? 0n;
-    return value > 0n ? value : 0n;
-  };
+  const byteValue = (name: string): bigint => atLeastZero(raw.get(name) ?? 0n);
 
   const stat: MemoryStat = {
     anonBytes: byteValue('anon'),
@@ -77,7 +62,7 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
 
   // The root cgroup has no memory.current; the kernel's own notion of the root's usage
   // (v1 mem_cgroup_usage) is anon + file, so use that.
-  const usageBytes = nonNegative(
+  const usageBytes = atLeastZero(
     readSingleValue(accountingDir, 'memory.current') ?? byteValue('anon') + byteValue('file'),
   );
 
@@ -99,7 +84,7 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
     headroomBytes: memoryLevels.headroomBytes,
     swapHeadroomBytes: swapCurrent === null ? null : swapLevels.headroomBytes,
     swapLimitBytes: swapCurrent === null ? null : swapLimitBytes,
-    swapUsageBytes: swapCurrent === null || swapCurrent < 0n ? 0n : swapCurrent,
+    swapUsageBytes: atLeastZero(swapCurrent ?? 0n),
     swapAccounted: swapCurrent !== null,
     stat,
   };
@@ -125,9 +110,9 @@ function readLimitChain(
     const limit = readMaxFile(level, limitFile);
     if (limit === null) continue;
     const known = level === levels[0] ? firstUsage : null;
-    const usage = nonNegative(known ?? readSingleValue(level, usageFile) ?? 0n);
+    const usage = atLeastZero(known ?? readSingleValue(level, usageFile) ?? 0n);
     limitBytes = tighter(limitBytes, limit);
-    headroomBytes = tighter(headroomBytes, limit > usage ? limit - usage : 0n);
+    headroomBytes = tighter(headroomBytes, atLeastZero(limit - usage));
   }
   return { limitBytes, headroomBytes };
 }
