@@ -15,7 +15,7 @@
 # running, how many times a column of a cpu line of /proc/stat went backwards over 50 reads
 # 0.1 s apart. LXCFS updates its loads every 5 s; isolfs runs with its default interval (5 s).
 #
-#   sudo bench/compare-lxcfs.sh          # ~3 minutes
+#   bench/compare-lxcfs.sh          # ~3 minutes
 #
 # Environment: LOAD_SECONDS (default 40), CASES ("quota cpuset all"; also available:
 # "quota-half", 0.5 CPU; "late", the 1.5-CPU quota with the loops started 10 s BEFORE either

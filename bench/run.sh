@@ -6,7 +6,7 @@
 # median is reported, because the machine is noisy. Also reports each daemon's RSS and the CPU
 # time it used while serving.
 #
-#   sudo bench/run.sh                 # ~2 minutes
+#   bench/run.sh                 # ~2 minutes
 #   DURATION=3 ROUNDS=5 bench/run.sh  # longer, steadier
 #
 # Environment: DURATION (seconds per cell, default 1.5), ROUNDS (default 3), READERS ("1 4"),
