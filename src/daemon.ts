@@ -173,7 +173,9 @@ export class Daemon {
         intervalMs: options.attachIntervalMs,
         hostIsolated: () => switches.hostIsolated,
         tree: filesystem,
-        attached,
+        // TODO(merge): the container registry (src/containers/registry.ts) takes this; until then
+        // the backend's map. Subtrees of vanished containers are the registry sweep's to remove.
+        containers: { markAttached: (location) => attached.set(location.key, location) },
         logger,
       });
       daemon.attachManager.start();

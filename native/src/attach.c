@@ -11,19 +11,25 @@
  * *after* entering it (move_mount), without the host path ever being visible inside.
  *
  * Usage:
- *   isolfs-attach --pid PID [--replace] [--read-only] SRC:DST [SRC:DST ...]
- *                                                                attach SRC (host) over DST
- *   isolfs-attach --pid PID --check DST [DST ...]                report the state of each DST
- *   isolfs-attach --pid PID --unmount DST [DST ...]              detach the top mount on each DST
+ *   isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]
+ *                                                 detach the named mounts on DST, attach SRC over it
+ *   isolfs-attach --pid PID --check DST [DST ...]    report the state of each DST
+ *   isolfs-attach --pid PID --unmount DST [DST ...]  detach the top mount on each DST
  *
- * SRC:DST is split at the LAST colon (host sources may contain colons; container targets are
- * fixed paths such as /proc/vmstat). DST is resolved inside the container: after setns the
+ * SRC:DST:IDS is split at the LAST two colons (host sources may contain colons; container
+ * targets are fixed paths such as /proc/vmstat). IDS is empty or a comma-separated list of at
+ * most MAX_DETACH_IDS mount ids (positive integers, mountinfo's first field, as the caller read
+ * them from the container's mountinfo). DST is resolved inside the container: after setns the
  * helper chroots to /proc/PID/root, the root that process sees. DST must already exist (a bind
  * covers an existing file; nothing is ever created inside a container) and must not contain
  * whitespace (output is space-separated).
  *
+ * Before attaching, the helper detaches the topmost mount on DST while its id (statx
+ * STATX_MNT_ID, Linux 5.8+) is in IDS, and nothing else: which mounts to replace is the
+ * caller's decision. The new mount goes on top of whatever is left.
+ *
  * Output: one line per DST on stdout, in argument order, first word the result:
- *   attach:  "ok DST [replaced=N]" | "err DST ERRNAME message"
+ *   attach:  "ok DST detached=N" | "err DST ERRNAME message"     (N: named mounts detached)
  *   check:   "live DST" | "dead DST" | "absent DST" | "not-mounted DST" | "err DST ERRNAME message"
  *   unmount: "ok DST" | "err DST ERRNAME message"
  * "dead" means a mount whose FUSE connection is gone (stat fails with ENOTCONN).
@@ -31,10 +37,6 @@
  * Exit status: 0 every item succeeded (for --check: every state was determined), 1 at least one
  * item failed (see its line), 2 usage error, 3 could not enter the container (nothing was done;
  * no stdout, one line on stderr starting "isolfs-attach: ERRNAME").
- *
- * --replace: before attaching, detach mounts stacked on DST that are ours to replace: a dead
- * mount (ENOTCONN), a FUSE mount, or a mount of the same filesystem as SRC. Anything else (a
- * runtime's own bind of another filesystem) is left in place and the new mount goes on top.
  *
  * --read-only: make the attached mounts read-only (mount_setattr, Linux 5.12+), so a container
  * cannot write through to the source even where the source itself would allow it.
@@ -49,9 +51,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Older glibc/kernel headers may lack these (open_tree/move_mount are Linux 5.2+). */
@@ -91,13 +91,18 @@
 #ifndef AT_STATX_FORCE_SYNC
 #  define AT_STATX_FORCE_SYNC 0x2000
 #endif
+#ifndef AT_STATX_DONT_SYNC
+#  define AT_STATX_DONT_SYNC 0x4000
+#endif
+#ifndef STATX_MNT_ID
+#  define STATX_MNT_ID 0x00001000U
+#endif
 #ifndef UMOUNT_NOFOLLOW
 #  define UMOUNT_NOFOLLOW 0x8
 #endif
-#define FUSE_SUPER_MAGIC 0x65735546
 
-/* A stack of mounts on one file deeper than this is not ours: stop rather than loop. */
-#define MAX_REPLACE_LAYERS 16
+/* Mount ids per target; the caller (src/attach/attach.ts MAX_DETACH_IDS) keeps the same bound. */
+#define MAX_DETACH_IDS 16
 
 enum mode { MODE_ATTACH, MODE_CHECK, MODE_UNMOUNT };
 
@@ -105,7 +110,8 @@ struct item {
     const char *src; /* attach only */
     const char *dst;
     int tree_fd;     /* attach only: the detached clone of src, or -1 */
-    dev_t src_dev;   /* attach only: filesystem of src, to recognise our own earlier mounts */
+    int detach_ids[MAX_DETACH_IDS]; /* attach only: mounts the caller named for detaching */
+    int detach_count;
     int src_errno;   /* attach only: why the source could not be prepared ... */
     const char *src_what; /* ... and at which step */
 };
@@ -144,7 +150,7 @@ static const char *errno_name(int err) {
 static void usage(const char *why) {
     fprintf(stderr,
             "isolfs-attach: %s\n"
-            "usage: isolfs-attach --pid PID [--replace] [--read-only] SRC:DST [SRC:DST ...]\n"
+            "usage: isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]\n"
             "       isolfs-attach --pid PID --check DST [DST ...]\n"
             "       isolfs-attach --pid PID --unmount DST [DST ...]\n",
             why);
@@ -208,48 +214,48 @@ static int is_mount_root(const char *path, struct statx *stx) {
     return pstx.stx_dev_major != stx->stx_dev_major || pstx.stx_dev_minor != stx->stx_dev_minor;
 }
 
-/* Detach every mount on dst that --replace may remove; returns how many, or -1 (errno set). */
-static int remove_replaceable(const struct item *it) {
-    int removed = 0;
-    while (removed < MAX_REPLACE_LAYERS) {
-        struct statx stx;
-        int root = is_mount_root(it->dst, &stx);
-        int replaceable;
-        if (root < 0) {
-            if (errno != ENOTCONN) return errno == ENOENT ? removed : -1;
-            replaceable = 1; /* dead FUSE connection: nothing can read it any more */
-        } else if (root == 0) {
-            return removed;
-        } else {
-            struct statfs sfs;
-            dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-            replaceable = dev == it->src_dev ||
-                          (statfs(it->dst, &sfs) == 0 && (unsigned long)sfs.f_type == FUSE_SUPER_MAGIC);
-        }
-        if (!replaceable) return removed;
-        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) return -1;
-        removed++;
-    }
-    return removed;
+static int is_named(const struct item *it, unsigned long long mnt_id) {
+    for (int i = 0; i < it->detach_count; i++)
+        if ((unsigned long long)it->detach_ids[i] == mnt_id) return 1;
+    return 0;
 }
 
-static int attach_one(const struct item *it, int replace) {
+/*
+ * Detach the topmost mount on dst while its id is one the caller named; returns how many, or
+ * -1 (errno set). DONT_SYNC: a dead FUSE mount answers from cached attributes instead of
+ * ENOTCONN; the mount id comes from the VFS, not from the filesystem.
+ */
+static int detach_named(const struct item *it) {
+    int detached = 0;
+    while (detached < it->detach_count) {
+        struct statx stx;
+        if (statx(AT_FDCWD, it->dst, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0)
+            return errno == ENOENT ? detached : -1;
+        if (!(stx.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return -1; }
+        if (!is_named(it, stx.stx_mnt_id)) return detached;
+        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) return -1;
+        detached++;
+    }
+    return detached;
+}
+
+static int attach_one(const struct item *it) {
     if (it->tree_fd < 0) {
         errno = it->src_errno;
         item_error(it->dst, errno, it->src_what);
         return -1;
     }
-    int removed = 0;
-    if (replace) {
-        removed = remove_replaceable(it);
-        if (removed < 0) { item_error(it->dst, errno, "cannot remove the previous mount"); return -1; }
+    int detached = detach_named(it);
+    if (detached < 0) {
+        item_error(it->dst, errno, errno == ENOSYS ? "cannot read mount ids (statx STATX_MNT_ID needs Linux 5.8)" : "cannot detach a named mount");
+        return -1;
     }
     struct statx stx;
     /* FORCE_SYNC: a dead FUSE mount must answer ENOTCONN, not its cached attributes. */
     if (statx(AT_FDCWD, it->dst, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) != 0) {
         int err = errno;
         if (err == ENOENT) item_error(it->dst, err, "target does not exist in the container (not created)");
-        else if (err == ENOTCONN) item_error(it->dst, err, "target is a dead FUSE mount (use --replace)");
+        else if (err == ENOTCONN) item_error(it->dst, err, "target is a dead FUSE mount not named for detaching");
         else item_error(it->dst, err, "cannot stat target");
         return -1;
     }
@@ -259,9 +265,25 @@ static int attach_one(const struct item *it, int replace) {
         item_error(it->dst, errno, "move_mount failed");
         return -1;
     }
-    if (removed > 0) printf("ok %s replaced=%d\n", it->dst, removed);
-    else printf("ok %s\n", it->dst);
+    printf("ok %s detached=%d\n", it->dst, detached);
     return 0;
+}
+
+/* IDS of SRC:DST:IDS: empty, or up to MAX_DETACH_IDS positive ints separated by commas. */
+static void parse_detach_ids(const char *ids, struct item *it) {
+    for (const char *p = ids; *p != '\0';) {
+        if (it->detach_count == MAX_DETACH_IDS) usage("too many mount ids for one target");
+        const char *start = p;
+        long id = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            id = id * 10 + (*p - '0');
+            if (id > INT_MAX) usage("mount ids must be positive integers separated by commas");
+        }
+        if (p == start || id == 0 || (*p != ',' && *p != '\0') || (*p == ',' && p[1] == '\0'))
+            usage("mount ids must be positive integers separated by commas");
+        it->detach_ids[it->detach_count++] = (int)id;
+        if (*p == ',') p++;
+    }
 }
 
 static int check_one(const char *dst) {
@@ -288,7 +310,6 @@ static int unmount_one(const char *dst) {
 
 int main(int argc, char **argv) {
     long pid = -1;
-    int replace = 0;
     int read_only = 0;
     enum mode mode = MODE_ATTACH;
     int first = 1;
@@ -300,8 +321,6 @@ int main(int argc, char **argv) {
             errno = 0;
             pid = strtol(argv[first], &end, 10);
             if (errno || *end || end == argv[first] || pid <= 0 || pid > INT_MAX) usage("--pid must be a positive integer");
-        } else if (strcmp(a, "--replace") == 0) {
-            replace = 1;
         } else if (strcmp(a, "--read-only") == 0) {
             read_only = 1;
         } else if (strcmp(a, "--check") == 0) {
@@ -318,7 +337,7 @@ int main(int argc, char **argv) {
         }
     }
     if (pid < 0) usage("--pid is required");
-    if ((replace || read_only) && mode != MODE_ATTACH) usage("--replace and --read-only only apply to attaching");
+    if (read_only && mode != MODE_ATTACH) usage("--read-only only applies to attaching");
     int count = argc - first;
     if (count <= 0) usage("nothing to do");
 
@@ -328,8 +347,12 @@ int main(int argc, char **argv) {
         char *arg = argv[first + i];
         items[i].tree_fd = -1;
         if (mode == MODE_ATTACH) {
+            char *ids_colon = strrchr(arg, ':');
+            if (!ids_colon) usage("attach arguments are SRC:DST:IDS");
+            *ids_colon = '\0';
+            parse_detach_ids(ids_colon + 1, &items[i]);
             char *colon = strrchr(arg, ':');
-            if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST");
+            if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST:IDS");
             *colon = '\0';
             items[i].src = arg;
             items[i].dst = colon + 1;
@@ -364,8 +387,6 @@ int main(int argc, char **argv) {
                 items[i].tree_fd = -1;
                 continue;
             }
-            struct stat st;
-            if (fstat(items[i].tree_fd, &st) == 0) items[i].src_dev = st.st_dev;
         }
     }
 
@@ -378,7 +399,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < count; i++) {
         int rc;
         switch (mode) {
-        case MODE_ATTACH: rc = attach_one(&items[i], replace); break;
+        case MODE_ATTACH: rc = attach_one(&items[i]); break;
         case MODE_CHECK: rc = check_one(items[i].dst); break;
         default: rc = unmount_one(items[i].dst); break;
         }

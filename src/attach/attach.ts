@@ -18,17 +18,26 @@ export interface AttachPair {
   source: string;
   /** Absolute path as the container sees it, e.g. /proc/vmstat. */
   target: string;
+  /**
+   * Mount ids (mountinfo's first field, in the container's namespace) to detach from the target
+   * before binding: the helper detaches the topmost mount only while its id is listed, so
+   * nothing unnamed is ever detached. Empty: bind on top of whatever is there.
+   */
+  detachMountIds: readonly number[];
 }
 
+/** The helper takes at most this many mount ids per target (a deeper stack is not ours). */
+export const MAX_DETACH_IDS = 16;
+
 export type AttachResult =
-  /** `replacedMounts`: how many earlier mounts --replace detached from the target first. */
-  | { target: string; ok: true; replacedMounts: number }
+  /** `detachedMounts`: how many mounts were detached from the target (named ones; for detachFiles, the top one). */
+  | { target: string; ok: true; detachedMounts: number }
   /** `errno`: the kernel's error name (ENOENT, EPERM, ...), `message` the helper's explanation. */
   | { target: string; ok: false; errno: string; message: string };
 
 /**
  * - live: something is mounted on the target and answers (stat succeeds)
- * - dead: a mount whose FUSE connection is gone (stat fails with ENOTCONN): repair with replace
+ * - dead: a mount whose FUSE connection is gone (stat fails with ENOTCONN): repair by naming its id
  * - absent: the target does not exist in the container
  * - not-mounted: the target exists and nothing is mounted on it
  * - error: the state could not be determined (stat failed otherwise; see the helper's stderr)
@@ -36,8 +45,6 @@ export type AttachResult =
 export type MountState = 'live' | 'dead' | 'absent' | 'not-mounted' | 'error';
 
 export interface AttachOptions {
-  /** Detach dead mounts, FUSE mounts and mounts of the source's filesystem on the target first. */
-  replace: boolean;
   /** Make the attached mounts read-only (the container cannot write through them). */
   readOnly?: boolean;
   timeoutMs?: number;
@@ -67,7 +74,7 @@ export function defaultAttachHelperPath(): string {
 }
 
 function validateTarget(target: string): void {
-  // The helper splits SRC:DST at the last colon and prints space-separated lines.
+  // The helper splits SRC:DST:IDS at the last two colons and prints space-separated lines.
   if (!target.startsWith('/') || /[\s:]/.test(target)) {
     throw new AttachHelperError(`invalid target ${JSON.stringify(target)}: must be absolute, without whitespace or ':'`, null, 'EINVAL', '');
   }
@@ -75,6 +82,13 @@ function validateTarget(target: string): void {
 
 function validatePid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0) throw new AttachHelperError(`invalid pid ${pid}`, null, 'EINVAL', '');
+}
+
+/** Mount ids are the kernel's positive ints; the helper reads them as a comma-separated list. */
+function validateMountIds(pair: AttachPair): void {
+  const ids = pair.detachMountIds;
+  const valid = ids.length <= MAX_DETACH_IDS && ids.every((id) => Number.isInteger(id) && id > 0 && id <= 0x7fffffff);
+  if (!valid) throw new AttachHelperError(`invalid mount ids to detach from ${pair.target}: ${JSON.stringify(ids)}`, null, 'EINVAL', '');
 }
 
 interface HelperOutput {
@@ -119,38 +133,42 @@ function lineFor(output: HelperOutput, index: number, target: string): { word: s
   return { word, rest: rest.join(' ') };
 }
 
-function parseResult(output: HelperOutput, index: number, target: string): AttachResult {
+/**
+ * One attach (`detachLimit`: how many ids were named) or unmount (null) line: "ok DST
+ * detached=N" resp. "ok DST", or "err DST ERRNAME message". Anything else is a broken helper.
+ */
+function parseResult(output: HelperOutput, index: number, target: string, detachLimit: number | null): AttachResult {
   const { word, rest } = lineFor(output, index, target);
-  if (word === 'ok') {
-    const replaced = /(?:^| )replaced=(\d+)/.exec(rest);
-    return { target, ok: true, replacedMounts: replaced ? Number(replaced[1]) : 0 };
+  if (word === 'ok' && detachLimit === null && rest === '') return { target, ok: true, detachedMounts: 1 };
+  const detached = /^detached=(\d+)$/.exec(rest);
+  if (word === 'ok' && detachLimit !== null && detached && Number(detached[1]) <= detachLimit) {
+    return { target, ok: true, detachedMounts: Number(detached[1]) };
   }
-  if (word === 'err') {
-    const [errno = 'EIO', ...message] = rest.split(' ');
-    return { target, ok: false, errno, message: message.join(' ') };
-  }
+  const [errno = '', ...message] = rest.split(' ');
+  if (word === 'err' && /^E[A-Z0-9]+$/.test(errno)) return { target, ok: false, errno, message: message.join(' ') };
   throw new AttachHelperError(`isolfs-attach answered ${JSON.stringify(output.lines[index])}`, output.exitCode, null, output.stderr);
 }
 
 /**
  * Bind each source (a host path) over its target inside the mount namespace of `pid` (any
- * process of the container; its root directory is where targets are resolved). Targets must
- * already exist: nothing is created inside a container. One result per pair, in order; throws
- * AttachHelperError only when nothing could be done (e.g. errno ESRCH: the process is gone).
+ * process of the container; its root directory is where targets are resolved), after detaching
+ * the pair's named mounts from the target. Targets must already exist: nothing is created
+ * inside a container. One result per pair, in order; throws AttachHelperError only when nothing
+ * could be done (e.g. errno ESRCH: the process is gone).
  */
-export async function attachFiles(helperPath: string, pid: number, pairs: readonly AttachPair[], opts: AttachOptions): Promise<AttachResult[]> {
+export async function attachFiles(helperPath: string, pid: number, pairs: readonly AttachPair[], opts: AttachOptions = {}): Promise<AttachResult[]> {
   validatePid(pid);
   if (pairs.length === 0) return [];
   for (const pair of pairs) {
     validateTarget(pair.target);
+    validateMountIds(pair);
     if (pair.source === '') throw new AttachHelperError(`empty source for ${pair.target}`, null, 'EINVAL', '');
   }
   const args = ['--pid', String(pid)];
-  if (opts.replace) args.push('--replace');
   if (opts.readOnly) args.push('--read-only');
-  args.push('--', ...pairs.map((p) => `${p.source}:${p.target}`));
+  args.push('--', ...pairs.map((p) => `${p.source}:${p.target}:${p.detachMountIds.join(',')}`));
   const output = await runHelper(helperPath, args, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  return pairs.map((p, i) => parseResult(output, i, p.target));
+  return pairs.map((p, i) => parseResult(output, i, p.target, p.detachMountIds.length));
 }
 
 /** The state of each target inside the container of `pid` (to find mounts that need repair). */
@@ -178,5 +196,5 @@ export async function detachFiles(
   if (targets.length === 0) return [];
   for (const target of targets) validateTarget(target);
   const output = await runHelper(helperPath, ['--pid', String(pid), '--unmount', '--', ...targets], opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  return targets.map((target, i) => parseResult(output, i, target));
+  return targets.map((target, i) => parseResult(output, i, target, null));
 }

@@ -16,6 +16,10 @@
  *   missing or not ours are attached again), so work per scan stays small: one stat per process,
  *   a mountinfo read per namespace looked at, at most maxNamespacesPerScan helper runs.
  *
+ * Each namespace looked at is first planned (plan(): reads only, returns what to do, including
+ * which mounts to detach from each target: mountsToDetach states the rule), then applied
+ * (apply(): creates the container's subtree, tells the registry, runs the helper).
+ *
  * Why mountinfo rather than the helper's --check: mountinfo names the filesystem's device, which
  * tells our live connection from a previous daemon's dead one and from another FUSE filesystem
  * (--check only says whether a stat answers), and reading it costs no process and no FUSE request.
@@ -25,21 +29,25 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { attachFiles, AttachHelperError, type AttachPair, type AttachResult } from './attach';
+import { attachFiles, AttachHelperError, MAX_DETACH_IDS, type AttachPair, type AttachResult } from './attach';
 import { locateProcess } from '../identity/processCgroup';
-import { processListDir, type CgroupHierarchy } from '../cgroup/hierarchy';
+import type { CgroupHierarchy } from '../cgroup/hierarchy';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, mountSourceName } from '../fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { RateLimitedLog, type Logger } from '../log';
-import { readMountinfo, realMountpointPath, topmostMounts } from './mountinfo';
+import { mountStacks, readMountinfo, realMountpointPath, type MountEntry } from './mountinfo';
 
 export { parseMountinfo, topmostMounts, type MountEntry } from './mountinfo';
 
-/** What the manager needs of the file system: per-container subtrees. */
+/** What the manager needs of the file system: per-container subtrees (created, never removed here). */
 export interface ContainerTree {
   addContainer(key: string): boolean;
-  removeContainer(key: string): void;
+}
+
+/** The container registry: told of each container given a subtree; its sweep removes it again. */
+export interface AttachedContainers {
+  markAttached(location: CgroupLocation): void;
 }
 
 export interface AttachManagerOptions {
@@ -53,14 +61,43 @@ export interface AttachManagerOptions {
   /** The host switch: attach only while it is on (repair always). */
   hostIsolated: () => boolean;
   tree: ContainerTree;
-  /** Filled here: where each container with a subtree is (the backend reads it). */
-  attached: Map<string, CgroupLocation>;
+  /** Called after tree.addContainer(key) succeeded, with where that container is. */
+  containers: AttachedContainers;
   logger: Logger;
   /** At most this many helper runs per scan; namespaces beyond wait for the next scan. */
   maxNamespacesPerScan?: number;
   /** Scans between two looks at a namespace already handled (default 6). */
   verifyEveryScans?: number;
+  /** How a mount's FUSE connection is asked whether it answers (default fs.promises.statfs;
+   *  tests pass a fake: ENOTCONN cannot be had without root). */
+  statfs?: (probe: string) => Promise<unknown>;
 }
+
+/** One mount namespace to plan for. */
+export interface PlanRequest {
+  /** The namespace's representative process: mountinfo is read, and the helper enters, through it. */
+  pid: number;
+  /** Its process's cgroup (null: unknown). */
+  location: CgroupLocation | null;
+  /** Attach that container's copies (its cgroup matched a prefix); false: repair only. */
+  attach: boolean;
+  /** "major:minor" of our live mount. */
+  ourDevice: string;
+}
+
+/** What plan() found to do in one mount namespace; apply() does it. */
+export interface AttachPlan {
+  pid: number;
+  /** The container whose subtree (/containers/<key>/) some sources are in: apply() creates it. */
+  container: CgroupLocation | null;
+  /** What to bind where, each with the mounts to detach from its target first (mountsToDetach). */
+  pairs: AttachPair[];
+  /** Targets whose pair replaces a dead predecessor's mount (repair) rather than attaching. */
+  repairTargets: ReadonlySet<string>;
+}
+
+/** How a mount on a target relates to us (see mountsToDetach). */
+type MountOwner = 'ours' | 'dead-predecessor' | 'other';
 
 export interface ScanReport {
   /** Mount namespaces seen (other than ours). */
@@ -187,7 +224,7 @@ export class AttachManager {
       if (location === undefined) location = this.locate(pid);
       report.inspected++;
       const key = attaching ? matching : state?.key ?? null;
-      const plan = await this.plan(procDir, ourDevice, location, attaching ? matching : null);
+      const plan = await this.plan({ pid, location, attach: matching !== null, ourDevice });
       if (plan.pairs.length === 0) {
         this.handled.set(ns, { key, verifyAtScan: scan + this.verifyEveryScans, runsInARow: 0 });
         continue;
@@ -195,7 +232,7 @@ export class AttachManager {
       helperRuns++;
       const runsInARow = (state?.runsInARow ?? 0) + 1;
       try {
-        const results = await attachFiles(this.options.helperPath, pid, plan.pairs, { replace: true });
+        const results = await this.apply(plan);
         // ENOENT: the target vanished between our look and the helper's (a container starting).
         const failed = results.filter((r): r is Extract<AttachResult, { ok: false }> => !r.ok && r.errno !== 'ENOENT');
         const done = results.filter((r) => r.ok).map((r) => r.target);
@@ -212,6 +249,7 @@ export class AttachManager {
         this.options.logger.info({
           pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
           repaired: [...plan.repairTargets], attached: done, failed: failed.map((r) => `${r.target}: ${r.errno} ${r.message}`),
+          detachedMounts: results.reduce((sum, r) => sum + (r.ok ? r.detachedMounts : 0), 0),
           again: state !== undefined && state.key === matching,
         }, plan.repairTargets.size > 0 ? 'repaired isolfs mounts in a container' : 'attached isolfs files into a container');
         if (!clean) this.warn(`failed:${ns}`, { pid, container: matching, failed: failed.map((r) => `${r.target}: ${r.errno}`) }, 'some files could not be attached');
@@ -235,45 +273,100 @@ export class AttachManager {
   }
 
   /**
-   * What to mount in one namespace: every topmost isolfs mount that is not our live connection
-   * (repair), and with a key, every attached file that exists in the container and is not
-   * already that container's copy from our mount. Reads the namespace's mountinfo; never stats
+   * What to do in one namespace, without doing any of it: every topmost isolfs mount that is a
+   * dead predecessor's is repaired, and with `attach`, every attached file that exists in the
+   * container and is not already that container's copy from our mount is bound. Reads the
+   * namespace's mountinfo and asks (bounded) whether foreign connections are dead; never stats
    * through a FUSE mount on the event loop (fs.promises runs in libuv's pool: our own mount may
    * be the one answering).
    */
-  private async plan(procDir: string, ourDevice: string, location: CgroupLocation | null, key: string | null): Promise<{ pairs: AttachPair[]; repairTargets: Set<string> }> {
+  async plan(request: PlanRequest): Promise<AttachPlan> {
+    const { pid, location, ourDevice } = request;
+    const procDir = path.join(this.options.procRoot, String(pid));
     const pairs = new Map<string, AttachPair>();
     const repairTargets = new Set<string>();
+    let container: CgroupLocation | null = null;
     const mounts = readMountinfo(procDir);
     if (mounts === null) {
       // Gone since listed, or more mounts than the cap: looked at again after verifyEveryScans.
       this.warn(`mountinfo:${procDir}`, { procDir }, 'cannot read a namespace\'s mountinfo within the cap: skipping it');
-      return { pairs: [], repairTargets };
+      return { pid, container, pairs: [], repairTargets };
     }
-    const top = topmostMounts(mounts);
-    for (const mount of top.values()) {
-      // Only our predecessors' mounts (made for this mountpoint), never another instance's.
-      if (mount.fstype !== ISOLFS_FSTYPE || mount.source !== this.ourSource || mount.device === ourDevice) continue;
-      // A previous daemon that still answers (hung on its way out, say) is not replaced.
-      if (!(await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint)))) continue;
-      pairs.set(mount.mountpoint, { source: this.sourceFor(mount.root, location), target: mount.mountpoint });
-      repairTargets.add(mount.mountpoint);
+    const stacks = mountStacks(mounts);
+    for (const [mountpoint, stack] of stacks) {
+      if ((await this.ownerOf(stack[0], procDir, ourDevice, true)) !== 'dead-predecessor') continue;
+      const source = this.sourceFor(stack[0].root, location);
+      if (source.inContainer) container = location;
+      const detachMountIds = await this.mountsToDetach(stack, procDir, ourDevice);
+      pairs.set(mountpoint, { source: source.path, target: mountpoint, detachMountIds });
+      repairTargets.add(mountpoint);
     }
-    if (key !== null && location !== null) {
-      if (!this.options.tree.addContainer(key)) {
-        this.warn(`key:${key}`, { container: key }, 'not a cgroup path: not attaching');
-        return { pairs: [...pairs.values()], repairTargets };
-      }
-      this.options.attached.set(key, location);
+    if (request.attach && location !== null) {
+      container = location;
       for (const file of ATTACHED_FILES) {
-        const own = containerFilePath(key, file);
-        const mount = top.get(file);
-        if (mount && mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice && mount.root === own) continue;
-        if (!mount && !(await exists(path.join(procDir, 'root', file)))) continue;
-        pairs.set(file, { source: this.options.mountpoint + own, target: file });
+        const own = containerFilePath(location.key, file);
+        const stack = stacks.get(file);
+        if (stack && isOurMount(stack[0], ourDevice) && stack[0].root === own) continue;
+        if (!stack && !(await exists(path.join(procDir, 'root', file)))) continue;
+        const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, ourDevice) : [];
+        pairs.set(file, { source: this.options.mountpoint + own, target: file, detachMountIds });
       }
     }
-    return { pairs: [...pairs.values()], repairTargets };
+    return { pid, container, pairs: [...pairs.values()], repairTargets };
+  }
+
+  /**
+   * Does a plan: creates the container's subtree (when a source is in it) and tells the
+   * registry, then runs the helper. One result per pair run; throws AttachHelperError when the
+   * helper could do nothing (ESRCH: the process exited).
+   */
+  async apply(plan: AttachPlan): Promise<AttachResult[]> {
+    let pairs = plan.pairs;
+    if (plan.container !== null) {
+      const { key } = plan.container;
+      if (this.options.tree.addContainer(key)) {
+        this.options.containers.markAttached(plan.container);
+      } else {
+        this.warn(`key:${key}`, { container: key }, 'not a cgroup path: not attaching its copies');
+        const subtree = `${this.options.mountpoint}/${CONTAINERS_DIR}/${containerDirName(key)}/`;
+        pairs = pairs.filter((p) => !p.source.startsWith(subtree));
+      }
+    }
+    return attachFiles(this.options.helperPath, plan.pid, pairs);
+  }
+
+  /**
+   * The naming rule: which mounts to detach from a target before ours is bound over it. From the
+   * top of the target's stack down, while each is ours (our live device: a stale copy or another
+   * file, replaced by the right one) or a dead predecessor's (made for this mountpoint by a
+   * daemon since killed); the first other one stops it, so a live mount of another daemon or
+   * instance, or of any other filesystem, and everything beneath it stay, and ours goes on top.
+   */
+  private async mountsToDetach(stack: readonly MountEntry[], procDir: string, ourDevice: string): Promise<number[]> {
+    const named: number[] = [];
+    for (const [depth, mount] of stack.entries()) {
+      if (named.length === MAX_DETACH_IDS) break;
+      if ((await this.ownerOf(mount, procDir, ourDevice, depth === 0)) === 'other') break;
+      named.push(mount.id);
+    }
+    return named;
+  }
+
+  /**
+   * Ours, a dead predecessor's, or other. Only the topmost mount on a path can be asked
+   * (statfs through the path reaches it alone); one beneath counts as dead only when its device
+   * was already found dead this scan, never by guess.
+   */
+  private async ownerOf(mount: MountEntry, procDir: string, ourDevice: string, topmost: boolean): Promise<MountOwner> {
+    if (isOurMount(mount, ourDevice)) return 'ours';
+    if (mount.fstype !== ISOLFS_FSTYPE) return 'other';
+    // Only our predecessors' mounts (made for this mountpoint), never another instance's.
+    if (mount.source !== this.ourSource) return 'other';
+    const dead = topmost
+      ? await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint))
+      : await (this.deviceVerdicts.get(mount.device) ?? false);
+    // A previous daemon that still answers (hung on its way out, say) is not replaced.
+    return dead ? 'dead-predecessor' : 'other';
   }
 
   /**
@@ -288,7 +381,8 @@ export class AttachManager {
     if (known) return known;
     if (this.hungDevices.has(device)) return Promise.resolve(false);
     this.hungDevices.add(device);
-    const check = fs.promises.statfs(probe).then(
+    const statfs = this.options.statfs ?? fs.promises.statfs;
+    const check = statfs(probe).then(
       () => false,
       (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN' || err.code === 'ECONNABORTED',
     ).finally(() => this.hungDevices.delete(device));
@@ -300,21 +394,21 @@ export class AttachManager {
   /**
    * The source for a dead mount whose path inside the old file system was `root`: the same
    * path in ours. For a per-container copy (/containers/<name>/...) of this namespace's own
-   * cgroup, that container's subtree is recreated (we are a new daemon); a copy of some other
-   * cgroup (the process moved, the key came from another of its processes) is replaced by the
-   * shared file, which gives each reader its own cgroup's view: no mount is left dead.
+   * cgroup, that container's copy (inContainer: its subtree must exist, apply() creates it, as
+   * we are a new daemon); a copy of some other cgroup (the process moved, the key came from
+   * another of its processes) is replaced by the shared file, which gives each reader its own
+   * cgroup's view: no mount is left dead.
    */
-  private sourceFor(root: string, location: CgroupLocation | null): string {
+  private sourceFor(root: string, location: CgroupLocation | null): { path: string; inContainer: boolean } {
     const prefix = `/${CONTAINERS_DIR}/`;
-    if (!root.startsWith(prefix)) return this.options.mountpoint + root;
+    if (!root.startsWith(prefix)) return { path: this.options.mountpoint + root, inContainer: false };
     const slash = root.indexOf('/', prefix.length);
     const name = root.slice(prefix.length, slash < 0 ? undefined : slash);
     const rest = slash < 0 ? '/' : root.slice(slash);
-    if (location && location.key !== '/' && containerDirName(location.key) === name && this.options.tree.addContainer(location.key)) {
-      this.options.attached.set(location.key, location);
-      return this.options.mountpoint + root;
+    if (location && location.key !== '/' && containerDirName(location.key) === name) {
+      return { path: this.options.mountpoint + root, inContainer: true };
     }
-    return this.options.mountpoint + rest;
+    return { path: this.options.mountpoint + rest, inContainer: false };
   }
 
   private matchingKey(location: CgroupLocation | null): string | null {
@@ -327,16 +421,12 @@ export class AttachManager {
     return found.found ? found.location : null;
   }
 
-  /** Namespaces that no longer exist: forget them; containers with no namespace left: drop. */
+  /**
+   * Namespaces that no longer exist: forget them, so `handled` holds at most the namespaces of
+   * one scan. (Containers are the registry's: its sweep drops those whose cgroup is gone.)
+   */
   private forgetVanished(seen: Set<number>): void {
     for (const ns of [...this.handled.keys()]) if (!seen.has(ns)) this.handled.delete(ns);
-    const live = new Set([...this.handled.values()].map((h) => h.key));
-    for (const key of [...this.options.attached.keys()]) {
-      if (!live.has(key) && !cgroupStillExists(this.options.attached.get(key))) {
-        this.options.attached.delete(key);
-        this.options.tree.removeContainer(key);
-      }
-    }
   }
 
   /** "major:minor" of our live mount, from our own mountinfo. */
@@ -353,6 +443,11 @@ export class AttachManager {
 }
 
 const ISOLFS_FSTYPE = 'fuse.isolfs';
+
+/** A mount of our live connection (the device is unique to it), whatever file it shows. */
+function isOurMount(mount: MountEntry, ourDevice: string): boolean {
+  return mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice;
+}
 
 /** How long a statfs of a foreign isolfs mount may take before we call it alive (hung). */
 const STATFS_TIMEOUT_MS = 2000;
@@ -396,9 +491,4 @@ function namespaceInode(procDir: string): number | null {
   } catch {
     return null;
   }
-}
-
-function cgroupStillExists(location: CgroupLocation | undefined): boolean {
-  const listed = location && processListDir(location);
-  return listed !== undefined && listed !== null && fs.existsSync(listed.dir);
 }

@@ -82,6 +82,25 @@ export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountE
 }
 
 /**
+ * The mounts stacked at each mountpoint, topmost first: from the top, each one's parent while
+ * that parent is mounted on the same path. (The mount the stack sits on, e.g. /proc's, is not
+ * part of it.)
+ */
+export function mountStacks(mounts: readonly MountEntry[]): Map<string, MountEntry[]> {
+  const byId = new Map(mounts.map((m) => [m.id, m]));
+  const stacks = new Map<string, MountEntry[]>();
+  for (const [mountpoint, top] of topmostMounts(mounts)) {
+    const stack = [top];
+    // A parent id repeats only in corrupt input: the length bound keeps the walk finite.
+    for (let below = byId.get(top.parentId); below?.mountpoint === mountpoint && stack.length < mounts.length; below = byId.get(below.parentId)) {
+      stack.push(below);
+    }
+    stacks.set(mountpoint, stack);
+  }
+  return stacks;
+}
+
+/**
  * Our own live mount: made for `source` (mountSourceName), at `realMountpoint`, the whole file
  * system (root "/"); undefined when it is gone (unmounted, or something else mounted on top).
  */

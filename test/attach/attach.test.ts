@@ -19,6 +19,11 @@ function mountsOn(pid: number, target: string): string[] {
   return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').filter((l) => l.split(' ')[4] === target);
 }
 
+/** The ids of the mounts on `target`, in mountinfo's order (the bottom one first, the top last). */
+function mountIdsOn(pid: number, target: string): number[] {
+  return mountsOn(pid, target).map((l) => Number(l.split(' ')[0]));
+}
+
 function unusedPid(): number {
   const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   for (let pid = pidMax - 1; pid > 1; pid--) if (!fs.existsSync(`/proc/${pid}`)) return pid;
@@ -90,8 +95,8 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
     expect(before.stdout).toMatch(/^nr_free_pages \d+\n/);
     expect(before.stdout).not.toBe(fs.readFileSync(vmstatA, 'utf8'));
 
-    const results = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/vmstat' }], { replace: false });
-    expect(results).toEqual([{ target: '/proc/vmstat', ok: true, replacedMounts: 0 }]);
+    const results = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/vmstat', detachMountIds: [] }]);
+    expect(results).toEqual([{ target: '/proc/vmstat', ok: true, detachedMounts: 0 }]);
     expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toBe('nr_free_pages 111\npgpgin 1\n');
     expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(1);
     // The host's own /proc/vmstat is untouched.
@@ -109,40 +114,58 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
     ]);
   });
 
-  it('without replace stacks a new mount; with replace removes the earlier ones of the same filesystem', async () => {
-    const stacked = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat' }], { replace: false });
-    expect(stacked[0]).toMatchObject({ ok: true, replacedMounts: 0 });
-    expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(2);
+  it('stacks a new mount when nothing is named; detaches exactly the named mounts', async () => {
+    const stacked = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat', detachMountIds: [] }]);
+    expect(stacked[0]).toMatchObject({ ok: true, detachedMounts: 0 });
+    const ids = mountIdsOn(container.pid, '/proc/vmstat');
+    expect(ids).toHaveLength(2);
 
     fs.writeFileSync(vmstatB, 'nr_free_pages 333\npgpgin 3\n');
-    const replaced = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat' }], { replace: true });
-    expect(replaced).toEqual([{ target: '/proc/vmstat', ok: true, replacedMounts: 2 }]);
-    expect(mountsOn(container.pid, '/proc/vmstat')).toHaveLength(1);
+    const replaced = await attachFiles(HELPER, container.pid, [{ source: vmstatB, target: '/proc/vmstat', detachMountIds: ids }]);
+    expect(replaced).toEqual([{ target: '/proc/vmstat', ok: true, detachedMounts: 2 }]);
+    const after = mountIdsOn(container.pid, '/proc/vmstat');
+    expect(after).toHaveLength(1);
+    expect(ids).not.toContain(after[0]);
     expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toBe('nr_free_pages 333\npgpgin 3\n');
   });
 
-  it('replace leaves a runtime bind of another filesystem in place and stacks on it', async () => {
-    // /proc/meminfo is runc's bind of a file on the scratch filesystem; a tmpfs file is "not ours".
-    const onTmpfs = '/dev/shm/isolfs-attach-test-meminfo';
-    fs.writeFileSync(onTmpfs, 'MemTotal: 1 kB\n');
-    try {
-      const results = await attachFiles(HELPER, container.pid, [{ source: onTmpfs, target: '/proc/meminfo' }], { replace: true });
-      const sameFs = fs.statSync(onTmpfs).dev === fs.statSync(fakeMeminfo).dev;
-      expect(results[0]).toMatchObject({ ok: true, replacedMounts: sameFs ? 1 : 0 });
-      expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe('MemTotal: 1 kB\n');
-      expect(mountsOn(container.pid, '/proc/meminfo')).toHaveLength(sameFs ? 1 : 2);
-      // Detaching ours uncovers runc's bind again.
-      expect(await detachFiles(HELPER, container.pid, ['/proc/meminfo'])).toEqual([{ target: '/proc/meminfo', ok: true, replacedMounts: 0 }]);
-      if (!sameFs) expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe(fs.readFileSync(fakeMeminfo, 'utf8'));
-    } finally {
-      fs.rmSync(onTmpfs, { force: true });
+  it('never detaches an unnamed mount: one on top stops it, with a named one beneath left too', async () => {
+    // /proc/meminfo holds runc's bind; a file of ours goes on it, unnamed.
+    const [runcBind] = mountIdsOn(container.pid, '/proc/meminfo');
+    const ours = path.join(scratch, 'meminfo-ours');
+    fs.writeFileSync(ours, 'MemTotal: 1 kB\n');
+    expect((await attachFiles(HELPER, container.pid, [{ source: ours, target: '/proc/meminfo', detachMountIds: [] }]))[0]).toMatchObject({ ok: true, detachedMounts: 0 });
+    const [, unnamedTop] = mountIdsOn(container.pid, '/proc/meminfo');
+    // Naming only runc's bind (beneath) and an id that is nowhere: the unnamed top stops it.
+    fs.writeFileSync(ours, 'MemTotal: 2 kB\n');
+    const [stopped] = await attachFiles(HELPER, container.pid, [{ source: ours, target: '/proc/meminfo', detachMountIds: [runcBind, 0x7fffffff] }]);
+    expect(stopped).toEqual({ target: '/proc/meminfo', ok: true, detachedMounts: 0 });
+    const three = mountIdsOn(container.pid, '/proc/meminfo');
+    expect(three.slice(0, 2)).toEqual([runcBind, unnamedTop]);
+    expect(three).toHaveLength(3);
+    expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe('MemTotal: 2 kB\n');
+    // Naming our two: both go, runc's bind stays beneath the new one.
+    const [cleaned] = await attachFiles(HELPER, container.pid, [{ source: ours, target: '/proc/meminfo', detachMountIds: [three[2], unnamedTop] }]);
+    expect(cleaned).toEqual({ target: '/proc/meminfo', ok: true, detachedMounts: 2 });
+    expect(mountIdsOn(container.pid, '/proc/meminfo')[0]).toBe(runcBind);
+    expect(mountIdsOn(container.pid, '/proc/meminfo')).toHaveLength(2);
+    // Detaching ours uncovers runc's bind again.
+    expect(await detachFiles(HELPER, container.pid, ['/proc/meminfo'])).toEqual([{ target: '/proc/meminfo', ok: true, detachedMounts: 1 }]);
+    expect(mountIdsOn(container.pid, '/proc/meminfo')).toEqual([runcBind]);
+    expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe(fs.readFileSync(fakeMeminfo, 'utf8'));
+  });
+
+  it('refuses mount ids that are not positive integers, before running anything', async () => {
+    for (const detachMountIds of [[0], [-1], [1.5], [2 ** 31], Array.from({ length: 17 }, (_, i) => i + 1)]) {
+      const attempt = attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/vmstat', detachMountIds }]);
+      await expect(attempt).rejects.toMatchObject({ errno: 'EINVAL', exitCode: null });
     }
   });
 
   it('read-only attach refuses writes from inside the container', async () => {
     const writable = path.join(scratch, 'loadavg');
     fs.writeFileSync(writable, '0.00 0.00 0.00 1/1 1\n');
-    const [result] = await attachFiles(HELPER, container.pid, [{ source: writable, target: '/proc/loadavg' }], { replace: true, readOnly: true });
+    const [result] = await attachFiles(HELPER, container.pid, [{ source: writable, target: '/proc/loadavg', detachMountIds: [] }], { readOnly: true });
     expect(result).toMatchObject({ ok: true });
     expect(mountsOn(container.pid, '/proc/loadavg')[0]).toMatch(/ \/proc\/loadavg ro[, ]/);
     const write = await container.exec(['sh', '-c', 'echo overwritten > /proc/loadavg']);
@@ -153,10 +176,10 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
 
   it('fails a pair whose target does not exist without creating it, and still does the others', async () => {
     const results = await attachFiles(HELPER, container.pid, [
-      { source: vmstatA, target: '/proc/isolfs-no-such-file' },
-      { source: path.join(scratch, 'no-such-source'), target: '/proc/uptime' },
-      { source: vmstatA, target: '/proc/swaps' },
-    ], { replace: false });
+      { source: vmstatA, target: '/proc/isolfs-no-such-file', detachMountIds: [] },
+      { source: path.join(scratch, 'no-such-source'), target: '/proc/uptime', detachMountIds: [] },
+      { source: vmstatA, target: '/proc/swaps', detachMountIds: [] },
+    ]);
     expect(results[0]).toMatchObject({ ok: false, errno: 'ENOENT', message: expect.stringMatching(/does not exist in the container/) });
     expect(results[1]).toMatchObject({ ok: false, errno: 'ENOENT', message: expect.stringMatching(/cannot clone source/) });
     expect(results[2]).toMatchObject({ ok: true });
@@ -166,7 +189,7 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
 
   it('unmount detaches the top mount and reports a target with nothing mounted', async () => {
     const results = await detachFiles(HELPER, container.pid, ['/proc/vmstat', '/proc/stat']);
-    expect(results[0]).toEqual({ target: '/proc/vmstat', ok: true, replacedMounts: 0 });
+    expect(results[0]).toEqual({ target: '/proc/vmstat', ok: true, detachedMounts: 1 });
     expect(results[1]).toMatchObject({ target: '/proc/stat', ok: false, errno: 'EINVAL' });
     expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toMatch(/^nr_free_pages \d+\n/);
     expect((await checkMounts(HELPER, container.pid, ['/proc/vmstat'])).get('/proc/vmstat')).toBe('not-mounted');
@@ -174,14 +197,14 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
 
   it('a pid that does not exist is a clear ESRCH error, not a crash', async () => {
     const pid = unusedPid();
-    const attempt = attachFiles(HELPER, pid, [{ source: vmstatA, target: '/proc/vmstat' }], { replace: false });
+    const attempt = attachFiles(HELPER, pid, [{ source: vmstatA, target: '/proc/vmstat', detachMountIds: [] }]);
     await expect(attempt).rejects.toBeInstanceOf(AttachHelperError);
     await expect(attempt).rejects.toMatchObject({ exitCode: 3, errno: 'ESRCH', message: expect.stringMatching(new RegExp(`pid ${pid}`)) });
     await expect(checkMounts(HELPER, pid, ['/proc/vmstat'])).rejects.toMatchObject({ errno: 'ESRCH' });
   });
 
   it('rejects targets the helper could not report on unambiguously', async () => {
-    await expect(attachFiles(HELPER, container.pid, [{ source: vmstatA, target: 'proc/vmstat' }], { replace: false })).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(attachFiles(HELPER, container.pid, [{ source: vmstatA, target: 'proc/vmstat', detachMountIds: [] }])).rejects.toMatchObject({ errno: 'EINVAL' });
     await expect(checkMounts(HELPER, container.pid, ['/proc/a b'])).rejects.toMatchObject({ errno: 'EINVAL' });
   });
 
@@ -210,11 +233,22 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
       expect(mountsOn(process.pid, fuseDir)).toEqual([]);
     });
 
-    it('is reported dead after its daemon dies, and replace repairs it', async () => {
-      const [attached] = await attachFiles(HELPER, container.pid, [{ source: path.join(fuseDir, 'proc', 'uptime'), target: '/proc/uptime' }], { replace: true });
+    it('a live foreign FUSE mount stays when not named; dead, it is replaced only once named', async () => {
+      const [attached] = await attachFiles(HELPER, container.pid, [{ source: path.join(fuseDir, 'proc', 'uptime'), target: '/proc/uptime', detachMountIds: [] }]);
       expect(attached).toMatchObject({ ok: true });
       expect((await checkMounts(HELPER, container.pid, ['/proc/uptime'])).get('/proc/uptime')).toBe('live');
       expect((await container.exec(['cat', '/proc/uptime'])).stdout).toMatch(/^\d+\.\d+ \d+\.\d+\n$/);
+      const [lxcfsMount] = mountIdsOn(container.pid, '/proc/uptime');
+
+      // Ours over the live lxcfs mount, naming nothing: it stays beneath.
+      const uptime = path.join(scratch, 'uptime');
+      fs.writeFileSync(uptime, '12.00 3.00\n');
+      const [over] = await attachFiles(HELPER, container.pid, [{ source: uptime, target: '/proc/uptime', detachMountIds: [] }]);
+      expect(over).toEqual({ target: '/proc/uptime', ok: true, detachedMounts: 0 });
+      expect(mountIdsOn(container.pid, '/proc/uptime')[0]).toBe(lxcfsMount);
+      expect(mountIdsOn(container.pid, '/proc/uptime')).toHaveLength(2);
+      await detachFiles(HELPER, container.pid, ['/proc/uptime']);
+      expect(mountIdsOn(container.pid, '/proc/uptime')).toEqual([lxcfsMount]);
 
       const exited = new Promise((r) => lxcfs!.once('exit', r));
       lxcfs!.kill('SIGKILL');
@@ -225,16 +259,17 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
       expect(broken.code).not.toBe(0);
       expect(broken.stderr).toMatch(/Transport endpoint is not connected/);
 
-      // Without replace the helper refuses to stack on a dead mount and says why.
-      const [refused] = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/uptime' }], { replace: false });
-      expect(refused).toMatchObject({ ok: false, errno: 'ENOTCONN', message: expect.stringMatching(/--replace/) });
+      // Not named, the dead mount stays and the helper refuses to stack on it, saying why.
+      const [refused] = await attachFiles(HELPER, container.pid, [{ source: vmstatA, target: '/proc/uptime', detachMountIds: [] }]);
+      expect(refused).toMatchObject({ ok: false, errno: 'ENOTCONN', message: expect.stringMatching(/not named/) });
+      expect(mountIdsOn(container.pid, '/proc/uptime')).toEqual([lxcfsMount]);
 
-      const uptime = path.join(scratch, 'uptime');
-      fs.writeFileSync(uptime, '12.00 3.00\n');
-      const [repaired] = await attachFiles(HELPER, container.pid, [{ source: uptime, target: '/proc/uptime' }], { replace: true });
-      expect(repaired).toEqual({ target: '/proc/uptime', ok: true, replacedMounts: 1 });
+      // Named (its id read from the container's mountinfo, as the manager does), it is replaced.
+      const [repaired] = await attachFiles(HELPER, container.pid, [{ source: uptime, target: '/proc/uptime', detachMountIds: [lxcfsMount] }]);
+      expect(repaired).toEqual({ target: '/proc/uptime', ok: true, detachedMounts: 1 });
       expect((await container.exec(['cat', '/proc/uptime'])).stdout).toBe('12.00 3.00\n');
-      expect(mountsOn(container.pid, '/proc/uptime')).toHaveLength(1);
+      expect(mountIdsOn(container.pid, '/proc/uptime')).toHaveLength(1);
+      expect(mountIdsOn(container.pid, '/proc/uptime')).not.toContain(lxcfsMount);
     });
   });
 

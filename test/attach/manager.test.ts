@@ -1,6 +1,19 @@
-/** The pure parts of the attach manager: reading mountinfo and finding the mount on top. */
-import { describe, expect, it } from 'vitest';
-import { parseMountinfo, topmostMounts } from '../../src/attach/manager';
+/**
+ * The attach manager without root: reading mountinfo, and its decisions (the plan, which mounts
+ * it names for detaching, what apply and a scan do) on a fake /proc (fixture mountinfo text,
+ * files standing in for namespaces and targets), a fake tree, registry and helper script.
+ * Everything here runs as any user; the real helper in real namespaces is test/attach/attach.test.ts.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AttachManager, parseMountinfo, topmostMounts, type AttachManagerOptions, type PlanRequest } from '../../src/attach/manager';
+import { mountStacks } from '../../src/attach/mountinfo';
+import type { CgroupHierarchy } from '../../src/cgroup/hierarchy';
+import type { CgroupLocation } from '../../src/cgroup/snapshot';
+import { containerDirName } from '../../src/fuse/filesystem';
+import { createLogger } from '../../src/log';
 
 // Shaped like a runc container's mountinfo after a hostPath bind at creation (id 610), a dead
 // mount of a previous daemon under a live attach on /proc/vmstat (612 on 611), and a path with
@@ -42,5 +55,312 @@ describe('topmostMounts', () => {
       expect(top.get('/proc/meminfo')?.id).toBe(610);
       expect(top.get('/proc')?.id).toBe(601);
     }
+  });
+});
+
+describe('mountStacks', () => {
+  it('lists the mounts stacked on each path, topmost first, without the mount they sit on', () => {
+    const stacks = mountStacks(parseMountinfo(MOUNTINFO));
+    expect(stacks.get('/proc/vmstat')?.map((m) => m.id)).toEqual([612, 611]);
+    expect(stacks.get('/proc/meminfo')?.map((m) => m.id)).toEqual([610]);
+    expect(stacks.get('/proc')?.map((m) => m.id)).toEqual([601]);
+  });
+});
+
+const MNT = '/var/lib/isolfs/mnt';
+const OUR_SOURCE = `isolfs:${MNT}`;
+const OUR_DEVICE = '0:90';
+/** A previous daemon of this mountpoint, killed: its connection answers ENOTCONN. */
+const DEAD_DEVICE = '0:41';
+/** A previous daemon of this mountpoint that still answers (hung on its way out). */
+const LIVE_PREDECESSOR_DEVICE = '0:42';
+/** Another isolfs instance, for another mountpoint. */
+const OTHER_INSTANCE_DEVICE = '0:43';
+const PID = 4242;
+const KEY = '/kubepods/pod1/c1';
+const OWN = `/containers/${containerDirName(KEY)}`;
+const OTHER_KEY_COPY = `/containers/${containerDirName('/kubepods/pod2/c2')}`;
+
+const LOCATION: CgroupLocation = { key: KEY, version: 2, dirs: {}, roots: {}, unifiedDir: `/sys/fs/cgroup${KEY}` };
+const HIERARCHY: CgroupHierarchy = { cgroupRoot: '/sys/fs/cgroup', v1: new Map(), unifiedRoot: '/sys/fs/cgroup', unifiedControllers: new Set(['memory']) };
+
+/** A mountinfo line of a file mount on `target` (parent `parent`). */
+function line(id: number, parent: number, device: string, root: string, target: string, fstype = 'fuse.isolfs', source = OUR_SOURCE): string {
+  return `${id} ${parent} ${device} ${root} ${target} rw,relatime - ${fstype} ${source} rw,user_id=0,group_id=0`;
+}
+
+const BASE = [
+  '600 580 0:52 / / rw,relatime - overlay overlay rw',
+  '601 600 0:55 / /proc rw,relatime - proc proc rw',
+];
+
+/**
+ * A fake /proc: ours (self) with our live mount, and one container process (PID) with the given
+ * mountinfo, cgroup KEY and, under root/, the files that exist in the container.
+ */
+function fakeProc(dir: string, mountinfo: string[], files: string[] = ['/proc/meminfo', '/proc/vmstat', '/proc/stat']): string {
+  const procRoot = path.join(dir, 'proc');
+  fs.mkdirSync(path.join(procRoot, 'self', 'ns'), { recursive: true });
+  fs.writeFileSync(path.join(procRoot, 'self', 'ns', 'mnt'), 'ours');
+  fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), `${line(50, 1, OUR_DEVICE, '/', MNT)}\n`);
+  const proc = path.join(procRoot, String(PID));
+  fs.mkdirSync(path.join(proc, 'ns'), { recursive: true });
+  fs.writeFileSync(path.join(proc, 'ns', 'mnt'), 'container');
+  fs.writeFileSync(path.join(proc, 'mountinfo'), [...BASE, ...mountinfo, ''].join('\n'));
+  fs.writeFileSync(path.join(proc, 'cgroup'), `0::${KEY}\n`);
+  for (const file of files) {
+    fs.mkdirSync(path.join(proc, 'root', path.dirname(file)), { recursive: true });
+    fs.writeFileSync(path.join(proc, 'root', file), '');
+  }
+  return procRoot;
+}
+
+/** statfs as the kernel would answer through each device's mounts (the probe ends in the target). */
+function fakeStatfs(deadTargets: readonly string[]): (probe: string) => Promise<unknown> {
+  return async (probe) => {
+    if (deadTargets.some((t) => probe.endsWith(`/root${t}`))) throw Object.assign(new Error('dead'), { code: 'ENOTCONN' });
+    return {};
+  };
+}
+
+/** A stand-in for isolfs-attach: logs its arguments, answers "ok DST detached=<ids named>". */
+function fakeHelper(dir: string, body?: string): { path: string; calls: () => string[][] } {
+  const helper = path.join(dir, 'isolfs-attach');
+  const log = `${helper}.log`;
+  fs.writeFileSync(helper, `#!/bin/sh
+printf '%s\\n' "$*" >> '${log}'
+${body ?? `while [ "$1" != "--" ]; do shift; done; shift
+for pair in "$@"; do
+  ids=\${pair##*:}; rest=\${pair%:*}; dst=\${rest##*:}
+  n=0; [ -n "$ids" ] && n=$(printf '%s\\n' "$ids" | tr ',' '\\n' | wc -l)
+  echo "ok $dst detached=$n"
+done`}
+`, { mode: 0o755 });
+  return { path: helper, calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')) : []) };
+}
+
+interface Fakes {
+  events: string[];
+  manager: AttachManager;
+}
+
+function makeManager(procRoot: string, overrides: Partial<AttachManagerOptions> & { deadTargets?: string[]; refuseKeys?: boolean } = {}): Fakes {
+  const events: string[] = [];
+  const manager = new AttachManager({
+    mountpoint: MNT,
+    procRoot,
+    hierarchy: HIERARCHY,
+    helperPath: '/nonexistent/isolfs-attach',
+    prefixes: ['/kubepods'],
+    intervalMs: 60_000,
+    hostIsolated: () => true,
+    tree: { addContainer: (key) => { events.push(`addContainer ${key}`); return !overrides.refuseKeys; } },
+    containers: { markAttached: (location) => events.push(`markAttached ${location.key}`) },
+    logger: createLogger('silent'),
+    statfs: fakeStatfs(overrides.deadTargets ?? []),
+    ...overrides,
+  });
+  return { events, manager };
+}
+
+describe('AttachManager.plan: which mounts it names for detaching', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-plan-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const repairOnly: PlanRequest = { pid: PID, location: LOCATION, attach: false, ourDevice: OUR_DEVICE };
+  const attaching: PlanRequest = { ...repairOnly, attach: true };
+
+  it('names a dead predecessor\'s mount and rebinds the same file from our mount (repair)', async () => {
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const { manager } = makeManager(procRoot, { deadTargets: ['/proc/meminfo'] });
+    const plan = await manager.plan(repairOnly);
+    expect(plan).toEqual({
+      pid: PID, container: null, repairTargets: new Set(['/proc/meminfo']),
+      pairs: [{ source: `${MNT}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] }],
+    });
+  });
+
+  it('repairs a dead copy of the namespace\'s own container from that container\'s subtree, another\'s from the shared file', async () => {
+    const procRoot = fakeProc(dir, [
+      line(611, 601, DEAD_DEVICE, `${OWN}/proc/vmstat`, '/proc/vmstat'),
+      line(612, 601, DEAD_DEVICE, `${OTHER_KEY_COPY}/proc/stat`, '/proc/stat'),
+    ]);
+    const { manager } = makeManager(procRoot, { deadTargets: ['/proc/vmstat', '/proc/stat'] });
+    const plan = await manager.plan(repairOnly);
+    expect(plan.container).toEqual(LOCATION);
+    expect(plan.pairs).toEqual([
+      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+      { source: `${MNT}/proc/stat`, target: '/proc/stat', detachMountIds: [612] },
+    ]);
+  });
+
+  it('leaves a live predecessor\'s mount alone: no repair, and an attach goes on top without detaching it', async () => {
+    const procRoot = fakeProc(dir, [line(610, 601, LIVE_PREDECESSOR_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const { manager } = makeManager(procRoot);
+    expect((await manager.plan(repairOnly)).pairs).toEqual([]);
+    const plan = await manager.plan(attaching);
+    expect(plan.repairTargets.size).toBe(0);
+    expect(plan.pairs.find((p) => p.target === '/proc/meminfo')).toEqual({ source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] });
+  });
+
+  it('never names another instance\'s mount, dead or alive', async () => {
+    const other = 'isolfs:/srv/other/mnt';
+    const procRoot = fakeProc(dir, [
+      line(610, 601, OTHER_INSTANCE_DEVICE, '/proc/meminfo', '/proc/meminfo', 'fuse.isolfs', other),
+      line(611, 601, '0:44', '/proc/vmstat', '/proc/vmstat', 'fuse.isolfs', other),
+    ]);
+    const { manager } = makeManager(procRoot, { deadTargets: ['/proc/vmstat'] });
+    expect((await manager.plan(repairOnly)).pairs).toEqual([]);
+    const plan = await manager.plan(attaching);
+    expect(plan.repairTargets.size).toBe(0);
+    expect(plan.pairs.filter((p) => p.detachMountIds.length > 0)).toEqual([]);
+  });
+
+  it('names our own stale copy (another container\'s, or the shared file) and keeps the right one', async () => {
+    const procRoot = fakeProc(dir, [
+      line(610, 601, OUR_DEVICE, `${OTHER_KEY_COPY}/proc/meminfo`, '/proc/meminfo'),
+      line(611, 601, OUR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
+      line(612, 601, OUR_DEVICE, `${OWN}/proc/stat`, '/proc/stat'),
+    ]);
+    const { manager } = makeManager(procRoot);
+    const plan = await manager.plan(attaching);
+    expect(plan.container).toEqual(LOCATION);
+    expect(plan.repairTargets.size).toBe(0);
+    expect(plan.pairs).toEqual([
+      { source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] },
+      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+    ]);
+  });
+
+  it('names nothing where nothing is mounted, and skips a target the container does not have', async () => {
+    const procRoot = fakeProc(dir, [], ['/proc/meminfo']);
+    const { manager } = makeManager(procRoot);
+    const plan = await manager.plan(attaching);
+    // Only /proc/meminfo exists in the container: nothing is created for the others.
+    expect(plan.pairs).toEqual([{ source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] }]);
+  });
+
+  it('walks a stack from the top while the mounts are ours or known dead, and stops at the first other', async () => {
+    const procRoot = fakeProc(dir, [
+      // meminfo: a dead predecessor's (the same dead device as uptime's top), our stale copy on it.
+      line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo'),
+      line(620, 610, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo'),
+      // vmstat: ours on a live foreign mount on a dead predecessor's: only ours is named.
+      line(611, 601, DEAD_DEVICE, '/proc/vmstat', '/proc/vmstat'),
+      line(621, 611, LIVE_PREDECESSOR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
+      line(631, 621, OUR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
+      // stat: ours on a predecessor's whose connection nothing could ask: not named.
+      line(612, 601, '0:45', '/proc/stat', '/proc/stat'),
+      line(622, 612, OUR_DEVICE, '/proc/stat', '/proc/stat'),
+      // uptime: a dead predecessor's on top: the one asked, and found dead.
+      line(613, 601, DEAD_DEVICE, '/proc/uptime', '/proc/uptime'),
+    ], ['/proc/meminfo', '/proc/vmstat', '/proc/stat', '/proc/uptime']);
+    const { manager } = makeManager(procRoot, { deadTargets: ['/proc/uptime'] });
+    const plan = await manager.plan(attaching);
+    const named = Object.fromEntries(plan.pairs.map((p) => [p.target, p.detachMountIds]));
+    expect(named).toEqual({ '/proc/uptime': [613], '/proc/meminfo': [620, 610], '/proc/vmstat': [631], '/proc/stat': [622] });
+  });
+
+  it('has no side effects: the same plan twice, no subtree made, nothing marked, no helper run', async () => {
+    const procRoot = fakeProc(dir, [
+      line(611, 601, DEAD_DEVICE, `${OWN}/proc/vmstat`, '/proc/vmstat'),
+      line(612, 601, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo'),
+    ]);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { deadTargets: ['/proc/vmstat'], helperPath: helper.path });
+    const first = await manager.plan(attaching);
+    const second = await manager.plan(attaching);
+    expect(second).toEqual(first);
+    expect(first.pairs.length).toBeGreaterThan(0);
+    expect(events).toEqual([]);
+    expect(helper.calls()).toEqual([]);
+  });
+});
+
+describe('AttachManager.apply and scan', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-apply-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('apply creates the subtree, then marks the container attached, then runs the helper with the named ids', async () => {
+    const procRoot = fakeProc(dir, [line(610, 601, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo')], ['/proc/meminfo', '/proc/vmstat']);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { helperPath: helper.path });
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
+    const results = await manager.apply(plan);
+    expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
+    expect(helper.calls()).toEqual([[
+      '--pid', String(PID), '--',
+      `${MNT}${OWN}/proc/meminfo:/proc/meminfo:610`, `${MNT}${OWN}/proc/vmstat:/proc/vmstat:`,
+    ]]);
+    expect(results).toEqual([
+      { target: '/proc/meminfo', ok: true, detachedMounts: 1 },
+      { target: '/proc/vmstat', ok: true, detachedMounts: 0 },
+    ]);
+  });
+
+  it('apply of a repair-only plan of shared files touches neither tree nor registry', async () => {
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { helperPath: helper.path, deadTargets: ['/proc/meminfo'] });
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: false, ourDevice: OUR_DEVICE });
+    expect(await manager.apply(plan)).toEqual([{ target: '/proc/meminfo', ok: true, detachedMounts: 1 }]);
+    expect(events).toEqual([]);
+  });
+
+  it('apply does not mark a container the tree refused, nor bind sources from its subtree', async () => {
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/stat', '/proc/stat')], ['/proc/meminfo', '/proc/stat']);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { helperPath: helper.path, refuseKeys: true, deadTargets: ['/proc/stat'] });
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
+    expect(plan.pairs.map((p) => p.target)).toEqual(['/proc/stat', '/proc/meminfo']);
+    await manager.apply(plan);
+    expect(events).toEqual([`addContainer ${KEY}`]);
+    expect(helper.calls()).toEqual([]);
+    // (Both sources were the container's copies: the attach replaced the repair's shared file.)
+  });
+
+  it('a scan attaches through plan and apply, and looks again on the next scan', async () => {
+    const procRoot = fakeProc(dir, [], ['/proc/meminfo']);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { helperPath: helper.path });
+    const report = await manager.scan();
+    expect(report).toMatchObject({ namespaces: 1, inspected: 1, attachedContainers: 1, failures: 0 });
+    expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
+    expect((await manager.scan()).inspected).toBe(1); // after an attach: again on the next scan
+  });
+
+  it('ESRCH from the helper forgets the namespace (looked at again next scan); another failure waits', async () => {
+    // Repair only: while attaching, a namespace whose helper failed is due again anyway.
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const gone = fakeHelper(dir, `echo "isolfs-attach: ESRCH pid $2: cannot open its mount namespace: No such process" >&2; exit 3`);
+    const esrch = makeManager(procRoot, { helperPath: gone.path, prefixes: [], deadTargets: ['/proc/meminfo'] });
+    expect(await esrch.manager.scan()).toMatchObject({ inspected: 1, failures: 1, repairedMounts: 0 });
+    expect(await esrch.manager.scan()).toMatchObject({ inspected: 1, failures: 1 });
+    expect(gone.calls()).toHaveLength(2);
+
+    fs.rmSync(`${gone.path}.log`);
+    const refused = fakeHelper(dir, `echo "isolfs-attach: EPERM pid $2: setns into its mount namespace: Operation not permitted" >&2; exit 3`);
+    const eperm = makeManager(procRoot, { helperPath: refused.path, prefixes: [], deadTargets: ['/proc/meminfo'] });
+    expect(await eperm.manager.scan()).toMatchObject({ inspected: 1, failures: 1 });
+    expect(await eperm.manager.scan()).toMatchObject({ inspected: 0, failures: 0 });
+    expect(refused.calls()).toHaveLength(1);
+  });
+
+  it('forgets a namespace that vanished: it is looked at as new when it comes back', async () => {
+    const procRoot = fakeProc(dir, [], []);
+    const { manager } = makeManager(procRoot, { prefixes: [] });
+    expect((await manager.scan()).inspected).toBe(1);
+    expect((await manager.scan()).inspected).toBe(0); // handled: not due for 6 scans
+    const moved = path.join(dir, 'moved');
+    fs.renameSync(path.join(procRoot, String(PID)), moved);
+    expect(await manager.scan()).toMatchObject({ namespaces: 0, inspected: 0 });
+    fs.renameSync(moved, path.join(procRoot, String(PID)));
+    expect((await manager.scan()).inspected).toBe(1);
   });
 });
