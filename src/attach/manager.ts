@@ -97,7 +97,7 @@ export interface AttachPlan {
 }
 
 /** How a mount on a target relates to us (see mountsToDetach). */
-type MountOwner = 'ours' | 'dead-predecessor' | 'other';
+type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
 
 export interface ScanReport {
   /** Mount namespaces seen (other than ours). */
@@ -338,9 +338,9 @@ export class AttachManager {
   /**
    * The naming rule: which mounts to detach from a target before ours is bound over it. From the
    * top of the target's stack down, while each is ours (our live device: a stale copy or another
-   * file, replaced by the right one) or a dead predecessor's (made for this mountpoint by a
-   * daemon since killed); the first other one stops it, so a live mount of another daemon or
-   * instance, or of any other filesystem, and everything beneath it stay, and ours goes on top.
+   * file, replaced by the right one) or a dead FUSE mount (a predecessor's, lxcfs's: it answers
+   * ENOTCONN to every reader); the first other one stops it, so a live mount of another daemon,
+   * instance or filesystem and everything beneath it stay, and ours goes on top.
    */
   private async mountsToDetach(stack: readonly MountEntry[], procDir: string, ourDevice: string): Promise<number[]> {
     const named: number[] = [];
@@ -359,14 +359,15 @@ export class AttachManager {
    */
   private async ownerOf(mount: MountEntry, procDir: string, ourDevice: string, topmost: boolean): Promise<MountOwner> {
     if (isOurMount(mount, ourDevice)) return 'ours';
-    if (mount.fstype !== ISOLFS_FSTYPE) return 'other';
-    // Only our predecessors' mounts (made for this mountpoint), never another instance's.
-    if (mount.source !== this.ourSource) return 'other';
+    if (mount.fstype !== 'fuse' && !mount.fstype.startsWith('fuse.')) return 'other';
     const dead = topmost
       ? await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint))
       : await (this.deviceVerdicts.get(mount.device) ?? false);
-    // A previous daemon that still answers (hung on its way out, say) is not replaced.
-    return dead ? 'dead-predecessor' : 'other';
+    // A FUSE mount that still answers (a hung predecessor, lxcfs, another instance) is not ours to take.
+    if (!dead) return 'other';
+    // A dead one answers ENOTCONN to every reader: replacing it can only help. Only our own
+    // predecessors' are repaired where they stand (sourced from our tree).
+    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.ourSource ? 'dead-predecessor' : 'dead-fuse';
   }
 
   /**

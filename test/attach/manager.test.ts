@@ -206,7 +206,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect(plan.pairs.find((p) => p.target === '/proc/meminfo')).toEqual({ source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] });
   });
 
-  it('never names another instance\'s mount, dead or alive', async () => {
+  it('never repairs another instance\'s mount; an attach names it only when its connection is dead', async () => {
     const other = 'isolfs:/srv/other/mnt';
     const procRoot = fakeProc(dir, [
       line(610, 601, OTHER_INSTANCE_DEVICE, '/proc/meminfo', '/proc/meminfo', 'fuse.isolfs', other),
@@ -216,7 +216,10 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect((await manager.plan(repairOnly)).pairs).toEqual([]);
     const plan = await manager.plan(attaching);
     expect(plan.repairTargets.size).toBe(0);
-    expect(plan.pairs.filter((p) => p.detachMountIds.length > 0)).toEqual([]);
+    // The live one stays beneath ours; the dead one (ENOTCONN to every reader) is replaced.
+    expect(plan.pairs.filter((p) => p.detachMountIds.length > 0)).toEqual([
+      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+    ]);
   });
 
   it('names our own stale copy (another container\'s, or the shared file) and keeps the right one', async () => {
