@@ -9,13 +9,14 @@ import { isErrno, type Caller, type Errno, type FileBackend } from './fuse/files
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath } from './fuse/layout';
 import { locateProcess } from './identity/processCgroup';
-import { processListDir, type CgroupHierarchy } from './cgroup/hierarchy';
+import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
 import { CgroupParseError } from './cgroup/snapshot';
 import type { SwitchStore } from './switches/store';
 import type { EnvOptOut } from './switches/envOptOut';
 import { parseSwitchWrite } from './switches/controlInput';
-import { renderView, hostPathOf, ContainerStates, type HostSources } from './files';
+import { renderView, hostPathOf, type HostSources } from './files';
+import type { ContainerRecord, ContainerRegistry } from './containers/registry';
 import { RateLimitedLog, type Logger } from './log';
 import { FileReadError, TASK_FILE_MAX_BYTES, readBoundedBuffer, readBoundedText } from './host/boundedRead';
 
@@ -29,7 +30,7 @@ const { errno: E } = osConstants;
 
 export type Decision =
   | { isolated: false; reason: 'host-switch-off' | 'root-cgroup' | 'opted-out' | 'opted-out-env' | 'unknown-caller' }
-  | { isolated: true; location: CgroupLocation };
+  | { isolated: true; container: ContainerRecord };
 
 export interface BackendOptions {
   procRoot: string;
@@ -38,13 +39,9 @@ export interface BackendOptions {
   switches: SwitchStore;
   envOptOut: EnvOptOut;
   sources: HostSources;
-  containers: ContainerStates;
+  /** One record per container; also where attached containers (/containers/<key>/) are. */
+  containers: ContainerRegistry;
   logger: Logger;
-  /**
-   * Where the containers with a per-container subtree (/containers/<key>/) are: filled by the
-   * attach manager, which learned each location from one of the container's processes.
-   */
-  attached?: ReadonlyMap<string, CgroupLocation>;
   /** Called after every request with its outcome (metrics). */
   onRequest?: (file: string, result: string, seconds: number) => void;
   /** Called when a caller's container is seen (metrics). */
@@ -64,7 +61,7 @@ export class IsolfsBackend implements FileBackend {
 
   read(file: ServedPath, caller: Caller, container?: string): Buffer | Errno {
     if (container !== undefined) {
-      const location = this.options.attached?.get(container);
+      const location = this.options.containers.attachedLocation(container);
       if (!location) return { errno: E.ENOENT }; // the container went away since its dir was made
       // Anyone who sees the copy may read it (writes are checked): the bit it shows says less
       // than the container's meminfo beside it, which is as visible.
@@ -78,9 +75,9 @@ export class IsolfsBackend implements FileBackend {
   private serve(file: ViewPath, decision: Decision): Buffer | Errno {
     if (!decision.isolated) return this.hostFile(file);
     try {
-      return Buffer.from(renderView(file, decision.location, this.options.sources, this.options.containers), 'utf8');
+      return Buffer.from(renderView(file, decision.container, this.options.sources, Date.now()), 'utf8');
     } catch (err) {
-      return this.failure(file, decision.location, err);
+      return this.failure(file, decision.container.location, err);
     }
   }
 
@@ -127,7 +124,7 @@ export class IsolfsBackend implements FileBackend {
    * exception (it changes a container's switch from inside it, as the kernel's write did).
    */
   private containerOfWriter(file: ControlPath, caller: Caller, container: string): CgroupLocation | Errno | null {
-    const target = this.options.attached?.get(container);
+    const target = this.options.containers.attachedLocation(container);
     if (!target) return null; // the container went away since its dir was made
     const writer = this.locate(caller.pid);
     if (writer !== null && isSameOrBelow(writer.key, target.key)) return target;
@@ -149,12 +146,12 @@ export class IsolfsBackend implements FileBackend {
     if (!switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
     if (location.key === '/') return { isolated: false, reason: 'root-cgroup' };
     this.options.onContainerSeen?.(location.key);
+    const nowMs = Date.now();
+    const container = this.options.containers.use(location, nowMs);
     const explicit = switches.explicitContainerValue(location.key);
     if (explicit === false) return { isolated: false, reason: 'opted-out' };
-    if (explicit === undefined && envOptOut.optedOut(location.key, containerDir(location), Date.now())) {
-      return { isolated: false, reason: 'opted-out-env' };
-    }
-    return { isolated: true, location };
+    if (explicit === undefined && envOptOut.optedOut(container, nowMs)) return { isolated: false, reason: 'opted-out-env' };
+    return { isolated: true, container };
   }
 
   private locate(pid: number): CgroupLocation | null {
@@ -182,8 +179,12 @@ export class IsolfsBackend implements FileBackend {
     const { switches, envOptOut } = this.options;
     if (file === '/proc/sys/kernel/stats_isolated') return Buffer.from(switches.hostIsolated ? '1\n' : '0\n');
     const explicit = switches.explicitContainerValue(location.key);
-    const isolated = explicit ?? !envOptOut.optedOut(location.key, containerDir(location), Date.now());
-    return Buffer.from(isolated ? '1\n' : '0\n');
+    if (explicit !== undefined) return Buffer.from(explicit ? '1\n' : '0\n');
+    // The root cgroup is no container: no record, and nothing it declares in an environment.
+    if (location.key === '/') return Buffer.from('1\n');
+    const nowMs = Date.now();
+    const optedOut = envOptOut.optedOut(this.options.containers.use(location, nowMs), nowMs);
+    return Buffer.from(optedOut ? '0\n' : '1\n');
   }
 
   private hostFile(file: ViewPath): Buffer | Errno {
@@ -244,9 +245,4 @@ export function isSameOrBelow(key: string, container: string): boolean {
   if (key === container) return true;
   const prefix = container.endsWith('/') ? container : `${container}/`;
   return key.startsWith(prefix);
-}
-
-/** The directory that lists the container's processes (for its first process's environment). */
-function containerDir(location: CgroupLocation): string | undefined {
-  return processListDir(location)?.dir;
 }

@@ -8,7 +8,9 @@
 import path from 'node:path';
 import type { ViewPath } from './fuse/layout';
 import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './cgroup/snapshot';
-import { readCpuLimits, readCpuUsage, readMemory, readOldestProcessStartTicks, readTaskCounts } from './cgroup/read';
+import { readCpuLimits, readCpuUsage, readMemory, readTaskCounts } from './cgroup/read';
+import { readOldestProcess, type OldestProcess } from './cgroup/tasks';
+import type { ContainerRecord } from './containers/registry';
 import type { CpuinfoBlock, HostMeminfo, HostStat } from './host/snapshot';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
@@ -20,7 +22,7 @@ import { readBoundedText } from './host/boundedRead';
 import { renderMeminfo } from './views/meminfo';
 import { renderCpuinfo } from './views/cpuinfo';
 import { renderCpuOnline } from './views/cpuOnline';
-import { renderStat, type StatHistory } from './views/stat';
+import { renderStat } from './views/stat';
 import { renderVmstat } from './views/vmstat';
 import { renderLoadavg } from './views/loadavg';
 import { renderUptime } from './views/uptime';
@@ -41,16 +43,6 @@ export interface HostSources {
   cpuinfoCache: TimedCache<CpuinfoBlock[]>;
 }
 
-/** Per-container memory the views keep between reads (so counters never go backwards). */
-export interface ContainerState {
-  /** Where the container's cgroup is (as last seen): what the load sampler counts. */
-  location: CgroupLocation;
-  statHistory: StatHistory | null;
-  lastSeenMs: number;
-  /** The last task count (procs_running/procs_blocked), reused for TASK_COUNTS_TTL_MS. */
-  taskCounts: { atMs: number; counts: TaskCounts } | null;
-}
-
 /**
  * How long a container's task count is reused. Counting reads one /proc/<tid>/stat per thread:
  * at thousands of /proc/stat reads per second (or thousands of threads) recounting on every read
@@ -58,41 +50,6 @@ export interface ContainerState {
  * kernel's own, which changes between any two reads anyway.
  */
 export const TASK_COUNTS_TTL_MS = 1000;
-
-export class ContainerStates {
-  private readonly states = new Map<string, ContainerState>();
-
-  get(location: CgroupLocation, nowMs: number): ContainerState {
-    let state = this.states.get(location.key);
-    if (!state) {
-      state = { location, statHistory: null, lastSeenMs: nowMs, taskCounts: null };
-      this.states.set(location.key, state);
-    }
-    state.location = location;
-    state.lastSeenMs = nowMs;
-    return state;
-  }
-
-  location(key: string): CgroupLocation | undefined {
-    return this.states.get(key)?.location;
-  }
-
-  /** Drops containers not read for `idleMs`: a container that comes back starts afresh. */
-  prune(nowMs: number, idleMs: number): string[] {
-    const dropped: string[] = [];
-    for (const [key, state] of this.states) {
-      if (nowMs - state.lastSeenMs > idleMs) {
-        this.states.delete(key);
-        dropped.push(key);
-      }
-    }
-    return dropped;
-  }
-
-  get size(): number {
-    return this.states.size;
-  }
-}
 
 /** A value recomputed at most once per `ttlMs`. */
 export class TimedCache<T> {
@@ -128,13 +85,15 @@ export function hostPathOf(file: ViewPath, sources: Pick<HostSources, 'procRoot'
 /** Lazily read, memoised inputs of one request. */
 export class ViewInputs {
   private memo = new Map<string, unknown>();
+  readonly location: CgroupLocation;
 
   constructor(
-    readonly location: CgroupLocation,
+    readonly container: ContainerRecord,
     readonly sources: HostSources,
-    readonly state: ContainerState,
     readonly nowMs: number,
-  ) {}
+  ) {
+    this.location = container.location;
+  }
 
   private once<T>(name: string, load: () => T): T {
     if (this.memo.has(name)) return this.memo.get(name) as T;
@@ -172,12 +131,16 @@ export class ViewInputs {
   }
   tasks(): TaskCounts {
     return this.once('tasks', () => {
-      const cached = this.state.taskCounts;
+      const cached = this.container.taskCounts;
       if (cached && this.nowMs >= cached.atMs && this.nowMs - cached.atMs < TASK_COUNTS_TTL_MS) return cached.counts;
       const counts = readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead);
-      this.state.taskCounts = { atMs: this.nowMs, counts };
+      this.container.taskCounts = { atMs: this.nowMs, counts };
       return counts;
     });
+  }
+  /** The container's first process: where its uptime starts. */
+  oldestProcess(): OldestProcess | null {
+    return this.once('oldest', () => readOldestProcess(this.location, this.sources.procRoot));
   }
   /** Host CPU ids the container sees, ascending: the numbering every CPU view shares. */
   visibleCpus(): number[] {
@@ -201,24 +164,25 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
       usage: r.cpuUsage(),
       tasks: r.tasks(),
       userHz: r.sources.userHz,
-      previous: r.state.statHistory,
+      previous: r.container.statHistory,
     });
-    r.state.statHistory = history;
+    r.container.statHistory = history;
     return text;
   },
   '/proc/vmstat': (r) => {
     const memory = r.memory();
     return memory ? renderVmstat(parseVmstat(r.hostText('/proc/vmstat')), memory, r.sources.pageSizeBytes, r.hostMeminfo().get('MemTotal') ?? 0n) : r.hostText('/proc/vmstat');
   },
-  '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.location.key), parseLoadavg(r.hostText('/proc/loadavg'))),
+  '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.container), parseLoadavg(r.hostText('/proc/loadavg'))),
   '/proc/uptime': (r) => {
     const host = parseUptime(r.hostText('/proc/uptime'));
+    const usage = r.cpuUsage();
     return renderUptime({
       hostUptimeSec: host.uptimeSec,
       hostIdleSec: host.idleSec,
-      containerStartTicks: readOldestProcessStartTicks(r.location, r.sources.procRoot),
+      containerStartTicks: r.oldestProcess()?.startTicks ?? null,
       userHz: r.sources.userHz,
-      cpuUsageNs: r.cpuUsage()?.userNs !== undefined ? (r.cpuUsage() as CpuUsage).userNs + (r.cpuUsage() as CpuUsage).systemNs : null,
+      cpuUsageNs: usage === null ? null : usage.userNs + usage.systemNs,
       visibleCpuCount: r.visibleCpus().length,
       hostCpuCount: r.hostOnlineCpus().length,
     });
@@ -233,10 +197,7 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
   '/proc/diskstats': (r) => r.hostText('/proc/diskstats'),
 };
 
-/** Renders `file` for the container at `location`. Throws on unreadable/malformed input. */
-export function renderView(file: ViewPath, location: CgroupLocation, sources: HostSources, containers: ContainerStates): string {
-  const nowMs = Date.now();
-  if (file === '/proc/loadavg') sources.sampler.touch(location.key);
-  const inputs = new ViewInputs(location, sources, containers.get(location, nowMs), nowMs);
-  return VIEWS[file](inputs);
+/** Renders `file` for `container` (at its record's location). Throws on unreadable/malformed input. */
+export function renderView(file: ViewPath, container: ContainerRecord, sources: HostSources, nowMs: number): string {
+  return VIEWS[file](new ViewInputs(container, sources, nowMs));
 }

@@ -7,7 +7,7 @@ import { readV2Memory } from './v2/memory';
 import { readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } from './v1/cpu';
 import { readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
 
-export { readTaskCounts, readOldestProcessStartTicks } from './tasks';
+export { readTaskCounts } from './tasks';
 
 type ControllerReader<T> = (dir: string, root: string) => T;
 

@@ -1,6 +1,7 @@
 /**
  * The tasks of a cgroup: thread states (for loadavg and /proc/stat's procs_running /
- * procs_blocked), process count, and the oldest process's start time (the container's uptime).
+ * procs_blocked), process count, and the oldest process (the container's uptime, and whose
+ * environment the env opt-out reads).
  *
  * A container's tasks include those in its child cgroups (systemd or a nested runtime inside
  * the container creates them), so both functions descend into child cgroups, up to
@@ -165,19 +166,26 @@ export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: 
   return counts;
 }
 
+/** A container's first process: the one with the smallest start time. */
+export interface OldestProcess {
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat: clock ticks since boot. */
+  startTicks: bigint;
+}
+
 /**
- * The smallest start time (field 22 of /proc/<pid>/stat: clock ticks since boot) of the
- * processes in the cgroup at `loc` and its child cgroups; null when it has none. Used as the
- * container's start for /proc/uptime. At most MAX_PROCESSES_FOR_START_TIME processes are read.
+ * The oldest process of the cgroup at `loc` and its child cgroups; null when it has none. The
+ * container's start for /proc/uptime, and whose environment the env opt-out reads. At most
+ * `maxProcesses` processes are read.
  */
-export function readOldestProcessStartTicks(
+export function readOldestProcess(
   loc: CgroupLocation,
   procRoot: string,
   maxProcesses: number = MAX_PROCESSES_FOR_START_TIME,
-): bigint | null {
+): OldestProcess | null {
   const files = processListDir(loc);
   if (files === null) return null;
-  let oldest: bigint | null = null;
+  let oldest: OldestProcess | null = null;
   let examined = 0;
   const cut: Cut = { truncated: false };
   for (const pid of listedIds(cgroupTree(files.dir, cut), 'cgroup.procs', cut)) {
@@ -189,7 +197,7 @@ export function readOldestProcessStartTicks(
       throw new CgroupParseError(`${procRoot}/${pid}`, 'stat', `field 22 (starttime) is not a number: ${shown(token ?? '')}`);
     }
     const startTicks = BigInt(token);
-    if (oldest === null || startTicks < oldest) oldest = startTicks;
+    if (oldest === null || startTicks < oldest.startTicks) oldest = { pid: Number(pid), startTicks };
   }
   return oldest;
 }

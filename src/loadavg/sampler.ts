@@ -3,8 +3,10 @@
  * count the container's runnable (R) and uninterruptible (D) threads and fold the count into
  * three exponential moving averages (kernelLoad.ts).
  *
- * Cost follows use. Only containers someone has read recently are sampled: a read (`get` or
- * `touch`) marks a container, and one not read for `idleForgetMs` is dropped. A tick samples at
+ * Cost follows use. Only containers whose loadavg someone has read are sampled: the first read
+ * gives the container's record (containers/registry.ts) its load state, and the registry's
+ * sweep drops the record, numbers and all, once the container is idle or gone. The sampler
+ * keeps the algorithm and the tick; the record keeps the numbers. A tick samples at
  * most `maxContainersPerTick` containers, longest-unsampled first (round robin), so a node with
  * many containers cannot make one tick run long (LXCFS's loadavg thread, which walks every
  * container every 5 s, is reported freezing at 250+ containers). A container skipped by the
@@ -23,6 +25,7 @@
  * averages. An idle container seeds at 0, exactly like the kernel.
  */
 import type { TaskCounts } from '../cgroup/snapshot';
+import type { ContainerRecord, LoadState } from '../containers/registry';
 import { calcLoadN, EXP_1, EXP_15, EXP_5, FIXED_1, LOAD_FREQ_MS } from './kernelLoad';
 
 /** What a read of a container's loadavg needs. */
@@ -38,16 +41,16 @@ export interface LoadSample {
 }
 
 export interface LoadavgSamplerOptions {
+  /** The containers there are (the registry's records); those with load state are sampled. */
+  containers: () => Iterable<ContainerRecord>;
   /**
-   * Count the container's threads; null when its cgroup is gone (the container is then
-   * forgotten). Bounded by the reader itself (TaskCounts.truncated). May throw: a tick reports
+   * Count the container's threads; null when its cgroup is gone (the registry's sweep then
+   * drops it). Bounded by the reader itself (TaskCounts.truncated). May throw: a tick reports
    * it to `onError` and retries next tick; `get` lets it propagate to the request.
    */
-  countTasks: (key: string) => TaskCounts | null;
+  countTasks: (record: ContainerRecord) => TaskCounts | null;
   /** Sampling period; the EXP_* constants assume 5000. Other values are for tests only. */
   intervalMs?: number;
-  /** A container not read for this long is dropped (default 10 min). */
-  idleForgetMs?: number;
   /** At most this many countTasks calls per tick (default 100). */
   maxContainersPerTick?: number;
   /** Monotonic clock in ms (default performance.now). */
@@ -59,7 +62,7 @@ export interface LoadavgSamplerOptions {
 }
 
 export interface LoadavgSamplerStats {
-  /** Containers tracked now (read within idleForgetMs). */
+  /** Containers with load state (their loadavg was read). */
   containers: number;
   /** Timer ticks run so far. */
   ticks: number;
@@ -71,55 +74,39 @@ export interface LoadavgSamplerStats {
   truncatedLastTick: number;
   /** countTasks failures in the last tick. */
   errorsLastTick: number;
+  /** Containers whose cgroup was gone in the last tick (left for the registry's sweep). */
+  goneLastTick: number;
   /** Wall time the last tick took. */
   durationLastTickMs: number;
-  /** Containers dropped because nobody read them for idleForgetMs, since start. */
-  forgottenIdle: number;
-  /** Containers dropped because their cgroup was gone, since start. */
-  forgottenGone: number;
 }
 
-interface TrackedContainer {
-  load1: number;
-  load5: number;
-  load15: number;
-  running: number;
-  total: number;
-  /** Sampling period of the last sample; null until the first one. */
-  sampledPeriod: number | null;
-  lastReadMs: number;
-}
-
-const DEFAULT_IDLE_FORGET_MS = 10 * 60 * 1000;
 const DEFAULT_MAX_CONTAINERS_PER_TICK = 100;
 
 export class LoadavgSampler {
-  private readonly countTasks: (key: string) => TaskCounts | null;
+  private readonly containers: () => Iterable<ContainerRecord>;
+  private readonly countTasks: (record: ContainerRecord) => TaskCounts | null;
   private readonly intervalMs: number;
-  private readonly idleForgetMs: number;
   private readonly maxContainersPerTick: number;
   private readonly nowMs: () => number;
   private readonly onError: (key: string, error: unknown) => void;
   private readonly onTick: (stats: LoadavgSamplerStats) => void;
-  /** Map order is sampling order: a sampled container moves to the end (round robin). */
-  private readonly containers = new Map<string, TrackedContainer>();
   private readonly originMs: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly counters = {
+    containers: 0,
     ticks: 0,
     sampledLastTick: 0,
     deferredLastTick: 0,
     truncatedLastTick: 0,
     errorsLastTick: 0,
+    goneLastTick: 0,
     durationLastTickMs: 0,
-    forgottenIdle: 0,
-    forgottenGone: 0,
   };
 
   constructor(options: LoadavgSamplerOptions) {
+    this.containers = options.containers;
     this.countTasks = options.countTasks;
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
-    this.idleForgetMs = options.idleForgetMs ?? DEFAULT_IDLE_FORGET_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.onError = options.onError ?? (() => {});
@@ -144,33 +131,15 @@ export class LoadavgSampler {
     this.timer = null;
   }
 
-  /** Mark a read of `key`: keeps it sampled (and starts sampling it, from the next tick). */
-  touch(key: string): void {
-    this.track(key, this.nowMs());
-  }
-
   /**
-   * The container's load, marking the read. A container never sampled is sampled now, so the
-   * first reply already holds its count. Null when its cgroup is gone.
+   * The container's load; from now on it is sampled. A container never sampled is sampled now,
+   * so the first reply already holds its count. Null when its cgroup is gone.
    */
-  get(key: string): LoadSample | null {
-    const now = this.nowMs();
-    const tracked = this.track(key, now);
-    if (tracked.sampledPeriod === null && this.sample(key, tracked, this.periodAt(now)) === null) {
-      return null;
-    }
-    return {
-      load1: tracked.load1,
-      load5: tracked.load5,
-      load15: tracked.load15,
-      running: tracked.running,
-      total: tracked.total,
-    };
-  }
-
-  /** Stop tracking `key` (e.g. its cgroup was removed). */
-  forget(key: string): void {
-    this.containers.delete(key);
+  get(record: ContainerRecord): LoadSample | null {
+    record.load ??= { load1: 0, load5: 0, load15: 0, running: 0, total: 0, sampledPeriod: null };
+    const load = record.load;
+    if (load.sampledPeriod === null && this.sample(record, load, this.periodAt(this.nowMs())) === null) return null;
+    return { load1: load.load1, load5: load.load5, load15: load.load15, running: load.running, total: load.total };
   }
 
   get durationLastTickMs(): number {
@@ -178,72 +147,48 @@ export class LoadavgSampler {
   }
 
   stats(): LoadavgSamplerStats {
-    return { containers: this.containers.size, ...this.counters };
+    return { ...this.counters };
   }
 
   /** One sampling round; the timer calls it, tests may too. Never throws. */
   tick(): void {
     const startedMs = performance.now();
-    const now = this.nowMs();
-    const period = this.periodAt(now);
+    const period = this.periodAt(this.nowMs());
     this.counters.ticks++;
 
-    for (const [key, tracked] of this.containers) {
-      // Deleting the current entry while iterating a Map is safe.
-      if (now - tracked.lastReadMs >= this.idleForgetMs) {
-        this.containers.delete(key);
-        this.counters.forgottenIdle++;
-      }
+    // Never-sampled containers first, then the least recently sampled (round robin).
+    let tracked = 0;
+    const due: [ContainerRecord, LoadState][] = [];
+    for (const record of this.containers()) {
+      if (record.load === null) continue;
+      tracked++;
+      if (record.load.sampledPeriod === null || record.load.sampledPeriod < period) due.push([record, record.load]);
     }
-
-    // Never-sampled containers first, then the rest in Map order (least recently sampled).
-    const due: string[] = [];
-    for (const [key, tracked] of this.containers) {
-      if (tracked.sampledPeriod === null) due.push(key);
-    }
-    for (const [key, tracked] of this.containers) {
-      if (tracked.sampledPeriod !== null && tracked.sampledPeriod < period) due.push(key);
-    }
+    due.sort(([, a], [, b]) => (a.sampledPeriod ?? -1) - (b.sampledPeriod ?? -1));
     const chosen = due.slice(0, this.maxContainersPerTick);
 
     let truncated = 0;
     let errors = 0;
-    for (const key of chosen) {
-      const tracked = this.containers.get(key)!;
+    let gone = 0;
+    for (const [record, load] of chosen) {
       try {
-        if (this.sample(key, tracked, period)?.truncated === true) truncated++;
+        const counts = this.sample(record, load, period);
+        if (counts === null) gone++;
+        else if (counts.truncated) truncated++;
       } catch (error) {
         errors++;
-        this.onError(key, error);
+        this.onError(record.key, error);
       }
-      // Move to the end: the containers left out this tick come first next tick.
-      if (this.containers.delete(key)) this.containers.set(key, tracked);
     }
 
+    this.counters.containers = tracked;
     this.counters.sampledLastTick = chosen.length;
     this.counters.deferredLastTick = due.length - chosen.length;
     this.counters.truncatedLastTick = truncated;
     this.counters.errorsLastTick = errors;
+    this.counters.goneLastTick = gone;
     this.counters.durationLastTickMs = performance.now() - startedMs;
     this.onTick(this.stats());
-  }
-
-  private track(key: string, now: number): TrackedContainer {
-    let tracked = this.containers.get(key);
-    if (tracked === undefined) {
-      tracked = {
-        load1: 0,
-        load5: 0,
-        load15: 0,
-        running: 0,
-        total: 0,
-        sampledPeriod: null,
-        lastReadMs: now,
-      };
-      this.containers.set(key, tracked);
-    }
-    tracked.lastReadMs = now;
-    return tracked;
   }
 
   /** Sampling periods elapsed since the sampler was made, by the clock. */
@@ -251,32 +196,28 @@ export class LoadavgSampler {
     return Math.floor((now - this.originMs) / this.intervalMs);
   }
 
-  /** Count and fold; returns the counts. Null (and forgotten) when the cgroup is gone. */
-  private sample(key: string, tracked: TrackedContainer, period: number): TaskCounts | null {
-    const counts = this.countTasks(key);
-    if (counts === null) {
-      this.containers.delete(key);
-      this.counters.forgottenGone++;
-      return null;
-    }
+  /** Count and fold; returns the counts. Null (numbers unchanged) when the cgroup is gone. */
+  private sample(record: ContainerRecord, load: LoadState, period: number): TaskCounts | null {
+    const counts = this.countTasks(record);
+    if (counts === null) return null;
     // The kernel folds nr_running + nr_uninterruptible: R and D threads.
     const active = Math.max(0, counts.running + counts.blocked) * FIXED_1;
-    if (tracked.sampledPeriod === null) {
+    if (load.sampledPeriod === null) {
       // Seeded with the instantaneous count (see the top of this file).
-      tracked.load1 = active;
-      tracked.load5 = active;
-      tracked.load15 = active;
+      load.load1 = active;
+      load.load5 = active;
+      load.load15 = active;
     } else {
-      const missedPeriods = period - tracked.sampledPeriod;
+      const missedPeriods = period - load.sampledPeriod;
       if (missedPeriods > 0) {
-        tracked.load1 = calcLoadN(tracked.load1, EXP_1, active, missedPeriods);
-        tracked.load5 = calcLoadN(tracked.load5, EXP_5, active, missedPeriods);
-        tracked.load15 = calcLoadN(tracked.load15, EXP_15, active, missedPeriods);
+        load.load1 = calcLoadN(load.load1, EXP_1, active, missedPeriods);
+        load.load5 = calcLoadN(load.load5, EXP_5, active, missedPeriods);
+        load.load15 = calcLoadN(load.load15, EXP_15, active, missedPeriods);
       }
     }
-    tracked.running = counts.running;
-    tracked.total = counts.total;
-    tracked.sampledPeriod = period;
+    load.running = counts.running;
+    load.total = counts.total;
+    load.sampledPeriod = period;
     return counts;
   }
 }

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { discoverHierarchy, locateCgroup } from '../../src/cgroup/hierarchy';
-import { readOldestProcessStartTicks, readTaskCounts } from '../../src/cgroup/read';
+import { readTaskCounts } from '../../src/cgroup/read';
+import { readOldestProcess } from '../../src/cgroup/tasks';
 import { readProcCgroup } from '../../src/identity/procCgroup';
 import { CgroupParseError, type CgroupLocation } from '../../src/cgroup/snapshot';
 import { FIXTURES, v1Location, v2Location } from './helpers';
@@ -46,7 +47,7 @@ describe('readTaskCounts', () => {
       fs.writeFileSync(path.join(dir, 'cgroup.procs'), '100\n424242\n');
       const loc: CgroupLocation = { key: '/cg', version: 1, dirs: { memory: dir }, roots: { memory: tmp }, unifiedDir: null };
       expect(readTaskCounts(loc, PROC, 1000)).toMatchObject({ total: 1, processes: 2 });
-      expect(readOldestProcessStartTicks(loc, PROC)).toBe(354461n);
+      expect(readOldestProcess(loc, PROC)).toEqual({ pid: 100, startTicks: 354461n });
     });
 
     it('throws a CgroupParseError when the cgroup itself is gone', () => {
@@ -69,26 +70,38 @@ describe('readTaskCounts', () => {
   });
 });
 
-describe('readOldestProcessStartTicks', () => {
-  it('gives the smallest starttime (field 22) of the processes', () => {
-    expect(readOldestProcessStartTicks(v1Location('v1', '/limited'), PROC)).toBe(354461n);
+describe('readOldestProcess', () => {
+  it('gives the process with the smallest starttime (field 22), and that start time', () => {
+    expect(readOldestProcess(v1Location('v1', '/limited'), PROC)).toEqual({ pid: 100, startTicks: 354461n });
   });
 
   it('includes processes of child cgroups', () => {
     // kubepods.slice: pod-a (100, 200) and pod-b/app.scope (300, starttime 1000)
-    expect(readOldestProcessStartTicks(v2Location('/kubepods.slice'), PROC)).toBe(1000n);
+    expect(readOldestProcess(v2Location('/kubepods.slice'), PROC)).toEqual({ pid: 300, startTicks: 1000n });
   });
 
   it('is null for a cgroup without processes', () => {
-    expect(readOldestProcessStartTicks(v2Location('/system.slice/noswap.service'), PROC)).toBeNull();
+    expect(readOldestProcess(v2Location('/system.slice/noswap.service'), PROC)).toBeNull();
+  });
+
+  it('reads at most maxProcesses processes', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-oldest-'));
+    try {
+      fs.writeFileSync(path.join(tmp, 'cgroup.procs'), '200\n100\n'); // 200 starts at 354900, 100 at 354461
+      const loc: CgroupLocation = { key: '/cg', version: 1, dirs: { memory: tmp }, roots: { memory: tmp }, unifiedDir: null };
+      expect(readOldestProcess(loc, PROC, 1)?.pid).toBe(200);
+      expect(readOldestProcess(loc, PROC)?.pid).toBe(100);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('is at most the start time of this process in its live cgroup', () => {
     const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
     const ownStart = BigInt(fields[22 - 3]!);
-    const oldest = readOldestProcessStartTicks(liveLocation(), '/proc');
+    const oldest = readOldestProcess(liveLocation(), '/proc');
     expect(oldest).not.toBeNull();
-    expect(oldest! <= ownStart).toBe(true);
+    expect(oldest!.startTicks <= ownStart).toBe(true);
   });
 });
 

@@ -1,9 +1,24 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskCounts } from '../../src/cgroup/snapshot';
 import { calcLoad, calcLoadN, EXP_1, EXP_15, EXP_5, FIXED_1, formatLoad } from '../../src/loadavg/kernelLoad';
-import { LoadavgSampler } from '../../src/loadavg/sampler';
+import { LoadavgSampler, type LoadavgSamplerOptions } from '../../src/loadavg/sampler';
+import { ContainerRegistry, type ContainerRecord } from '../../src/containers/registry';
+import type { CgroupLocation } from '../../src/cgroup/snapshot';
 
 const INTERVAL_MS = 5000;
+const IDLE_MS = 10 * 60_000;
+
+/** A registry whose records have no cgroup directory (nothing to stat), and a sampler over it. */
+function setUp(options: Omit<LoadavgSamplerOptions, 'containers'>): { sampler: LoadavgSampler; registry: ContainerRegistry; container: (key: string) => ContainerRecord } {
+  const registry = new ContainerRegistry({ idleMs: IDLE_MS });
+  const sampler = new LoadavgSampler({ containers: () => registry.all(), ...options });
+  const container = (key: string): ContainerRecord => registry.use(locationOf(key), Date.now());
+  return { sampler, registry, container };
+}
+
+function locationOf(key: string): CgroupLocation {
+  return { key, version: 2, dirs: {}, roots: {}, unifiedDir: null };
+}
 
 function counts(running: number, blocked = 0, sleeping = 3, truncated = false): TaskCounts {
   const total = running + blocked + sleeping;
@@ -20,9 +35,9 @@ describe('LoadavgSampler (fake timers)', () => {
 
   it('climbs towards 2 along the kernel curve when two tasks become busy', () => {
     let running = 0;
-    const sampler = new LoadavgSampler({ countTasks: () => counts(running) });
+    const { sampler, container } = setUp({ countTasks: () => counts(running) });
     sampler.start();
-    expect(sampler.get('busy')).toMatchObject({ load1: 0, load5: 0, load15: 0 });
+    expect(sampler.get(container('busy'))).toMatchObject({ load1: 0, load5: 0, load15: 0 });
 
     running = 2;
     const kernel = { load1: 0, load5: 0, load15: 0 };
@@ -31,7 +46,7 @@ describe('LoadavgSampler (fake timers)', () => {
       kernel.load1 = calcLoad(kernel.load1, EXP_1, 2 * FIXED_1);
       kernel.load5 = calcLoad(kernel.load5, EXP_5, 2 * FIXED_1);
       kernel.load15 = calcLoad(kernel.load15, EXP_15, 2 * FIXED_1);
-      const sample = sampler.get('busy')!;
+      const sample = sampler.get(container('busy'))!;
       expect(sample).toMatchObject({ ...kernel, running: 2, total: 5 });
       // Half-way (1.00) is crossed at tick 9: 2 x (1 - (1884/2048)^n) >= 1 <=> n >= 8.3.
       if (tick === 8) expect(sample.load1).toBeLessThan(FIXED_1);
@@ -39,7 +54,7 @@ describe('LoadavgSampler (fake timers)', () => {
     }
     // One minute: 2 x (1 - (1884/2048)^12) = 1.265; the kernel's round-up while rising lands
     // just above it, so it prints 1.27. The 5- and 15-minute averages lag behind.
-    const minute = sampler.get('busy')!;
+    const minute = sampler.get(container('busy'))!;
     expect(Math.abs(minute.load1 / FIXED_1 - 2 * (1 - Math.pow(EXP_1 / FIXED_1, 12)))).toBeLessThan(0.01);
     expect(formatLoad(minute.load1)).toBe('1.27');
     expect(minute.load5).toBeLessThan(minute.load1);
@@ -48,20 +63,19 @@ describe('LoadavgSampler (fake timers)', () => {
   });
 
   it('counts uninterruptible (D) threads in the load, like the kernel', () => {
-    const sampler = new LoadavgSampler({ countTasks: () => counts(1, 2) });
-    expect(sampler.get('io')).toMatchObject({ load1: 3 * FIXED_1, running: 1 });
+    const { sampler, container } = setUp({ countTasks: () => counts(1, 2) });
+    expect(sampler.get(container('io'))).toMatchObject({ load1: 3 * FIXED_1, running: 1 });
   });
 
   it('keeps an idle container at 0.00', () => {
     const countTasks = vi.fn(() => counts(0, 0, 40));
-    const sampler = new LoadavgSampler({ countTasks });
+    const { sampler, container } = setUp({ countTasks });
     sampler.start();
-    sampler.get('idle');
+    sampler.get(container('idle'));
     for (let minute = 0; minute < 5; minute++) {
       vi.advanceTimersByTime(60_000);
-      sampler.touch('idle');
     }
-    const sample = sampler.get('idle')!;
+    const sample = sampler.get(container('idle'))!;
     expect([sample.load1, sample.load5, sample.load15]).toEqual([0, 0, 0]);
     expect(sample.total).toBe(40);
     expect(countTasks).toHaveBeenCalledTimes(1 + 60);
@@ -70,125 +84,130 @@ describe('LoadavgSampler (fake timers)', () => {
 
   it('samples a container on its first read and seeds the averages with that count', () => {
     const countTasks = vi.fn(() => counts(3));
-    const sampler = new LoadavgSampler({ countTasks });
-    const sample = sampler.get('new')!;
+    const { sampler, container } = setUp({ countTasks });
+    const sample = sampler.get(container('new'))!;
     expect(countTasks).toHaveBeenCalledTimes(1);
     expect([sample.load1, sample.load5, sample.load15].map(formatLoad)).toEqual(['3.00', '3.00', '3.00']);
     // A second read in the same period does not count again.
-    sampler.get('new');
+    sampler.get(container('new'));
     expect(countTasks).toHaveBeenCalledTimes(1);
   });
 
-  it('forgets a container nobody read for 10 minutes, and stops counting it', () => {
-    const countTasks = vi.fn((_key: string) => counts(1));
-    const sampler = new LoadavgSampler({ countTasks });
+  it('stops counting a container once the registry dropped it, and counts it afresh when it is back', () => {
+    const countTasks = vi.fn((_record: ContainerRecord) => counts(1));
+    const { sampler, registry, container } = setUp({ countTasks });
     sampler.start();
-    sampler.get('kept');
-    sampler.get('dropped');
+    sampler.get(container('kept'));
+    sampler.get(container('dropped'));
     for (let minute = 1; minute <= 10; minute++) {
       vi.advanceTimersByTime(60_000);
-      sampler.touch('kept');
+      container('kept');
     }
-    vi.advanceTimersByTime(INTERVAL_MS);
-    expect(sampler.stats()).toMatchObject({ containers: 1, forgottenIdle: 1 });
+    expect(registry.sweep(Date.now())).toBe(1);
     countTasks.mockClear();
     vi.advanceTimersByTime(60_000);
-    expect(countTasks.mock.calls.map(([key]) => key)).toEqual(Array(12).fill('kept'));
-    // Read again: counted afresh, at once.
-    expect(sampler.get('dropped')).not.toBeNull();
-    expect(countTasks).toHaveBeenLastCalledWith('dropped');
+    expect(countTasks.mock.calls.map(([record]) => record.key)).toEqual(Array(12).fill('kept'));
+    expect(sampler.stats()).toMatchObject({ containers: 1 });
+    const back = container('dropped');
+    expect(back.load).toBeNull();
+    expect(sampler.get(back)).not.toBeNull();
+    expect(countTasks).toHaveBeenLastCalledWith(back);
     sampler.stop();
   });
 
-  it('forgets a container whose cgroup is gone', () => {
+  it('leaves a container whose cgroup is gone to the registry, its numbers unchanged', () => {
     let gone = false;
-    const sampler = new LoadavgSampler({ countTasks: () => (gone ? null : counts(1)) });
+    const { sampler, container } = setUp({ countTasks: () => (gone ? null : counts(2)) });
     sampler.start();
-    expect(sampler.get('c')).not.toBeNull();
+    const record = container('c');
+    expect(sampler.get(record)).toMatchObject({ load1: 2 * FIXED_1 });
     gone = true;
     vi.advanceTimersByTime(INTERVAL_MS);
-    expect(sampler.stats()).toMatchObject({ containers: 0, forgottenGone: 1 });
-    // A read of a container that does not exist gives null and tracks nothing.
-    expect(sampler.get('c')).toBeNull();
-    expect(sampler.stats().containers).toBe(0);
+    expect(sampler.stats()).toMatchObject({ containers: 1, goneLastTick: 1, errorsLastTick: 0 });
+    expect(record.load).toMatchObject({ load1: 2 * FIXED_1, sampledPeriod: 0 });
+    // A first read of a container whose cgroup is gone has no figure: the host's line is served.
+    expect(sampler.get(container('never-sampled'))).toBeNull();
     sampler.stop();
   });
 
   it('samples at most maxContainersPerTick per tick, round robin, folding in the missed periods', () => {
     let running = 0;
-    const countTasks = vi.fn((_key: string) => counts(running));
-    const sampler = new LoadavgSampler({ countTasks, maxContainersPerTick: 3 });
+    const countTasks = vi.fn((_record: ContainerRecord) => counts(running));
+    const { sampler, container } = setUp({ countTasks, maxContainersPerTick: 3 });
     sampler.start();
     const keys = Array.from({ length: 10 }, (_, i) => `c${i}`);
-    for (const key of keys) sampler.get(key); // seeded at 0 (period 0)
+    for (const key of keys) sampler.get(container(key)); // seeded at 0 (period 0)
     running = 2;
     countTasks.mockClear();
 
     const sampledAt = new Map<string, number[]>(keys.map((k) => [k, []]));
     for (let tick = 1; tick <= 8; tick++) {
       vi.advanceTimersByTime(INTERVAL_MS);
-      for (const key of keys) sampler.touch(key);
-      const calls = countTasks.mock.calls.map(([key]) => key);
+      const calls = countTasks.mock.calls.map(([record]) => record.key);
       expect(calls).toHaveLength(3);
       for (const key of calls) sampledAt.get(key)!.push(tick);
       expect(sampler.stats()).toMatchObject({ sampledLastTick: 3, deferredLastTick: 7 });
       countTasks.mockClear();
     }
-    // Round robin: ticks 1-4 cover c0-c2, c3-c5, c6-c8, then c9 with c0, c1; and so on.
+    // Oldest sample first (ties in the order first seen): ticks 1-4 cover c0-c2, c3-c5, c6-c8,
+    // then c9 with c0, c1; and so on.
     expect(sampledAt.get('c0')).toEqual([1, 4, 7]);
-    expect(sampledAt.get('c9')).toEqual([4, 7]);
-    // Every container was sampled within ceil(10 / 3) = 4 ticks.
-    for (const key of keys) expect(sampledAt.get(key)![0]).toBeLessThanOrEqual(4);
+    expect(sampledAt.get('c9')).toEqual([4, 8]);
+    // No container waits more than ceil(10 / 3) = 4 ticks for its next sample.
+    for (const key of keys) {
+      const ticks = [0, ...sampledAt.get(key)!];
+      for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!).toBeLessThanOrEqual(4);
+    }
 
-    // c9: seeded at 0 in period 0, sampled at periods 4 and 7 -> catch-up steps of 4 and 3.
-    const c9 = calcLoadN(calcLoadN(0, EXP_1, 2 * FIXED_1, 4), EXP_1, 2 * FIXED_1, 3);
-    expect(sampler.get('c9')!.load1).toBe(c9);
+    // c9: seeded at 0 in period 0, sampled at periods 4 and 8 -> catch-up steps of 4 and 4.
+    const c9 = calcLoadN(calcLoadN(0, EXP_1, 2 * FIXED_1, 4), EXP_1, 2 * FIXED_1, 4);
+    expect(sampler.get(container('c9'))!.load1).toBe(c9);
     // c0: periods 1, 4, 7 -> steps of 1, 3, 3.
     const c0 = calcLoadN(calcLoadN(calcLoad(0, EXP_1, 2 * FIXED_1), EXP_1, 2 * FIXED_1, 3), EXP_1, 2 * FIXED_1, 3);
-    expect(sampler.get('c0')!.load1).toBe(c0);
+    expect(sampler.get(container('c0'))!.load1).toBe(c0);
     sampler.stop();
   });
 
   it('catches up periods missed while the event loop was stalled', () => {
     let clockMs = 1_000_000;
     let running = 0;
-    const sampler = new LoadavgSampler({ countTasks: () => counts(running), nowMs: () => clockMs });
-    sampler.get('c');
+    const { sampler, container } = setUp({ countTasks: () => counts(running), nowMs: () => clockMs });
+    sampler.get(container('c'));
     running = 1;
     clockMs += 4 * INTERVAL_MS + 1000; // 4 periods pass before the next tick runs
     sampler.tick();
-    expect(sampler.get('c')!.load1).toBe(calcLoadN(0, EXP_1, FIXED_1, 4));
+    expect(sampler.get(container('c'))!.load1).toBe(calcLoadN(0, EXP_1, FIXED_1, 4));
     // A tick in the same period folds nothing more.
     sampler.tick();
-    expect(sampler.get('c')!.load1).toBe(calcLoadN(0, EXP_1, FIXED_1, 4));
+    expect(sampler.get(container('c'))!.load1).toBe(calcLoadN(0, EXP_1, FIXED_1, 4));
   });
 
   it('survives a failing count during a tick and reports it', () => {
     const onError = vi.fn();
     let failing = false;
-    const sampler = new LoadavgSampler({
-      countTasks: (key) => {
+    const { sampler, container } = setUp({
+      countTasks: ({ key }) => {
         if (failing && key.startsWith('bad')) throw new Error('EIO');
         return counts(1);
       },
       onError,
     });
     sampler.start();
-    sampler.get('bad');
-    sampler.get('good');
+    sampler.get(container('bad'));
+    sampler.get(container('good'));
     failing = true;
     expect(() => vi.advanceTimersByTime(INTERVAL_MS)).not.toThrow();
     expect(onError).toHaveBeenCalledWith('bad', expect.any(Error));
     expect(sampler.stats()).toMatchObject({ errorsLastTick: 1, sampledLastTick: 2, containers: 2 });
     // The first read propagates the failure to the request.
-    expect(() => sampler.get('bad2')).toThrow('EIO');
+    expect(() => sampler.get(container('bad2'))).toThrow('EIO');
     sampler.stop();
   });
 
   it('counts truncated samples and reports tick duration in stats', () => {
-    const sampler = new LoadavgSampler({ countTasks: () => counts(1, 0, 3, true) });
+    const { sampler, container } = setUp({ countTasks: () => counts(1, 0, 3, true) });
     sampler.start();
-    sampler.get('huge');
+    sampler.get(container('huge'));
     vi.advanceTimersByTime(INTERVAL_MS);
     const stats = sampler.stats();
     expect(stats).toMatchObject({ ticks: 1, truncatedLastTick: 1, sampledLastTick: 1 });
@@ -198,7 +217,7 @@ describe('LoadavgSampler (fake timers)', () => {
   });
 
   it('runs one interval timer between start() and stop()', () => {
-    const sampler = new LoadavgSampler({ countTasks: () => counts(0) });
+    const { sampler } = setUp({ countTasks: () => counts(0) });
     sampler.start();
     sampler.start();
     expect(vi.getTimerCount()).toBe(1);
@@ -209,7 +228,7 @@ describe('LoadavgSampler (fake timers)', () => {
 
 describe('LoadavgSampler (real timers)', () => {
   it('does not keep the process alive: its timer is unref-ed', () => {
-    const sampler = new LoadavgSampler({ countTasks: () => counts(0) });
+    const { sampler } = setUp({ countTasks: () => counts(0) });
     sampler.start();
     const timer = (sampler as unknown as { timer: NodeJS.Timeout }).timer;
     expect(timer.hasRef()).toBe(false);
@@ -217,7 +236,7 @@ describe('LoadavgSampler (real timers)', () => {
   });
 
   it('rejects a zero interval or a zero bound', () => {
-    expect(() => new LoadavgSampler({ countTasks: () => null, intervalMs: 0 })).toThrow(RangeError);
-    expect(() => new LoadavgSampler({ countTasks: () => null, maxContainersPerTick: 0 })).toThrow(RangeError);
+    expect(() => setUp({ countTasks: () => null, intervalMs: 0 })).toThrow(RangeError);
+    expect(() => setUp({ countTasks: () => null, maxContainersPerTick: 0 })).toThrow(RangeError);
   });
 });

@@ -11,7 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IsolfsBackend, isSameOrBelow } from '../../src/backend';
 import { SwitchStore } from '../../src/switches/store';
 import { EnvOptOut } from '../../src/switches/envOptOut';
-import { ContainerStates, type HostSources } from '../../src/files';
+import type { HostSources } from '../../src/files';
+import { ContainerRegistry } from '../../src/containers/registry';
 import type { CgroupHierarchy } from '../../src/cgroup/hierarchy';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
 import type { Logger } from '../../src/log';
@@ -54,10 +55,11 @@ describe('writes to kernel.container_stats_isolated', () => {
     } as unknown as Logger;
     const switches = SwitchStore.open(path.join(dir, 'state'), logger, true);
     const procRoot = path.join(dir, 'proc');
+    const containers = new ContainerRegistry({ idleMs: 60_000 });
+    containers.markAttached(location(CONTAINER));
     const backend = new IsolfsBackend({
       procRoot, sysRoot: '/nonexistent', hierarchy: HIERARCHY, switches, envOptOut: new EnvOptOut(procRoot),
-      sources: {} as HostSources, containers: new ContainerStates(), logger,
-      attached: new Map([[CONTAINER, location(CONTAINER)]]),
+      sources: {} as HostSources, containers, logger,
     });
     fx = { backend, switches, warnings };
     proc(100, CONTAINER, true); // the container's init, own pid namespace

@@ -1,18 +1,24 @@
 /**
- * The environment opt-out on an inline /proc and cgroup directory (no root): the oldest process
- * decides, and a planted FIFO or an oversized environment neither blocks nor misleads it.
+ * The environment opt-out on an inline /proc and cgroup directory (no root): the container's
+ * oldest process decides (the same one /proc/uptime starts from, child cgroups included), and
+ * a planted FIFO or an oversized environment neither blocks nor misleads it.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EnvOptOut, oldestProcess } from '../../src/switches/envOptOut';
+import { ANSWER_TTL_MS, EnvOptOut } from '../../src/switches/envOptOut';
+import { readOldestProcess } from '../../src/cgroup/tasks';
+import { ContainerRegistry, type ContainerRecord } from '../../src/containers/registry';
+import type { CgroupLocation } from '../../src/cgroup/snapshot';
 
 describe('EnvOptOut', () => {
   let dir: string;
   let procRoot: string;
   let cgroup: string;
+  let location: CgroupLocation;
+  let registry: ContainerRegistry;
 
   /** A process with start time `startTicks` and environment `env` (or a writer to plant a file). */
   const proc = (pid: number, startTicks: number, env: string | ((file: string) => void)): void => {
@@ -23,28 +29,51 @@ describe('EnvOptOut', () => {
     if (typeof env === 'string') fs.writeFileSync(path.join(p, 'environ'), env);
     else env(path.join(p, 'environ'));
   };
+  const listProcs = (cgroupDir: string, pids: number[]): void => {
+    fs.mkdirSync(cgroupDir, { recursive: true });
+    fs.writeFileSync(path.join(cgroupDir, 'cgroup.procs'), pids.map((p) => `${p}\n`).join(''));
+  };
+  const record = (): ContainerRecord => registry.use(location, 0);
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-env-'));
     procRoot = path.join(dir, 'proc');
-    cgroup = path.join(dir, 'cg');
-    fs.mkdirSync(cgroup);
+    cgroup = path.join(dir, 'memory', 'c');
+    fs.mkdirSync(cgroup, { recursive: true });
+    location = { key: '/c', version: 1, dirs: { memory: cgroup }, roots: { memory: path.join(dir, 'memory') }, unifiedDir: null };
+    registry = new ContainerRegistry({ idleMs: 60_000 });
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('reads the declaration of the oldest process only', () => {
     proc(20, 500, 'PATH=/bin\0CONTAINER_STATS_ISOLATED=1\0');
     proc(30, 100, 'PATH=/bin\0CONTAINER_STATS_ISOLATED=0\0');
-    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), '20\n30\n');
-    expect(oldestProcess(procRoot, cgroup)).toBe(30);
-    expect(new EnvOptOut(procRoot).optedOut('/c', cgroup, 0)).toBe(true);
+    listProcs(cgroup, [20, 30]);
+    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
+  });
+
+  it("takes a child cgroup's older process as the container's first, as /proc/uptime does", () => {
+    proc(20, 500, 'CONTAINER_STATS_ISOLATED=1\0');
+    proc(40, 100, 'CONTAINER_STATS_ISOLATED=0\0'); // the init, in a child cgroup (systemd inside)
+    listProcs(cgroup, [20]);
+    listProcs(path.join(cgroup, 'init.scope'), [40]);
+    expect(readOldestProcess(location, procRoot)).toEqual({ pid: 40, startTicks: 100n });
+    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
+  });
+
+  it('says "not opted out" for a container without processes or without the variable', () => {
+    listProcs(cgroup, []);
+    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
+    proc(20, 100, 'PATH=/bin\0');
+    listProcs(cgroup, [20]);
+    expect(new EnvOptOut(procRoot).optedOut(registry.use({ ...location, key: '/d' }, 0), 0)).toBe(false);
   });
 
   it('answers "not opted out" at once for an environ that is a FIFO', () => {
     proc(20, 100, (file) => execFileSync('mkfifo', [file]));
-    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), '20\n');
+    listProcs(cgroup, [20]);
     const started = Date.now();
-    expect(new EnvOptOut(procRoot).optedOut('/c', cgroup, 0)).toBe(false);
+    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
@@ -52,23 +81,22 @@ describe('EnvOptOut', () => {
     // 256 KiB of environment, then a declaration the cap cuts to "CONTAINER_STATS_ISOLATED=0".
     const filler = `X=${'x'.repeat(256 * 1024 - 2 - 'CONTAINER_STATS_ISOLATED=0'.length - 1)}\0`;
     proc(20, 100, `${filler}CONTAINER_STATS_ISOLATED=0xyz\0`);
-    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), '20\n');
-    expect(new EnvOptOut(procRoot).optedOut('/c', cgroup, 0)).toBe(false);
+    listProcs(cgroup, [20]);
+    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
   });
 
-  it('skips garbage in the pid list and processes that are gone', () => {
+  it("keeps the answer on the container's record for ANSWER_TTL_MS, and a new record reads afresh", () => {
     proc(30, 100, 'CONTAINER_STATS_ISOLATED=0\0');
-    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), '../../etc\n99\n30\n');
-    expect(oldestProcess(procRoot, cgroup)).toBe(30);
-  });
-
-  it('caches the answer per container for a while', () => {
-    proc(30, 100, 'CONTAINER_STATS_ISOLATED=0\0');
-    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), '30\n');
+    listProcs(cgroup, [30]);
     const env = new EnvOptOut(procRoot);
-    expect(env.optedOut('/c', cgroup, 0)).toBe(true);
+    const first = record();
+    expect(env.optedOut(first, 0)).toBe(true);
     fs.writeFileSync(path.join(procRoot, '30', 'environ'), 'CONTAINER_STATS_ISOLATED=1\0');
-    expect(env.optedOut('/c', cgroup, 1000)).toBe(true);
-    expect(env.optedOut('/c', cgroup, 31_000)).toBe(false);
+    expect(env.optedOut(first, ANSWER_TTL_MS - 1)).toBe(true);
+    expect(first.envOptOut).toEqual({ atMs: 0, optedOut: true });
+    expect(env.optedOut(first, ANSWER_TTL_MS)).toBe(false);
+    fs.writeFileSync(path.join(procRoot, '30', 'environ'), 'CONTAINER_STATS_ISOLATED=0\0');
+    registry.sweep(10 * 60_000); // idle: dropped
+    expect(env.optedOut(registry.use(location, 10 * 60_000), 10 * 60_000)).toBe(true);
   });
 });
