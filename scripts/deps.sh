@@ -17,6 +17,12 @@ scripts/apt-install.sh isolfs "${want[@]}"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# The linter (devDependency @biomejs/biome, pinned in package-lock.json) is a binary from an
+# optional per-platform package: if npm skipped that, say so here rather than fail in the lint.
+if [ "${1:-}" = "--test" ] && ! node_modules/.bin/biome --version >/dev/null 2>&1; then
+  echo "isolfs: node_modules/.bin/biome does not run (its @biomejs/cli-* platform package is missing): rm -rf node_modules && npm ci" >&2
+  exit 1
+fi
 # Rebuild the native parts when a source is newer than what was built (or nothing was).
 for out in native/build/Release/isolfs_native.node native/build/Release/isolfs-attach; do
   if [ ! -f "$out" ] || [ -n "$(find native/src native/binding.gyp -newer "$out" -print -quit)" ]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds, runs the vitest suites on this machine
+# Runs every test: installs what is missing, builds, lints (npm run lint) and runs the unit lane
+# (npm run test:unit) as uid 65534, both failing fast, then the vitest suites on this machine
 # (unit tests on fixtures + integration tests with real FUSE mounts, cgroups and tools, + the
 # hostile-reader stress test), then the integration and stress tests again with the native addon
 # built with AddressSanitizer + UndefinedBehaviorSanitizer, then the integration tests inside a VM
@@ -15,6 +16,44 @@ scripts/deps.sh --test
 
 # Strict types for the tests too (vitest itself strips types without checking them).
 npx tsc -p tsconfig.test.json
+
+# Fast lanes first (issue 11): a finding here stops CI in seconds, before any mount or VM.
+failed_fast() {
+  echo "isolfs: FAILED: $1; the test suites were not run" >&2
+  exit 1
+}
+
+echo "isolfs: lint (npm run lint: biome, config in biome.jsonc)"
+npm run --silent lint || failed_fast "lint (npm run lint) has findings, listed above"
+
+# The unit lane as uid 65534 with no capabilities and a scrubbed environment: proof that none of
+# its tests needs root. Where 65534 cannot read this tree (a clone under /root), it runs on a
+# copy that it can read. A test that skips itself there fails the lane (vitest.unit.config.ts).
+unit_lane_unprivileged() {
+  local tree=$PWD home started
+  if [ "$(id -u)" != 0 ]; then
+    npx vitest run -c vitest.unit.config.ts
+    return
+  fi
+  local as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  home=$(mktemp -d /tmp/isolfs-unit-home.XXXXXX)
+  chown 65534:65534 "$home"
+  if ! "${as_nobody[@]}" sh -c 'test -r "$1/package.json" && test -x "$1/node_modules/.bin/vitest" && test -r "$1/src"' sh "$tree"; then
+    tree=$(mktemp -d /tmp/isolfs-unit-tree.XXXXXX)
+    chmod 0755 "$tree"
+    cp -a package.json tsconfig.json vitest.unit.config.ts src test native node_modules "$tree/"
+    echo "isolfs: uid 65534 cannot read $PWD: the unit lane runs on a copy in $tree"
+  fi
+  started=$SECONDS
+  (cd "$tree" && "${as_nobody[@]}" env -i PATH="$PATH" HOME="$home" CI="${CI:-}" TERM="${TERM:-dumb}" \
+    sh -c 'echo "isolfs: unit lane as $(id -un 2>/dev/null || id -u) (uid $(id -u)), capabilities $(grep CapEff /proc/self/status | cut -f2)"; exec node_modules/.bin/vitest run -c vitest.unit.config.ts')
+  local status=$?
+  echo "isolfs: unit lane took $((SECONDS - started)) s (budget 30 s)"
+  [ "$tree" = "$PWD" ] || rm -rf "$tree"
+  rm -rf "$home"
+  return $status
+}
+unit_lane_unprivileged || failed_fast "the unit lane (npm run test:unit, run as uid 65534)"
 
 status=0
 if [ "${CI:-}" = true ]; then

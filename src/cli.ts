@@ -52,40 +52,43 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+  'log-level': { type: 'string', default: 'info' },
+  'state-dir': { type: 'string', default: '/var/lib/isolfs' },
+  'host-isolated': { type: 'string' },
+  'cgroup-root': { type: 'string', default: '/sys/fs/cgroup' },
+  'proc-root': { type: 'string', default: '/proc' },
+  'sys-root': { type: 'string', default: '/sys' },
+  loop: { type: 'string', default: 'thread' },
+  'loadavg-interval-ms': { type: 'string', default: '5000' },
+  'no-join-cgroupns': { type: 'boolean', default: false },
+  http: { type: 'string' },
+  attach: { type: 'string', multiple: true },
+  'attach-interval-ms': { type: 'string', default: '5000' },
+  'no-repair': { type: 'boolean', default: false },
+  'max-open-files': { type: 'string', default: '65536' },
+  'watchdog-abort-ms': { type: 'string', default: '30000' },
+} as const;
+
+// The return type is inferred: parseArgs derives each value's type from OPTIONS.
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`, 2);
+  }
+}
+
+type Values = ReturnType<typeof parseCommandLine>['values'];
+
 function main(argv: string[]): void {
   if (argv[0] === 'sysctl') {
     process.exitCode = runSysctl(argv.slice(1));
     return;
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-        'log-level': { type: 'string', default: 'info' },
-        'state-dir': { type: 'string', default: '/var/lib/isolfs' },
-        'host-isolated': { type: 'string' },
-        'cgroup-root': { type: 'string', default: '/sys/fs/cgroup' },
-        'proc-root': { type: 'string', default: '/proc' },
-        'sys-root': { type: 'string', default: '/sys' },
-        loop: { type: 'string', default: 'thread' },
-        'loadavg-interval-ms': { type: 'string', default: '5000' },
-        'no-join-cgroupns': { type: 'boolean', default: false },
-        http: { type: 'string' },
-        attach: { type: 'string', multiple: true },
-        'attach-interval-ms': { type: 'string', default: '5000' },
-        'no-repair': { type: 'boolean', default: false },
-        'max-open-files': { type: 'string', default: '65536' },
-        'watchdog-abort-ms': { type: 'string', default: '30000' },
-      },
-    });
-  } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`, 2);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv);
   if (values.help) {
     process.stdout.write(USAGE);
     return;
@@ -97,22 +100,19 @@ function main(argv: string[]): void {
   if (positionals.length !== 1) fail(`expected one mountpoint\n${USAGE}`, 2);
   const logLevel = values['log-level'] as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) fail(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, 2);
+  serve(daemonOptions(values, positionals[0]), createLogger(logLevel));
+}
+
+/** The daemon's options from the flags; exits with status 2 and a one-line reason on a bad one. */
+function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
   const loop = values.loop;
   if (loop !== 'poll' && loop !== 'thread') fail('--loop must be poll or thread', 2);
   const hostIsolatedFlag = values['host-isolated'];
   if (hostIsolatedFlag !== undefined && hostIsolatedFlag !== '0' && hostIsolatedFlag !== '1') fail('--host-isolated must be 0 or 1', 2);
-  const interval = Number(values['loadavg-interval-ms']);
-  if (!Number.isInteger(interval) || interval < 10) fail('--loadavg-interval-ms must be an integer >= 10', 2);
-
-  const attachInterval = Number(values['attach-interval-ms']);
-  if (!Number.isInteger(attachInterval) || attachInterval < 100) fail('--attach-interval-ms must be an integer >= 100', 2);
+  const limits = checkedLimits(values);
   for (const prefix of values.attach ?? []) {
     if (!prefix.startsWith('/')) fail(`--attach expects a cgroup path starting with /, got "${prefix}"`, 2);
   }
-  const maxOpenFiles = positiveInteger(values['max-open-files'] as string);
-  if (maxOpenFiles === null) fail(`--max-open-files must be an integer >= 1\n${USAGE}`, 2);
-  const watchdogAbortMs = positiveInteger(values['watchdog-abort-ms'] as string);
-  if (watchdogAbortMs === null || watchdogAbortMs < 1000) fail(`--watchdog-abort-ms must be an integer >= 1000\n${USAGE}`, 2);
   if (values.http !== undefined) {
     try {
       parseListenAddress(values.http);
@@ -120,25 +120,39 @@ function main(argv: string[]): void {
       fail((err as Error).message, 2);
     }
   }
-
-  const options: DaemonOptions = {
-    mountpoint: path.resolve(positionals[0]),
+  return {
+    mountpoint: path.resolve(mountpoint),
     procRoot: values['proc-root'] as string,
     sysRoot: values['sys-root'] as string,
     cgroupRoot: values['cgroup-root'] as string,
     stateDir: values['state-dir'] as string,
     hostIsolated: hostIsolatedFlag === undefined ? undefined : hostIsolatedFlag === '1',
     loop,
-    loadavgIntervalMs: interval,
+    ...limits,
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
     http: values.http,
     attachPrefixes: values.attach ?? [],
-    attachIntervalMs: attachInterval,
     repairMounts: !values['no-repair'],
-    maxOpenFiles,
-    watchdogAbortMs,
   };
-  const logger = createLogger(logLevel);
+}
+
+type Limits = Pick<DaemonOptions, 'loadavgIntervalMs' | 'attachIntervalMs' | 'maxOpenFiles' | 'watchdogAbortMs'>;
+
+/** The numeric flags, each checked against its lower bound. */
+function checkedLimits(values: Values): Limits {
+  const loadavgIntervalMs = Number(values['loadavg-interval-ms']);
+  if (!Number.isInteger(loadavgIntervalMs) || loadavgIntervalMs < 10) fail('--loadavg-interval-ms must be an integer >= 10', 2);
+  const attachIntervalMs = Number(values['attach-interval-ms']);
+  if (!Number.isInteger(attachIntervalMs) || attachIntervalMs < 100) fail('--attach-interval-ms must be an integer >= 100', 2);
+  const maxOpenFiles = positiveInteger(values['max-open-files'] as string);
+  if (maxOpenFiles === null) fail(`--max-open-files must be an integer >= 1\n${USAGE}`, 2);
+  const watchdogAbortMs = positiveInteger(values['watchdog-abort-ms'] as string);
+  if (watchdogAbortMs === null || watchdogAbortMs < 1000) fail(`--watchdog-abort-ms must be an integer >= 1000\n${USAGE}`, 2);
+  return { loadavgIntervalMs, attachIntervalMs, maxOpenFiles, watchdogAbortMs };
+}
+
+/** Starts the daemon and wires signals, the watchdog and the health endpoint to one shutdown. */
+function serve(options: DaemonOptions, logger: ReturnType<typeof createLogger>): void {
   let daemon: Daemon;
   try {
     daemon = Daemon.start(options, logger);

@@ -23,44 +23,58 @@ function describe(err: unknown): string {
   return String((err as Error).message);
 }
 
-export function runSysctl(args: string[]): number {
-  let mount = DEFAULT_MOUNT;
-  let write = false;
+interface SysctlArgs {
+  mount: string;
+  write: boolean;
+  items: string[];
+}
+
+function parseSysctlArgs(args: string[]): SysctlArgs {
+  const parsed: SysctlArgs = { mount: DEFAULT_MOUNT, write: false, items: [] };
   let all = false;
-  const items: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
-    if (arg === '--mount') mount = args[++i] ?? mount;
-    else if (arg === '-w') write = true;
+    if (arg === '--mount') parsed.mount = args[++i] ?? parsed.mount;
+    else if (arg === '-w') parsed.write = true;
     else if (arg === '-a' || arg === '-A') all = true;
-    else items.push(arg);
+    else parsed.items.push(arg);
   }
-  if (all) items.push(...SYSCTL_KEYS);
+  if (all) parsed.items.push(...SYSCTL_KEYS);
+  return parsed;
+}
+
+export function runSysctl(args: string[]): number {
+  const { mount, write, items } = parseSysctlArgs(args);
   if (items.length === 0) {
     process.stderr.write('usage: isolfs sysctl [--mount DIR] [-a | KEY | -w KEY=VALUE ...]\n');
     return 2;
   }
   let status = 0;
   for (const item of items) {
-    const eq = item.indexOf('=');
-    const key = eq >= 0 ? item.slice(0, eq) : item;
-    if (!(SYSCTL_KEYS as readonly string[]).includes(key)) {
-      process.stderr.write(`sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory\n`);
-      status = 255;
-      continue;
-    }
-    const file = controlFile(mount, key);
-    try {
-      if (write || eq >= 0) {
-        if (eq < 0) throw Object.assign(new Error('"' + key + '" must be of the form name=value'), { code: 'EINVAL' });
-        fs.writeFileSync(file, `${item.slice(eq + 1)}\n`);
-      }
-      const value = fs.readFileSync(file, 'utf8').trim();
-      process.stdout.write(`${key} = ${value}\n`);
-    } catch (err) {
-      process.stderr.write(`sysctl: ${describe(err)} "${key}"\n`);
-      status = 255;
-    }
+    if (!runSysctlItem(mount, write, item)) status = 255;
   }
   return status;
+}
+
+/** Reads (and with -w or KEY=VALUE, first writes) one key; false when sysctl(8) would fail. */
+function runSysctlItem(mount: string, write: boolean, item: string): boolean {
+  const eq = item.indexOf('=');
+  const key = eq >= 0 ? item.slice(0, eq) : item;
+  if (!(SYSCTL_KEYS as readonly string[]).includes(key)) {
+    process.stderr.write(`sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory\n`);
+    return false;
+  }
+  const file = controlFile(mount, key);
+  try {
+    if (write || eq >= 0) {
+      if (eq < 0) throw Object.assign(new Error(`"${key}" must be of the form name=value`), { code: 'EINVAL' });
+      fs.writeFileSync(file, `${item.slice(eq + 1)}\n`);
+    }
+    const value = fs.readFileSync(file, 'utf8').trim();
+    process.stdout.write(`${key} = ${value}\n`);
+    return true;
+  } catch (err) {
+    process.stderr.write(`sysctl: ${describe(err)} "${key}"\n`);
+    return false;
+  }
 }

@@ -49,6 +49,8 @@ export class Metrics {
   /** container key -> last time (ms) it made a request. */
   private readonly lastSeenMs = new Map<string, number>();
   private readonly nowMs: () => number;
+  /** Gauges valued by their collect() at scrape time; the registry holds them, this names them. */
+  readonly scrapeTimeGauges: readonly Gauge<string>[];
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -74,16 +76,7 @@ export class Metrics {
       help: 'Containers that made a request for the first time (or the first time after dropping out of the seen window)',
       registers,
     });
-    const lastSeenMs = this.lastSeenMs;
-    const nowMs = this.nowMs;
-    new Gauge({
-      name: 'isolfs_containers_seen',
-      help: `Distinct containers that made a request in the last ${CONTAINER_SEEN_WINDOW_MS / 1000} s`,
-      registers,
-      collect() {
-        this.set(pruneSeen(lastSeenMs, nowMs()));
-      },
-    });
+    this.scrapeTimeGauges = [containersSeenGauge(registers, this.lastSeenMs, this.nowMs), ...processGauges(registers, pid)];
     this.samplerDuration = new Histogram({
       name: 'isolfs_loadavg_sampler_duration_seconds',
       help: 'Duration of one load-average sampler tick (counting runnable tasks of every cgroup)',
@@ -99,34 +92,6 @@ export class Metrics {
       name: 'isolfs_containers_opted_out',
       help: 'Containers that set kernel.container_stats_isolated=0 and read the host files',
       registers,
-    });
-
-    // pidusage keeps the previous sample per pid and reports CPU as the delta since it: a long
-    // maxage keeps that history across slow scrape intervals (its default forgets after 60 s).
-    // Both gauges share one sample per scrape: a second pidusage call right after the first would
-    // measure CPU over a few microseconds.
-    const pidusageOptions = { maxage: 15 * 60_000 };
-    let lastSample: { atMs: number; status: Promise<pidusage.Status> } | null = null;
-    const sampleProcess = (): Promise<pidusage.Status> => {
-      const atMs = Date.now();
-      if (lastSample === null || atMs - lastSample.atMs > 1000) lastSample = { atMs, status: pidusage(pid, pidusageOptions) };
-      return lastSample.status;
-    };
-    new Gauge({
-      name: 'isolfs_process_cpu_percent',
-      help: 'CPU used by the isolfs process since the previous scrape, percent of one CPU (200 = two CPUs busy)',
-      registers,
-      async collect() {
-        this.set((await sampleProcess()).cpu);
-      },
-    });
-    new Gauge({
-      name: 'isolfs_process_memory_bytes',
-      help: 'Resident memory of the isolfs process',
-      registers,
-      async collect() {
-        this.set((await sampleProcess()).memory);
-      },
     });
 
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -169,6 +134,49 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+function containersSeenGauge(registers: Registry[], lastSeenMs: Map<string, number>, nowMs: () => number): Gauge<string> {
+  return new Gauge({
+    name: 'isolfs_containers_seen',
+    help: `Distinct containers that made a request in the last ${CONTAINER_SEEN_WINDOW_MS / 1000} s`,
+    registers,
+    collect() {
+      this.set(pruneSeen(lastSeenMs, nowMs()));
+    },
+  });
+}
+
+function processGauges(registers: Registry[], pid: number): Gauge<string>[] {
+  // pidusage keeps the previous sample per pid and reports CPU as the delta since it: a long
+  // maxage keeps that history across slow scrape intervals (its default forgets after 60 s).
+  // Both gauges share one sample per scrape: a second pidusage call right after the first would
+  // measure CPU over a few microseconds.
+  const pidusageOptions = { maxage: 15 * 60_000 };
+  let lastSample: { atMs: number; status: Promise<pidusage.Status> } | null = null;
+  const sampleProcess = (): Promise<pidusage.Status> => {
+    const atMs = Date.now();
+    if (lastSample === null || atMs - lastSample.atMs > 1000) lastSample = { atMs, status: pidusage(pid, pidusageOptions) };
+    return lastSample.status;
+  };
+  return [
+    new Gauge({
+      name: 'isolfs_process_cpu_percent',
+      help: 'CPU used by the isolfs process since the previous scrape, percent of one CPU (200 = two CPUs busy)',
+      registers,
+      async collect() {
+        this.set((await sampleProcess()).cpu);
+      },
+    }),
+    new Gauge({
+      name: 'isolfs_process_memory_bytes',
+      help: 'Resident memory of the isolfs process',
+      registers,
+      async collect() {
+        this.set((await sampleProcess()).memory);
+      },
+    }),
+  ];
 }
 
 /** Drops keys older than the window and returns how many are left. */

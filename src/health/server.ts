@@ -19,8 +19,8 @@ export interface MountCheck {
 }
 
 export interface HealthLogger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
+  info: (o: object, msg?: string) => void;
+  warn: (o: object, msg?: string) => void;
 }
 
 export interface HealthServerOptions {
@@ -39,7 +39,7 @@ export interface HealthServer {
   /** Where it listens, with the real port when `listen` asked for port 0. */
   readonly host: string;
   readonly port: number;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export class ListenAddressError extends Error {
@@ -60,58 +60,12 @@ export function parseListenAddress(listen: string): { host: string; port: number
 
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const { host, port } = parseListenAddress(opts.listen);
-  const checkTimeoutMs = opts.checkTimeoutMs ?? 5000;
-  // Log only when health changes, not on every probe.
-  let lastHealthy: boolean | null = null;
-
-  const runCheck = async (): Promise<MountCheck> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<MountCheck>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, detail: `mount check did not answer within ${checkTimeoutMs} ms` }), checkTimeoutMs);
-    });
-    try {
-      return await Promise.race([opts.checkMount(), timeout]);
-    } catch (err) {
-      return { ok: false, detail: `mount check failed: ${err instanceof Error ? err.message : String(err)}` };
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
-      return;
-    }
-    const pathname = (req.url ?? '/').split('?')[0];
-    switch (pathname) {
-      case '/healthz': {
-        const check = await runCheck();
-        if (check.ok !== lastHealthy) {
-          if (check.ok) opts.logger.info({ detail: check.detail }, 'health check passes');
-          else opts.logger.warn({ detail: check.detail }, 'health check fails');
-          lastHealthy = check.ok;
-        }
-        reply(res, check.ok ? 200 : 503, check.ok ? 'ok\n' : `${check.detail}\n`);
-        return;
-      }
-      case '/readyz':
-        if (opts.isReady()) reply(res, 200, 'ok\n');
-        else reply(res, 503, 'not ready\n');
-        return;
-      case '/metrics':
-        reply(res, 200, await opts.metrics.metricsText(), { 'content-type': opts.metrics.contentType });
-        return;
-      default:
-        reply(res, 404, 'not found\n');
-    }
-  };
-
+  const handle = requestHandler(opts);
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       opts.logger.warn({ err: err instanceof Error ? err.message : String(err), url: req.url }, 'health endpoint failed');
-      if (!res.headersSent) reply(res, 500, 'internal error\n');
-      else res.destroy();
+      if (res.headersSent) res.destroy();
+      else reply(res, 500, 'internal error\n');
     });
   });
   // A probe or scraper that stalls must not hold a socket for long.
@@ -138,6 +92,62 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
         server.closeAllConnections();
       }),
   };
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+
+function requestHandler(opts: HealthServerOptions): Handler {
+  const healthz = healthzHandler(opts);
+  return async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    const pathname = (req.url ?? '/').split('?')[0];
+    switch (pathname) {
+      case '/healthz':
+        await healthz(res);
+        return;
+      case '/readyz':
+        if (opts.isReady()) reply(res, 200, 'ok\n');
+        else reply(res, 503, 'not ready\n');
+        return;
+      case '/metrics':
+        reply(res, 200, await opts.metrics.metricsText(), { 'content-type': opts.metrics.contentType });
+        return;
+      default:
+        reply(res, 404, 'not found\n');
+    }
+  };
+}
+
+/** /healthz: the mount check, bounded by checkTimeoutMs; logs only when health changes. */
+function healthzHandler(opts: HealthServerOptions): (res: http.ServerResponse) => Promise<void> {
+  const checkTimeoutMs = opts.checkTimeoutMs ?? 5000;
+  let lastHealthy: boolean | null = null;
+  return async (res) => {
+    const check = await runCheck(opts.checkMount, checkTimeoutMs);
+    if (check.ok !== lastHealthy) {
+      if (check.ok) opts.logger.info({ detail: check.detail }, 'health check passes');
+      else opts.logger.warn({ detail: check.detail }, 'health check fails');
+      lastHealthy = check.ok;
+    }
+    reply(res, check.ok ? 200 : 503, check.ok ? 'ok\n' : `${check.detail}\n`);
+  };
+}
+
+async function runCheck(checkMount: () => Promise<MountCheck>, checkTimeoutMs: number): Promise<MountCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<MountCheck>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, detail: `mount check did not answer within ${checkTimeoutMs} ms` }), checkTimeoutMs);
+  });
+  try {
+    return await Promise.race([checkMount(), timeout]);
+  } catch (err) {
+    return { ok: false, detail: `mount check failed: ${err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function reply(res: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}): void {

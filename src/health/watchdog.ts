@@ -73,24 +73,24 @@ export function judge(seen: WatchdogObservation, nowMs: number, limits: Watchdog
 }
 
 export interface WatchdogLogger {
-  info(o: object, msg: string): void;
-  warn(o: object, msg: string): void;
-  error(o: object, msg: string): void;
+  info: (o: object, msg: string) => void;
+  warn: (o: object, msg: string) => void;
+  error: (o: object, msg: string) => void;
 }
 
 export interface WatchdogDeps {
   /** The text of our /proc/self/mountinfo (never through our own mount: it cannot wedge). */
-  readMountinfo(): Promise<string>;
+  readMountinfo: () => Promise<string>;
   /** A read through the mount; resolves when it answered, rejects with its errno error. */
-  probe(): Promise<void>;
+  probe: () => Promise<void>;
   /** Aborts our FUSE connection; resolves to what was done (for the log). */
-  abortConnection(): Promise<string>;
+  abortConnection: () => Promise<string>;
   /** Ends the daemon with a non-zero status (called once). */
-  exit(reason: string): void;
-  nowMs(): number;
+  exit: (reason: string) => void;
+  nowMs: () => number;
   logger: WatchdogLogger;
   /** Told every verdict (the worker passes changes on to the main thread). */
-  onVerdict?(verdict: WatchdogVerdict): void;
+  onVerdict?: (verdict: WatchdogVerdict) => void;
 }
 
 export interface WatchdogOptions extends WatchdogLimits {

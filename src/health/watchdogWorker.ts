@@ -24,7 +24,10 @@ export interface WatchdogWorkerData {
 }
 
 /** Messages from the main thread. */
-export type WatchdogCommand = { type: 'shutdown'; timeoutMs: number };
+export interface WatchdogCommand {
+  type: 'shutdown';
+  timeoutMs: number;
+}
 
 /** Messages to the main thread. */
 export type WatchdogMessage =

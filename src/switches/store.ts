@@ -24,9 +24,9 @@ interface PersistedState {
 }
 
 export interface SwitchLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
+  info: (obj: object, msg: string) => void;
+  warn: (obj: object, msg: string) => void;
+  error: (obj: object, msg: string) => void;
 }
 
 export class StateFileError extends Error {}
@@ -94,7 +94,7 @@ export class SwitchStore {
   /** The explicit value for `key`: its own entry or its nearest ancestor's; undefined if none. */
   explicitContainerValue(key: string): boolean | undefined {
     let current = key;
-    for (;;) {
+    while (true) {
       const value = this.containers.get(current);
       if (value !== undefined) return value;
       if (current === '/' || current === '') return undefined;
@@ -150,7 +150,7 @@ function makeStateDir(stateDir: string): void {
   try {
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new StateFileError(`state directory ${stateDir}: ${describeFsError(err)}`);
+    throw new StateFileError(`state directory ${stateDir}: ${describeFsError(err)}`, { cause: err });
   }
   if (!fs.statSync(stateDir).isDirectory()) throw new StateFileError(`state directory ${stateDir} is not a directory`);
 }
@@ -162,8 +162,8 @@ function readStateFile(file: string): string | null {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
-    if (code === 'EISDIR') throw new StateFileError(`state file ${file} is a directory: move it away (nothing was changed)`);
-    throw new StateFileError(`state file ${file}: ${describeFsError(err)}`);
+    if (code === 'EISDIR') throw new StateFileError(`state file ${file} is a directory: move it away (nothing was changed)`, { cause: err });
+    throw new StateFileError(`state file ${file}: ${describeFsError(err)}`, { cause: err });
   }
 }
 
@@ -179,7 +179,7 @@ function parseState(text: string): PersistedState {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new StateFileError(`not JSON: ${(err as Error).message}`);
+    throw new StateFileError(`not JSON: ${(err as Error).message}`, { cause: err });
   }
   if (typeof raw !== 'object' || raw === null) throw new StateFileError('not an object');
   const obj = raw as Record<string, unknown>;

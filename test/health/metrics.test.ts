@@ -65,13 +65,19 @@ describe('Metrics', () => {
 
   it('costs little per request on the hot path', () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    const n = 200_000;
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) {
-      metrics.observeRequest('/proc/meminfo', 'isolated', 0.0002);
-      metrics.containerSeen('/kubepods/pod1/c1');
+    // The best of several batches: a busy CI machine (other lanes, GC of a shared worker) slows
+    // some batches, never speeds one up, so the fastest is the cost of the code itself.
+    const batches = 8;
+    const n = 25_000;
+    let perRequestNs = Number.POSITIVE_INFINITY;
+    for (let batch = 0; batch < batches; batch++) {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        metrics.observeRequest('/proc/meminfo', 'isolated', 0.0002);
+        metrics.containerSeen('/kubepods/pod1/c1');
+      }
+      perRequestNs = Math.min(perRequestNs, Number(process.hrtime.bigint() - started) / n);
     }
-    const perRequestNs = Number(process.hrtime.bigint() - started) / n;
     // A FUSE round trip is ~250 µs here; the metrics must stay a small fraction of that.
     expect(perRequestNs).toBeLessThan(5000);
   });

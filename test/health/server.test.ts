@@ -15,7 +15,9 @@ function get(port: number, path: string, method = 'GET'): Promise<Response> {
     const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body }));
     });
     req.on('error', reject);
@@ -29,7 +31,7 @@ interface LogLine {
   msg?: string;
 }
 
-function recordingLogger(lines: LogLine[]): { info(o: object, msg?: string): void; warn(o: object, msg?: string): void } {
+function recordingLogger(lines: LogLine[]): { info: (o: object, msg?: string) => void; warn: (o: object, msg?: string) => void } {
   return {
     info: (o, msg) => lines.push({ level: 'info', o, msg }),
     warn: (o, msg) => lines.push({ level: 'warn', o, msg }),
@@ -94,9 +96,7 @@ describe('startHealthServer', () => {
 
   it('answers /healthz 503 when the mount check throws', async () => {
     const s = await start({
-      checkMount: async () => {
-        throw new Error('EIO');
-      },
+      checkMount: () => Promise.reject(new Error('EIO')),
     });
     const res = await get(s.port, '/healthz');
     expect(res.status).toBe(503);

@@ -62,7 +62,7 @@ function fake(): Fake {
       f.probes++;
       f.answer = (err) => { f.answer = null; if (err) reject(err); else resolve(); };
     }),
-    abortConnection: async () => { f.aborts++; return 'aborted'; },
+    abortConnection: () => { f.aborts++; return Promise.resolve('aborted'); },
     exit: (reason) => { f.exits.push(reason); },
     nowMs: () => f.nowMs,
     logger: { info: () => undefined, warn: () => undefined, error: (o, msg) => { f.errors.push(`${msg} ${JSON.stringify(o)}`); } },
