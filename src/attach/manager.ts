@@ -307,7 +307,7 @@ export class AttachManager {
         const own = containerFilePath(location.key, file);
         const stack = stacks.get(file);
         if (stack && isOurMount(stack[0], ourDevice) && stack[0].root === own) continue;
-        if (!stack && !(await exists(path.join(procDir, 'root', file)))) continue;
+        if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
         const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, ourDevice) : [];
         pairs.set(file, { source: this.options.mountpoint + own, target: file, detachMountIds });
       }

@@ -59,7 +59,7 @@ export function parseMountinfo(text: string): MountEntry[] {
 }
 
 function unescapeMountinfo(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }
 
 /**

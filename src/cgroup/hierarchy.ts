@@ -61,7 +61,7 @@ export function discoverHierarchy(cgroupRoot: string, sysDir = '/sys'): CgroupHi
     const realMountFor = new Set<Controller>();
     for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
       const dir = `${root}/${entry.name}`;
-      if (!entry.isDirectory() && !entry.isSymbolicLink()) continue;
+      if (!(entry.isDirectory() || entry.isSymbolicLink())) continue;
       if (!isDirectory(dir)) continue;
       if (!fs.existsSync(`${dir}/cgroup.procs`)) continue; // not a cgroup mount
       const isRealMount = entry.isDirectory();

@@ -88,7 +88,7 @@ function readUpTo(fd: number, dir: string, file: string, maxBytes: number): { by
   // The scratch grows with what files really hold, not with the cap a caller allows.
   let buffer = scratchOf(Math.min(maxBytes + 1, 64 * 1024));
   let total = 0;
-  for (;;) {
+  while (true) {
     if (total === buffer.length) buffer = growScratch(total, Math.min(maxBytes + 1, total * 2));
     let n: number;
     try {

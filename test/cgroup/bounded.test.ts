@@ -91,7 +91,7 @@ describe('files that would stall or balloon a read', () => {
 
   it('a memory.stat over the size cap is an error saying so', () => {
     const file = `${root}/memory/limited/memory.stat`;
-    fs.writeFileSync(file, `total_cache 1\n`.repeat(DEFAULT_MAX_BYTES / 14 + 1));
+    fs.writeFileSync(file, "total_cache 1\n".repeat(DEFAULT_MAX_BYTES / 14 + 1));
     expect(promptError(() => readMemory(limited()))).toBe(`${file}: larger than ${DEFAULT_MAX_BYTES} bytes`);
   });
 

@@ -93,7 +93,7 @@ function flag(args: string[], name: string): string | undefined {
 
 /** The positional argument of the isolfs command line (its mountpoint). */
 function mountpointArg(args: string[]): string {
-  const positionals = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--') && !args[i - 1].includes('=')));
+  const positionals = args.filter((a, i) => !(a.startsWith('--') || (i > 0 && args[i - 1].startsWith('--') && !args[i - 1].includes('='))));
   expect(positionals).toHaveLength(1);
   return positionals[0];
 }

@@ -105,7 +105,7 @@ export function createTestCgroup(name: string, options: TestCgroupOptions = {}):
       const own = ownCgroups().v1;
       for (const controller of V1_CONTROLLERS) {
         const hierarchy = path.join(CGROUP_ROOT, controller);
-        if (!fs.existsSync(hierarchy) || !own.has(controller)) continue;
+        if (!(fs.existsSync(hierarchy) && own.has(controller))) continue;
         const dir = path.join(hierarchy, own.get(controller) as string, leaf);
         fs.mkdirSync(dir);
         created.push(dir);
@@ -148,7 +148,7 @@ export function createTestCgroup(name: string, options: TestCgroupOptions = {}):
 async function removeDirs(dirs: string[]): Promise<void> {
   const deadline = Date.now() + 5000;
   for (const dir of [...dirs].reverse()) {
-    for (;;) {
+    while (true) {
       try {
         fs.rmdirSync(dir);
         break;

@@ -23,7 +23,7 @@ const SANITIZER_REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime e
 function sanitizerEnv(): NodeJS.ProcessEnv {
   if (!SANITIZE) return process.env;
   const libasan = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
-  if (!path.isAbsolute(libasan) || !fs.existsSync(libasan)) throw new Error(`ISOLFS_SANITIZE=1: gcc does not know libasan.so (${libasan})`);
+  if (!(path.isAbsolute(libasan) && fs.existsSync(libasan))) throw new Error(`ISOLFS_SANITIZE=1: gcc does not know libasan.so (${libasan})`);
   if (!fs.existsSync(path.join(SANITIZED_NATIVE_DIR, 'isolfs_native.node'))) {
     throw new Error(`ISOLFS_SANITIZE=1: no sanitizer build in ${SANITIZED_NATIVE_DIR} (scripts/test.sh builds it)`);
   }
@@ -149,7 +149,7 @@ export function abortFuseConnection(mountpoint: string): boolean {
 }
 
 export async function startDaemon(options: StartOptions = {}): Promise<DaemonHandle> {
-  const ownsBase = !options.mountpoint || !options.stateDir;
+  const ownsBase = !(options.mountpoint && options.stateDir);
   const base = ownsBase ? fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-test-')) : '';
   // Readers in the tests run as other uids too (the non-root writer): let them reach the mount.
   if (ownsBase) fs.chmodSync(base, 0o755);

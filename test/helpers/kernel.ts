@@ -8,7 +8,7 @@
 import os from 'node:os';
 
 export function kernelAtLeast(major: number, minor: number): boolean {
-  const [maj, min] = os.release().split('.').map((part) => parseInt(part, 10));
+  const [maj, min] = os.release().split('.').map((part) => Number.parseInt(part, 10));
   return maj > major || (maj === major && min >= minor);
 }
 

@@ -146,7 +146,7 @@ function probe(cgroup: TestCgroup, files: string[]): Promise<number> {
   const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
   const child = spawn('bash', ['-c', `${join}; exec cat ${files.join(' ')} > /dev/null`], { stdio: 'ignore' });
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(Infinity), PROBE_LIMIT_MS);
+    const timer = setTimeout(() => resolve(Number.POSITIVE_INFINITY), PROBE_LIMIT_MS);
     child.on('close', () => { clearTimeout(timer); resolve(Date.now() - started); });
   });
 }
@@ -162,7 +162,7 @@ async function probeWhile(readers: Reader[], cgroup: TestCgroup, files: string[]
   const started = Date.now();
   while (running) {
     const ms = await probe(cgroup, files);
-    if (ms === Infinity) {
+    if (ms === Number.POSITIVE_INFINITY) {
       const threads = threadStates(daemonPid);
       fs.writeFileSync(path.join(connectionDir, 'abort'), '1');
       killReaders(readers);

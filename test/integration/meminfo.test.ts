@@ -93,7 +93,7 @@ function memoryChild(parent: TestCgroup, name: string): TestCgroup {
     procsFiles,
     remove: async () => {
       const deadline = Date.now() + 5000;
-      for (;;) {
+      while (true) {
         try { fs.rmdirSync(dir); return; } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT') return;

@@ -59,7 +59,7 @@ describe('runc container: bound at creation, attached afterwards, repaired after
   /** Whether everything the container reads is its own view. */
   const correct = (out: string): boolean => {
     const lines = out.trim().split('\n');
-    const freePages = Number(/^nr_free_pages (\d+)$/m.exec(out)?.[1] ?? NaN);
+    const freePages = Number(/^nr_free_pages (\d+)$/m.exec(out)?.[1] ?? Number.NaN);
     return memTotalKb(out) === Number(LIMIT / 1024n)
       && lines.includes('1') // one CPU in cpuinfo and one cpuN line in stat (quota 0.5 CPU)
       && /^[\d.]+ [\d.]+ [\d.]+ \d+\/\d+ \d+$/m.test(out)

@@ -70,7 +70,7 @@ describe('real tools in containers with a CFS quota and a memory limit', () => {
 
     const inside = (cg: TestCgroup, cmd: string): Promise<RunResult> => runInContainer(cg, { mountpoint: daemon.mountpoint }, cmd);
 
-    it(`getconf, cpuinfo and cpu/online show ceil(quota) CPUs`, async () => {
+    it("getconf, cpuinfo and cpu/online show ceil(quota) CPUs", async () => {
       const out = ok(await inside(cgroup, 'getconf _NPROCESSORS_ONLN; grep -c ^processor /proc/cpuinfo; grep -c "^cpu[0-9]" /proc/stat; cat /sys/devices/system/cpu/online'));
       expect(out).toBe(`${c.cpus}\n${c.cpus}\n${c.cpus}\n${c.cpus === 1 ? '0' : `0-${c.cpus - 1}`}\n`);
     });

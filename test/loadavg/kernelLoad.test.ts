@@ -56,7 +56,7 @@ describe('calcLoad', () => {
     let load = 0;
     for (let tick = 1; tick <= 36; tick++) {
       load = calcLoad(load, EXP_1, 2 * FIXED_1);
-      const ideal = 2 * (1 - Math.pow(EXP_1 / FIXED_1, tick));
+      const ideal = 2 * (1 - (EXP_1 / FIXED_1) ** tick);
       expect(Math.abs(load / FIXED_1 - ideal)).toBeLessThan(0.01);
     }
   });
@@ -69,7 +69,7 @@ describe('fixedPowerInt and calcLoadN', () => {
     // (1884 * 1884 + 1024) >> 11 = 3550480 / 2048 -> 1733
     expect(fixedPowerInt(EXP_1, FSHIFT, 2)).toBe(1733);
     const e12 = fixedPowerInt(EXP_1, FSHIFT, 12);
-    expect(Math.abs(e12 / FIXED_1 - Math.pow(EXP_1 / FIXED_1, 12))).toBeLessThan(2 / FIXED_1);
+    expect(Math.abs(e12 / FIXED_1 - (EXP_1 / FIXED_1) ** 12)).toBeLessThan(2 / FIXED_1);
   });
 
   it('equals calcLoad for one period and stays close to n repeated steps', () => {

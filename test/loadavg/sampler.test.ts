@@ -55,7 +55,7 @@ describe('LoadavgSampler (fake timers)', () => {
     // One minute: 2 x (1 - (1884/2048)^12) = 1.265; the kernel's round-up while rising lands
     // just above it, so it prints 1.27. The 5- and 15-minute averages lag behind.
     const minute = sampler.get(container('busy'))!;
-    expect(Math.abs(minute.load1 / FIXED_1 - 2 * (1 - Math.pow(EXP_1 / FIXED_1, 12)))).toBeLessThan(0.01);
+    expect(Math.abs(minute.load1 / FIXED_1 - 2 * (1 - (EXP_1 / FIXED_1) ** 12))).toBeLessThan(0.01);
     expect(formatLoad(minute.load1)).toBe('1.27');
     expect(minute.load5).toBeLessThan(minute.load1);
     expect(minute.load15).toBeLessThan(minute.load5);

@@ -229,7 +229,7 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
         for (const mode of MODES) {
           specs.push({ ...base, label: `${g.name}/shared`, mode, files: shared(path.join(mnt, 'proc')), expect: g.expect, shared: true });
         }
-        if (!g.other || !g.otherExpect) continue;
+        if (!(g.other && g.otherExpect)) continue;
         // Their own attached copies, as the container sees them (page cache allowed there).
         for (const mode of ['read', 'mmap', 'sendfile', 'splice']) {
           specs.push({ ...base, label: `${g.name}/attached`, mode, files: shared('/proc'), expect: g.expect, shared: false });
@@ -296,7 +296,7 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
     watching = false;
     const elapsedS = (Date.now() - startedAt) / 1000;
     const daemonAlive = daemon!.process.exitCode === null && daemon!.process.signalCode === null;
-    const after = daemonAlive ? statusOf(daemon!.process.pid!) : { rssKb: NaN, threads: NaN };
+    const after = daemonAlive ? statusOf(daemon!.process.pid!) : { rssKb: Number.NaN, threads: Number.NaN };
     if (failures.length > 0) await cleanUp(true);
 
     const results = running.map((r) => ({ r, res: resultOf(r) }));

@@ -44,7 +44,7 @@ function expectInvariants(hostInfo: HostMeminfo, text: string): void {
   expect(total <= hostInfo.get('MemTotal')!).toBe(true);
   for (const [key, value] of values) {
     expect(value >= 0n, `${key} is negative`).toBe(true);
-    if (!MAY_EXCEED_TOTAL.has(key) && !key.startsWith('HugePages_')) {
+    if (!(MAY_EXCEED_TOTAL.has(key) || key.startsWith('HugePages_'))) {
       expect(value <= total, `${key} = ${value} exceeds MemTotal ${total}`).toBe(true);
     }
   }
