@@ -3,8 +3,9 @@
  *
  * It moves requests and bytes; every decision lives in TypeScript. Each request is handed to a
  * JS handler together with the caller's pid/uid/gid (from the FUSE request header, which is the
- * whole reason this addon exists: fuse-native cannot say who is reading), and is answered later
- * through the reply* functions, from the main thread, in any order.
+ * whole reason this addon exists: fuse-native cannot say who is reading), its numbers written
+ * into a Float64Array JS reuses (see "The request header"), and is answered later through the
+ * reply* functions, from the main thread, in any order.
  *
  * Two request loops, selectable at mount time, because each thread hop costs tens of
  * microseconds on the machines we measured (READs of open handles are answered here, on

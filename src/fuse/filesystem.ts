@@ -100,7 +100,10 @@ export interface FilesystemOptions {
   onLimit?: (refused: number) => void;
 }
 
-/** Every readable handle: a READ from offset 0 after the handle was read comes to read(). */
+/**
+ * Asked of native for every readable handle: a READ from offset 0 after the handle was read comes
+ * to read(), which renders afresh, as the kernel's seq_file does for samplers (vmstat 1, top).
+ */
 const FRESH_ON_REWIND = true;
 
 /** Names and attributes never change once created, so the kernel may cache them long. */
@@ -386,8 +389,6 @@ export class IsolfsFilesystem {
     // completes, no keep_cache), so the reader's own READs fetch its bytes.
     const storeFirst = content !== null && content.length > 0 && node.container !== undefined;
     if (storeFirst) node.sizeBytes = content!.length;
-    // freshOnRewind: a rewind to offset 0 after the handle was read comes to read() here, which
-    // renders afresh, as the kernel's seq_file does for samplers (vmstat 1, top, free -s).
     this.native.replyOpen(id, fh, true, false, false, content ?? undefined, storeFirst, FRESH_ON_REWIND);
   }
 

@@ -158,11 +158,11 @@ describe('WRITE', () => {
     filesystem.addContainer('/c1');
     const shared = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY });
     const own = open(lookupPath(`/containers/${containerDirName('/c1')}/proc/sys/kernel/container_stats_isolated`), { flags: O_WRONLY });
-    const reply = request('write', 0, { fh: shared.fh, data: Buffer.from('1\n'), offset: 0, pid: 7, uid: 0, gid: 0 });
+    const reply = request('write', 0, { fh: shared.fh, data: Buffer.from('1\n'), offset: 0, pid: 7, uid: 0, gid: 5 });
     expect([reply.kind, reply.args[0]]).toEqual(['write', 2]);
     request('write', 0, { fh: own.fh, data: Buffer.from('0\n'), offset: 3, pid: 8, uid: 0, gid: 0 });
     expect(writes).toEqual([
-      ['/proc/sys/kernel/stats_isolated', { pid: 7, uid: 0, gid: 0 }, '1\n', 0, undefined],
+      ['/proc/sys/kernel/stats_isolated', { pid: 7, uid: 0, gid: 5 }, '1\n', 0, undefined],
       ['/proc/sys/kernel/container_stats_isolated', { pid: 8, uid: 0, gid: 0 }, '0\n', 3, '/c1'],
     ]);
   });
