@@ -3,8 +3,9 @@
  *
  * It moves requests and bytes; every decision lives in TypeScript. Each request is handed to a
  * JS handler together with the caller's pid/uid/gid (from the FUSE request header, which is the
- * whole reason this addon exists: fuse-native cannot say who is reading), and is answered later
- * through the reply* functions, from the main thread, in any order.
+ * whole reason this addon exists: fuse-native cannot say who is reading), its numbers written
+ * into a Float64Array JS reuses (see "The request header"), and is answered later through the
+ * reply* functions, from the main thread, in any order.
  *
  * Two request loops, selectable at mount time, because each thread hop costs tens of
  * microseconds on the machines we measured (READs of open handles are answered here, on
@@ -40,16 +41,58 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define OP_LOOKUP 1
-#define OP_GETATTR 2
-#define OP_OPEN 3
-#define OP_READ 4
-#define OP_WRITE 5
-#define OP_RELEASE 6
-#define OP_READDIR 7
-#define OP_SETATTR 8
-#define OP_OPENDIR 9
-#define OP_ACCESS 10
+/* Operation codes. Written here only: exported to JS as `ops` (see init). */
+enum {
+  OP_LOOKUP = 1,
+  OP_GETATTR,
+  OP_OPEN,
+  OP_READ,
+  OP_WRITE,
+  OP_RELEASE,
+  OP_READDIR,
+  OP_SETATTR,
+  OP_OPENDIR,
+  OP_ACCESS,
+};
+
+typedef struct {
+  const char *name;
+  int value;
+} named_int_t;
+
+static const named_int_t op_codes[] = {
+    {"lookup", OP_LOOKUP},   {"getattr", OP_GETATTR}, {"open", OP_OPEN},
+    {"read", OP_READ},       {"write", OP_WRITE},     {"release", OP_RELEASE},
+    {"readdir", OP_READDIR}, {"setattr", OP_SETATTR}, {"opendir", OP_OPENDIR},
+    {"access", OP_ACCESS},
+};
+
+/*
+ * The request header: a Float64Array that JS allocates once and hands to mount; the main thread
+ * writes a request's numbers into it just before calling the handler, so a request costs JS no
+ * object of its own. The index of each field is exported as `requestFields` (see init).
+ */
+enum {
+  FIELD_ID,
+  FIELD_OP,
+  FIELD_INO,
+  FIELD_PID,
+  FIELD_UID,
+  FIELD_GID,
+  FIELD_FH,
+  FIELD_OFFSET,
+  FIELD_SIZE,
+  FIELD_FLAGS, /* OPEN/OPENDIR: open flags; ACCESS: the mask; SETATTR: to_set */
+  FIELD_COUNT,
+};
+
+static const named_int_t request_fields[] = {
+    {"id", FIELD_ID},   {"op", FIELD_OP},         {"ino", FIELD_INO},   {"pid", FIELD_PID},
+    {"uid", FIELD_UID}, {"gid", FIELD_GID},       {"fh", FIELD_FH},     {"offset", FIELD_OFFSET},
+    {"size", FIELD_SIZE}, {"flags", FIELD_FLAGS},
+};
+_Static_assert(sizeof(request_fields) / sizeof(request_fields[0]) == FIELD_COUNT,
+               "every request field is exported");
 
 #define CHECK(call)                                                                              \
   do {                                                                                           \
@@ -195,12 +238,13 @@ typedef struct request_s {
  * The content table. Content is rendered once, in JS, when a file is opened (the reader is known
  * then); the READs that follow — the first one and the one at EOF that every `cat` makes — only
  * copy bytes out of it. Answering them here, on whichever thread received them, saves a call into
- * JS per READ and, with the "thread" loop, the hop to the main thread and back. A READ from
- * offset 0 after the handle has been read (vmstat, top and free -s lseek back and read again)
- * still goes to JS, which renders afresh and puts the new content here with setContent.
+ * JS per READ and, with the "thread" loop, the hop to the main thread and back.
+ * Which READs go to JS instead is JS's choice, made per handle at OPEN (freshOnRewind): with it,
+ * a READ from offset 0 after the handle's content was read goes to JS, which may give new content
+ * back with setContent; without it, native serves that READ from its copy.
  * Once a READ has delivered the last byte, the copy is freed and only its length kept (for the
- * EOF READ that follows): an idle open handle then costs a few dozen bytes here, whatever it
- * holds open. A READ that needs the bytes again goes to JS, like a re-read from 0.
+ * EOF READ that follows): an idle open handle then costs a few dozen bytes here. Mechanics, not
+ * policy: a READ that needs bytes after the copy was freed goes to JS, as native has none.
  */
 #define CONTENT_BUCKETS 256
 
@@ -208,7 +252,8 @@ typedef struct content_s {
   uint64_t fh;
   char *data; /* NULL once every byte has been delivered */
   size_t len;
-  int served; /* a READ has been answered from this content */
+  int served;          /* a READ has been answered from this content */
+  int fresh_on_rewind; /* JS's rule: a READ at offset 0 once served goes to JS */
   struct content_s *next;
 } content_t;
 
@@ -216,6 +261,7 @@ typedef struct session_s {
   struct fuse_session *se;
   napi_env env;
   napi_ref handler;
+  napi_ref header; /* the request header (Float64Array) the handler reads */
   napi_ref resource;
   napi_async_context async_context;
   int use_thread;
@@ -278,16 +324,29 @@ static void content_entry_free(session_t *s, content_t *c) {
 static int atexit_registered = 0;
 
 static void deliver(session_t *s, request_t *r);
+static void fail_request(request_t *r);
 
-/* Puts a copy of `data` as the content of `fh` (replacing any). Returns 0 or ENOMEM. */
-static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, int served) {
+/* A malloc'd copy of `len` bytes (never a zero-size allocation), or NULL. */
+static char *copy_of(const void *data, size_t len) {
   char *copy = malloc(len > 0 ? len : 1);
-  if (copy == NULL) return ENOMEM;
-  memcpy(copy, data, len);
-  content_t **bucket = &s->content[fh % CONTENT_BUCKETS];
-  pthread_mutex_lock(&s->content_lock);
-  content_t *c = *bucket;
+  if (copy) memcpy(copy, data, len);
+  return copy;
+}
+
+/* The entry of `fh`, or NULL. Called with content_lock held. */
+static content_t *content_find(session_t *s, uint64_t fh) {
+  content_t *c = s->content[fh % CONTENT_BUCKETS];
   while (c && c->fh != fh) c = c->next;
+  return c;
+}
+
+/* Makes a copy of `data` the content of the newly opened `fh`, served under JS's rule
+ * `fresh_on_rewind`. Returns 0 or ENOMEM. */
+static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, int fresh_on_rewind) {
+  char *copy = copy_of(data, len);
+  if (copy == NULL) return ENOMEM;
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, fh);
   if (c == NULL) {
     c = content_entry_new(s);
     if (c == NULL) {
@@ -295,6 +354,7 @@ static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, 
       free(copy);
       return ENOMEM;
     }
+    content_t **bucket = &s->content[fh % CONTENT_BUCKETS];
     c->fh = fh;
     c->next = *bucket;
     *bucket = c;
@@ -304,8 +364,28 @@ static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, 
   }
   c->data = copy;
   c->len = len;
-  c->served = served;
+  c->served = 0;
+  c->fresh_on_rewind = fresh_on_rewind;
   pthread_mutex_unlock(&s->content_lock);
+  return 0;
+}
+
+/* Replaces the content of the open `fh` (JS answered a READ from fresh content: that READ
+ * counts as served). A handle without an entry is left without one. Returns 0 or ENOMEM. */
+static int content_replace(session_t *s, uint64_t fh, const void *data, size_t len) {
+  char *copy = copy_of(data, len);
+  if (copy == NULL) return ENOMEM;
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, fh);
+  char *old = copy;
+  if (c) {
+    old = c->data;
+    c->data = copy;
+    c->len = len;
+    c->served = 1;
+  }
+  pthread_mutex_unlock(&s->content_lock);
+  free(old);
   return 0;
 }
 
@@ -363,14 +443,13 @@ static void content_drop_all(session_t *s) {
 }
 
 /* Answers a READ from the table if it can: 1 if answered, 0 if JS must (no content for this
- * handle, e.g. a control file, or a re-read from offset 0 that needs fresh content). */
+ * handle, e.g. a control file; a rewind to 0 on a freshOnRewind handle; bytes already freed). */
 static int content_serve(session_t *s, fuse_req_t req, uint64_t fh, size_t size, off_t off) {
   int answered = 0;
   int trim = 0;
   pthread_mutex_lock(&s->content_lock);
-  content_t *c = s->content[fh % CONTENT_BUCKETS];
-  while (c && c->fh != fh) c = c->next;
-  if (c && off >= 0 && !(off == 0 && c->served)) {
+  content_t *c = content_find(s, fh);
+  if (c && off >= 0 && !(off == 0 && c->served && c->fresh_on_rewind)) {
     size_t start = (uint64_t)off < c->len ? (size_t)off : c->len;
     size_t n = c->len - start < size ? c->len - start : size;
     if (n == 0 || c->data != NULL) {
@@ -412,9 +491,8 @@ typedef struct store_job_s {
 /* Queues "store then reply OPEN"; returns 0, or -1 if the queue is full or stopping. */
 static int store_enqueue(session_t *s, fuse_req_t req, const struct fuse_file_info *fi,
                          fuse_ino_t ino, const void *data, size_t len) {
-  char *copy = malloc(len > 0 ? len : 1);
+  char *copy = copy_of(data, len);
   if (copy == NULL) return -1;
-  memcpy(copy, data, len);
   pthread_mutex_lock(&s->store_lock);
   if (!s->notifier_started || s->store_stop || s->store_count >= STORE_QUEUE_MAX) {
     pthread_mutex_unlock(&s->store_lock);
@@ -463,13 +541,7 @@ static void *notifier_loop(void *arg) {
 /* Hands `r` to JS; `r->id` is -1 when nothing is to be answered (a notification). */
 static void tell_js(session_t *s, request_t *r) {
   if (s->use_thread) {
-    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
-      fuse_req_t again = r->id >= 0 ? slot_release(r->id, NULL) : NULL;
-      if (again) fuse_reply_err(again, EIO);
-      free(r->name);
-      free(r->data);
-      free(r);
-    }
+    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) fail_request(r);
   } else {
     deliver(s, r);
   }
@@ -484,10 +556,7 @@ static void dispatch(fuse_req_t req, request_t *r) {
   r->id = slot_take(req, r->op, r->ino, r->size);
   if (r->id < 0) {
     fuse_reply_err(req, ENOMEM);
-    free(r->name);
-    free(r->data);
-    free(r);
-    return;
+    return fail_request(r); /* no id: frees only */
   }
   tell_js(s, r);
 }
@@ -544,27 +613,35 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
   dispatch(req, r);
 }
 
-/* access(2) and chdir: the mask (R_OK|W_OK|X_OK) goes to JS as `flags`. */
-static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  NEW_OR_FAIL(r, OP_ACCESS, ino);
-  r->flags = mask;
+/* Hands JS a request whose one argument is `flags`. */
+static void dispatch_flags(fuse_req_t req, int op, fuse_ino_t ino, int flags) {
+  NEW_OR_FAIL(r, op, ino);
+  r->flags = flags;
   dispatch(req, r);
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  NEW_OR_FAIL(r, OP_OPEN, ino);
-  r->flags = fi->flags;
+/* Hands JS a request for `size` bytes (or entries) at `off` of the open handle `fh`. */
+static void dispatch_range(fuse_req_t req, int op, fuse_ino_t ino, uint64_t fh, size_t size, off_t off) {
+  NEW_OR_FAIL(r, op, ino);
+  r->fh = fh;
+  r->size = size;
+  r->offset = off;
   dispatch(req, r);
+}
+
+/* access(2) and chdir: the mask (R_OK|W_OK|X_OK) goes to JS as `flags`. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  dispatch_flags(req, OP_ACCESS, ino, mask);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  dispatch_flags(req, OP_OPEN, ino, fi->flags);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
   if (content_serve(fuse_req_userdata(req), req, fi->fh, size, off)) return;
-  NEW_OR_FAIL(r, OP_READ, ino);
-  r->fh = fi->fh;
-  r->size = size;
-  r->offset = off;
-  dispatch(req, r);
+  dispatch_range(req, OP_READ, ino, fi->fh, size, off);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -573,13 +650,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   r->fh = fi->fh;
   r->offset = off;
   r->size = size;
-  r->data = malloc(size > 0 ? size : 1);
+  r->data = copy_of(buf, size);
   if (r->data == NULL) {
     free(r);
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  memcpy(r->data, buf, size);
   r->data_len = size;
   dispatch(req, r);
 }
@@ -607,18 +683,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  NEW_OR_FAIL(r, OP_OPENDIR, ino);
-  r->flags = fi->flags;
-  dispatch(req, r);
+  dispatch_flags(req, OP_OPENDIR, ino, fi->flags);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi) {
-  NEW_OR_FAIL(r, OP_READDIR, ino);
-  r->fh = fi->fh;
-  r->size = size;
-  r->offset = off;
-  dispatch(req, r);
+  dispatch_range(req, OP_READDIR, ino, fi->fh, size, off);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -633,55 +703,64 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
  * grant every access(2) (W_OK on 0444 files included). */
 static const struct fuse_lowlevel_ops isolfs_ops = {
     .init = op_init,
-    .lookup = op_lookup,
-    .forget = op_forget,
-    .getattr = op_getattr,
-    .setattr = op_setattr,
-    .access = op_access,
-    .open = op_open,
-    .read = op_read,
-    .write = op_write,
-    .release = op_release,
-    .opendir = op_opendir,
-    .readdir = op_readdir,
-    .releasedir = op_releasedir,
+    .lookup = op_lookup, .forget = op_forget,
+    .getattr = op_getattr, .setattr = op_setattr, .access = op_access,
+    .open = op_open, .read = op_read, .write = op_write, .release = op_release,
+    .opendir = op_opendir, .readdir = op_readdir, .releasedir = op_releasedir,
 };
 
-/* Builds the JS arguments for one request and calls the handler. Runs on the main thread. */
-static void call_handler(napi_env env, napi_value handler, request_t *r) {
-  napi_value argv[12];
+/* Writes `r` into the request header. 0 if the header is gone or too short (JS replaced it). */
+static int fill_header(napi_env env, session_t *s, const request_t *r) {
+  napi_value header;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_get_reference_value(env, s->header, &header) != napi_ok || header == NULL ||
+      napi_get_typedarray_info(env, header, &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || length < FIELD_COUNT || data == NULL) {
+    return 0;
+  }
+  double *field = data;
+  field[FIELD_ID] = r->id;
+  field[FIELD_OP] = r->op;
+  field[FIELD_INO] = (double)r->ino;
+  field[FIELD_PID] = r->pid;
+  field[FIELD_UID] = r->uid;
+  field[FIELD_GID] = r->gid;
+  field[FIELD_FH] = (double)r->fh;
+  field[FIELD_OFFSET] = (double)r->offset;
+  field[FIELD_SIZE] = (double)r->size;
+  field[FIELD_FLAGS] = r->op == OP_SETATTR ? r->to_set : r->flags;
+  return 1;
+}
+
+/* Answers EIO (unless a notification) and frees `r`: for a request JS cannot be given. */
+static void fail_request(request_t *r) {
+  fuse_req_t req = r->id >= 0 ? slot_release(r->id, NULL) : NULL;
+  if (req) fuse_reply_err(req, EIO);
+  free(r->name);
+  free(r->data);
+  free(r);
+}
+
+/* Fills the request header and calls handler(name, data). Runs on the main thread. */
+static void call_handler(napi_env env, napi_value handler, session_t *s, request_t *r) {
+  if (!fill_header(env, s, r)) return fail_request(r);
+  napi_value argv[2];
   napi_value undefined;
   napi_get_undefined(env, &undefined);
-  napi_create_double(env, r->id, &argv[0]);
-  napi_create_int32(env, r->op, &argv[1]);
-  napi_create_double(env, (double)r->ino, &argv[2]);
-  napi_create_int32(env, (int32_t)r->pid, &argv[3]);
-  napi_create_uint32(env, (uint32_t)r->uid, &argv[4]);
-  napi_create_uint32(env, (uint32_t)r->gid, &argv[5]);
-  if (r->name) {
-    napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[6]);
-  } else {
-    argv[6] = undefined;
-  }
-  napi_create_double(env, (double)r->fh, &argv[7]);
-  napi_create_double(env, (double)r->offset, &argv[8]);
-  napi_create_double(env, (double)r->size, &argv[9]);
+  argv[0] = argv[1] = undefined;
+  if (r->name) napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[0]);
   if (r->data) {
     void *copy = NULL;
-    napi_create_buffer_copy(env, r->data_len, r->data, &copy, &argv[10]);
-  } else {
-    argv[10] = undefined;
+    napi_create_buffer_copy(env, r->data_len, r->data, &copy, &argv[1]);
   }
-  napi_create_int32(env, r->op == OP_SETATTR ? r->to_set : r->flags, &argv[11]);
-
   napi_value result;
-  napi_status status = napi_call_function(env, undefined, handler, 12, argv, &result);
-  if (status != napi_ok) {
+  if (napi_call_function(env, undefined, handler, 2, argv, &result) != napi_ok) {
     /* The handler threw: never let it escape (it would kill the daemon); answer EIO. */
     napi_value exception;
     napi_get_and_clear_last_exception(env, &exception);
-    fuse_req_t req = slot_release(r->id, NULL);
-    if (req) fuse_reply_err(req, EIO);
+    return fail_request(r);
   }
   free(r->name);
   free(r->data);
@@ -692,14 +771,9 @@ static void deliver(session_t *s, request_t *r) {
   /* poll mode: we are inside the uv poll callback with a handle + callback scope open */
   napi_value handler;
   if (napi_get_reference_value(s->env, s->handler, &handler) != napi_ok || handler == NULL) {
-    fuse_req_t req = slot_release(r->id, NULL);
-    if (req) fuse_reply_err(req, EIO);
-    free(r->name);
-    free(r->data);
-    free(r);
-    return;
+    return fail_request(r);
   }
-  call_handler(s->env, handler, r);
+  call_handler(s->env, handler, s, r);
 }
 
 /* ---------------------------------------------------------------- poll loop ----------------- */
@@ -793,18 +867,10 @@ static void *thread_loop(void *arg) {
 }
 
 static void tsfn_call_js(napi_env env, napi_value handler, void *context, void *data) {
-  (void)context;
   request_t *r = data;
-  if (env == NULL || handler == NULL) {
-    /* the function is being torn down: answer so the kernel does not wait forever */
-    fuse_req_t req = slot_release(r->id, NULL);
-    if (req) fuse_reply_err(req, EIO);
-    free(r->name);
-    free(r->data);
-    free(r);
-    return;
-  }
-  call_handler(env, handler, r);
+  /* the function is being torn down: answer so the kernel does not wait forever */
+  if (env == NULL || handler == NULL) return fail_request(r);
+  call_handler(env, handler, context, r);
 }
 
 /* ---------------------------------------------------------------- mount / unmount ---------- */
@@ -850,6 +916,12 @@ static int notifier_stop(session_t *s) {
   return 1;
 }
 
+static void drop_reference(napi_env env, napi_ref *ref) {
+  if (*ref == NULL) return;
+  napi_delete_reference(env, *ref);
+  *ref = NULL;
+}
+
 /*
  * Bounded: exit, unmount (the connection lives on while containers hold binds of it), wake the
  * receiving thread out of its read(2) and join it for at most 2 s, stop the notifier, then close
@@ -888,17 +960,12 @@ static void session_teardown(session_t *s) {
     free(s->store_queue);
     s->store_queue = NULL;
   }
-  if (s->handler) {
-    napi_delete_reference(env, s->handler);
-    s->handler = NULL;
-  }
+  drop_reference(env, &s->handler);
+  drop_reference(env, &s->resource);
+  drop_reference(env, &s->header);
   if (s->async_context) {
     napi_async_destroy(env, s->async_context);
     s->async_context = NULL;
-  }
-  if (s->resource) {
-    napi_delete_reference(env, s->resource);
-    s->resource = NULL;
   }
   s->torn_down = 1;
   session_unlink(s);
@@ -921,13 +988,48 @@ static char *get_string(napi_env env, napi_value value) {
   return out;
 }
 
-/* mount(mountpoint: string, options: string, loop: "poll" | "thread", handler): session */
+#define MAX_JS_ARGS 10
+
+/* A call's arguments (those not given are undefined) and, for a reply, what the table knew of
+ * its request. */
+typedef struct {
+  napi_value argv[MAX_JS_ARGS];
+  size_t argc;
+  slot_info_t slot;
+} js_args_t;
+
+/* Fetches a call's arguments: 0 (and a TypeError saying `usage` thrown) if fewer than `min_args`. */
+static int get_args(napi_env env, napi_callback_info info, size_t min_args, const char *usage,
+                    js_args_t *a) {
+  a->argc = MAX_JS_ARGS;
+  if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "isolfs native: napi_get_cb_info failed");
+    return 0;
+  }
+  if (a->argc >= min_args) return 1;
+  napi_throw_type_error(env, NULL, usage);
+  return 0;
+}
+
+/* A Float64Array of at least FIELD_COUNT elements (the request header)? */
+static int is_request_header(napi_env env, napi_value value) {
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length = 0;
+  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return 0;
+  napi_get_typedarray_info(env, value, &type, &length, NULL, NULL, NULL);
+  return type == napi_float64_array && length >= FIELD_COUNT;
+}
+
+/* mount(mountpoint: string, options: string, loop: "poll" | "thread", header: Float64Array,
+ * handler(name, data)): session */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "mount(mountpoint, options, loop, handler)");
+  static const char usage[] = "mount(mountpoint, options, loop, header: Float64Array, handler)";
+  js_args_t a;
+  if (!get_args(env, info, 5, usage, &a)) return NULL;
+  napi_value *argv = a.argv;
+  if (!is_request_header(env, argv[3])) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   char *mountpoint = get_string(env, argv[0]);
@@ -988,6 +1090,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "isolfs.request", NAPI_AUTO_LENGTH, &resource_name);
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &s->resource);
+  napi_create_reference(env, argv[3], 1, &s->header);
   napi_async_init(env, resource, resource_name, &s->async_context);
 
   /* without a notifier, OPENs are answered without a store (queue refuses) */
@@ -995,8 +1098,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
   if (s->use_thread) {
     install_wake_signal();
-    CHECK(napi_create_threadsafe_function(env, argv[3], NULL, resource_name, 0, 1, NULL, NULL,
-                                          NULL, tsfn_call_js, &s->tsfn));
+    CHECK(napi_create_threadsafe_function(env, argv[4], NULL, resource_name, 0, 1, NULL, NULL,
+                                          s, tsfn_call_js, &s->tsfn));
     if (pthread_create(&s->thread, NULL, thread_loop, s) != 0) {
       session_teardown(s);
       napi_throw_error(env, NULL, "cannot start the FUSE request thread");
@@ -1004,7 +1107,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     }
     s->thread_started = 1;
   } else {
-    CHECK(napi_create_reference(env, argv[3], 1, &s->handler));
+    CHECK(napi_create_reference(env, argv[4], 1, &s->handler));
     /* non-blocking, so a drained queue ends the batch with EAGAIN instead of blocking */
     int fl = fcntl(s->fd, F_GETFL);
     fcntl(s->fd, F_SETFL, fl | O_NONBLOCK);
@@ -1021,28 +1124,28 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   return external;
 }
 
-static session_t *get_session(napi_env env, napi_value value) {
+/* The session `value` is, or NULL (and a TypeError saying `usage` thrown). */
+static session_t *get_session(napi_env env, napi_value value, const char *usage) {
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
   return data;
 }
 
 /* unmount(session): idempotent */
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
-  if (s == NULL) {
-    napi_throw_type_error(env, NULL, "unmount(session)");
-    return NULL;
-  }
-  if (!s->torn_down) session_teardown(s);
+  js_args_t a;
+  if (!get_args(env, info, 1, "unmount(session)", &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], "unmount(session)");
+  if (s && !s->torn_down) session_teardown(s);
   return NULL;
 }
 
 /* ---------------------------------------------------------------- replies ------------------ */
 
+/* The request `id_value` names, taken out of the table; NULL (and ESTALE thrown) if there is none. */
 static fuse_req_t take_request(napi_env env, napi_value id_value, slot_info_t *info) {
   double id = -1;
   napi_get_value_double(env, id_value, &id);
@@ -1050,6 +1153,21 @@ static fuse_req_t take_request(napi_env env, napi_value id_value, slot_info_t *i
   if (req == NULL) napi_throw_error(env, "ESTALE", "unknown or already answered request id");
   return req;
 }
+
+/* What every reply* starts with: its arguments, at least `min_args` of them, and the request the
+ * first one names. NULL when JS has an exception to see. */
+static fuse_req_t reply_begin(napi_env env, napi_callback_info info, size_t min_args,
+                              const char *usage, js_args_t *a) {
+  if (!get_args(env, info, min_args, usage, a)) return NULL;
+  return take_request(env, a->argv[0], &a->slot);
+}
+
+/* Declares `a` (the arguments) and `req` (the request `a.argv[0]` names), or returns to JS with
+ * its exception. The first line of every reply*. */
+#define REPLY_BEGIN(min_args, usage)                                                             \
+  js_args_t a;                                                                                   \
+  fuse_req_t req = reply_begin(env, info, min_args, usage, &a);                                  \
+  if (req == NULL) return NULL
 
 static double num(napi_env env, napi_value v) {
   double d = 0;
@@ -1089,96 +1207,75 @@ static void fill_stat(napi_env env, napi_value *v, struct stat *st) {
 
 /* replyErr(id, errno) */
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = take_request(env, argv[0], NULL);
+  REPLY_BEGIN(2, "replyErr(id, errno)");
   /* 0 is success (RELEASE, ACCESS); NaN, negative or past 4095 becomes EIO */
-  if (req) fuse_reply_err(req, (int)num_u64(env, argv[1], 4095, EIO));
+  fuse_reply_err(req, (int)num_u64(env, a.argv[1], 4095, EIO));
   return NULL;
 }
 
 /* replyEntry(id, ino, mode, nlink, size, uid, gid, mtimeSec, entryTimeoutSec, attrTimeoutSec) */
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 10) {
-    napi_throw_type_error(env, NULL, "replyEntry: 10 arguments");
-    return NULL;
-  }
-  fuse_req_t req = take_request(env, argv[0], NULL);
-  if (!req) return NULL;
+  REPLY_BEGIN(10, "replyEntry: 10 arguments");
   struct fuse_entry_param e;
   memset(&e, 0, sizeof(e));
-  fill_stat(env, &argv[1], &e.attr);
+  fill_stat(env, &a.argv[1], &e.attr);
   e.ino = e.attr.st_ino;
   e.generation = 1;
-  e.entry_timeout = num_timeout(env, argv[8]);
-  e.attr_timeout = num_timeout(env, argv[9]);
+  e.entry_timeout = num_timeout(env, a.argv[8]);
+  e.attr_timeout = num_timeout(env, a.argv[9]);
   fuse_reply_entry(req, &e);
   return NULL;
 }
 
 /* replyAttr(id, ino, mode, nlink, size, uid, gid, mtimeSec, attrTimeoutSec) */
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9) {
-    napi_throw_type_error(env, NULL, "replyAttr: 9 arguments");
-    return NULL;
-  }
-  fuse_req_t req = take_request(env, argv[0], NULL);
-  if (!req) return NULL;
+  REPLY_BEGIN(9, "replyAttr: 9 arguments");
   struct stat st;
-  fill_stat(env, &argv[1], &st);
-  fuse_reply_attr(req, &st, num_timeout(env, argv[8]));
+  fill_stat(env, &a.argv[1], &st);
+  fuse_reply_attr(req, &st, num_timeout(env, a.argv[8]));
   return NULL;
 }
 
+static bool arg_bool(napi_env env, napi_value v) {
+  bool b = false;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+/* The bytes of a Buffer argument; 0 if it is not one. */
+static int arg_buffer(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_buffer = false;
+  napi_is_buffer(env, v, &is_buffer);
+  if (!is_buffer) return 0;
+  napi_get_buffer_info(env, v, data, len);
+  return 1;
+}
+
 /*
- * replyOpen(id, fh, directIo, keepCache, nonSeekable[, content[, storeFirst]]): `content`, if
- * given, is what READs of this handle get (copied into the content table before the kernel can
- * send one). With `storeFirst`, the notifier puts `content` into the page cache of the opened
- * inode and then answers (see "notifier"); without a free place in its queue, we answer now.
+ * replyOpen(id, fh, directIo, keepCache, nonSeekable[, content[, storeFirst[, freshOnRewind]]]):
+ * `content`, if given, is what READs of this handle get (copied into the content table before the
+ * kernel can send one), under JS's rule `freshOnRewind` (see "content table"). With `storeFirst`,
+ * the notifier puts `content` into the page cache of the opened inode and then answers (see
+ * "notifier"); without a free place in its queue, we answer now.
  */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "replyOpen: 5 arguments");
-    return NULL;
-  }
-  slot_info_t slot;
-  fuse_req_t req = take_request(env, argv[0], &slot);
-  if (!req) return NULL;
+  REPLY_BEGIN(5, "replyOpen: 5 arguments");
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof(fi));
-  bool b = false;
-  fi.fh = num_u64(env, argv[1], UINT64_MAX, 0);
-  napi_get_value_bool(env, argv[2], &b);
-  fi.direct_io = b;
-  napi_get_value_bool(env, argv[3], &b);
-  fi.keep_cache = b;
-  napi_get_value_bool(env, argv[4], &b);
-  fi.nonseekable = b;
-  bool is_buffer = false;
-  if (argc >= 6) napi_is_buffer(env, argv[5], &is_buffer);
-  bool store_first = false;
-  if (argc >= 7) napi_get_value_bool(env, argv[6], &store_first);
+  fi.fh = num_u64(env, a.argv[1], UINT64_MAX, 0);
+  fi.direct_io = arg_bool(env, a.argv[2]);
+  fi.keep_cache = arg_bool(env, a.argv[3]);
+  fi.nonseekable = arg_bool(env, a.argv[4]);
+  void *data = NULL;
+  size_t len = 0;
   session_t *s = fuse_req_userdata(req);
-  if (is_buffer) {
-    void *data = NULL;
-    size_t len = 0;
-    napi_get_buffer_info(env, argv[5], &data, &len);
-    if (content_put(s, fi.fh, data, len, 0) != 0) {
+  if (arg_buffer(env, a.argv[5], &data, &len)) {
+    if (content_put(s, fi.fh, data, len, arg_bool(env, a.argv[7])) != 0) {
       fuse_reply_err(req, ENOMEM);
       return NULL;
     }
-    if (store_first && slot.op == OP_OPEN && len > 0 &&
-        store_enqueue(s, req, &fi, (fuse_ino_t)slot.ino, data, len) == 0) {
+    if (arg_bool(env, a.argv[6]) && a.slot.op == OP_OPEN && len > 0 &&
+        store_enqueue(s, req, &fi, (fuse_ino_t)a.slot.ino, data, len) == 0) {
       return NULL; /* the notifier answers */
     }
   }
@@ -1186,78 +1283,53 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setContent(session, fh, buffer): fresh content for an open handle (after a re-read from 0). */
+/* setContent(session, fh, buffer): fresh content for an open handle (after JS answered a READ). */
 static napi_value js_set_content(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc >= 3 ? get_session(env, argv[0]) : NULL;
-  bool is_buffer = false;
-  if (argc >= 3) napi_is_buffer(env, argv[2], &is_buffer);
-  if (s == NULL || !is_buffer) {
-    napi_throw_type_error(env, NULL, "setContent(session, fh, buffer)");
+  static const char usage[] = "setContent(session, fh, buffer)";
+  js_args_t a;
+  if (!get_args(env, info, 3, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  void *data = NULL;
+  size_t len = 0;
+  if (s == NULL) return NULL;
+  if (!arg_buffer(env, a.argv[2], &data, &len)) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   if (s->torn_down) return NULL;
-  void *data = NULL;
-  size_t len = 0;
-  napi_get_buffer_info(env, argv[2], &data, &len);
-  if (content_put(s, num_u64(env, argv[1], UINT64_MAX, 0), data, len, 1) != 0) {
+  if (content_replace(s, num_u64(env, a.argv[1], UINT64_MAX, 0), data, len) != 0) {
     napi_throw_error(env, "ENOMEM", "setContent: out of memory");
   }
   return NULL;
 }
 
-/* replyBuf(id, buffer | string) — the bytes of a read */
+/* replyBuf(id, buffer) — the bytes of a read (anything but a Buffer: none) */
 static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  slot_info_t slot;
-  fuse_req_t req = take_request(env, argv[0], &slot);
-  if (!req) return NULL;
+  REPLY_BEGIN(1, "replyBuf(id, buffer)");
   void *data = NULL;
   size_t len = 0;
-  bool is_buffer = false;
-  if (argc >= 2) napi_is_buffer(env, argv[1], &is_buffer);
-  if (is_buffer) {
-    napi_get_buffer_info(env, argv[1], &data, &len);
-    /* never more than the kernel asked for: it would refuse the whole reply */
-    fuse_reply_buf(req, data, len < slot.size ? len : (size_t)slot.size);
-  } else {
-    fuse_reply_buf(req, NULL, 0);
-  }
+  arg_buffer(env, a.argv[1], &data, &len);
+  /* never more than the kernel asked for: it would refuse the whole reply */
+  fuse_reply_buf(req, data, len < a.slot.size ? len : (size_t)a.slot.size);
   return NULL;
 }
 
 /* replyWrite(id, count) */
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  slot_info_t slot;
-  fuse_req_t req = take_request(env, argv[0], &slot);
-  if (req) fuse_reply_write(req, (size_t)num_u64(env, argv[1], slot.size, slot.size));
+  REPLY_BEGIN(2, "replyWrite(id, count)");
+  fuse_reply_write(req, (size_t)num_u64(env, a.argv[1], a.slot.size, a.slot.size));
   return NULL;
 }
 
 /* replyDir(id, names[], inos[], modes[], offset, size): entries after `offset` (the index of the
  * next one; at or past the end, NaN or negative: none), up to the request's size */
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "replyDir: 6 arguments");
-    return NULL;
-  }
-  slot_info_t slot;
-  fuse_req_t req = take_request(env, argv[0], &slot);
-  if (!req) return NULL;
+  REPLY_BEGIN(6, "replyDir: 6 arguments");
+  napi_value *argv = a.argv;
   uint32_t count = 0;
   napi_get_array_length(env, argv[1], &count);
   uint64_t first = num_u64(env, argv[4], count, count);
-  size_t size = (size_t)num_u64(env, argv[5], slot.size, slot.size);
+  size_t size = (size_t)num_u64(env, argv[5], a.slot.size, a.slot.size);
   char *buf = malloc(size > 0 ? size : 1);
   if (!buf) {
     fuse_reply_err(req, ENOMEM);
@@ -1285,12 +1357,16 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_number(napi_env env, double value) {
+  napi_value out;
+  napi_create_double(env, value, &out);
+  return out;
+}
+
 /* pending(): requests handed to JS and not yet answered (for metrics and leak tests) */
 static napi_value js_pending(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value out;
-  napi_create_uint32(env, slot_pending(), &out);
-  return out;
+  return js_number(env, slot_pending());
 }
 
 /* setnsCgroup(path): joins the cgroup namespace at path (e.g. /proc/1/ns/cgroup) for the calling
@@ -1298,10 +1374,9 @@ static napi_value js_pending(napi_env env, napi_callback_info info) {
  * prints paths relative to the *reader's* cgroup namespace, so a daemon in a pod's own namespace
  * would see other containers as "/../.."; joining the host's makes every path absolute. */
 static napi_value js_setns_cgroup(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *ns_path = argc >= 1 ? get_string(env, argv[0]) : NULL;
+  js_args_t a;
+  if (!get_args(env, info, 1, "setnsCgroup(path)", &a)) return NULL;
+  char *ns_path = get_string(env, a.argv[0]);
   if (!ns_path) {
     napi_throw_type_error(env, NULL, "setnsCgroup(path)");
     return NULL;
@@ -1321,12 +1396,25 @@ static napi_value js_setns_cgroup(napi_env env, napi_callback_info info) {
 /* libfuseVersion(): e.g. 314 */
 static napi_value js_libfuse_version(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value out;
-  napi_create_int32(env, fuse_version(), &out);
-  return out;
+  return js_number(env, fuse_version());
+}
+
+/* A frozen JS object { name: value, ... } of `table`. */
+static napi_value named_ints(napi_env env, const named_int_t *table, size_t count) {
+  napi_value object;
+  napi_create_object(env, &object);
+  for (size_t i = 0; i < count; i++) {
+    napi_value value;
+    napi_create_int32(env, table[i].value, &value);
+    napi_set_named_property(env, object, table[i].name, value);
+  }
+  napi_object_freeze(env, object);
+  return object;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value ops = named_ints(env, op_codes, sizeof(op_codes) / sizeof(op_codes[0]));
+  napi_value fields = named_ints(env, request_fields, sizeof(request_fields) / sizeof(request_fields[0]));
   napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
       {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
@@ -1341,6 +1429,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},
       {"setnsCgroup", NULL, js_setns_cgroup, NULL, NULL, NULL, napi_default, NULL},
       {"libfuseVersion", NULL, js_libfuse_version, NULL, NULL, NULL, napi_default, NULL},
+      {"ops", NULL, NULL, NULL, NULL, ops, napi_enumerable, NULL},
+      {"requestFields", NULL, NULL, NULL, NULL, fields, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

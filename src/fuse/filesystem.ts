@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
-import { FuseOp, type LoopMode, type NativeAddon, type NativeSession } from './native';
+import { FuseRequest, type LoopMode, type NativeAddon, type NativeSession } from './native';
 import { CONTROL_PATHS, VIEW_PATHS, isControlPath, type ServedPath } from './layout';
 
 const { errno: E } = osConstants;
@@ -100,6 +100,12 @@ export interface FilesystemOptions {
   onLimit?: (refused: number) => void;
 }
 
+/**
+ * Asked of native for every readable handle: a READ from offset 0 after the handle was read comes
+ * to read(), which renders afresh, as the kernel's seq_file does for samplers (vmstat 1, top).
+ */
+const FRESH_ON_REWIND = true;
+
 /** Names and attributes never change once created, so the kernel may cache them long. */
 const STATIC_TIMEOUT_SEC = 3600;
 
@@ -161,6 +167,8 @@ export class IsolfsFilesystem {
   private readonly maxOpenHandles: number;
   private refusedOpens = 0;
   private lastLimitReportMs = -Infinity;
+  /** The one request object, refilled by native before each onRequest call. */
+  private readonly request: FuseRequest;
 
   constructor(
     private readonly native: NativeAddon,
@@ -168,6 +176,7 @@ export class IsolfsFilesystem {
     private readonly options: FilesystemOptions = {},
   ) {
     this.maxOpenHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
+    this.request = new FuseRequest(native.requestFields);
     const root: DirNode = { kind: 'dir', ino: 1, name: '', parent: 1, children: new Map() };
     this.nodes.set(1, root);
     for (const p of VIEW_PATHS) this.addFile(root, p, false);
@@ -213,7 +222,7 @@ export class IsolfsFilesystem {
     // allow_other: containers read as any uid. No default_permissions: the control files do
     // their own checks (EPERM for non-root writers), which the kernel's mode check can't express.
     const options = `allow_other,fsname=${mountSourceName(mountpoint)},subtype=isolfs`;
-    this.session = this.native.mount(mountpoint, options, loop, this.onRequest);
+    this.session = this.native.mount(mountpoint, options, loop, this.request.header, this.onRequest);
   }
 
   unmount(): void {
@@ -260,30 +269,34 @@ export class IsolfsFilesystem {
     return S_IFREG | (node.writable ? 0o644 : 0o444);
   }
 
-  /** Arrow function: handed to native once, called for every request. */
-  private readonly onRequest = (
-    id: number, op: FuseOp, ino: number, pid: number, uid: number, gid: number,
-    name: string | undefined, fh: number, offset: number, size: number, data: Buffer | undefined,
-    flags: number,
-  ): void => {
+  /** Arrow function: handed to native once, called for every request (see FuseRequest). */
+  private readonly onRequest = (name: string | undefined, data: Buffer | undefined): void => {
+    const req = this.request;
+    req.name = name;
+    req.data = data;
+    const id = req.id;
+    const ops = this.native.ops;
     try {
-      switch (op) {
-        case FuseOp.Lookup: return this.lookup(id, ino, name ?? '');
-        case FuseOp.Getattr: return this.getattr(id, ino);
-        case FuseOp.Setattr: return this.setattr(id, ino, flags, uid);
-        case FuseOp.Access: return this.access(id, ino, flags, uid);
-        case FuseOp.Opendir: return this.opendir(id, ino);
-        case FuseOp.Readdir: return this.readdir(id, ino, offset, size);
-        case FuseOp.Open: return this.open(id, ino, { pid, uid, gid }, flags);
-        case FuseOp.Read: return this.read(id, fh, offset, size, { pid, uid, gid });
-        case FuseOp.Write: return this.write(id, fh, offset, data ?? Buffer.alloc(0), { pid, uid, gid });
-        case FuseOp.Release: this.handles.delete(fh); return; // native has answered it (id -1)
+      switch (req.op) {
+        case ops.lookup: return this.lookup(id, req.ino, name ?? '');
+        case ops.getattr: return this.getattr(id, req.ino);
+        case ops.setattr: return this.setattr(id, req.ino, req.flags, req.uid);
+        case ops.access: return this.access(id, req.ino, req.flags, req.uid);
+        case ops.opendir: return this.opendir(id, req.ino);
+        case ops.readdir: return this.readdir(id, req.ino, req.offset, req.size);
+        case ops.open: return this.open(id, req.ino, callerOf(req), req.flags);
+        case ops.read: return this.read(id, req.fh, req.offset, req.size, callerOf(req));
+        case ops.write: return this.write(id, req.fh, req.offset, data ?? EMPTY, callerOf(req));
+        case ops.release: this.handles.delete(req.fh); return; // native has answered it (id -1)
         default: return this.native.replyErr(id, E.ENOSYS);
       }
     } catch {
       // A bug must cost one request, never the daemon. (If the id was already answered the
       // native side refuses the second answer with an exception, which we swallow here too.)
       try { this.native.replyErr(id, E.EIO); } catch { /* already answered */ }
+    } finally {
+      req.name = undefined;
+      req.data = undefined;
     }
   };
 
@@ -376,7 +389,7 @@ export class IsolfsFilesystem {
     // completes, no keep_cache), so the reader's own READs fetch its bytes.
     const storeFirst = content !== null && content.length > 0 && node.container !== undefined;
     if (storeFirst) node.sizeBytes = content!.length;
-    this.native.replyOpen(id, fh, true, false, false, content ?? undefined, storeFirst);
+    this.native.replyOpen(id, fh, true, false, false, content ?? undefined, storeFirst, FRESH_ON_REWIND);
   }
 
   /** ENFILE past the cap on open handles, told to onLimit at most every 10 s. */
@@ -405,12 +418,12 @@ export class IsolfsFilesystem {
     const handle = this.handles.get(fh);
     if (!handle || !handle.readable) return this.native.replyErr(id, E.EBADF);
     // The native side answers a handle's READs from the content captured at open. The ones it
-    // passes on are re-reads from offset 0 (and reads of bytes again after it delivered them all
-    // and freed its copy): tools that sample (vmstat 1, top, free -s,
-    // procps 4's library) open a /proc file once and lseek(0) + read it every interval, and the
-    // kernel's seq_file renders afresh on every read from offset 0, so we do too, for whoever
-    // reads now (pid 0 if not visible to us: the opener then), and hand native the new content
-    // for the READs that follow.
+    // passes on are rewinds to offset 0 (we asked for them: FRESH_ON_REWIND) and reads of bytes
+    // it no longer holds (it frees its copy once all was delivered). Tools that sample
+    // (vmstat 1, top, free -s, procps 4's library) open a /proc file once and lseek(0) + read it
+    // every interval, and the kernel's seq_file renders afresh on every read from offset 0, so we
+    // do too, for whoever reads now (pid 0 if not visible to us: the opener then), and hand
+    // native the new content for the READs that follow.
     const fresh = this.render(handle.node, caller.pid !== 0 ? caller : handle.caller);
     if (isErrno(fresh)) return this.native.replyErr(id, fresh.errno);
     if (this.session) this.native.setContent(this.session, fh, fresh);
@@ -434,3 +447,8 @@ export class IsolfsFilesystem {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A copy of the request's caller: kept past the request (an open handle keeps its opener). */
+function callerOf(req: FuseRequest): Caller {
+  return { pid: req.pid, uid: req.uid, gid: req.gid };
+}

@@ -4,41 +4,66 @@
  */
 import path from 'node:path';
 
-/** Operation codes, as native/src/addon.c numbers them. */
-export const enum FuseOp {
-  Lookup = 1,
-  Getattr = 2,
-  Open = 3,
-  Read = 4,
-  Write = 5,
-  /** A notification (id -1): native has already answered the kernel; JS forgets the handle. */
-  Release = 6,
-  Readdir = 7,
-  Setattr = 8,
-  Opendir = 9,
-  /** access(2): `flags` is the mask (R_OK 4, W_OK 2, X_OK 1; F_OK 0). */
-  Access = 10,
+/**
+ * The operations the TypeScript side handles, by the names the addon exports their codes under
+ * (`ops`): the codes are defined in native/src/addon.c only. loadNative checks every one is there.
+ *   release: a notification (id -1): native has already answered the kernel; JS forgets the handle.
+ *   access: `flags` is the mask (R_OK 4, W_OK 2, X_OK 1; F_OK 0).
+ */
+export const FUSE_OP_NAMES = [
+  'lookup', 'getattr', 'setattr', 'access', 'open', 'read', 'write', 'release', 'opendir', 'readdir',
+] as const;
+export type FuseOpName = (typeof FUSE_OP_NAMES)[number];
+/** Operation name -> the code the addon puts in a request's `op`. */
+export type FuseOps = Readonly<Record<FuseOpName, number>>;
+
+/** The request fields TypeScript reads, by the names the addon exports their header index under. */
+export const REQUEST_FIELD_NAMES = ['id', 'op', 'ino', 'pid', 'uid', 'gid', 'fh', 'offset', 'size', 'flags'] as const;
+export type RequestFieldName = (typeof REQUEST_FIELD_NAMES)[number];
+/** Field name -> its index in the request header (a Float64Array). */
+export type RequestFields = Readonly<Record<RequestFieldName, number>>;
+
+/**
+ * One request, as the handler sees it during its synchronous run. There is one FuseRequest per
+ * mount, reused: the addon writes each request's numbers into `header` (on the main thread, just
+ * before the call) because an object per request is measurable garbage at 10k+ requests/s.
+ * Whatever a handler keeps past its return must be copied out (e.g. the caller at OPEN).
+ */
+export class FuseRequest {
+  readonly header: Float64Array;
+  /** LOOKUP: the name looked up. */
+  name: string | undefined = undefined;
+  /** WRITE: the bytes written (a Buffer of this request's own). */
+  data: Buffer | undefined = undefined;
+
+  private readonly fields: RequestFields;
+
+  constructor(fields: RequestFields) {
+    this.fields = { ...fields }; // a plain copy: the addon's frozen object may be slower to read
+    this.header = new Float64Array(Math.max(...Object.values(fields)) + 1);
+  }
+
+  /** Answers the request through one of the reply functions, exactly once; -1: a notification. */
+  get id(): number { return this.header[this.fields.id]; }
+  /** One of the addon's `ops` codes. */
+  get op(): number { return this.header[this.fields.op]; }
+  get ino(): number { return this.header[this.fields.ino]; }
+  /** The caller's thread id (0: not visible in our pid namespace). */
+  get pid(): number { return this.header[this.fields.pid]; }
+  get uid(): number { return this.header[this.fields.uid]; }
+  get gid(): number { return this.header[this.fields.gid]; }
+  get fh(): number { return this.header[this.fields.fh]; }
+  get offset(): number { return this.header[this.fields.offset]; }
+  get size(): number { return this.header[this.fields.size]; }
+  /** OPEN/OPENDIR: the open flags; ACCESS: the mask; SETATTR: the to_set bits. */
+  get flags(): number { return this.header[this.fields.flags]; }
 }
 
 /**
- * Called once per request on the main thread. Positional arguments, not an object, because this
- * runs for every request and an object per call is measurable garbage at 10k+ requests/s.
- * `id` answers the request through one of the reply functions, exactly once.
+ * Called once per request on the main thread, after the addon wrote the request's numbers into
+ * the header given to mount; `name` and `data` are passed as they are per-request values anyway.
  */
-export type RawRequestHandler = (
-  id: number,
-  op: FuseOp,
-  ino: number,
-  pid: number,
-  uid: number,
-  gid: number,
-  name: string | undefined,
-  fh: number,
-  offset: number,
-  size: number,
-  data: Buffer | undefined,
-  flags: number,
-) => void;
+export type RawRequestHandler = (name: string | undefined, data: Buffer | undefined) => void;
 
 export interface NativeSession {
   readonly __brand: 'NativeSession';
@@ -47,7 +72,14 @@ export interface NativeSession {
 export type LoopMode = 'poll' | 'thread';
 
 export interface NativeAddon {
-  mount(mountpoint: string, options: string, loop: LoopMode, handler: RawRequestHandler): NativeSession;
+  /** Operation codes (see FUSE_OP_NAMES). */
+  readonly ops: FuseOps;
+  /** Where each request field sits in the request header (see FuseRequest). */
+  readonly requestFields: RequestFields;
+  /** `header`: a FuseRequest's header, filled before each call of `handler`. */
+  mount(
+    mountpoint: string, options: string, loop: LoopMode, header: Float64Array, handler: RawRequestHandler,
+  ): NativeSession;
   unmount(session: NativeSession): void;
   replyErr(id: number, errno: number): void;
   replyEntry(
@@ -59,18 +91,24 @@ export interface NativeAddon {
     mtimeSec: number, attrTimeoutSec: number,
   ): void;
   /**
-   * Answers an open. With `content`, the native side keeps a copy and answers this handle's
-   * READs from it itself, except a READ from offset 0 after the handle was read (or one that
-   * needs bytes after the whole content was delivered and the copy freed), which comes to JS
-   * (for fresh content, given back with setContent). The copy is dropped at RELEASE.
+   * Answers an open. With `content`, the native side keeps a copy and answers this handle's READs
+   * from it itself. `freshOnRewind` is the rule for a READ from offset 0 after the handle was
+   * read: true sends it to JS (which renders afresh and gives native the result with setContent),
+   * false lets native serve it from its copy. A READ that needs bytes after native delivered them
+   * all and freed its copy comes to JS either way (mechanics: native no longer has them).
+   * The copy is dropped at RELEASE.
    * With `storeFirst`, native's notifier thread first puts `content` into the opened inode's page
    * cache (which sets its size, so splice/sendfile/mmap readers get the bytes), then answers.
    */
   replyOpen(
     id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean,
-    content?: Buffer, storeFirst?: boolean,
+    content?: Buffer, storeFirst?: boolean, freshOnRewind?: boolean,
   ): void;
-  /** Replaces the content native serves for the open handle `fh` (after a re-render). */
+  /**
+   * Replaces the content native serves for the open handle `fh` (after JS answered a READ from a
+   * re-render; that READ counts as the handle's first). A handle native holds no content for stays
+   * without.
+   */
   setContent(session: NativeSession, fh: number, content: Buffer): void;
   replyBuf(id: number, data: Buffer): void;
   replyWrite(id: number, count: number): void;
@@ -90,12 +128,31 @@ export function nativeBuildDir(): string {
 
 export class NativeLoadError extends Error {}
 
+/**
+ * The addon, if it exports every operation code and request field TypeScript uses (a build older
+ * than the TypeScript would otherwise misroute requests); else a NativeLoadError naming them.
+ */
+export function checkAddon(addon: unknown, file: string): NativeAddon {
+  const exported = addon as Partial<NativeAddon> | null;
+  const missing = (table: object | undefined, names: readonly string[], label: string): string[] =>
+    names.filter((n) => !Number.isInteger((table as Record<string, unknown> | undefined)?.[n])).map((n) => `${label}.${n}`);
+  const absent = [
+    ...missing(exported?.ops, FUSE_OP_NAMES, 'ops'),
+    ...missing(exported?.requestFields, REQUEST_FIELD_NAMES, 'requestFields'),
+  ];
+  if (absent.length > 0) {
+    throw new NativeLoadError(`the native addon ${file} does not export ${absent.join(', ')}; rebuild it (npm install)`);
+  }
+  return addon as NativeAddon;
+}
+
 /** Loads the addon, turning the loader's errors into one line an operator can act on. */
 export function loadNative(): NativeAddon {
   const file = path.join(nativeBuildDir(), 'isolfs_native.node');
+  let addon: unknown;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(file) as NativeAddon;
+    addon = require(file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (/libfuse3\.so/.test(message)) {
@@ -106,4 +163,5 @@ export function loadNative(): NativeAddon {
     }
     throw new NativeLoadError(`cannot load the native addon ${file}: ${message}`);
   }
+  return checkAddon(addon, file);
 }
