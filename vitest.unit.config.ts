@@ -17,6 +17,7 @@ const UNIT_DIRS = [
 ];
 const ROOT_ONLY = [
   'test/fuse/mount.test.ts', // mounts isolfs through the built daemon
+  'test/fuse/native.test.ts', // mounts the native addon itself (both loops)
   'test/attach/attach.test.ts', // runs the real isolfs-attach helper in runc containers
 ];
 
