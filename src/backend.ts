@@ -81,22 +81,13 @@ export class IsolfsBackend implements FileBackend {
     }
   }
 
+  // biome-ignore lint/complexity/useMaxParams: the signature is FileBackend.write's, declared and called in src/fuse/filesystem.ts.
   write(file: ServedPath, caller: Caller, data: Buffer, offset: number, container?: string): number | Errno {
     if (!isControlPath(file)) return { errno: E.EACCES };
     if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
     if (file === '/proc/sys/kernel/stats_isolated') {
       if (!this.inHostPidNamespace(caller.pid)) return this.refuse(file, caller, 'writer is not in the host pid namespace');
-      const value = parseSwitchWrite(data, offset);
-      if (value === null) return { errno: E.EINVAL };
-      try {
-        this.options.switches.setHostIsolated(value);
-      } catch (err) {
-        this.options.logger.error({ err: String(err) }, 'cannot persist kernel.stats_isolated: write refused');
-        return { errno: E.EIO };
-      }
-      this.options.logger.info({ value: value ? 1 : 0, pid: caller.pid }, 'kernel.stats_isolated changed');
-      this.options.onSwitchChange?.();
-      return data.length;
+      return this.setHostSwitch(caller, parseSwitchWrite(data, offset), data.length);
     }
     // Through a per-container copy the write is for that container; through the shared file,
     // for the writer's cgroup. Either way the writer changes only its own container's switch.
@@ -104,7 +95,25 @@ export class IsolfsBackend implements FileBackend {
     if (location === null) return { errno: E.ESRCH };
     if (isErrno(location)) return location;
     if (location.key === '/') return this.refuse(file, caller, "the host's root cgroup is not a container");
-    const value = parseSwitchWrite(data, offset);
+    return this.setContainerSwitch(location, caller, parseSwitchWrite(data, offset), data.length);
+  }
+
+  /** kernel.stats_isolated := value (null: not a valid write); answers `accepted` bytes once persisted. */
+  private setHostSwitch(caller: Caller, value: boolean | null, accepted: number): number | Errno {
+    if (value === null) return { errno: E.EINVAL };
+    try {
+      this.options.switches.setHostIsolated(value);
+    } catch (err) {
+      this.options.logger.error({ err: String(err) }, 'cannot persist kernel.stats_isolated: write refused');
+      return { errno: E.EIO };
+    }
+    this.options.logger.info({ value: value ? 1 : 0, pid: caller.pid }, 'kernel.stats_isolated changed');
+    this.options.onSwitchChange?.();
+    return accepted;
+  }
+
+  /** kernel.container_stats_isolated of the container at `location` := value, as setHostSwitch. */
+  private setContainerSwitch(location: CgroupLocation, caller: Caller, value: boolean | null, accepted: number): number | Errno {
     if (value === null) return { errno: E.EINVAL };
     try {
       this.options.switches.setContainer(location.key, value);
@@ -114,7 +123,7 @@ export class IsolfsBackend implements FileBackend {
     }
     this.options.logger.info({ container: location.key, value: value ? 1 : 0, pid: caller.pid }, 'kernel.container_stats_isolated changed');
     this.options.onSwitchChange?.();
-    return data.length;
+    return accepted;
   }
 
   /**

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Daemon, StartupError, type DaemonOptions } from './daemon';
+import { Daemon, type DaemonOptions } from './daemon';
+import { StartupError } from './startup';
 import { NativeLoadError } from './fuse/native';
 import { parseListenAddress } from './health/server';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';

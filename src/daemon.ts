@@ -2,30 +2,28 @@
  * Wiring: checks the machine, builds the pieces and connects them in the one direction data
  * flows (request -> identity -> switches -> snapshot -> view -> bytes). Owns start and stop.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
-import { IsolfsFilesystem, mountSourceName } from './fuse/filesystem';
+import type { Worker } from 'node:worker_threads';
+import { IsolfsFilesystem } from './fuse/filesystem';
 import { loadNative, type LoopMode, type NativeAddon } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
-import { StateFileError, SwitchStore } from './switches/store';
+import { SwitchStore } from './switches/store';
 import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TimedCache, type HostSources } from './files';
 import { ContainerRegistry, type ContainerRecord, type DropReason } from './containers/registry';
 import { IsolfsBackend } from './backend';
-import type { Logger, LogLevel } from './log';
+import type { Logger } from './log';
 import { Metrics } from './health/metrics';
 import { AttachManager } from './attach/manager';
 import { defaultAttachHelperPath } from './attach/attach';
 import { startHealthServer, type HealthServer, type MountCheck } from './health/server';
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
-import type { WatchdogCommand, WatchdogMessage, WatchdogWorkerData } from './health/watchdogWorker';
-import { findOwnMount, readMountinfo, realMountpointPath } from './attach/mountinfo';
+import type { WatchdogCommand } from './health/watchdogWorker';
+import { startWatchdogThread } from './health/watchdogThread';
+import { checkMachine, joinHostCgroupNamespace, ownDevice, StartupError, startupStep } from './startup';
 
 export interface DaemonOptions {
   mountpoint: string;
@@ -52,9 +50,6 @@ export interface DaemonOptions {
   watchdogAbortMs: number;
 }
 
-/** A start-up problem an operator can fix; printed as one line, exit status 1. */
-export class StartupError extends Error {}
-
 /** How long a container may go unread before its record is dropped (an attached one: kept until its cgroup goes). */
 const CONTAINER_IDLE_MS = 10 * 60_000;
 /**
@@ -67,44 +62,71 @@ const SWEEP_INTERVAL_MS = 2000;
 const SWITCH_SWEEP_INTERVAL_MS = 60_000;
 /** /proc/cpuinfo is ~1.5 KiB per CPU: this fits ~2,700 CPUs. */
 const CPUINFO_MAX_BYTES = 4 * 1024 * 1024;
-/** Watchdog: a look every 2 s (at most a tenth of the abort time), and a second between verdict and exit. */
-const WATCHDOG_INTERVAL_MS = 2000;
-const WATCHDOG_EXIT_GRACE_MS = 1000;
-/** The watchdog thread ends the process itself when the main thread has not exited by then. */
-const FORCE_EXIT_AFTER_MS = 10_000;
-/** The watchdog thread holds a few small objects: a small heap is plenty. */
-const WATCHDOG_HEAP = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
 /** A stop that has not ended the process by then (stuck in native code) is ended by the watchdog thread. */
 const SHUTDOWN_KILL_AFTER_MS = 6000;
 /** A closing health endpoint may wait this long for in-flight answers. */
 const HEALTH_CLOSE_MS = 1000;
 
+/** What start() built, handed to the instance in one piece. */
+interface DaemonParts {
+  options: DaemonOptions;
+  logger: Logger;
+  filesystem: IsolfsFilesystem;
+  backend: IsolfsBackend;
+  switches: SwitchStore;
+  sampler: LoadavgSampler;
+  containers: ContainerRegistry;
+  metrics: Metrics | null;
+  hierarchy: CgroupHierarchy;
+}
+
 export class Daemon {
-  private sweepTimer: NodeJS.Timeout | null = null;
+  readonly options: DaemonOptions;
+  readonly logger: Logger;
+  readonly filesystem: IsolfsFilesystem;
+  readonly backend: IsolfsBackend;
+  readonly switches: SwitchStore;
+  readonly sampler: LoadavgSampler;
+  readonly containers: ContainerRegistry;
+  readonly metrics: Metrics | null;
+  readonly hierarchy: CgroupHierarchy;
+  private readonly sweepTimer: NodeJS.Timeout;
   private lastSwitchSweepMs = 0;
   private stopped = false;
   private health: HealthServer | null = null;
-  private attachManager: AttachManager | null = null;
-  private watchdog: Worker | null = null;
+  private readonly attachManager: AttachManager | null;
+  private readonly watchdog: Worker;
   /** The watchdog's latest verdict (healthy until it says otherwise). */
   private verdict: WatchdogVerdict = HEALTHY;
   /** Called when the mount became unusable (the watchdog has logged why); cli.ts exits non-zero. */
-  onFatal: (reason: string) => void = () => process.exit(1);
+  onFatal: (reason: string) => void = exitOnFatal;
 
-  private constructor(
-    readonly options: DaemonOptions,
-    readonly logger: Logger,
-    readonly filesystem: IsolfsFilesystem,
-    readonly backend: IsolfsBackend,
-    readonly switches: SwitchStore,
-    readonly sampler: LoadavgSampler,
-    readonly containers: ContainerRegistry,
-    readonly metrics: Metrics | null,
-    readonly hierarchy: CgroupHierarchy,
-  ) {}
+  /** Starts what runs beside the mount: the watchdog thread, attach (when asked for), the sweep. */
+  private constructor(parts: DaemonParts, device: string) {
+    this.options = parts.options;
+    this.logger = parts.logger;
+    this.filesystem = parts.filesystem;
+    this.backend = parts.backend;
+    this.switches = parts.switches;
+    this.sampler = parts.sampler;
+    this.containers = parts.containers;
+    this.metrics = parts.metrics;
+    this.hierarchy = parts.hierarchy;
+    this.watchdog = startWatchdogThread({
+      device,
+      mountpoint: this.options.mountpoint,
+      abortMs: this.options.watchdogAbortMs,
+      logger: this.logger,
+      onVerdict: (verdict) => { this.verdict = verdict; },
+      onExit: (reason) => this.onFatal(reason),
+    });
+    this.attachManager = this.startAttachManager();
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
 
   static start(options: DaemonOptions, logger: Logger): Daemon {
-    checkMachine(options, logger);
+    checkMachine(options.mountpoint, logger);
     const native = loadNative();
     if (options.joinHostCgroupNamespace) joinHostCgroupNamespace(native, options.procRoot, logger);
     const hierarchy = startupStep(`cgroup hierarchy under ${options.cgroupRoot}`, () => discoverHierarchy(options.cgroupRoot));
@@ -115,54 +137,10 @@ export class Daemon {
     });
     // Metrics cost a little on every request: only keep them when someone can scrape them.
     const metrics = options.http === undefined ? null : new Metrics();
-    const maxTasksPerRead = 20_000;
-    const sampler = new LoadavgSampler({
-      intervalMs: options.loadavgIntervalMs,
-      onTick: metrics ? (stats) => metrics.observeSamplerTick(stats.durationLastTickMs / 1000) : undefined,
-      containers: () => containers.all(),
-      countTasks: (record) => {
-        try {
-          return readTaskCounts(record.location, options.procRoot, maxTasksPerRead);
-        } catch {
-          return null; // the cgroup is gone: the registry's sweep drops it
-        }
-      },
-    });
-    const sources: HostSources = {
-      procRoot: options.procRoot,
-      sysRoot: options.sysRoot,
-      userHz: 100,
-      pageSizeBytes: 4096n,
-      maxTasksPerRead,
-      sampler,
-      // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
-      // and barely changes: one read per second serves every container.
-      cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
-    };
-    const backend = new IsolfsBackend({
-      procRoot: options.procRoot,
-      sysRoot: options.sysRoot,
-      hierarchy,
-      switches,
-      envOptOut: new EnvOptOut(options.procRoot),
-      sources,
-      containers,
-      logger,
-      onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
-      onContainerSeen: metrics ? (key) => metrics.containerSeen(key) : undefined,
-      onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
-    });
+    const sampler = newSampler(options, containers, metrics);
+    const backend = newBackend({ options, logger, hierarchy, switches, containers, metrics, sampler });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
-    const filesystem = new IsolfsFilesystem(native, backend, {
-      maxOpenHandles: options.maxOpenFiles,
-      // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
-      onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
-    });
-    try {
-      filesystem.mount(options.mountpoint, options.loop);
-    } catch (err) {
-      throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`);
-    }
+    const filesystem = mountFilesystem(native, backend, options, logger);
     // The one place a container's subtree is removed: when its record is dropped.
     const dropContainer = (record: ContainerRecord, why: DropReason): void => {
       if (record.attachedLocation !== null) filesystem.removeContainer(record.key);
@@ -174,30 +152,32 @@ export class Daemon {
       throw new StartupError(`mounted ${options.mountpoint} but cannot find the mount in /proc/self/mountinfo`);
     }
     sampler.start();
-    const daemon = new Daemon(options, logger, filesystem, backend, switches, sampler, containers, metrics, hierarchy);
-    daemon.watchdog = daemon.startWatchdog(device);
-    if (options.repairMounts || options.attachPrefixes.length > 0) {
-      daemon.attachManager = new AttachManager({
-        mountpoint: options.mountpoint,
-        procRoot: options.procRoot,
-        hierarchy,
-        helperPath: defaultAttachHelperPath(),
-        prefixes: options.attachPrefixes,
-        intervalMs: options.attachIntervalMs,
-        hostIsolated: () => switches.hostIsolated,
-        tree: filesystem,
-        containers,
-        logger,
-      });
-      daemon.attachManager.start();
-    }
-    daemon.sweepTimer = setInterval(() => daemon.sweep(), SWEEP_INTERVAL_MS);
-    daemon.sweepTimer.unref();
+    const daemon = new Daemon({ options, logger, filesystem, backend, switches, sampler, containers, metrics, hierarchy }, device);
     logger.info({
       mountpoint: options.mountpoint, loop: options.loop, hostIsolated: switches.hostIsolated,
       cgroupV1: [...hierarchy.v1.keys()], cgroupV2: hierarchy.unifiedRoot, libfuse: native.libfuseVersion(),
     }, 'isolfs serving');
     return daemon;
+  }
+
+  /** With --attach or --repair-mounts: keeps containers' mounts of isolfs alive (attach/manager.ts). */
+  private startAttachManager(): AttachManager | null {
+    const { options } = this;
+    if (!options.repairMounts && options.attachPrefixes.length === 0) return null;
+    const manager = new AttachManager({
+      mountpoint: options.mountpoint,
+      procRoot: options.procRoot,
+      hierarchy: this.hierarchy,
+      helperPath: defaultAttachHelperPath(),
+      prefixes: options.attachPrefixes,
+      intervalMs: options.attachIntervalMs,
+      hostIsolated: () => this.switches.hostIsolated,
+      tree: this.filesystem,
+      containers: this.containers,
+      logger: this.logger,
+    });
+    manager.start();
+    return manager;
   }
 
   /**
@@ -215,7 +195,7 @@ export class Daemon {
         logger: this.logger,
       });
     } catch (err) {
-      throw new StartupError(`cannot serve --http ${this.options.http}: ${(err as Error).message}`);
+      throw new StartupError(`cannot serve --http ${this.options.http}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -223,35 +203,6 @@ export class Daemon {
   private mountCheck(): MountCheck {
     if (this.stopped) return { ok: false, detail: 'shutting down' };
     return { ok: this.verdict.healthy, detail: this.verdict.reason };
-  }
-
-  /**
-   * The watchdog runs in a thread of its own (health/watchdogWorker.ts): it must still act
-   * when this thread is the one stuck. Its verdicts come here for /healthz and /readyz.
-   */
-  private startWatchdog(device: string): Worker {
-    const data: WatchdogWorkerData = {
-      options: {
-        device,
-        intervalMs: Math.min(WATCHDOG_INTERVAL_MS, Math.floor(this.options.watchdogAbortMs / 10)),
-        wedgedAfterMs: Math.floor(this.options.watchdogAbortMs / 3),
-        abortAfterMs: this.options.watchdogAbortMs,
-        exitGraceMs: WATCHDOG_EXIT_GRACE_MS,
-        source: mountSourceName(this.options.mountpoint),
-        realMountpoint: realMountpointPath(this.options.mountpoint),
-      },
-      probeFile: path.join(this.options.mountpoint, 'proc', 'sys', 'kernel', 'stats_isolated'),
-      logLevel: this.logger.level as LogLevel,
-      forceExitAfterMs: FORCE_EXIT_AFTER_MS,
-    };
-    const worker = new Worker(path.join(__dirname, 'health', 'watchdogWorker.js'), { workerData: data, resourceLimits: WATCHDOG_HEAP });
-    worker.on('message', (message: WatchdogMessage) => {
-      if (message.type === 'verdict') this.verdict = message.verdict;
-      else if (message.type === 'exit') this.onFatal(message.reason);
-    });
-    worker.on('error', (err) => this.logger.error({ err: err.stack ?? String(err) }, 'watchdog thread failed: no liveness checks from now on'));
-    worker.unref(); // never what keeps the process alive
-    return worker;
   }
 
   /** Drops containers idle or gone (the registry's one sweep), and switch entries whose cgroup is gone. */
@@ -278,8 +229,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.watchdog?.postMessage({ type: 'shutdown', timeoutMs: SHUTDOWN_KILL_AFTER_MS } satisfies WatchdogCommand);
+    clearInterval(this.sweepTimer);
+    this.watchdog.postMessage({ type: 'shutdown', timeoutMs: SHUTDOWN_KILL_AFTER_MS } satisfies WatchdogCommand);
     this.attachManager?.stop();
     this.sampler.stop();
     this.filesystem.unmount();
@@ -294,90 +245,67 @@ function withTimeout(work: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([work.then(() => undefined, () => undefined), timeout]).finally(() => clearTimeout(timer));
 }
 
-/** "major:minor" of our freshly made mount, from our own mountinfo. */
-function ownDevice(mountpoint: string): string | null {
-  const mounts = readMountinfo('/proc/self') ?? [];
-  return findOwnMount(mounts, mountSourceName(mountpoint), realMountpointPath(mountpoint))?.device ?? null;
+/** The default onFatal: the process ends non-zero (cli.ts replaces it with an orderly stop). */
+function exitOnFatal(): void {
+  process.exit(1);
 }
 
-/**
- * Runs one start-up step, turning what it throws into a StartupError (one line, exit 1): these
- * are the operator's to fix (a path that is a file, permissions), not bugs to print a stack for.
- */
-function startupStep<T>(what: string, step: () => T): T {
-  try {
-    return step();
-  } catch (err) {
-    if (err instanceof StartupError) throw err;
-    const message = err instanceof StateFileError ? err.message : `${what}: ${(err as Error).message}`;
-    throw new StartupError(message);
-  }
+/** Counts each container's tasks for its load average, at most this many per read. */
+const MAX_TASKS_PER_READ = 20_000;
+
+function newSampler(options: DaemonOptions, containers: ContainerRegistry, metrics: Metrics | null): LoadavgSampler {
+  return new LoadavgSampler({
+    intervalMs: options.loadavgIntervalMs,
+    onTick: metrics ? (stats) => metrics.observeSamplerTick(stats.durationLastTickMs / 1000) : undefined,
+    containers: () => containers.all(),
+    countTasks: (record) => {
+      try {
+        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+      } catch {
+        return null; // the cgroup is gone: the registry's sweep drops it
+      }
+    },
+  });
 }
 
-function checkMachine(options: DaemonOptions, logger: Logger): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new StartupError('must run as root (mounting with allow_other and reading every container\'s cgroup need it)');
-  }
-  if (!fs.existsSync('/dev/fuse')) {
-    throw new StartupError('/dev/fuse does not exist: load the fuse module (modprobe fuse), or give the container the device');
-  }
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(options.mountpoint);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTCONN') {
-      // A previous isolfs died without unmounting (kill -9): its mount answers nothing. Detach
-      // it so we can mount afresh; containers' binds of the old mount are repaired by attach.
-      recoverDeadMount(options.mountpoint, logger);
-      stat = fs.statSync(options.mountpoint);
-    } else if (code === 'ENOENT') {
-      throw new StartupError(`mountpoint ${options.mountpoint} does not exist`);
-    } else {
-      throw new StartupError(`mountpoint ${options.mountpoint}: ${(err as Error).message}`);
-    }
-  }
-  if (!stat.isDirectory()) throw new StartupError(`mountpoint ${options.mountpoint} is not a directory`);
-  if (isMountPoint(options.mountpoint)) {
-    throw new StartupError(`mountpoint ${options.mountpoint} is busy: something is already mounted there`);
-  }
+function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'backend'>): IsolfsBackend {
+  const { options, switches, metrics } = parts;
+  const sources: HostSources = {
+    procRoot: options.procRoot,
+    sysRoot: options.sysRoot,
+    userHz: 100,
+    pageSizeBytes: 4096n,
+    maxTasksPerRead: MAX_TASKS_PER_READ,
+    sampler: parts.sampler,
+    // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
+    // and barely changes: one read per second serves every container.
+    cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
+  };
+  return new IsolfsBackend({
+    procRoot: options.procRoot,
+    sysRoot: options.sysRoot,
+    hierarchy: parts.hierarchy,
+    switches,
+    envOptOut: new EnvOptOut(options.procRoot),
+    sources,
+    containers: parts.containers,
+    logger: parts.logger,
+    onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
+    onContainerSeen: metrics ? (key) => metrics.containerSeen(key) : undefined,
+    onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
+  });
 }
 
-function isMountPoint(dir: string): boolean {
-  const resolved = fs.realpathSync(dir);
-  return (readMountinfo('/proc/self') ?? []).some((mount) => mount.mountpoint === resolved);
-}
-
-function recoverDeadMount(mountpoint: string, logger: Logger): void {
+function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, options: DaemonOptions, logger: Logger): IsolfsFilesystem {
+  const filesystem = new IsolfsFilesystem(native, backend, {
+    maxOpenHandles: options.maxOpenFiles,
+    // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
+    onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
+  });
   try {
-    execFileSync('umount', ['-l', mountpoint], { stdio: 'pipe' });
+    filesystem.mount(options.mountpoint, options.loop);
   } catch (err) {
-    throw new StartupError(`mountpoint ${mountpoint} is a dead FUSE mount and cannot be detached: ${String(err)}`);
+    throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`, { cause: err });
   }
-  logger.warn({ mountpoint }, 'detached a dead mount left by a previous isolfs (it was killed without unmounting)');
-}
-
-function joinHostCgroupNamespace(native: NativeAddon, procRoot: string, logger: Logger): void {
-  const hostNs = path.join(procRoot, '1', 'ns', 'cgroup');
-  let ours: string;
-  let hosts: string;
-  try {
-    ours = fs.readlinkSync('/proc/self/ns/cgroup');
-    hosts = fs.readlinkSync(hostNs);
-  } catch (err) {
-    // Some sandboxes refuse even root a look at pid 1's namespaces. Callers outside our cgroup
-    // namespace still show up as "/.." paths and get the host's files (logged per caller), so
-    // this is not fatal; say it once, quietly when it is the usual EACCES.
-    const code = (err as NodeJS.ErrnoException).code;
-    const level = code === 'EACCES' || code === 'EPERM' ? 'info' : 'warn';
-    logger[level]({ err: String(err) }, 'cannot compare cgroup namespaces; staying in ours');
-    return;
-  }
-  if (ours === hosts) return;
-  try {
-    native.setnsCgroup(hostNs);
-  } catch (err) {
-    throw new StartupError(`cannot join the host's cgroup namespace (${hostNs}): ${(err as Error).message}; run with hostPID and privileges`);
-  }
-  logger.info({ from: ours, to: hosts }, "joined the host's cgroup namespace, so every caller's cgroup path is absolute");
+  return filesystem;
 }

@@ -84,7 +84,7 @@ export function hostPathOf(file: ViewPath, sources: Pick<HostSources, 'procRoot'
 
 /** Lazily read, memoised inputs of one request. */
 export class ViewInputs {
-  private memo = new Map<string, unknown>();
+  private readonly memo = new Map<string, unknown>();
   readonly location: CgroupLocation;
 
   constructor(

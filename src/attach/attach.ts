@@ -9,7 +9,7 @@
  * the daemon serving it: call these functions asynchronously from the daemon (they never block
  * its event loop), never with a synchronous exec.
  */
-import { execFile } from 'node:child_process';
+import { execFile, type ExecFileException } from 'node:child_process';
 import path from 'node:path';
 import { nativeBuildDir } from '../fuse/native';
 
@@ -101,25 +101,34 @@ interface HelperOutput {
 function runHelper(helperPath: string, args: string[], timeoutMs: number): Promise<HelperOutput> {
   return new Promise((resolve, reject) => {
     execFile(helperPath, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
-      const exitCode = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
-      if (exitCode === 0 || exitCode === 1) {
-        resolve({ lines: stdout.split('\n').filter((l) => l !== ''), stderr, exitCode });
-        return;
-      }
-      const firstLine = stderr.split('\n')[0] ?? '';
-      if (err !== null && err.killed) {
-        reject(new AttachHelperError(`isolfs-attach timed out after ${timeoutMs} ms (${args.join(' ')})`, null, 'ETIMEDOUT', stderr));
-      } else if (exitCode === null) {
-        // Spawn failures (ENOENT: helper not built) carry a string code.
-        const code = err !== null && typeof err.code === 'string' ? err.code : null;
-        reject(new AttachHelperError(`cannot run ${helperPath}: ${err?.message ?? 'unknown error'}`, null, code, stderr));
-      } else {
-        // "isolfs-attach: ESRCH pid 123: ..." — the second word is the error name.
-        const errno = /^isolfs-attach: (E[A-Z0-9]+) /.exec(firstLine)?.[1] ?? null;
-        reject(new AttachHelperError(firstLine || `isolfs-attach exited with ${exitCode}`, exitCode, errno, stderr));
-      }
+      const exitCode = exitCodeOf(err);
+      if (exitCode === 0 || exitCode === 1) resolve({ lines: stdout.split('\n').filter((l) => l !== ''), stderr, exitCode });
+      else reject(helperFailure({ helperPath, args, timeoutMs }, err, exitCode, stderr));
     });
   });
+}
+
+function exitCodeOf(err: ExecFileException | null): number | null {
+  if (err === null) return 0;
+  return typeof err.code === 'number' ? err.code : null;
+}
+
+/** Why a run gave no answer: killed at the timeout, never started, or the helper's own error line. */
+function helperFailure(
+  run: { helperPath: string; args: string[]; timeoutMs: number }, err: ExecFileException | null, exitCode: number | null, stderr: string,
+): AttachHelperError {
+  if (err?.killed) {
+    return new AttachHelperError(`isolfs-attach timed out after ${run.timeoutMs} ms (${run.args.join(' ')})`, null, 'ETIMEDOUT', stderr);
+  }
+  if (exitCode === null) {
+    // Spawn failures (ENOENT: helper not built) carry a string code.
+    const code = typeof err?.code === 'string' ? err.code : null;
+    return new AttachHelperError(`cannot run ${run.helperPath}: ${err?.message ?? 'unknown error'}`, null, code, stderr);
+  }
+  // "isolfs-attach: ESRCH pid 123: ..." — the second word is the error name.
+  const firstLine = stderr.split('\n')[0] ?? '';
+  const errno = /^isolfs-attach: (E[A-Z0-9]+) /.exec(firstLine)?.[1] ?? null;
+  return new AttachHelperError(firstLine || `isolfs-attach exited with ${exitCode}`, exitCode, errno, stderr);
 }
 
 /** The helper prints one line per target, in argument order: "<word> <target> [rest]". */

@@ -76,7 +76,8 @@ export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountE
   const top = new Map<string, MountEntry>();
   for (const [mountpoint, list] of byMountpoint) {
     const parents = new Set(list.map((m) => m.parentId));
-    top.set(mountpoint, list.find((m) => !parents.has(m.id)) ?? list[list.length - 1]);
+    const topmost = list.find((m) => !parents.has(m.id)) ?? list.at(-1);
+    if (topmost) top.set(mountpoint, topmost); // always: every list has an entry
   }
   return top;
 }

@@ -1,0 +1,238 @@
+/**
+ * The planning half of attach (manager.ts applies): what to bind where in one mount namespace,
+ * from its mountinfo and, for foreign FUSE mounts, whether their connection is dead. Reads only.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { MAX_DETACH_IDS, type AttachPair } from './attach';
+import type { CgroupLocation } from '../cgroup/snapshot';
+import { CONTAINERS_DIR, containerDirName, containerFilePath } from '../fuse/filesystem';
+import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
+import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
+
+/** One mount namespace to plan for. */
+export interface PlanRequest {
+  /** The namespace's representative process: mountinfo is read, and the helper enters, through it. */
+  pid: number;
+  /** Its process's cgroup (null: unknown). */
+  location: CgroupLocation | null;
+  /** Attach that container's copies (its cgroup matched a prefix); false: repair only. */
+  attach: boolean;
+  /** "major:minor" of our live mount. */
+  ourDevice: string;
+}
+
+/** What plan() found to do in one mount namespace; apply() does it. */
+export interface AttachPlan {
+  pid: number;
+  /** The container whose subtree (/containers/<key>/) some sources are in: apply() creates it. */
+  container: CgroupLocation | null;
+  /** What to bind where, each with the mounts to detach from its target first (mountsToDetach). */
+  pairs: AttachPair[];
+  /** Targets whose pair replaces a dead predecessor's mount (repair) rather than attaching. */
+  repairTargets: ReadonlySet<string>;
+}
+
+/** How a mount on a target relates to us (see mountsToDetach). */
+type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
+
+/**
+ * The files attach binds, as the container sees them: the views (not diskstats: it is the
+ * host's file anyway) and the control files. A bind needs an existing target and nothing is
+ * created inside a container, so a file the container does not have is skipped: the control
+ * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
+ * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
+ */
+export const ATTACHED_FILES: readonly ServedPath[] = [
+  ...VIEW_PATHS.filter((p) => p !== '/proc/diskstats'),
+  ...CONTROL_PATHS,
+];
+
+export interface PlannerOptions {
+  mountpoint: string;
+  procRoot: string;
+  /** Our mount's source name (mountSourceName(mountpoint)): a dead mount of it is a predecessor's. */
+  ourSource: string;
+  /** How a mount's FUSE connection is asked whether it answers (see AttachManagerOptions.statfs). */
+  statfs?: (probe: string) => Promise<unknown>;
+  /** The manager's rate-limited warning. */
+  warn: (key: string, fields: object, message: string) => void;
+}
+
+/** One namespace being planned: where it is, what its mounts are, and the pairs found so far. */
+interface Look {
+  request: PlanRequest;
+  procDir: string;
+  stacks: Map<string, MountEntry[]>;
+  pairs: Map<string, AttachPair>;
+  repairTargets: Set<string>;
+}
+
+export class AttachPlanner {
+  /** Per scan: device -> whether its FUSE connection is dead. */
+  private deviceVerdicts = new Map<string, Promise<boolean>>();
+  /** Devices whose statfs has not returned yet. */
+  private readonly hungDevices = new Set<string>();
+
+  constructor(private readonly options: PlannerOptions) {}
+
+  /** Verdicts are kept for one scan: a new scan asks again. */
+  startScan(): void {
+    this.deviceVerdicts = new Map();
+  }
+
+  /**
+   * What to do in one namespace, without doing any of it: every topmost isolfs mount that is a
+   * dead predecessor's is repaired, and with `attach`, every attached file that exists in the
+   * container and is not already that container's copy from our mount is bound. Reads the
+   * namespace's mountinfo and asks (bounded) whether foreign connections are dead; never stats
+   * through a FUSE mount on the event loop (fs.promises runs in libuv's pool: our own mount may
+   * be the one answering).
+   */
+  async plan(request: PlanRequest): Promise<AttachPlan> {
+    const { pid, location } = request;
+    const procDir = path.join(this.options.procRoot, String(pid));
+    const mounts = readMountinfo(procDir);
+    if (mounts === null) {
+      // Gone since listed, or more mounts than the cap: looked at again after verifyEveryScans.
+      this.options.warn(`mountinfo:${procDir}`, { procDir }, 'cannot read a namespace\'s mountinfo within the cap: skipping it');
+      return { pid, container: null, pairs: [], repairTargets: new Set() };
+    }
+    const look: Look = { request, procDir, stacks: mountStacks(mounts), pairs: new Map(), repairTargets: new Set() };
+    const repairsInContainer = await this.planRepairs(look);
+    if (request.attach && location !== null) await this.planAttach(look, location);
+    const container = repairsInContainer || request.attach ? location : null;
+    return { pid, container, pairs: [...look.pairs.values()], repairTargets: look.repairTargets };
+  }
+
+  /** A pair for every topmost mount that is a dead predecessor's; true when a source is in the container's subtree. */
+  private async planRepairs(look: Look): Promise<boolean> {
+    const { procDir, request } = look;
+    let inContainer = false;
+    for (const [mountpoint, stack] of look.stacks) {
+      if ((await this.ownerOf(stack[0], procDir, request.ourDevice, true)) !== 'dead-predecessor') continue;
+      const source = this.sourceFor(stack[0].root, request.location);
+      if (source.inContainer) inContainer = true;
+      const detachMountIds = await this.mountsToDetach(stack, procDir, request.ourDevice);
+      look.pairs.set(mountpoint, { source: source.path, target: mountpoint, detachMountIds });
+      look.repairTargets.add(mountpoint);
+    }
+    return inContainer;
+  }
+
+  /** A pair for every attached file the container has that is not already its copy from our mount. */
+  private async planAttach(look: Look, location: CgroupLocation): Promise<void> {
+    const { procDir, request } = look;
+    for (const file of ATTACHED_FILES) {
+      const own = containerFilePath(location.key, file);
+      const stack = look.stacks.get(file);
+      if (stack && isOurMount(stack[0], request.ourDevice) && stack[0].root === own) continue;
+      if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
+      const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevice) : [];
+      look.pairs.set(file, { source: this.options.mountpoint + own, target: file, detachMountIds });
+    }
+  }
+
+  /**
+   * The naming rule: which mounts to detach from a target before ours is bound over it. From the
+   * top of the target's stack down, while each is ours (our live device: a stale copy or another
+   * file, replaced by the right one) or a dead FUSE mount (a predecessor's, lxcfs's: it answers
+   * ENOTCONN to every reader); the first other one stops it, so a live mount of another daemon,
+   * instance or filesystem and everything beneath it stay, and ours goes on top.
+   */
+  private async mountsToDetach(stack: readonly MountEntry[], procDir: string, ourDevice: string): Promise<number[]> {
+    const named: number[] = [];
+    for (const [depth, mount] of stack.entries()) {
+      if (named.length === MAX_DETACH_IDS) break;
+      if ((await this.ownerOf(mount, procDir, ourDevice, depth === 0)) === 'other') break;
+      named.push(mount.id);
+    }
+    return named;
+  }
+
+  /**
+   * Ours, a dead predecessor's, or other. Only the topmost mount on a path can be asked
+   * (statfs through the path reaches it alone); one beneath counts as dead only when its device
+   * was already found dead this scan, never by guess.
+   */
+  private async ownerOf(mount: MountEntry, procDir: string, ourDevice: string, topmost: boolean): Promise<MountOwner> {
+    if (isOurMount(mount, ourDevice)) return 'ours';
+    if (mount.fstype !== 'fuse' && !mount.fstype.startsWith('fuse.')) return 'other';
+    const dead = topmost
+      ? await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint))
+      : await (this.deviceVerdicts.get(mount.device) ?? false);
+    // A FUSE mount that still answers (a hung predecessor, lxcfs, another instance) is not ours to take.
+    if (!dead) return 'other';
+    // A dead one answers ENOTCONN to every reader: replacing it can only help. Only our own
+    // predecessors' are repaired where they stand (sourced from our tree).
+    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.options.ourSource ? 'dead-predecessor' : 'dead-fuse';
+  }
+
+  /**
+   * Whether the FUSE connection behind a mount (not ours) is gone: statfs through it fails with
+   * ENOTCONN. Not stat: the kernel answers that from cached attributes even when the daemon is
+   * dead. statfs runs in libuv's pool and is bounded by a timeout, and a device whose previous
+   * check never returned (a hung daemon) is not asked again, so a hung filesystem can hold at
+   * most one pool thread and never stalls a scan. Verdicts are kept for one scan.
+   */
+  private connectionDead(device: string, probe: string): Promise<boolean> {
+    const known = this.deviceVerdicts.get(device);
+    if (known !== undefined) return known;
+    if (this.hungDevices.has(device)) return Promise.resolve(false);
+    this.hungDevices.add(device);
+    const statfs = this.options.statfs ?? fs.promises.statfs;
+    const check = statfs(probe).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN' || err.code === 'ECONNABORTED',
+    ).finally(() => this.hungDevices.delete(device));
+    const verdict = Promise.race([check, sleep(STATFS_TIMEOUT_MS).then(() => false)]);
+    this.deviceVerdicts.set(device, verdict);
+    return verdict;
+  }
+
+  /**
+   * The source for a dead mount whose path inside the old file system was `root`: the same
+   * path in ours. For a per-container copy (/containers/<name>/...) of this namespace's own
+   * cgroup, that container's copy (inContainer: its subtree must exist, apply() creates it, as
+   * we are a new daemon); a copy of some other cgroup (the process moved, the key came from
+   * another of its processes) is replaced by the shared file, which gives each reader its own
+   * cgroup's view: no mount is left dead.
+   */
+  private sourceFor(root: string, location: CgroupLocation | null): { path: string; inContainer: boolean } {
+    const prefix = `/${CONTAINERS_DIR}/`;
+    if (!root.startsWith(prefix)) return { path: this.options.mountpoint + root, inContainer: false };
+    const slash = root.indexOf('/', prefix.length);
+    const name = root.slice(prefix.length, slash < 0 ? undefined : slash);
+    const rest = slash < 0 ? '/' : root.slice(slash);
+    if (location && location.key !== '/' && containerDirName(location.key) === name) {
+      return { path: this.options.mountpoint + root, inContainer: true };
+    }
+    return { path: this.options.mountpoint + rest, inContainer: false };
+  }
+}
+
+const ISOLFS_FSTYPE = 'fuse.isolfs';
+
+/** A mount of our live connection (the device is unique to it), whatever file it shows. */
+function isOurMount(mount: MountEntry, ourDevice: string): boolean {
+  return mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice;
+}
+
+/** How long a statfs of a foreign isolfs mount may take before we call it alive (hung). */
+const STATFS_TIMEOUT_MS = 2000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Whether a path exists, without following a final symlink; in libuv's pool (see plan()). */
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.promises.lstat(p);
+    return true;
+  } catch (err) {
+    // ENOTCONN and the like: something (dead) is there. Only "not there" means absent.
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ENOTDIR';
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Start-up checks and steps whose failures are the operator's to fix (a missing /dev/fuse, a
+ * busy mountpoint, permissions): each becomes a StartupError, printed as one line, exit 1.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import type { NativeAddon } from './fuse/native';
+import { StateFileError } from './switches/store';
+import { mountSourceName } from './fuse/filesystem';
+import { findOwnMount, readMountinfo, realMountpointPath } from './attach/mountinfo';
+import type { Logger } from './log';
+
+/** A start-up problem an operator can fix; printed as one line, exit status 1. */
+export class StartupError extends Error {}
+
+/**
+ * Runs one start-up step, turning what it throws into a StartupError (one line, exit 1): these
+ * are the operator's to fix (a path that is a file, permissions), not bugs to print a stack for.
+ */
+export function startupStep<T>(what: string, step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    const message = err instanceof StateFileError ? err.message : `${what}: ${(err as Error).message}`;
+    throw new StartupError(message, { cause: err });
+  }
+}
+
+export function checkMachine(mountpoint: string, logger: Logger): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new StartupError('must run as root (mounting with allow_other and reading every container\'s cgroup need it)');
+  }
+  if (!fs.existsSync('/dev/fuse')) {
+    throw new StartupError('/dev/fuse does not exist: load the fuse module (modprobe fuse), or give the container the device');
+  }
+  const stat = statMountpoint(mountpoint, logger);
+  if (!stat.isDirectory()) throw new StartupError(`mountpoint ${mountpoint} is not a directory`);
+  if (isMountPoint(mountpoint)) {
+    throw new StartupError(`mountpoint ${mountpoint} is busy: something is already mounted there`);
+  }
+}
+
+function statMountpoint(mountpoint: string, logger: Logger): fs.Stats {
+  try {
+    return fs.statSync(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new StartupError(`mountpoint ${mountpoint} does not exist`, { cause: err });
+    if (code !== 'ENOTCONN') throw new StartupError(`mountpoint ${mountpoint}: ${(err as Error).message}`, { cause: err });
+  }
+  // A previous isolfs died without unmounting (kill -9): its mount answers nothing. Detach
+  // it so we can mount afresh; containers' binds of the old mount are repaired by attach.
+  recoverDeadMount(mountpoint, logger);
+  return fs.statSync(mountpoint);
+}
+
+function isMountPoint(dir: string): boolean {
+  const resolved = fs.realpathSync(dir);
+  return (readMountinfo('/proc/self') ?? []).some((mount) => mount.mountpoint === resolved);
+}
+
+function recoverDeadMount(mountpoint: string, logger: Logger): void {
+  try {
+    execFileSync('umount', ['-l', mountpoint], { stdio: 'pipe' });
+  } catch (err) {
+    throw new StartupError(`mountpoint ${mountpoint} is a dead FUSE mount and cannot be detached: ${String(err)}`, { cause: err });
+  }
+  logger.warn({ mountpoint }, 'detached a dead mount left by a previous isolfs (it was killed without unmounting)');
+}
+
+export function joinHostCgroupNamespace(native: NativeAddon, procRoot: string, logger: Logger): void {
+  const hostNs = path.join(procRoot, '1', 'ns', 'cgroup');
+  let ours: string;
+  let hosts: string;
+  try {
+    ours = fs.readlinkSync('/proc/self/ns/cgroup');
+    hosts = fs.readlinkSync(hostNs);
+  } catch (err) {
+    // Some sandboxes refuse even root a look at pid 1's namespaces. Callers outside our cgroup
+    // namespace still show up as "/.." paths and get the host's files (logged per caller), so
+    // this is not fatal; say it once, quietly when it is the usual EACCES.
+    const code = (err as NodeJS.ErrnoException).code;
+    const level = code === 'EACCES' || code === 'EPERM' ? 'info' : 'warn';
+    logger[level]({ err: String(err) }, 'cannot compare cgroup namespaces; staying in ours');
+    return;
+  }
+  if (ours === hosts) return;
+  try {
+    native.setnsCgroup(hostNs);
+  } catch (err) {
+    throw new StartupError(`cannot join the host's cgroup namespace (${hostNs}): ${(err as Error).message}; run with hostPID and privileges`, { cause: err });
+  }
+  logger.info({ from: ours, to: hosts }, "joined the host's cgroup namespace, so every caller's cgroup path is absolute");
+}
+
+/** "major:minor" of our freshly made mount, from our own mountinfo. */
+export function ownDevice(mountpoint: string): string | null {
+  const mounts = readMountinfo('/proc/self') ?? [];
+  return findOwnMount(mounts, mountSourceName(mountpoint), realMountpointPath(mountpoint))?.device ?? null;
+}
