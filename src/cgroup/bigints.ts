@@ -40,6 +40,10 @@ export function splitByWeight(total: bigint, weights: readonly bigint[]): bigint
   const byRemainder = w
     .map((wi, index) => ({ index, remainder: (total * wi) % sum }))
     .sort((a, b) => (a.remainder === b.remainder ? a.index - b.index : a.remainder > b.remainder ? -1 : 1));
-  for (let k = 0; left > 0n; k++, left--) parts[byRemainder[k]!.index]! += 1n;
+  for (const { index } of byRemainder) {
+    if (left <= 0n) break;
+    parts[index] += 1n;
+    left--;
+  }
   return parts;
 }

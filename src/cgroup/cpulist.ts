@@ -18,7 +18,7 @@ export const MAX_CPU_COUNT = 8192;
 export function parseCpuList(text: string, cpuCountLimit = MAX_CPU_COUNT): number[] {
   const trimmed = text.trim();
   if (trimmed === '') return [];
-  const ranges: Array<[number, number]> = [];
+  const ranges: [number, number][] = [];
   for (const part of trimmed.split(',')) {
     const match = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(part);
     if (!match) throw new Error(`not a CPU list: ${shownList(text)}`);
@@ -34,7 +34,7 @@ export function parseCpuList(text: string, cpuCountLimit = MAX_CPU_COUNT): numbe
 }
 
 /** Ids covered by `ranges`, ascending, each once: sort by start, then walk past covered ids. */
-function expandMerged(ranges: Array<[number, number]>): number[] {
+function expandMerged(ranges: [number, number][]): number[] {
   ranges.sort((a, b) => a[0] - b[0]);
   const ids: number[] = [];
   let next = 0; // lowest id not yet emitted
@@ -52,14 +52,13 @@ function shownList(text: string): string {
 /** The kernel's compact form: consecutive ids become ranges ("0-3,8,10-11"); [] -> "". */
 export function formatCpuList(ids: number[]): string {
   const sorted = [...new Set(ids)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    const first = sorted[i]!;
-    let last = first;
-    while (i + 1 < sorted.length && sorted[i + 1] === last + 1) last = sorted[++i]!;
-    i++;
-    // The kernel's bitmap_print_to_pagebuf prints a two-CPU run as a range too ("0-1").
-    parts.push(first === last ? `${first}` : `${first}-${last}`);
+  const runs: [first: number, last: number][] = [];
+  for (const id of sorted) {
+    const run = runs.at(-1);
+    if (run !== undefined && id === run[1] + 1) run[1] = id;
+    else runs.push([id, id]);
   }
+  // The kernel's bitmap_print_to_pagebuf prints a two-CPU run as a range too ("0-1").
+  const parts = runs.map(([first, last]) => (first === last ? `${first}` : `${first}-${last}`));
   return parts.join(',');
 }

@@ -51,48 +51,66 @@ function readControllersFile(dir: string): string[] {
  */
 export function discoverHierarchy(cgroupRoot: string, sysDir = '/sys'): CgroupHierarchy {
   const root = cgroupRoot.length > 1 ? cgroupRoot.replace(/\/+$/, '') : cgroupRoot;
-  const v1 = new Map<Controller, string>();
+  // Pure v2: never scan for v1 mounts, a v2 cgroup may well be called "memory".
+  const pureV2 = fs.existsSync(`${root}/cgroup.controllers`);
+  const v1 = pureV2 ? new Map<Controller, string>() : findV1Mounts(root);
   let unifiedRoot: string | null = null;
+  if (pureV2) unifiedRoot = root;
+  else if (fs.existsSync(`${root}/unified/cgroup.controllers`)) unifiedRoot = `${root}/unified`;
 
-  if (fs.existsSync(`${root}/cgroup.controllers`)) {
-    // Pure v2: never scan for v1 mounts, a v2 cgroup may well be called "memory".
-    unifiedRoot = root;
-  } else {
-    const realMountFor = new Set<Controller>();
-    for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
-      const dir = `${root}/${entry.name}`;
-      if (!(entry.isDirectory() || entry.isSymbolicLink())) continue;
-      if (!isDirectory(dir)) continue;
-      if (!fs.existsSync(`${dir}/cgroup.procs`)) continue; // not a cgroup mount
-      const isRealMount = entry.isDirectory();
-      for (const name of entry.name.split(',')) {
-        const controller = V1_CONTROLLERS.find((c) => c === name);
-        if (controller === undefined) continue;
-        // "cpu" -> "cpu,cpuacct" and the real "cpu,cpuacct" name the same mount; prefer the
-        // real directory, so a stale symlink can never win.
-        if (!v1.has(controller) || (isRealMount && !realMountFor.has(controller))) {
-          v1.set(controller, dir);
-          if (isRealMount) realMountFor.add(controller);
-        }
-      }
-    }
-    if (fs.existsSync(`${root}/unified/cgroup.controllers`)) unifiedRoot = `${root}/unified`;
-  }
-
-  const unifiedControllers = new Set<Controller>();
-  if (unifiedRoot !== null) {
-    for (const name of readControllersFile(unifiedRoot)) {
-      const controller = V2_CONTROLLERS.find((c) => c === name);
-      // A controller bound to a v1 hierarchy is not usable on v2 (the kernel would not list
-      // it there either; this guards against a v1 "cpu" shadowing v2 "cpu" regardless).
-      if (controller !== undefined && !v1.has(controller)) unifiedControllers.add(controller);
-    }
-  }
-
+  const unifiedControllers = unifiedRoot === null ? new Set<Controller>() : readUnifiedControllers(unifiedRoot, v1);
   if (v1.size === 0 && unifiedRoot === null) {
     throw new Error(`no cgroup v1 controller mount and no cgroup2 mount found under ${root}`);
   }
   return { cgroupRoot: root, v1, unifiedRoot, unifiedControllers, cpuCountLimit: readHostCpuCountLimit(sysDir) };
+}
+
+/** The v1 controller mounts under `root`, by controller (co-mounted ones share a directory). */
+function findV1Mounts(root: string): Map<Controller, string> {
+  const v1 = new Map<Controller, string>();
+  const realMountFor = new Set<Controller>();
+  for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
+    const dir = `${root}/${entry.name}`;
+    if (!isCgroupMount(entry, dir)) continue;
+    const isRealMount = entry.isDirectory();
+    for (const controller of v1ControllersNamed(entry.name)) {
+      // "cpu" -> "cpu,cpuacct" and the real "cpu,cpuacct" name the same mount; prefer the
+      // real directory, so a stale symlink can never win.
+      if (!v1.has(controller) || (isRealMount && !realMountFor.has(controller))) {
+        v1.set(controller, dir);
+        if (isRealMount) realMountFor.add(controller);
+      }
+    }
+  }
+  return v1;
+}
+
+/** A directory (or a symlink to one) with cgroup.procs: a mounted hierarchy. */
+function isCgroupMount(entry: fs.Dirent, dir: string): boolean {
+  if (!(entry.isDirectory() || entry.isSymbolicLink())) return false;
+  return isDirectory(dir) && fs.existsSync(`${dir}/cgroup.procs`);
+}
+
+/** The controllers isolfs reads that a mount directory's name ("cpu,cpuacct") lists. */
+function v1ControllersNamed(mountName: string): Controller[] {
+  const controllers: Controller[] = [];
+  for (const name of mountName.split(',')) {
+    const controller = V1_CONTROLLERS.find((c) => c === name);
+    if (controller !== undefined) controllers.push(controller);
+  }
+  return controllers;
+}
+
+/** The cgroup2 controllers isolfs reads that no v1 hierarchy took. */
+function readUnifiedControllers(unifiedRoot: string, v1: Map<Controller, string>): Set<Controller> {
+  const unifiedControllers = new Set<Controller>();
+  for (const name of readControllersFile(unifiedRoot)) {
+    const controller = V2_CONTROLLERS.find((c) => c === name);
+    // A controller bound to a v1 hierarchy is not usable on v2 (the kernel would not list
+    // it there either; this guards against a v1 "cpu" shadowing v2 "cpu" regardless).
+    if (controller !== undefined && !v1.has(controller)) unifiedControllers.add(controller);
+  }
+  return unifiedControllers;
 }
 
 /** A path from /proc/<pid>/cgroup that lies outside our cgroup namespace's root. */
@@ -149,6 +167,12 @@ export function controllerVersion(loc: CgroupLocation, controller: Controller): 
   return dir === loc.unifiedDir ? 2 : 1;
 }
 
+/** The location's directory for `controller` when that controller is on a v1 hierarchy; else null. */
+export function v1ControllerDir(loc: CgroupLocation, controller: Controller): string | null {
+  const dir = loc.dirs[controller];
+  return dir === undefined || dir === loc.unifiedDir ? null : dir;
+}
+
 /** A cgroup's directory whose process lists (v1 tasks, v2 cgroup.threads) stand for the container. */
 export interface ProcessListDir {
   dir: string;
@@ -164,7 +188,8 @@ export interface ProcessListDir {
 export function processListDir(loc: CgroupLocation): ProcessListDir | null {
   if (loc.version === 2 && loc.unifiedDir !== null) return { dir: loc.unifiedDir, threadsFile: 'cgroup.threads' };
   for (const controller of ['memory', 'cpu', 'cpuacct', 'pids'] as const) {
-    if (controllerVersion(loc, controller) === 1) return { dir: loc.dirs[controller]!, threadsFile: 'tasks' };
+    const dir = v1ControllerDir(loc, controller);
+    if (dir !== null) return { dir, threadsFile: 'tasks' };
   }
   return null;
 }

@@ -23,11 +23,13 @@ export function readOptionalFile(dir: string, file: string, maxBytes = DEFAULT_M
   } catch (err) {
     // ENODEV/EOPNOTSUPP: some cgroup files exist but refuse reads when a feature is off.
     if (isReadErrorCode(err, 'ENOENT', 'ENODEV', 'EOPNOTSUPP')) {
-      if (!fs.existsSync(dir)) throw new CgroupParseError(dir, file, 'cgroup directory does not exist');
+      // biome-ignore lint/style/useErrorCause: the cause is passed; Biome looks for it in the 2nd argument only, CgroupParseError takes it 4th
+      if (!fs.existsSync(dir)) throw new CgroupParseError(dir, file, 'cgroup directory does not exist', { cause: err });
       return null;
     }
     if (err instanceof FileReadError) throw err;
-    throw new CgroupParseError(dir, file, errorText(err));
+    // biome-ignore lint/style/useErrorCause: the cause is passed; Biome looks for it in the 2nd argument only, CgroupParseError takes it 4th
+    throw new CgroupParseError(dir, file, errorText(err), { cause: err });
   }
 }
 
@@ -87,9 +89,10 @@ export class FileLine {
 /** Calls `parseLine` on each non-empty line of `text`, in order (the loop every line-based
  *  kernel file parser shares). */
 export function forEachLine(text: string, dir: string, file: string, parseLine: (line: FileLine) => void): void {
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i] !== '') parseLine(new FileLine(lines[i]!, i + 1, dir, file));
+  let number = 0;
+  for (const line of text.split('\n')) {
+    number++;
+    if (line !== '') parseLine(new FileLine(line, number, dir, file));
   }
 }
 
@@ -181,13 +184,14 @@ export function parseCpuListIn(text: string, dir: string, file: string, cpuCount
   try {
     return parseCpuList(text, cpuCountLimit);
   } catch (err) {
-    throw new CgroupParseError(dir, file, (err as Error).message);
+    // biome-ignore lint/style/useErrorCause: the cause is passed; Biome looks for it in the 2nd argument only, CgroupParseError takes it 4th
+    throw new CgroupParseError(dir, file, (err as Error).message, { cause: err });
   }
 }
 
 /** The CPUs of the first of `places` ([dir, file]) whose file exists; null when none exists or
  *  it lists no CPU (the kernel never runs tasks on an empty cpuset: no information). */
-export function readFirstCpuset(places: Array<[dir: string, file: string]>, cpuCountLimit?: number): number[] | null {
+export function readFirstCpuset(places: [dir: string, file: string][], cpuCountLimit?: number): number[] | null {
   for (const [dir, file] of places) {
     const text = readOptionalFile(dir, file);
     if (text === null) continue;

@@ -1,13 +1,12 @@
 // The driver: reads a located cgroup into the normalised snapshots, choosing the v1 or v2 reader
 // per controller, so views never learn the version. Errors are CgroupParseErrors naming the file.
-import type { CgroupLocation, Controller, CpuLimits, CpuUsage, MemorySnapshot } from './snapshot';
-import { controllerVersion } from './hierarchy';
+import type { CgroupLocation, Controller, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './snapshot';
+import { controllerVersion, v1ControllerDir } from './hierarchy';
 import { readV1Memory } from './v1/memory';
 import { readV2Memory } from './v2/memory';
 import { readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } from './v1/cpu';
 import { readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
-
-export { readTaskCounts } from './tasks';
+import { readTreeTaskCounts } from './tasks';
 
 type ControllerReader<T> = (dir: string, root: string) => T;
 
@@ -42,7 +41,13 @@ export function readCpuLimits(loc: CgroupLocation): CpuLimits {
  * hybrid layout the unified hierarchy is systemd's process tracking, not the container's cgroup.
  */
 export function readCpuUsage(loc: CgroupLocation): CpuUsage | null {
-  if (controllerVersion(loc, 'cpuacct') === 1) return readV1CpuUsage(loc.dirs.cpuacct!, loc.cpuCountLimit);
+  const cpuacctDir = v1ControllerDir(loc, 'cpuacct');
+  if (cpuacctDir !== null) return readV1CpuUsage(cpuacctDir, loc.cpuCountLimit);
   if (loc.version === 2 && loc.unifiedDir !== null) return readV2CpuUsage(loc.unifiedDir);
   return null;
+}
+
+/** Thread states and process count of the cgroup and its child cgroups (tasks.ts). */
+export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
+  return readTreeTaskCounts(loc, procRoot, maxTasks);
 }

@@ -129,8 +129,9 @@ export class CgroupParseError extends Error {
     readonly dir: string,
     readonly file: string,
     reason: string,
+    options?: ErrorOptions,
   ) {
-    super(`${dir}/${file}: ${reason}`);
+    super(`${dir}/${file}: ${reason}`, options);
     this.name = 'CgroupParseError';
   }
 }

@@ -63,7 +63,8 @@ function childDirs(parent: string, mustExist: boolean, out: string[], room: numb
   } catch (err) {
     // A child removed between listing and reading: skip it. The top dir must exist.
     if (!mustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return true;
-    throw new CgroupParseError(parent, '', (err as Error).message);
+    // biome-ignore lint/style/useErrorCause: the cause is passed; Biome looks for it in the 2nd argument only, CgroupParseError takes it 4th
+    throw new CgroupParseError(parent, '', (err as Error).message, { cause: err });
   }
   try {
     for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
@@ -80,18 +81,10 @@ function childDirs(parent: string, mustExist: boolean, out: string[], room: numb
 /** Ids listed in `file` of each cgroup in `dirs`; a child cgroup that vanished is skipped. A
  *  list longer than TASK_LIST_MAX_BYTES is cut there (cut.truncated). */
 function* listedIds(dirs: string[], file: string, cut: Cut): Generator<string> {
+  const top = dirs[0];
   for (const dir of dirs) {
-    let listed: { text: string; truncated: boolean } | null;
-    try {
-      listed = readListPrefix(dir, file);
-    } catch (err) {
-      if (dir !== dirs[0] && err instanceof CgroupParseError) continue; // removed child cgroup
-      throw err;
-    }
-    if (listed === null) {
-      if (dir === dirs[0]) throw new CgroupParseError(dir, file, 'file does not exist');
-      continue;
-    }
+    const listed = readTreeList(dir, file, dir === top);
+    if (listed === null) continue;
     const lines = listed.text.split('\n');
     if (listed.truncated) {
       lines.pop(); // the last id may be cut in the middle
@@ -99,6 +92,20 @@ function* listedIds(dirs: string[], file: string, cut: Cut): Generator<string> {
     }
     for (const line of lines) if (line !== '') yield line;
   }
+}
+
+/** `file` of `dir`, cut at TASK_LIST_MAX_BYTES; null for a child cgroup removed since the walk
+ *  (the container's own cgroup, `isTop`, must have the file). */
+function readTreeList(dir: string, file: string, isTop: boolean): { text: string; truncated: boolean } | null {
+  let listed: { text: string; truncated: boolean } | null;
+  try {
+    listed = readListPrefix(dir, file);
+  } catch (err) {
+    if (!isTop && err instanceof CgroupParseError) return null; // removed child cgroup
+    throw err;
+  }
+  if (listed === null && isTop) throw new CgroupParseError(dir, file, 'file does not exist');
+  return listed;
 }
 
 function readListPrefix(dir: string, file: string): { text: string; truncated: boolean } | null {
@@ -134,7 +141,7 @@ function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
  * A thread that exits between listing and reading is not counted. Throws CgroupParseError when
  * the cgroup itself is gone (callers forget such a cgroup).
  */
-export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
+export function readTreeTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
   const counts: TaskCounts = { running: 0, blocked: 0, total: 0, processes: 0, truncated: false };
   const files = processListDir(loc);
   if (files === null) return counts;

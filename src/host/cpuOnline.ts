@@ -5,18 +5,14 @@
  */
 import { CgroupParseError } from '../cgroup/snapshot';
 import { MAX_CPU_COUNT, parseCpuList } from '../cgroup/cpulist';
+import { parseCpuListIn } from '../cgroup/parse';
 import { readBoundedText } from './boundedRead';
 
 const FILE = 'devices/system/cpu/online';
 
 /** Online host CPU ids, ascending. `sysDir` only names the file in errors. */
 export function parseCpuOnline(text: string, sysDir = '/sys'): number[] {
-  let cpus: number[];
-  try {
-    cpus = parseCpuList(text);
-  } catch (err) {
-    throw new CgroupParseError(sysDir, FILE, (err as Error).message);
-  }
+  const cpus = parseCpuListIn(text, sysDir, FILE);
   // The boot CPU can never go offline on most architectures: an empty list is a broken file.
   if (cpus.length === 0) throw new CgroupParseError(sysDir, FILE, 'no CPU online');
   return cpus;
@@ -35,7 +31,8 @@ export function readHostCpuOnline(sysDir = '/sys'): number[] {
 export function readHostCpuCountLimit(sysDir = '/sys'): number {
   try {
     const possible = parseCpuList(readBoundedText(sysDir, 'devices/system/cpu/possible'));
-    if (possible.length > 0) return possible[possible.length - 1]! + 1;
+    const highest = possible.at(-1);
+    if (highest !== undefined) return highest + 1;
   } catch {
     // an old kernel or a stripped /sys: try kernel_max
   }

@@ -19,36 +19,23 @@ export function parseCpuinfo(text: string, procDir = '/proc'): CpuinfoBlock[] {
 
   const lines = text.split('\n');
   // "a\nb\n" splits into [..., ""]: the final newline is not an extra blank line.
-  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.at(-1) === '') lines.pop();
 
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+  for (const [index, line] of lines.entries()) {
     if (line === '') {
       // A blank line ends the block. A second blank line in a row carries nothing: skipped.
-      if (current !== null) {
-        current.blankLineAfter = true;
-        current = null;
-      }
+      if (current !== null) current.blankLineAfter = true;
+      current = null;
       continue;
     }
-    const field = splitField(line);
-    if (field === null || field[0].trim() === '') {
-      throw fail(`line ${i + 1} is not "name: value": ${shown(line)}`);
-    }
-    const [name, separator, value] = field;
-
-    if (name === 'processor' && CPU_ID.test(value)) {
-      const cpuId = Number(value);
-      if (cpuId >= MAX_CPU_COUNT) throw fail(`line ${i + 1}: processor ${cpuId} is past the kernel's ${MAX_CPU_COUNT} CPUs`);
-      if (seenCpuIds.has(cpuId)) throw fail(`line ${i + 1}: processor ${cpuId} appears twice`);
-      seenCpuIds.add(cpuId);
+    const lineFail = (rest: string) => fail(`line ${index + 1}${rest}`);
+    const [name, separator, value] = fieldOf(line, lineFail);
+    const cpuId = processorId(name, value, seenCpuIds, lineFail);
+    if (cpuId !== null || current === null) {
       // A processor line starts a new block even without a blank line before it (old arm
       // prints its "Processor" header right above "processor : 0").
       if (current !== null) current.blankLineAfter = false;
       current = { cpuId, fields: [], blankLineAfter: false };
-      blocks.push(current);
-    } else if (current === null) {
-      current = { cpuId: null, fields: [], blankLineAfter: false };
       blocks.push(current);
     }
     current.fields.push([name, value, separator]);
@@ -56,6 +43,24 @@ export function parseCpuinfo(text: string, procDir = '/proc'): CpuinfoBlock[] {
 
   if (blocks.length === 0) throw fail('empty');
   return blocks;
+}
+
+/** The line split as splitField does; a line that is not "name: value" is an error. */
+function fieldOf(line: string, lineFail: (rest: string) => Error): [name: string, separator: string, value: string] {
+  const field = splitField(line);
+  if (field === null || field[0].trim() === '') throw lineFail(` is not "name: value": ${shown(line)}`);
+  return field;
+}
+
+/** The CPU id of a "processor : N" line, checked (within the kernel's CPUs, not seen before);
+ *  null for any other line. */
+function processorId(name: string, value: string, seenCpuIds: Set<number>, lineFail: (rest: string) => Error): number | null {
+  if (name !== 'processor' || !CPU_ID.test(value)) return null;
+  const cpuId = Number(value);
+  if (cpuId >= MAX_CPU_COUNT) throw lineFail(`: processor ${cpuId} is past the kernel's ${MAX_CPU_COUNT} CPUs`);
+  if (seenCpuIds.has(cpuId)) throw lineFail(`: processor ${cpuId} appears twice`);
+  seenCpuIds.add(cpuId);
+  return cpuId;
 }
 
 /**

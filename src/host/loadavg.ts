@@ -15,9 +15,9 @@ export function parseLoadavg(text: string, procDir = '/proc'): HostLoadavg {
     throw new CgroupParseError(procDir, 'loadavg', `unexpected format: ${shown(text)}`);
   }
   return {
-    load1: m[1]!,
-    load5: m[2]!,
-    load15: m[3]!,
+    load1: m[1],
+    load5: m[2],
+    load15: m[3],
     running: Number(m[4]),
     total: Number(m[5]),
     // Printed with %d (pid-namespace idr cursor - 1), so the parser accepts a sign.

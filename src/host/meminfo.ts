@@ -15,9 +15,9 @@ export function parseMeminfo(text: string, procDir = '/proc'): HostMeminfo {
   forEachLine(text, procDir, 'meminfo', (line) => {
     const match = LINE.exec(line.text);
     if (!match) throw line.notA('"Key: value [kB]"');
-    const key = match[1]!;
+    const key = match[1];
     if (byKey.has(key)) throw line.fail(`duplicate key ${key}`);
-    const value = BigInt(match[2]!);
+    const value = BigInt(match[2]);
     lines.push({ key, value, unit: match[3] ?? '' });
     byKey.set(key, value);
   });

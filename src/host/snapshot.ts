@@ -15,7 +15,7 @@ export interface MeminfoLine {
 export interface HostMeminfo {
   lines: MeminfoLine[];
   /** Lookup by key, in kB (or count). */
-  get(key: string): bigint | undefined;
+  get: (key: string) => bigint | undefined;
 }
 
 /** One processor block of /proc/cpuinfo, fields in order ("processor", "vendor_id", ...). */
@@ -30,7 +30,7 @@ export interface CpuinfoBlock {
    * ("\t: ", "\t\t: ", ":" for x86's empty "power management:"), so a line re-emits
    * byte-identical as name + separator + value; absent = "\t: ".
    */
-  fields: Array<[name: string, value: string, separator?: string]>;
+  fields: [name: string, value: string, separator?: string][];
   /** Whether a blank line follows the block (every CPU block on x86, arm64, ppc64); absent = true. */
   blankLineAfter?: boolean;
 }
@@ -54,7 +54,7 @@ export interface HostStat {
   /** Per host CPU id (sparse when CPUs are offline). */
   perCpu: Map<number, StatCpuTicks>;
   /** Every other line verbatim, keyed by its first word, in order (intr, ctxt, btime, ...). */
-  otherLines: Array<[key: string, rest: string]>;
+  otherLines: [key: string, rest: string][];
   /** How many tick columns the host prints per cpu line (10 since Linux 2.6.33); absent = 10. */
   cpuFieldCount?: number;
 }
@@ -73,8 +73,8 @@ export interface HostLoadavg {
  * decimal; the order is the kernel's (views re-emit every key in this order).
  */
 export interface HostVmstat {
-  entries: Array<[key: string, value: bigint]>;
-  get(key: string): bigint | undefined;
+  entries: [key: string, value: bigint][];
+  get: (key: string) => bigint | undefined;
 }
 
 /** /proc/uptime: seconds since boot and idle seconds summed over all CPUs (2 decimals). */

@@ -5,7 +5,7 @@ import { CgroupParseError } from '../cgroup/snapshot';
 import { readBoundedText } from './boundedRead';
 import { MAX_CPU_COUNT } from '../cgroup/cpulist';
 import type { HostStat, StatCpuTicks } from './snapshot';
-import { forEachLine } from '../cgroup/parse';
+import { type FileLine, forEachLine } from '../cgroup/parse';
 
 /** The tick columns in the kernel's order. */
 export const STAT_CPU_FIELDS = [
@@ -21,32 +21,25 @@ export function parseStat(text: string, procDir = '/proc'): HostStat {
   let total: StatCpuTicks | null = null;
   let cpuFieldCount = 0;
   const perCpu = new Map<number, StatCpuTicks>();
-  const otherLines: Array<[string, string]> = [];
+  const otherLines: [string, string][] = [];
 
   forEachLine(text, procDir, 'stat', (line) => {
     if (!line.text.startsWith('cpu')) {
-      const space = line.text.indexOf(' ');
-      if (space <= 0) throw line.notA('"key values"');
-      otherLines.push([line.text.slice(0, space), line.text.slice(space + 1)]);
+      otherLines.push(otherLine(line));
       return;
     }
-    const match = CPU_LINE.exec(line.text);
-    if (match === null) throw line.notA('a cpu line');
-    const values = match[2]!.split(' ').map((v) => BigInt(v));
-    if (values.length < MIN_CPU_FIELDS || values.length > STAT_CPU_FIELDS.length) {
-      throw line.fail(`${values.length} tick columns, expected ${MIN_CPU_FIELDS}..${STAT_CPU_FIELDS.length}`);
-    }
+    const { cpuDigits, values } = cpuLine(line);
     if (cpuFieldCount === 0) cpuFieldCount = values.length;
     else if (values.length !== cpuFieldCount) {
       throw line.fail(`${values.length} tick columns, the lines before it ${cpuFieldCount}`);
     }
     const ticks = toTicks(values);
-    if (match[1] === '') {
+    if (cpuDigits === '') {
       if (total !== null) throw line.fail('a second aggregate cpu line');
       total = ticks;
       return;
     }
-    const cpuId = Number(match[1]);
+    const cpuId = Number(cpuDigits);
     if (cpuId >= MAX_CPU_COUNT) throw line.fail(`cpu${cpuId} is past the kernel's ${MAX_CPU_COUNT} CPUs`);
     if (perCpu.has(cpuId)) throw line.fail(`cpu${cpuId} appears twice`);
     perCpu.set(cpuId, ticks);
@@ -54,6 +47,24 @@ export function parseStat(text: string, procDir = '/proc'): HostStat {
 
   if (total === null) throw new CgroupParseError(procDir, 'stat', 'no aggregate "cpu" line');
   return { total, perCpu, otherLines, cpuFieldCount };
+}
+
+/** A line other than cpu's, as [its first word, the rest]. */
+function otherLine(line: FileLine): [string, string] {
+  const space = line.text.indexOf(' ');
+  if (space <= 0) throw line.notA('"key values"');
+  return [line.text.slice(0, space), line.text.slice(space + 1)];
+}
+
+/** A "cpu" or "cpuN" line: N's digits ("" for the aggregate) and the tick columns. */
+function cpuLine(line: FileLine): { cpuDigits: string; values: bigint[] } {
+  const match = CPU_LINE.exec(line.text);
+  if (match === null) throw line.notA('a cpu line');
+  const values = match[2].split(' ').map((v) => BigInt(v));
+  if (values.length < MIN_CPU_FIELDS || values.length > STAT_CPU_FIELDS.length) {
+    throw line.fail(`${values.length} tick columns, expected ${MIN_CPU_FIELDS}..${STAT_CPU_FIELDS.length}`);
+  }
+  return { cpuDigits: match[1], values };
 }
 
 function toTicks(values: bigint[]): StatCpuTicks {

@@ -13,32 +13,25 @@ const SIGNED_DECIMAL = /^-?\d{1,10}$/;
 export function parseSwaps(text: string, procDir = '/proc'): HostSwaps {
   const fail = (reason: string) => new CgroupParseError(procDir, 'swaps', reason);
   const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  const header = lines[0];
+  if (lines.at(-1) === '') lines.pop();
+  const [header, ...deviceLines] = lines;
   if (header === undefined || !header.startsWith('Filename')) {
     throw fail(`no "Filename" header: ${shown(text)}`);
   }
-  const devices: SwapDevice[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const fields = lines[i]!.trim().split(/\s+/);
+  const devices = deviceLines.map((line, i): SwapDevice => {
+    const fields = line.trim().split(/\s+/);
     const [filename, type, size, used, priority] = fields;
     if (
       fields.length !== 5 ||
-      !UNSIGNED_DECIMAL.test(size!) ||
-      !UNSIGNED_DECIMAL.test(used!) ||
-      !SIGNED_DECIMAL.test(priority!)
+      !UNSIGNED_DECIMAL.test(size) ||
+      !UNSIGNED_DECIMAL.test(used) ||
+      !SIGNED_DECIMAL.test(priority)
     ) {
-      const line = shown(lines[i]!);
-      throw fail(`line ${i + 1} is not "path type size used priority": ${line}`);
+      // Line 1 is the header.
+      throw fail(`line ${i + 2} is not "path type size used priority": ${shown(line)}`);
     }
-    devices.push({
-      filename: filename!,
-      type: type!,
-      sizeKb: BigInt(size!),
-      usedKb: BigInt(used!),
-      priority: Number(priority),
-    });
-  }
+    return { filename, type, sizeKb: BigInt(size), usedKb: BigInt(used), priority: Number(priority) };
+  });
   return { header, devices };
 }
 

@@ -8,7 +8,7 @@ const UNSIGNED_DECIMAL = /^\d{1,20}$/; // u64: at most 20 digits
 
 /** `procDir` only names the file in errors. */
 export function parseVmstat(text: string, procDir = '/proc'): HostVmstat {
-  const entries: Array<[string, bigint]> = [];
+  const entries: [string, bigint][] = [];
   const byKey = new Map<string, bigint>();
   forEachLine(text, procDir, 'vmstat', (line) => {
     const pair = keyAndValue(line.text);

@@ -27,8 +27,8 @@ export interface ProcCgroupEntries {
 
 /** A /proc/<pid>/cgroup text that is not the kernel's format. */
 export class ProcCgroupParseError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'ProcCgroupParseError';
   }
 }
@@ -39,34 +39,37 @@ export function parseProcCgroup(text: string): ProcCgroupEntries {
   const v1 = new Map<string, string>();
   let unified: string | null = null;
   let relativeToOtherNamespace = false;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+  for (const [index, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue;
-    const fail = (why: string) =>
-      new ProcCgroupParseError(`/proc/<pid>/cgroup line ${i + 1} ${why}: ${shown(line)}`);
-    const firstColon = line.indexOf(':');
-    const secondColon = firstColon < 0 ? -1 : line.indexOf(':', firstColon + 1);
-    if (secondColon < 0) throw fail('is not "id:controllers:path"');
-    const id = line.slice(0, firstColon);
-    const controllers = line.slice(firstColon + 1, secondColon);
-    const cgroupPath = line.slice(secondColon + 1);
-    if (!/^\d+$/.test(id)) throw fail('has a non-numeric hierarchy id');
-    if (!cgroupPath.startsWith('/')) throw fail('has a path that does not start with "/"');
+    const { controllers, cgroupPath } = parseLine(line, index + 1);
     if (cgroupPath === '/..' || cgroupPath.startsWith('/../')) relativeToOtherNamespace = true;
-
-    if (id === '0') {
-      if (controllers !== '') throw fail('is hierarchy 0 (cgroup2) but lists controllers');
-      unified = cgroupPath;
-      continue;
-    }
-    if (controllers === '') throw fail('is a v1 hierarchy without controllers or name');
-    for (const controller of controllers.split(',')) {
-      if (controller === '') throw fail('has an empty controller name');
-      v1.set(controller, cgroupPath);
-    }
+    if (controllers === null) unified = cgroupPath;
+    else for (const controller of controllers) v1.set(controller, cgroupPath);
   }
   return { v1, unified, relativeToOtherNamespace };
+}
+
+/** One "id:controllers:path" line: its v1 controllers (null for cgroup2's "0::") and its path. */
+function parseLine(line: string, lineNumber: number): { controllers: string[] | null; cgroupPath: string } {
+  const fail = (why: string) =>
+    new ProcCgroupParseError(`/proc/<pid>/cgroup line ${lineNumber} ${why}: ${shown(line)}`);
+  const firstColon = line.indexOf(':');
+  const secondColon = firstColon < 0 ? -1 : line.indexOf(':', firstColon + 1);
+  if (secondColon < 0) throw fail('is not "id:controllers:path"');
+  const id = line.slice(0, firstColon);
+  const controllers = line.slice(firstColon + 1, secondColon);
+  const cgroupPath = line.slice(secondColon + 1);
+  if (!/^\d+$/.test(id)) throw fail('has a non-numeric hierarchy id');
+  if (!cgroupPath.startsWith('/')) throw fail('has a path that does not start with "/"');
+
+  if (id === '0') {
+    if (controllers !== '') throw fail('is hierarchy 0 (cgroup2) but lists controllers');
+    return { controllers: null, cgroupPath };
+  }
+  if (controllers === '') throw fail('is a v1 hierarchy without controllers or name');
+  const names = controllers.split(',');
+  if (names.includes('')) throw fail('has an empty controller name');
+  return { controllers: names, cgroupPath };
 }
 
 /**
@@ -90,6 +93,6 @@ export function readProcCgroup(procRoot: string, pid: number): ProcCgroupEntries
   try {
     return parseProcCgroup(text);
   } catch (err) {
-    throw new ProcCgroupParseError(`${procRoot}/${pid}/cgroup: ${(err as Error).message}`);
+    throw new ProcCgroupParseError(`${procRoot}/${pid}/cgroup: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -2,7 +2,7 @@
  * Which cgroup a process (or thread) is in, resolved in our cgroup mounts: the one place that
  * turns a pid into a CgroupLocation (a FUSE caller's pid, a container process met by attach).
  */
-import { readProcCgroup } from './procCgroup';
+import { type ProcCgroupEntries, readProcCgroup } from './procCgroup';
 import { locateCgroup, type CgroupHierarchy } from '../cgroup/hierarchy';
 import type { CgroupLocation } from '../cgroup/snapshot';
 
@@ -14,7 +14,7 @@ export type ProcessCgroup =
 export function locateProcess(procRoot: string, hierarchy: CgroupHierarchy, pid: number): ProcessCgroup {
   // pid 0: FUSE reports it for a caller outside our pid namespace (the daemon lacks hostPID).
   if (!Number.isInteger(pid) || pid <= 0) return { found: false, why: 'caller not visible in our pid namespace' };
-  let entries;
+  let entries: ProcCgroupEntries | null;
   try {
     entries = readProcCgroup(procRoot, pid);
   } catch (err) {

@@ -39,11 +39,13 @@ export function fixedPowerInt(x: number, fracBits: number, n: number): number {
   const one = 2 ** fracBits;
   const half = one / 2;
   let result = one;
-  while (n > 0) {
-    if (n % 2 === 1) result = Math.floor((result * x + half) / one);
-    n = Math.floor(n / 2);
-    if (n === 0) break;
-    x = Math.floor((x * x + half) / one);
+  let power = x; // x^(2^k) at step k
+  let bits = n; // the bits of n not yet applied
+  while (bits > 0) {
+    if (bits % 2 === 1) result = Math.floor((result * power + half) / one);
+    bits = Math.floor(bits / 2);
+    if (bits === 0) break;
+    power = Math.floor((power * power + half) / one);
   }
   return result;
 }

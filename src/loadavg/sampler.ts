@@ -109,8 +109,8 @@ export class LoadavgSampler {
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
     this.nowMs = options.nowMs ?? (() => performance.now());
-    this.onError = options.onError ?? (() => {});
-    this.onTick = options.onTick ?? (() => {});
+    this.onError = options.onError ?? (() => undefined);
+    this.onTick = options.onTick ?? (() => undefined);
     if (!(this.intervalMs > 0)) throw new RangeError(`intervalMs must be > 0: ${this.intervalMs}`);
     if (!(this.maxContainersPerTick >= 1)) {
       throw new RangeError(`maxContainersPerTick must be >= 1: ${this.maxContainersPerTick}`);

@@ -9,13 +9,14 @@ export function renderCpuinfo(hostBlocks: CpuinfoBlock[], visible: number[]): st
   if (visible.length === 0) throw new Error('cannot render /proc/cpuinfo for 0 CPUs');
   const byCpuId = new Map<number, CpuinfoBlock>();
   for (const block of hostBlocks) if (block.cpuId !== null) byCpuId.set(block.cpuId, block);
-  if (byCpuId.size === 0) {
+  const [firstCpuBlock] = byCpuId.values();
+  if (firstCpuBlock === undefined) {
     throw new Error('host /proc/cpuinfo has no "processor : N" blocks (s390?): this format is not supported');
   }
 
   // The host's cpuinfo is cached: a CPU that came online since gets a copy of a visible CPU's
   // block (a host's CPUs are one model in practice) rather than failing the read.
-  const template = visible.map((id) => byCpuId.get(id)).find((b) => b !== undefined) ?? byCpuId.values().next().value!;
+  const template = visible.map((id) => byCpuId.get(id)).find((b) => b !== undefined) ?? firstCpuBlock;
 
   const firstCpuIndex = hostBlocks.findIndex((b) => b.cpuId !== null);
   const leading = hostBlocks.slice(0, firstCpuIndex);

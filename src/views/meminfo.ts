@@ -24,9 +24,8 @@ function kb(bytes: bigint): bigint {
 }
 
 export function renderMeminfo(host: HostMeminfo, memory: MemorySnapshot): string {
-  const { values, swapUsedKb } = containerValuesKb(host, memory);
+  const { values, totalKb, availableKb, swapUsedKb } = containerValuesKb(host, memory);
   const bounds = passThroughBoundsKb(values, swapUsedKb);
-  const totalKb = values.get('MemTotal')!;
 
   let out = '';
   let printedAvailable = false;
@@ -42,38 +41,33 @@ export function renderMeminfo(host: HostMeminfo, memory: MemorySnapshot): string
     if (line.key === 'MemAvailable') printedAvailable = true;
     // Kernels before 3.14 have no MemAvailable; print it where newer kernels do.
     if (line.key === 'MemFree' && host.get('MemAvailable') === undefined) {
-      out += formatMeminfoLine('MemAvailable', values.get('MemAvailable')!, 'kB');
+      out += formatMeminfoLine('MemAvailable', availableKb, 'kB');
       printedAvailable = true;
     }
   }
   if (!printedAvailable) {
     // A host file without MemFree (never seen): MemAvailable is still always printed.
-    out = formatMeminfoLine('MemAvailable', values.get('MemAvailable')!, 'kB') + out;
+    out = formatMeminfoLine('MemAvailable', availableKb, 'kB') + out;
   }
   return out;
 }
 
+interface ContainerValuesKb {
+  /** By meminfo key. */
+  values: Map<string, bigint>;
+  totalKb: bigint;
+  availableKb: bigint;
+  swapUsedKb: bigint;
+}
+
 /** The values the container's own accounting gives, by meminfo key, in kB; and its swap use. */
-function containerValuesKb(
-  host: HostMeminfo,
-  memory: MemorySnapshot,
-): { values: Map<string, bigint>; swapUsedKb: bigint } {
+function containerValuesKb(host: HostMeminfo, memory: MemorySnapshot): ContainerValuesKb {
   const hostTotalKb = host.get('MemTotal') ?? 0n;
   const hostSwapTotalKb = host.get('SwapTotal') ?? 0n;
   const s = memory.stat;
   const totalKb = kb(containerMemTotalBytes(hostTotalKb, memory));
   const capped = (bytes: bigint) => minBig(kb(bytes), totalKb);
-
-  let availableKb = capped(
-    containerMemFreeBytes(hostTotalKb, memory) +
-      s.activeFileBytes +
-      s.inactiveFileBytes +
-      s.slabReclaimableBytes,
-  );
-  const hostAvailableKb = host.get('MemAvailable');
-  // A container cannot get memory the host does not have.
-  if (hostAvailableKb !== undefined) availableKb = minBig(availableKb, hostAvailableKb);
-  const freeKb = minBig(capped(containerMemFreeBytes(hostTotalKb, memory)), availableKb);
+  const { availableKb, freeKb } = availableAndFreeKb(host, memory, capped);
 
   const swapTotalKb = kb(containerSwapTotalBytes(hostSwapTotalKb, memory));
   // Same rounding as /proc/swaps (views/swaps.ts): used and total floored separately.
@@ -108,21 +102,46 @@ function containerValuesKb(
     ['PageTables', capped(s.pageTablesBytes)],
     ['AnonHugePages', capped(s.anonHugeBytes)],
   ]);
+  const commitLimitKb = containerCommitLimitKb(host, totalKb, swapTotalKb);
+  if (commitLimitKb !== null) values.set('CommitLimit', commitLimitKb);
+  return { values, totalKb, availableKb, swapUsedKb };
+}
 
+/** MemAvailable (free + reclaimable file LRU and slab, at most the host's) and MemFree (at most
+ *  MemAvailable), each capped by `capped` at MemTotal. */
+function availableAndFreeKb(
+  host: HostMeminfo,
+  memory: MemorySnapshot,
+  capped: (bytes: bigint) => bigint,
+): { availableKb: bigint; freeKb: bigint } {
+  const s = memory.stat;
+  const freeBytes = containerMemFreeBytes(host.get('MemTotal') ?? 0n, memory);
+  let availableKb = capped(freeBytes + s.activeFileBytes + s.inactiveFileBytes + s.slabReclaimableBytes);
+  const hostAvailableKb = host.get('MemAvailable');
+  // A container cannot get memory the host does not have.
+  if (hostAvailableKb !== undefined) availableKb = minBig(availableKb, hostAvailableKb);
+  return { availableKb, freeKb: minBig(capped(freeBytes), availableKb) };
+}
+
+/** The kernel's RAM x overcommit_ratio + swap, with the container's RAM and swap; null when
+ *  the host prints no CommitLimit. */
+function containerCommitLimitKb(host: HostMeminfo, totalKb: bigint, swapTotalKb: bigint): bigint | null {
   const hostCommitLimitKb = host.get('CommitLimit');
-  if (hostCommitLimitKb !== undefined) {
-    // The kernel's RAM x overcommit_ratio + swap, with the container's RAM and swap.
-    const hostRamPartKb = atLeastZero(hostCommitLimitKb - hostSwapTotalKb);
-    const ramPartKb = hostTotalKb > 0n ? (hostRamPartKb * totalKb) / hostTotalKb : hostRamPartKb;
-    values.set('CommitLimit', ramPartKb + swapTotalKb);
-  }
-  return { values, swapUsedKb };
+  if (hostCommitLimitKb === undefined) return null;
+  const hostTotalKb = host.get('MemTotal') ?? 0n;
+  const hostRamPartKb = atLeastZero(hostCommitLimitKb - (host.get('SwapTotal') ?? 0n));
+  const ramPartKb = hostTotalKb > 0n ? (hostRamPartKb * totalKb) / hostTotalKb : hostRamPartKb;
+  return ramPartKb + swapTotalKb;
 }
 
 /** Host values we cannot compute per container pass through, at most the container's own
  *  figure they are part of (no more mlocked memory than unevictable). */
 function passThroughBoundsKb(values: Map<string, bigint>, swapUsedKb: bigint): Map<string, bigint> {
-  const v = (key: string) => values.get(key)!;
+  const v = (key: string): bigint => {
+    const value = values.get(key);
+    if (value === undefined) throw new Error(`meminfo view: no container value for ${key}`);
+    return value;
+  };
   const cached = v('Cached');
   const shmem = v('Shmem');
   const pageCacheWithoutShmem = atLeastZero(cached - shmem);

@@ -69,46 +69,12 @@ export function renderStat(input: StatInput): { text: string; history: StatHisto
 
   const hostStep = stepHost(host, previous);
   const usageStep = input.usage === null ? null : stepUsage(input.usage, userHz, visible, previous);
-
-  const count = visible.length;
   const previousRows = previous?.rows ?? [];
-  const rows: StatRow[] = [];
   const deltas = visible.map((id) => hostStep.deltas.get(id) ?? NO_DELTA);
-
-  // The cgroup's time per shown row in this interval: its own CPU's, plus time from CPUs not
-  // shown (or all of it, v2) spread by host busy time, within each row's free time.
-  let userAdd: bigint[] = [];
-  let systemAdd: bigint[] = [];
-  if (usageStep !== null) {
-    const own = usageStep.own;
-    const capacity = deltas.map((d, row) => atLeastZero(d.totalTicks - d.ticks.steal - own[row]!.userTicks - own[row]!.systemTicks));
-    const folded = fillByWeight(usageStep.poolUser + usageStep.poolSystem, deltas.map((d) => d.busyTicks), capacity);
-    const foldedSystem = splitByWeight(usageStep.poolSystem, folded);
-    userAdd = own.map((o, row) => o.userTicks + folded[row]! - foldedSystem[row]!);
-    systemAdd = own.map((o, row) => o.systemTicks + foldedSystem[row]!);
-  }
-
-  for (let row = 0; row < count; row++) {
-    const before = previousRows[row] ?? { ticks: ZERO_TICKS, clockTicks: 0n };
-    const delta = deltas[row]!;
-    const clockTicks = before.clockTicks + delta.totalTicks;
-    const t = { ...before.ticks };
-    if (usageStep !== null) {
-      t.user += userAdd[row]!;
-      t.system += systemAdd[row]!;
-      t.steal += delta.ticks.steal; // the hypervisor took it from every container on the CPU
-      // nice, iowait, irq, softirq, guest stay as they were: no cgroup accounts them.
-    } else {
-      // No usage figure: the host's columns of the shown CPU, as the TencentOS kernel does.
-      for (const field of STAT_CPU_FIELDS) if (field !== 'idle') t[field] += delta.ticks[field];
-    }
-    // Idle is whatever of the row's elapsed time no other column claims; held while they run ahead.
-    const claimed = t.user + t.nice + t.system + t.iowait + t.irq + t.softirq + t.steal;
-    t.idle = maxBig(before.ticks.idle, clockTicks - claimed);
-    rows.push({ ticks: clampUp(before.ticks, t), clockTicks });
-  }
+  const cgroupTicks = usageStep === null ? deltas.map(() => null) : cgroupTicksPerRow(usageStep, deltas);
+  const shown = deltas.map((delta, row) => nextRow(previousRows[row] ?? NEW_ROW, delta, cgroupTicks[row]));
   // Rows no longer shown stay, frozen, like offline CPUs: they still count in the aggregate.
-  for (let row = count; row < previousRows.length; row++) rows.push(previousRows[row]!);
+  const rows = [...shown, ...previousRows.slice(shown.length)];
 
   const summed = { ...ZERO_TICKS };
   for (const r of rows) for (const field of STAT_CPU_FIELDS) summed[field] += r.ticks[field];
@@ -116,13 +82,53 @@ export function renderStat(input: StatInput): { text: string; history: StatHisto
 
   const fieldCount = host.cpuFieldCount ?? DEFAULT_FIELD_COUNT;
   let text = `cpu  ${formatTicks(aggregate, fieldCount)}\n`;
-  for (let row = 0; row < count; row++) text += `cpu${row} ${formatTicks(rows[row]!.ticks, fieldCount)}\n`;
+  for (const [row, r] of shown.entries()) text += `cpu${row} ${formatTicks(r.ticks, fieldCount)}\n`;
   for (const [key, rest] of host.otherLines) text += `${key} ${otherLineValue(key, rest, input.tasks)}\n`;
 
   return {
     text,
     history: { rows, aggregate, host: hostStep.marks, usage: usageStep?.mark ?? null },
   };
+}
+
+const NEW_ROW: StatRow = { ticks: ZERO_TICKS, clockTicks: 0n };
+
+/** The cgroup's time per shown row in this interval: its own CPU's, plus time from CPUs not
+ *  shown (or all of it, v2) spread by host busy time, within each row's free time. */
+function cgroupTicksPerRow(usageStep: UsageStep, deltas: HostDelta[]): CgroupTicks[] {
+  const own = usageStep.own;
+  const capacity = own.map((o, row) => atLeastZero(deltas[row].totalTicks - deltas[row].ticks.steal - o.userTicks - o.systemTicks));
+  const folded = fillByWeight(usageStep.poolUser + usageStep.poolSystem, deltas.map((d) => d.busyTicks), capacity);
+  const foldedSystem = splitByWeight(usageStep.poolSystem, folded);
+  return own.map((o, row) => ({
+    userTicks: o.userTicks + folded[row] - foldedSystem[row],
+    systemTicks: o.systemTicks + foldedSystem[row],
+  }));
+}
+
+interface CgroupTicks {
+  userTicks: bigint;
+  systemTicks: bigint;
+}
+
+/** A shown row after this interval: the cgroup's time added (null = unknown: the host CPU's
+ *  columns instead), and idle recomputed. */
+function nextRow(before: StatRow, delta: HostDelta, cgroup: CgroupTicks | null): StatRow {
+  const clockTicks = before.clockTicks + delta.totalTicks;
+  const t = { ...before.ticks };
+  if (cgroup !== null) {
+    t.user += cgroup.userTicks;
+    t.system += cgroup.systemTicks;
+    t.steal += delta.ticks.steal; // the hypervisor took it from every container on the CPU
+    // nice, iowait, irq, softirq, guest stay as they were: no cgroup accounts them.
+  } else {
+    // No usage figure: the host's columns of the shown CPU, as the TencentOS kernel does.
+    for (const field of STAT_CPU_FIELDS) if (field !== 'idle') t[field] += delta.ticks[field];
+  }
+  // Idle is whatever of the row's elapsed time no other column claims; held while they run ahead.
+  const claimed = t.user + t.nice + t.system + t.iowait + t.irq + t.softirq + t.steal;
+  t.idle = maxBig(before.ticks.idle, clockTicks - claimed);
+  return { ticks: clampUp(before.ticks, t), clockTicks };
 }
 
 function otherLineValue(key: string, hostRest: string, tasks: TaskCounts | null): string {
@@ -179,7 +185,7 @@ function busyOf(t: StatCpuTicks): bigint {
 interface UsageStep {
   mark: UsageMark;
   /** Per shown row: the time its own host CPU ran the container (v1); 0 on v2. */
-  own: Array<{ userTicks: bigint; systemTicks: bigint }>;
+  own: CgroupTicks[];
   /** Time to fold into the shown rows: on host CPUs not shown (v1), or all of it (v2). */
   poolUser: bigint;
   poolSystem: bigint;
@@ -245,27 +251,27 @@ function counterDelta(before: bigint, now: bigint): bigint {
 export function fillByWeight(pool: bigint, weights: bigint[], capacity: bigint[]): bigint[] {
   const shares = weights.map(() => 0n);
   let remaining = pool;
-  let open = capacity.map((_, row) => row).filter((row) => capacity[row]! > 0n);
+  let open = capacity.map((_, row) => row).filter((row) => capacity[row] > 0n);
   while (remaining > 0n && open.length > 0) {
-    const openWeights = open.map((row) => weights[row]!);
+    const openWeights = open.map((row) => weights[row]);
     // No busy time anywhere to go by: fill by free room instead.
     const useRoom = openWeights.every((w) => w === 0n);
-    const offered = splitByWeight(remaining, useRoom ? open.map((row) => capacity[row]! - shares[row]!) : openWeights);
-    const overflowing = open.filter((row, k) => shares[row]! + offered[k]! > capacity[row]!);
+    const offered = splitByWeight(remaining, useRoom ? open.map((row) => capacity[row] - shares[row]) : openWeights);
+    const overflowing = open.filter((row, k) => shares[row] + offered[k] > capacity[row]);
     if (overflowing.length === 0) {
-      open.forEach((row, k) => (shares[row]! += offered[k]!));
+      for (const [k, row] of open.entries()) shares[row] += offered[k];
       remaining = 0n;
       break;
     }
     for (const row of overflowing) {
-      remaining -= capacity[row]! - shares[row]!;
-      shares[row] = capacity[row]!;
+      remaining -= capacity[row] - shares[row];
+      shares[row] = capacity[row];
     }
     open = open.filter((row) => !overflowing.includes(row));
   }
   if (remaining > 0n) {
     const extra = splitByWeight(remaining, weights);
-    extra.forEach((e, row) => (shares[row]! += e));
+    for (const [row, e] of extra.entries()) shares[row] += e;
   }
   return shares;
 }

@@ -24,7 +24,7 @@ export function renderSwaps(
   // Used <= total, so each device's used share is at most its size.
   const usedPerDeviceKb = splitByWeight(usedKb, sizesKb);
   host.devices.forEach((device, i) => {
-    out += formatSwapLine(device, sizesKb[i]!, usedPerDeviceKb[i]!);
+    out += formatSwapLine(device, sizesKb[i], usedPerDeviceKb[i]);
   });
   return out;
 }

@@ -25,6 +25,7 @@ const SCALED_BY_MEMORY_SHARE: ReadonlySet<string> = new Set([
  * @param blockIo the container's block I/O, for pgpgin/pgpgout; null = unknown (both 0). No
  *   caller passes it yet (nothing reads io.stat / blkio), so both are 0 today.
  */
+// biome-ignore lint/complexity/useMaxParams: to become one VmstatInput together with its callers in src/files.ts and test/views (not in this change)
 export function renderVmstat(
   host: HostVmstat,
   memory: MemorySnapshot,
@@ -33,30 +34,45 @@ export function renderVmstat(
   blockIo: BlockIoBytes | null = null,
 ): string {
   const gauges = memoryGauges(memory, pageSizeBytes, hostMemTotalKb);
-  const memTotalBytes = containerMemTotalBytes(hostMemTotalKb, memory);
-  const hostMemTotalBytes = hostMemTotalKb * 1024n;
+  const memoryShare: MemoryShare = {
+    memTotalBytes: containerMemTotalBytes(hostMemTotalKb, memory),
+    hostMemTotalBytes: hostMemTotalKb * 1024n,
+  };
   const events = memory.stat.events;
 
   let out = '';
   for (const [key, hostValue] of host.entries) {
-    let value: bigint;
-    const gauge = gauges.get(key);
-    if (gauge !== undefined) {
-      value = gauge;
-    } else if (key === 'pgpgin') {
-      // KiB read from block devices. Never v1 memory.stat's pgpgin: it counts pages charged.
-      value = blockIo === null ? 0n : blockIo.readBytes / 1024n;
-    } else if (key === 'pgpgout') {
-      value = blockIo === null ? 0n : blockIo.writeBytes / 1024n;
-    } else if (SCALED_BY_MEMORY_SHARE.has(key)) {
-      // No host RAM figure to scale by (never on a real host): keep the host's threshold.
-      value = hostMemTotalBytes > 0n ? (hostValue * memTotalBytes) / hostMemTotalBytes : hostValue;
-    } else {
-      value = events.get(key) ?? 0n; // 0: the memcg has no such counter
-    }
+    // The first source that knows the key; 0 where the memcg has no such counter.
+    const value =
+      gauges.get(key) ??
+      blockIoValue(key, blockIo) ??
+      scaledThreshold(key, hostValue, memoryShare) ??
+      events.get(key) ??
+      0n;
     out += `${key} ${atLeastZero(value)}\n`;
   }
   return out;
+}
+
+/** pgpgin / pgpgout: KiB read from / written to block devices (0 when unknown); undefined for
+ *  other keys. Never v1 memory.stat's pgpgin: it counts pages charged. */
+function blockIoValue(key: string, blockIo: BlockIoBytes | null): bigint | undefined {
+  if (key === 'pgpgin') return blockIo === null ? 0n : blockIo.readBytes / 1024n;
+  if (key === 'pgpgout') return blockIo === null ? 0n : blockIo.writeBytes / 1024n;
+  return undefined;
+}
+
+interface MemoryShare {
+  memTotalBytes: bigint;
+  hostMemTotalBytes: bigint;
+}
+
+/** A dirty threshold scaled by the container's share of RAM; undefined for other keys. */
+function scaledThreshold(key: string, hostValue: bigint, share: MemoryShare): bigint | undefined {
+  if (!SCALED_BY_MEMORY_SHARE.has(key)) return undefined;
+  // No host RAM figure to scale by (never on a real host): keep the host's threshold.
+  if (share.hostMemTotalBytes <= 0n) return hostValue;
+  return (hostValue * share.memTotalBytes) / share.hostMemTotalBytes;
 }
 
 /** The memcg's gauges in pages, by vmstat name. */

@@ -54,7 +54,7 @@ export function readV1CpuUsage(dir: string, cpuCountLimit = MAX_CPU_COUNT): CpuU
   return { userNs, systemNs, perCpu };
 }
 
-type PerCpu = Array<{ userNs: bigint; systemNs: bigint }>;
+type PerCpu = { userNs: bigint; systemNs: bigint }[];
 
 function readUsageAll(dir: string, cpuCountLimit: number): PerCpu | null {
   const file = 'cpuacct.usage_all';
@@ -66,15 +66,15 @@ function readUsageAll(dir: string, cpuCountLimit: number): PerCpu | null {
   }
   const perCpu: PerCpu = [];
   for (const line of lines.slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length !== 3) {
+    const [cpu, user, system, ...rest] = line.trim().split(/\s+/);
+    if (cpu === undefined || user === undefined || system === undefined || rest.length > 0) {
       throw new CgroupParseError(dir, file, `line is not "cpu user system": ${shown(line)}`);
     }
-    const cpuId = cpuIdIn(fields[0]!, dir, file, cpuCountLimit);
+    const cpuId = cpuIdIn(cpu, dir, file, cpuCountLimit);
     if (perCpu[cpuId] !== undefined) throw new CgroupParseError(dir, file, `cpu ${cpuId} appears twice`);
     perCpu[cpuId] = {
-      userNs: parseUnsigned(fields[1]!, dir, file, `cpu ${cpuId} user`),
-      systemNs: parseUnsigned(fields[2]!, dir, file, `cpu ${cpuId} system`),
+      userNs: parseUnsigned(user, dir, file, `cpu ${cpuId} user`),
+      systemNs: parseUnsigned(system, dir, file, `cpu ${cpuId} system`),
     };
   }
   return fillGaps(perCpu);
@@ -113,7 +113,7 @@ function readPercpuUserSys(dir: string, cpuCountLimit: number): PerCpu | null {
     const why = `${system.length} CPUs, but cpuacct.usage_percpu_user has ${user.length}`;
     throw new CgroupParseError(dir, 'cpuacct.usage_percpu_sys', why);
   }
-  return user.map((userNs, i) => ({ userNs, systemNs: system[i]! }));
+  return user.map((userNs, i) => ({ userNs, systemNs: system[i] }));
 }
 
 /** Kernels before 4.7 split user/system only over all CPUs (cpuacct.stat, in ticks): we split

@@ -16,13 +16,13 @@ export function readV2QuotaCpus(dir: string, root: string): number | null {
   return leastUpTree(dir, root, (level) => {
     const text = readOptionalFile(level, 'cpu.max');
     if (text === null) return null;
-    const fields = text.trim().split(/\s+/);
-    if (fields.length !== 2) {
+    const [max, period, ...rest] = text.trim().split(/\s+/);
+    if (max === undefined || period === undefined || rest.length > 0) {
       throw new CgroupParseError(level, 'cpu.max', `not "$MAX $PERIOD": ${shown(text.trim())}`);
     }
-    const periodUs = parseUnsigned(fields[1]!, level, 'cpu.max', 'period');
-    if (fields[0] === 'max') return null;
-    const quotaUs = parseUnsigned(fields[0]!, level, 'cpu.max', 'quota');
+    const periodUs = parseUnsigned(period, level, 'cpu.max', 'period');
+    if (max === 'max') return null;
+    const quotaUs = parseUnsigned(max, level, 'cpu.max', 'quota');
     if (periodUs === 0n) throw new CgroupParseError(level, 'cpu.max', 'period is 0');
     return Number(quotaUs) / Number(periodUs); // small numbers: exact enough as doubles
   });

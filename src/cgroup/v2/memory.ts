@@ -27,18 +27,51 @@ const V2_BYTE_KEYS: ReadonlySet<string> = new Set([
  * controller); throws CgroupParseError when `dir` is gone or a file is malformed.
  */
 export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
-  const chain = selfAndAncestors(dir, root);
-  let index = -1;
-  let raw: Map<string, bigint> | null = null;
-  for (let i = 0; i < chain.length && raw === null; i++) {
-    raw = readFlatKeyed(chain[i]!, 'memory.stat');
-    index = i;
-  }
-  if (raw === null) return null;
-  const accountingDir = chain[index]!;
-  const byteValue = (name: string): bigint => atLeastZero(raw.get(name) ?? 0n);
+  const accounting = readAccountingStat(selfAndAncestors(dir, root));
+  if (accounting === null) return null;
+  const stat = v2Stat(accounting.raw);
 
-  const stat: MemoryStat = {
+  // The root cgroup has no memory.current; the kernel's own notion of the root's usage
+  // (v1 mem_cgroup_usage) is anon + file, so use that.
+  const usageBytes = atLeastZero(readSingleValue(accounting.dir, 'memory.current') ?? stat.anonBytes + stat.fileBytes);
+
+  // memory.swap.current exists on every non-root cgroup when the kernel accounts swap;
+  // without it (swapaccount=0 / cgroup.memory=noswap, or the root) swap is not accounted.
+  const swapCurrent = readSingleValue(accounting.dir, 'memory.swap.current');
+  // Limits and headroom: smallest over the accounting cgroup and every ancestor ("max" and
+  // absent = none; the root has no memory.max, so it is not read); a sibling's usage fills a
+  // shared ancestor's limit, hence the headroom.
+  const rootDir = root.length > 1 ? root.replace(/\/+$/, '') : root;
+  const levels = accounting.selfAndAncestors.filter((level) => level !== rootDir);
+  const memoryLevels = readLimitChain(levels, 'memory.max', 'memory.current', usageBytes);
+  const swapLevels = readLimitChain(levels, 'memory.swap.max', 'memory.swap.current', swapCurrent);
+  return {
+    limitBytes: memoryLevels.limitBytes,
+    usageBytes,
+    headroomBytes: memoryLevels.headroomBytes,
+    swapHeadroomBytes: swapCurrent === null ? null : swapLevels.headroomBytes,
+    swapLimitBytes: swapCurrent === null ? null : swapLevels.limitBytes,
+    swapUsageBytes: atLeastZero(swapCurrent ?? 0n),
+    swapAccounted: swapCurrent !== null,
+    stat,
+  };
+}
+
+/** The nearest of `chain` (a cgroup, then its ancestors) that has memory.stat: the cgroup its
+ *  memory is charged to. null when none has it. */
+function readAccountingStat(
+  chain: string[],
+): { dir: string; raw: Map<string, bigint>; selfAndAncestors: string[] } | null {
+  for (const [index, dir] of chain.entries()) {
+    const raw = readFlatKeyed(dir, 'memory.stat');
+    if (raw !== null) return { dir, raw, selfAndAncestors: chain.slice(index) };
+  }
+  return null;
+}
+
+function v2Stat(raw: Map<string, bigint>): MemoryStat {
+  const byteValue = (name: string): bigint => atLeastZero(raw.get(name) ?? 0n);
+  return {
     anonBytes: byteValue('anon'),
     fileBytes: byteValue('file'),
     shmemBytes: byteValue('shmem'),
@@ -58,35 +91,6 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
     anonHugeBytes: byteValue('anon_thp'),
     // v2 names its events after /proc/vmstat already (pgfault, workingset_refault_file, ...).
     events: new Map([...raw].filter(([key]) => !V2_BYTE_KEYS.has(key))),
-  };
-
-  // The root cgroup has no memory.current; the kernel's own notion of the root's usage
-  // (v1 mem_cgroup_usage) is anon + file, so use that.
-  const usageBytes = atLeastZero(
-    readSingleValue(accountingDir, 'memory.current') ?? byteValue('anon') + byteValue('file'),
-  );
-
-  // memory.swap.current exists on every non-root cgroup when the kernel accounts swap;
-  // without it (swapaccount=0 / cgroup.memory=noswap, or the root) swap is not accounted.
-  const swapCurrent = readSingleValue(accountingDir, 'memory.swap.current');
-  // Limits and headroom: smallest over the accounting cgroup and every ancestor ("max" and
-  // absent = none; the root has no memory.max, so it is not read); a sibling's usage fills a
-  // shared ancestor's limit, hence the headroom.
-  const rootDir = root.length > 1 ? root.replace(/\/+$/, '') : root;
-  const levels = chain.slice(index).filter((level) => level !== rootDir);
-  const memoryLevels = readLimitChain(levels, 'memory.max', 'memory.current', usageBytes);
-  const swapLevels = readLimitChain(levels, 'memory.swap.max', 'memory.swap.current', swapCurrent);
-  const limitBytes = memoryLevels.limitBytes;
-  const swapLimitBytes = swapLevels.limitBytes;
-  return {
-    limitBytes,
-    usageBytes,
-    headroomBytes: memoryLevels.headroomBytes,
-    swapHeadroomBytes: swapCurrent === null ? null : swapLevels.headroomBytes,
-    swapLimitBytes: swapCurrent === null ? null : swapLimitBytes,
-    swapUsageBytes: atLeastZero(swapCurrent ?? 0n),
-    swapAccounted: swapCurrent !== null,
-    stat,
   };
 }
 
