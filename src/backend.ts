@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { isErrno, type Caller, type Errno, type FileBackend } from './fuse/filesystem';
+import { isErrno, type Caller, type Errno, type FileBackend, type FileRequest, type WriteRequest } from './fuse/fileBackend';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath } from './fuse/layout';
 import { locateProcess } from './identity/processCgroup';
@@ -59,7 +59,7 @@ export class IsolfsBackend implements FileBackend {
     this.options.onRequest?.(file, result, seconds);
   }
 
-  read(file: ServedPath, caller: Caller, container?: string): Buffer | Errno {
+  read({ file, caller, container }: FileRequest): Buffer | Errno {
     if (container !== undefined) {
       const location = this.options.containers.attachedLocation(container);
       if (!location) return { errno: E.ENOENT }; // the container went away since its dir was made
@@ -81,8 +81,7 @@ export class IsolfsBackend implements FileBackend {
     }
   }
 
-  // biome-ignore lint/complexity/useMaxParams: the signature is FileBackend.write's, declared and called in src/fuse/filesystem.ts.
-  write(file: ServedPath, caller: Caller, data: Buffer, offset: number, container?: string): number | Errno {
+  write({ file, caller, data, offset, container }: WriteRequest): number | Errno {
     if (!isControlPath(file)) return { errno: E.EACCES };
     if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
     if (file === '/proc/sys/kernel/stats_isolated') {

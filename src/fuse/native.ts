@@ -77,19 +77,19 @@ export interface NativeAddon {
   /** Where each request field sits in the request header (see FuseRequest). */
   readonly requestFields: RequestFields;
   /** `header`: a FuseRequest's header, filled before each call of `handler`. */
-  mount(
+  mount: (
     mountpoint: string, options: string, loop: LoopMode, header: Float64Array, handler: RawRequestHandler,
-  ): NativeSession;
-  unmount(session: NativeSession): void;
-  replyErr(id: number, errno: number): void;
-  replyEntry(
+  ) => NativeSession;
+  unmount: (session: NativeSession) => void;
+  replyErr: (id: number, errno: number) => void;
+  replyEntry: (
     id: number, ino: number, mode: number, nlink: number, size: number, uid: number, gid: number,
     mtimeSec: number, entryTimeoutSec: number, attrTimeoutSec: number,
-  ): void;
-  replyAttr(
+  ) => void;
+  replyAttr: (
     id: number, ino: number, mode: number, nlink: number, size: number, uid: number, gid: number,
     mtimeSec: number, attrTimeoutSec: number,
-  ): void;
+  ) => void;
   /**
    * Answers an open. With `content`, the native side keeps a copy and answers this handle's READs
    * from it itself. `freshOnRewind` is the rule for a READ from offset 0 after the handle was
@@ -100,22 +100,22 @@ export interface NativeAddon {
    * With `storeFirst`, native's notifier thread first puts `content` into the opened inode's page
    * cache (which sets its size, so splice/sendfile/mmap readers get the bytes), then answers.
    */
-  replyOpen(
+  replyOpen: (
     id: number, fh: number, directIo: boolean, keepCache: boolean, nonSeekable: boolean,
     content?: Buffer, storeFirst?: boolean, freshOnRewind?: boolean,
-  ): void;
+  ) => void;
   /**
    * Replaces the content native serves for the open handle `fh` (after JS answered a READ from a
    * re-render; that READ counts as the handle's first). A handle native holds no content for stays
    * without.
    */
-  setContent(session: NativeSession, fh: number, content: Buffer): void;
-  replyBuf(id: number, data: Buffer): void;
-  replyWrite(id: number, count: number): void;
-  replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number, size: number): void;
-  pending(): number;
-  libfuseVersion(): number;
-  setnsCgroup(nsPath: string): void;
+  setContent: (session: NativeSession, fh: number, content: Buffer) => void;
+  replyBuf: (id: number, data: Buffer) => void;
+  replyWrite: (id: number, count: number) => void;
+  replyDir: (id: number, names: string[], inos: number[], modes: number[], offset: number, size: number) => void;
+  pending: () => number;
+  libfuseVersion: () => number;
+  setnsCgroup: (nsPath: string) => void;
 }
 
 /** Where `npm install` (node-gyp) puts the build; the same path in the image. */
@@ -151,17 +151,17 @@ export function loadNative(): NativeAddon {
   const file = path.join(nativeBuildDir(), 'isolfs_native.node');
   let addon: unknown;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // biome-ignore lint/style/noCommonJs: a native addon can only be loaded with require.
     addon = require(file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (/libfuse3\.so/.test(message)) {
-      throw new NativeLoadError('libfuse3 is not installed (apt-get install libfuse3-3 fuse3)');
+      throw new NativeLoadError('libfuse3 is not installed (apt-get install libfuse3-3 fuse3)', { cause: err });
     }
     if (/Cannot find module|ENOENT/.test(message)) {
-      throw new NativeLoadError(`the native addon is not built (${file}); run npm install`);
+      throw new NativeLoadError(`the native addon is not built (${file}); run npm install`, { cause: err });
     }
-    throw new NativeLoadError(`cannot load the native addon ${file}: ${message}`);
+    throw new NativeLoadError(`cannot load the native addon ${file}: ${message}`, { cause: err });
   }
   return checkAddon(addon, file);
 }

@@ -7,7 +7,8 @@ import {
   FUSE_OP_NAMES, REQUEST_FIELD_NAMES, type FuseOpName, type FuseOps, type NativeAddon, type RawRequestHandler,
   type RequestFields,
 } from '../../src/fuse/native';
-import { IsolfsFilesystem, type FileBackend, type FilesystemOptions } from '../../src/fuse/filesystem';
+import type { FileBackend } from '../../src/fuse/fileBackend';
+import { IsolfsFilesystem, type FilesystemOptions } from '../../src/fuse/filesystem';
 
 /** One answer given through the fake: which reply function, for which request id, with what. */
 export interface Reply {
@@ -46,20 +47,20 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   const replies: Reply[] = [];
   const setContents: Array<{ fh: number; content: Buffer }> = [];
   let header: Float64Array = new Float64Array(0);
-  let handler: RawRequestHandler = () => {};
+  let handler: RawRequestHandler = () => undefined;
   const record = (kind: Reply['kind']) => (id: number, ...args: unknown[]) => { replies.push({ kind, id, args }); };
   const native = {
     ops: FAKE_OPS,
     requestFields: FAKE_FIELDS,
-    mount: (_m: string, _o: string, _l: string, h: Float64Array, f: RawRequestHandler) => { header = h; handler = f; return {}; },
-    unmount: () => {},
+    mount: (...args: Parameters<NativeAddon['mount']>) => { header = args[3]; handler = args[4]; return {}; },
+    unmount: () => undefined,
     replyErr: record('err'), replyEntry: record('entry'), replyAttr: record('attr'), replyOpen: record('open'),
     replyDir: record('dir'), replyBuf: record('buf'), replyWrite: record('write'),
     setContent: (_s: unknown, fh: number, content: Buffer) => { setContents.push({ fh, content }); },
   } as unknown as NativeAddon;
   const fullBackend: FileBackend = {
-    read: (_p, caller, container) => Buffer.from(`content of ${container ?? `uid ${caller.uid}`}\n`),
-    write: (_p, _c, data) => data.length,
+    read: ({ caller, container }) => Buffer.from(`content of ${container ?? `uid ${caller.uid}`}\n`),
+    write: ({ data }) => data.length,
     ...backend,
   };
   const fs = new IsolfsFilesystem(native, fullBackend, options);
@@ -73,7 +74,7 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
       id, op: typeof op === 'number' ? op : FAKE_OPS[op], ino, pid: extra.pid ?? 1000, uid: extra.uid ?? 65534, gid: extra.gid ?? 65534,
       fh: extra.fh ?? 0, offset: extra.offset ?? 0, size: extra.size ?? 4096, flags: extra.flags ?? 0,
     };
-    header.fill(NaN);
+    header.fill(Number.NaN);
     for (const name of REQUEST_FIELD_NAMES) header[FAKE_FIELDS[name]] = values[name];
     handler(extra.name, extra.data);
     return replies.find((r) => r.id === id);

@@ -48,16 +48,19 @@ describe.skipIf(!CAN_MOUNT).each<LoopMode>(['poll', 'thread'])('the content tabl
       switch (req.op) {
         case ops.lookup: {
           const ino = req.ino === 1 ? NAMES[name ?? ''] : undefined;
-          return ino ? native.replyEntry(id, ...attrs(ino), 0, 0) : native.replyErr(id, os.constants.errno.ENOENT);
+          if (ino) native.replyEntry(id, ...attrs(ino), 0, 0);
+          else native.replyErr(id, os.constants.errno.ENOENT);
+          break;
         }
-        case ops.getattr: return native.replyAttr(id, ...attrs(req.ino), 0);
-        case ops.open: return native.replyOpen(id, nextFh++, true, false, false, Buffer.from('abc'), false, req.ino === FRESH_INO);
+        case ops.getattr: native.replyAttr(id, ...attrs(req.ino), 0); break;
+        case ops.open: native.replyOpen(id, nextFh++, true, false, false, Buffer.from('abc'), false, req.ino === FRESH_INO); break;
         case ops.read:
           readsInJs.push(`${req.ino}@${req.offset}`);
           native.setContent(session, req.fh, Buffer.from('xyz'));
-          return native.replyBuf(id, Buffer.from('xyz').subarray(req.offset, req.offset + req.size));
-        case ops.release: return;
-        default: return native.replyErr(id, os.constants.errno.ENOSYS);
+          native.replyBuf(id, Buffer.from('xyz').subarray(req.offset, req.offset + req.size));
+          break;
+        case ops.release: break;
+        default: native.replyErr(id, os.constants.errno.ENOSYS);
       }
     };
     session = native.mount(mountpoint, 'fsname=isolfs-native-test,subtype=isolfs', loop, req.header, handler);
@@ -81,6 +84,6 @@ describe.skipIf(!CAN_MOUNT).each<LoopMode>(['poll', 'thread'])('the content tabl
   });
 
   it('refuses a request header that is not a Float64Array of every field', () => {
-    expect(() => native.mount(mountpoint, '', loop, new Float64Array(1), () => {})).toThrow(TypeError);
+    expect(() => native.mount(mountpoint, '', loop, new Float64Array(1), () => undefined)).toThrow(TypeError);
   });
 });

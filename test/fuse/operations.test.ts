@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { containerDirName, type Caller } from '../../src/fuse/filesystem';
+import type { WriteRequest } from '../../src/fuse/fileBackend';
+import { containerDirName } from '../../src/fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../../src/fuse/layout';
 import { FUSE_OP_NAMES, NativeLoadError, REQUEST_FIELD_NAMES, checkAddon, nativeBuildDir } from '../../src/fuse/native';
 import { FAKE_FIELDS, FAKE_OPS, harness } from './fake-native';
@@ -111,7 +112,7 @@ describe('OPEN, READ and RELEASE', () => {
 
   it('opens a control file write-only without rendering it, and refuses READs of that handle (EBADF)', () => {
     const rendered: ServedPath[] = [];
-    const { open, outcome, lookupPath } = harness({}, { read: (p) => { rendered.push(p); return Buffer.from('0\n'); } });
+    const { open, outcome, lookupPath } = harness({}, { read: ({ file }) => { rendered.push(file); return Buffer.from('0\n'); } });
     const { fh, content } = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY });
     expect(content).toBeUndefined();
     expect(rendered).toEqual([]);
@@ -151,9 +152,9 @@ describe('OPEN, READ and RELEASE', () => {
 
 describe('WRITE', () => {
   it('hands a control file write to the backend with the writer, bytes, offset and container', () => {
-    const writes: Array<[ServedPath, Caller, string, number, string | undefined]> = [];
+    const writes: WriteRequest[] = [];
     const { fs: filesystem, open, request, lookupPath } = harness({}, {
-      write: (p, caller, data, offset, container) => { writes.push([p, caller, data.toString(), offset, container]); return 2; },
+      write: (written) => { writes.push(written); return 2; },
     });
     filesystem.addContainer('/c1');
     const shared = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY });
@@ -162,8 +163,8 @@ describe('WRITE', () => {
     expect([reply.kind, reply.args[0]]).toEqual(['write', 2]);
     request('write', 0, { fh: own.fh, data: Buffer.from('0\n'), offset: 3, pid: 8, uid: 0, gid: 0 });
     expect(writes).toEqual([
-      ['/proc/sys/kernel/stats_isolated', { pid: 7, uid: 0, gid: 5 }, '1\n', 0, undefined],
-      ['/proc/sys/kernel/container_stats_isolated', { pid: 8, uid: 0, gid: 0 }, '0\n', 3, '/c1'],
+      { file: '/proc/sys/kernel/stats_isolated', caller: { pid: 7, uid: 0, gid: 5 }, data: Buffer.from('1\n'), offset: 0, container: undefined },
+      { file: '/proc/sys/kernel/container_stats_isolated', caller: { pid: 8, uid: 0, gid: 0 }, data: Buffer.from('0\n'), offset: 3, container: '/c1' },
     ]);
   });
 
@@ -196,7 +197,7 @@ describe('OPENDIR and READDIR', () => {
     const proc = lookupPath('/proc');
     const names = (offset: number): unknown => request('readdir', proc, { offset }).args[0];
     const count = (names(0) as string[]).length;
-    for (const offset of [count, count + 1, 2 ** 32 + 1, 2 ** 62, -1, NaN]) expect(names(offset)).toEqual([]);
+    for (const offset of [count, count + 1, 2 ** 32 + 1, 2 ** 62, -1, Number.NaN]) expect(names(offset)).toEqual([]);
   });
 
   it('opens directories only: ENOTDIR for a file, ENOENT for an unknown inode', () => {
@@ -323,7 +324,7 @@ describe('loading the addon', () => {
 
   const built = path.join(nativeBuildDir(), 'isolfs_native.node');
   it.skipIf(!fs.existsSync(built))('the built addon exports every op code and request field, each distinct', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // biome-ignore lint/style/noCommonJs: a native addon can only be loaded with require.
     const addon = checkAddon(require(built), built);
     expect(new Set(FUSE_OP_NAMES.map((n) => addon.ops[n])).size).toBe(FUSE_OP_NAMES.length);
     expect(new Set(REQUEST_FIELD_NAMES.map((n) => addon.requestFields[n])).size).toBe(REQUEST_FIELD_NAMES.length);

@@ -1,0 +1,50 @@
+/**
+ * What the FUSE side asks of the rest of isolfs: a served file's bytes as a caller sees them, and
+ * what to do with a write to a control file. src/backend.ts is the implementation.
+ */
+import type { ServedPath } from './layout';
+
+/** Who made a request, from the FUSE request header. pid is a thread id (0: not visible to us). */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** An errno to answer with, e.g. { errno: E.EINVAL }. */
+export interface Errno {
+  errno: number;
+}
+
+export function isErrno(value: unknown): value is Errno {
+  return typeof value === 'object' && value !== null && 'errno' in value && !Buffer.isBuffer(value);
+}
+
+/** What the backend is asked about: a served file, and who asks. */
+export interface FileRequest {
+  file: ServedPath;
+  caller: Caller;
+  /**
+   * Set for the per-container copies under /containers/<key>/: the content is that
+   * container's, whoever reads it.
+   */
+  container?: string;
+}
+
+/** A write to a control file: the bytes and the offset they were written at. */
+export interface WriteRequest extends FileRequest {
+  data: Buffer;
+  offset: number;
+}
+
+export interface FileBackend {
+  /**
+   * The whole content of the file as the caller sees it, rendered at open and again for a
+   * re-read from offset 0 on the same handle.
+   */
+  read: (request: FileRequest) => Buffer | Errno;
+  /** A write to a control file; returns the bytes accepted or an errno. */
+  write: (request: WriteRequest) => number | Errno;
+  /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
+  observe?: (file: ServedPath, result: string, seconds: number) => void;
+}

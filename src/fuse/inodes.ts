@@ -1,0 +1,122 @@
+/**
+ * The inode table: the static tree of served files, plus one copy of it per attached container
+ * under /containers/<key>/. Inode numbers are handed out here and never reused.
+ */
+import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from './layout';
+
+export interface DirNode {
+  kind: 'dir';
+  ino: number;
+  name: string;
+  parent: number;
+  children: Map<string, Node>;
+}
+export interface FileNode {
+  kind: 'file';
+  ino: number;
+  name: string;
+  parent: number;
+  path: ServedPath;
+  writable: boolean;
+  /** The container key of a per-container copy (under /containers/<key>/); undefined = shared. */
+  container?: string;
+  /**
+   * A per-container file's size: the length of its latest content, the size the page-cache
+   * store at open gave the inode. GETATTR says the same, or an fstat (mmap readers make one)
+   * would set the size back to 0 and those readers would see an empty file.
+   */
+  sizeBytes?: number;
+}
+export type Node = DirNode | FileNode;
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const ROOT_INO = 1;
+
+export function modeOf(node: Node): number {
+  if (node.kind === 'dir') return S_IFDIR | 0o555;
+  return S_IFREG | (node.writable ? 0o644 : 0o444);
+}
+
+/** Shared files say 0: their content depends on the reader, and none is in their page cache. */
+export function sizeOf(node: Node): number {
+  return node.kind === 'file' ? (node.sizeBytes ?? 0) : 0;
+}
+
+export function nlinkOf(node: Node): number {
+  return node.kind === 'dir' ? 2 : 1;
+}
+
+export class InodeTable {
+  private readonly nodes = new Map<number, Node>();
+  /** Inode numbers are never reused: the kernel may still hold a removed container's. */
+  private nextIno = ROOT_INO + 1;
+  private readonly containersDir: DirNode;
+  /** Directory name under /containers -> container key (hashed names cannot be decoded). */
+  private readonly containerKeysByName = new Map<string, string>();
+
+  /** `containersDirName`: the directory holding the per-container subtrees. */
+  constructor(containersDirName: string) {
+    const root: DirNode = { kind: 'dir', ino: ROOT_INO, name: '', parent: ROOT_INO, children: new Map() };
+    this.nodes.set(ROOT_INO, root);
+    this.addServedFiles(root);
+    this.containersDir = this.ensureDir(root, containersDirName);
+  }
+
+  get(ino: number): Node | undefined {
+    return this.nodes.get(ino);
+  }
+
+  /** Adds the subtree `name` for container `key`, a copy of every served file (idempotent). */
+  addContainer(key: string, name: string): void {
+    if (this.containersDir.children.has(name)) return;
+    this.addServedFiles(this.ensureDir(this.containersDir, name), key);
+    this.containerKeysByName.set(name, key);
+  }
+
+  /** Removes the subtree `name` (its container is gone). Open handles keep the content they have. */
+  removeContainer(name: string): void {
+    const dir = this.containersDir.children.get(name);
+    if (dir?.kind !== 'dir') return;
+    this.containersDir.children.delete(name);
+    this.containerKeysByName.delete(name);
+    const forget = (node: Node): void => {
+      this.nodes.delete(node.ino);
+      if (node.kind === 'dir') for (const child of node.children.values()) forget(child);
+    };
+    forget(dir);
+  }
+
+  /** Keys of the containers that have a subtree. */
+  containerKeys(): string[] {
+    return [...this.containerKeysByName.values()];
+  }
+
+  private addServedFiles(top: DirNode, container?: string): void {
+    for (const p of VIEW_PATHS) this.addFile(top, p, false, container);
+    for (const p of CONTROL_PATHS) this.addFile(top, p, true, container);
+  }
+
+  private ensureDir(parent: DirNode, name: string): DirNode {
+    const existing = parent.children.get(name);
+    if (existing) {
+      if (existing.kind !== 'dir') throw new Error(`layout conflict at ${name}`);
+      return existing;
+    }
+    const dir: DirNode = { kind: 'dir', ino: this.nextIno++, name, parent: parent.ino, children: new Map() };
+    this.nodes.set(dir.ino, dir);
+    parent.children.set(name, dir);
+    return dir;
+  }
+
+  private addFile(top: DirNode, filePath: ServedPath, writable: boolean, container?: string): void {
+    const parts = filePath.split('/').filter(Boolean);
+    const name = parts.pop() ?? '';
+    let dir = top;
+    for (const part of parts) dir = this.ensureDir(dir, part);
+    const file: FileNode = { kind: 'file', ino: this.nextIno++, name, parent: dir.ino, path: filePath, writable, container };
+    this.nodes.set(file.ino, file);
+    dir.children.set(name, file);
+  }
+}

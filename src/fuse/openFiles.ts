@@ -1,0 +1,147 @@
+/**
+ * Open files: the handles OPEN hands out, the content each read handle was opened with, and the
+ * READs and WRITEs that reach TypeScript. The bytes come from the FileBackend.
+ */
+import { constants as osConstants } from 'node:os';
+import { isErrno, type Caller, type Errno, type FileBackend } from './fileBackend';
+import type { FileNode } from './inodes';
+import { isControlPath } from './layout';
+import type { FuseRequest, NativeAddon, NativeSession } from './native';
+
+const { errno: E } = osConstants;
+
+/** What an operation returns once it answered the request itself; anything else is an errno to answer with. */
+export const REPLIED = -1;
+
+/** Open handles allowed by default: ~100 bytes each once read, so 65536 cost a few MB. */
+export const DEFAULT_MAX_OPEN_HANDLES = 65536;
+/** onLimit is called at most this often while opens are refused. */
+const LIMIT_REPORT_INTERVAL_MS = 10_000;
+
+export interface OpenFilesOptions {
+  /** Past this many open files, OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES). */
+  maxOpenHandles?: number;
+  /** Told how many opens were refused since its last call (at most every 10 s): a log line. */
+  onLimit?: (refused: number) => void;
+}
+
+/**
+ * Asked of native for every readable handle: a READ from offset 0 after the handle was read comes
+ * to read(), which renders afresh, as the kernel's seq_file does for samplers (vmstat 1, top).
+ */
+const FRESH_ON_REWIND = true;
+
+interface OpenHandle {
+  node: FileNode;
+  /** Opened for reading: the native side holds its content (see read()). */
+  readable: boolean;
+  caller: Caller;
+}
+
+export class OpenFiles {
+  private readonly handles = new Map<number, OpenHandle>();
+  private nextFh = 1;
+  private readonly maxOpenHandles: number;
+  private refusedOpens = 0;
+  private lastLimitReportMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly backend: FileBackend,
+    private readonly options: OpenFilesOptions = {},
+  ) {
+    this.maxOpenHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
+  }
+
+  get count(): number {
+    return this.handles.size;
+  }
+
+  /** OPEN of `node`, a file the caller may open so; a write-only open renders nothing. */
+  open(req: FuseRequest, node: FileNode, reading: boolean): number {
+    if (this.handles.size >= this.maxOpenHandles) return this.refuseOpen();
+    const caller = callerOf(req);
+    const content = reading ? this.render(node, caller) : undefined;
+    if (content !== undefined && isErrno(content)) return content.errno;
+    const fh = this.nextFh++;
+    this.handles.set(fh, { node, readable: content !== undefined, caller });
+    // Direct I/O: read(2) comes to us for every reader. splice, sendfile (busybox cat) and mmap
+    // read through the page cache instead, up to the inode's size (0 here), so they see an empty
+    // file. A shared inode's content depends on the reader, so nothing of it ever goes into its
+    // page cache: those readers get an empty file there (attached per-container files are the
+    // way for them). A per-container inode has one content for every reader: native's notifier
+    // thread stores it first, which sets the size (the pages are dropped again when the open
+    // completes, no keep_cache), so the reader's own READs fetch its bytes.
+    const storeFirst = content !== undefined && content.length > 0 && node.container !== undefined;
+    if (storeFirst) node.sizeBytes = content.length;
+    this.native.replyOpen(req.id, fh, true, false, false, content, storeFirst, FRESH_ON_REWIND);
+    return REPLIED;
+  }
+
+  /** A READ that native passed on (see below); `session` takes the fresh content. */
+  read(req: FuseRequest, session: NativeSession | null): number {
+    const handle = this.handles.get(req.fh);
+    if (!handle?.readable) return E.EBADF;
+    // The native side answers a handle's READs from the content captured at open. The ones it
+    // passes on are rewinds to offset 0 (we asked for them: FRESH_ON_REWIND) and reads of bytes
+    // it no longer holds (it frees its copy once all was delivered). Tools that sample
+    // (vmstat 1, top, free -s, procps 4's library) open a /proc file once and lseek(0) + read it
+    // every interval, and the kernel's seq_file renders afresh on every read from offset 0, so we
+    // do too, for whoever reads now (pid 0 if not visible to us: the opener then), and hand
+    // native the new content for the READs that follow.
+    const fresh = this.render(handle.node, req.pid !== 0 ? callerOf(req) : handle.caller);
+    if (isErrno(fresh)) return fresh.errno;
+    if (session) this.native.setContent(session, req.fh, fresh);
+    const offset = req.offset;
+    const size = req.size;
+    if (offset >= fresh.length) this.native.replyBuf(req.id, EMPTY);
+    else this.native.replyBuf(req.id, offset === 0 && size >= fresh.length ? fresh : fresh.subarray(offset, offset + size));
+    return REPLIED;
+  }
+
+  write(req: FuseRequest): number {
+    const handle = this.handles.get(req.fh);
+    if (!handle) return E.EBADF;
+    const { path, container } = handle.node;
+    if (!isControlPath(path)) return E.EACCES;
+    const result = this.backend.write({ file: path, caller: callerOf(req), container, data: req.data ?? EMPTY, offset: req.offset });
+    this.backend.observe?.(path, isErrno(result) ? `errno-${result.errno}` : 'write', 0);
+    if (isErrno(result)) return result.errno;
+    this.native.replyWrite(req.id, result);
+    return REPLIED;
+  }
+
+  /** RELEASE: native has answered it (id -1) and dropped its copy; the handle goes. */
+  release(fh: number): void {
+    this.handles.delete(fh);
+  }
+
+  /** ENFILE past the cap on open handles, told to onLimit at most every 10 s. */
+  private refuseOpen(): number {
+    this.refusedOpens++;
+    const nowMs = Date.now();
+    if (this.options.onLimit && nowMs - this.lastLimitReportMs >= LIMIT_REPORT_INTERVAL_MS) {
+      this.lastLimitReportMs = nowMs;
+      const refused = this.refusedOpens;
+      this.refusedOpens = 0;
+      this.options.onLimit(refused);
+    }
+    return E.ENFILE;
+  }
+
+  /** The backend's bytes for `node` as `caller` sees them, timed for metrics. */
+  private render(node: FileNode, caller: Caller): Buffer | Errno {
+    const started = process.hrtime.bigint();
+    const result = this.backend.read({ file: node.path, caller, container: node.container });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.backend.observe?.(node.path, isErrno(result) ? `errno-${result.errno}` : 'ok', seconds);
+    return result;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A copy of the request's caller: kept past the request (an open handle keeps its opener). */
+function callerOf(req: FuseRequest): Caller {
+  return { pid: req.pid, uid: req.uid, gid: req.gid };
+}
