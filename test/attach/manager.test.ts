@@ -84,9 +84,16 @@ const OTHER_KEY_COPY = `/containers/${containerDirName('/kubepods/pod2/c2')}`;
 const LOCATION: CgroupLocation = { key: KEY, version: 2, dirs: {}, roots: {}, unifiedDir: `/sys/fs/cgroup${KEY}` };
 const HIERARCHY: CgroupHierarchy = { cgroupRoot: '/sys/fs/cgroup', v1: new Map(), unifiedRoot: '/sys/fs/cgroup', unifiedControllers: new Set(['memory']) };
 
-/** A mountinfo line of a file mount on `target` (parent `parent`). */
-function line(id: number, parent: number, device: string, root: string, target: string, fstype = 'fuse.isolfs', source = OUR_SOURCE): string {
-  return `${id} ${parent} ${device} ${root} ${target} rw,relatime - ${fstype} ${source} rw,user_id=0,group_id=0`;
+/** Where a FUSE file mount comes from (`root` of the device, mount `source`) and where it sits. */
+interface MountPlace {
+  root: string;
+  target: string;
+  source?: string;
+}
+
+/** A mountinfo line of an isolfs file mount (id `id`, parent `parent`). */
+function line(id: number, parent: number, device: string, { root, target, source = OUR_SOURCE }: MountPlace): string {
+  return `${id} ${parent} ${device} ${root} ${target} rw,relatime - fuse.isolfs ${source} rw,user_id=0,group_id=0`;
 }
 
 const BASE = [
@@ -102,7 +109,7 @@ function fakeProc(dir: string, mountinfo: string[], files: string[] = ['/proc/me
   const procRoot = path.join(dir, 'proc');
   fs.mkdirSync(path.join(procRoot, 'self', 'ns'), { recursive: true });
   fs.writeFileSync(path.join(procRoot, 'self', 'ns', 'mnt'), 'ours');
-  fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), `${line(50, 1, OUR_DEVICE, '/', MNT)}\n`);
+  fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), `${line(50, 1, OUR_DEVICE, { root: '/', target: MNT })}\n`);
   const proc = path.join(procRoot, String(PID));
   fs.mkdirSync(path.join(proc, 'ns'), { recursive: true });
   fs.writeFileSync(path.join(proc, 'ns', 'mnt'), 'container');
@@ -117,9 +124,9 @@ function fakeProc(dir: string, mountinfo: string[], files: string[] = ['/proc/me
 
 /** statfs as the kernel would answer through each device's mounts (the probe ends in the target). */
 function fakeStatfs(deadTargets: readonly string[]): (probe: string) => Promise<unknown> {
-  return async (probe) => {
-    if (deadTargets.some((t) => probe.endsWith(`/root${t}`))) throw Object.assign(new Error('dead'), { code: 'ENOTCONN' });
-    return {};
+  return (probe) => {
+    if (deadTargets.some((t) => probe.endsWith(`/root${t}`))) return Promise.reject(Object.assign(new Error('dead'), { code: 'ENOTCONN' }));
+    return Promise.resolve({});
   };
 }
 
@@ -174,7 +181,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
   const attaching: PlanRequest = { ...repairOnly, attach: true };
 
   it('names a dead predecessor\'s mount and rebinds the same file from our mount (repair)', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })]);
     const { manager } = makeManager(procRoot, { deadTargets: ['/proc/meminfo'] });
     const plan = await manager.plan(repairOnly);
     expect(plan).toEqual({
@@ -185,8 +192,8 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
 
   it('repairs a dead copy of the namespace\'s own container from that container\'s subtree, another\'s from the shared file', async () => {
     const procRoot = fakeProc(dir, [
-      line(611, 601, DEAD_DEVICE, `${OWN}/proc/vmstat`, '/proc/vmstat'),
-      line(612, 601, DEAD_DEVICE, `${OTHER_KEY_COPY}/proc/stat`, '/proc/stat'),
+      line(611, 601, DEAD_DEVICE, { root: `${OWN}/proc/vmstat`, target: '/proc/vmstat' }),
+      line(612, 601, DEAD_DEVICE, { root: `${OTHER_KEY_COPY}/proc/stat`, target: '/proc/stat' }),
     ]);
     const { manager } = makeManager(procRoot, { deadTargets: ['/proc/vmstat', '/proc/stat'] });
     const plan = await manager.plan(repairOnly);
@@ -198,7 +205,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
   });
 
   it('leaves a live predecessor\'s mount alone: no repair, and an attach goes on top without detaching it', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, LIVE_PREDECESSOR_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const procRoot = fakeProc(dir, [line(610, 601, LIVE_PREDECESSOR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })]);
     const { manager } = makeManager(procRoot);
     expect((await manager.plan(repairOnly)).pairs).toEqual([]);
     const plan = await manager.plan(attaching);
@@ -209,8 +216,8 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
   it('never repairs another instance\'s mount; an attach names it only when its connection is dead', async () => {
     const other = 'isolfs:/srv/other/mnt';
     const procRoot = fakeProc(dir, [
-      line(610, 601, OTHER_INSTANCE_DEVICE, '/proc/meminfo', '/proc/meminfo', 'fuse.isolfs', other),
-      line(611, 601, '0:44', '/proc/vmstat', '/proc/vmstat', 'fuse.isolfs', other),
+      line(610, 601, OTHER_INSTANCE_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo', source: other }),
+      line(611, 601, '0:44', { root: '/proc/vmstat', target: '/proc/vmstat', source: other }),
     ]);
     const { manager } = makeManager(procRoot, { deadTargets: ['/proc/vmstat'] });
     expect((await manager.plan(repairOnly)).pairs).toEqual([]);
@@ -224,9 +231,9 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
 
   it('names our own stale copy (another container\'s, or the shared file) and keeps the right one', async () => {
     const procRoot = fakeProc(dir, [
-      line(610, 601, OUR_DEVICE, `${OTHER_KEY_COPY}/proc/meminfo`, '/proc/meminfo'),
-      line(611, 601, OUR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
-      line(612, 601, OUR_DEVICE, `${OWN}/proc/stat`, '/proc/stat'),
+      line(610, 601, OUR_DEVICE, { root: `${OTHER_KEY_COPY}/proc/meminfo`, target: '/proc/meminfo' }),
+      line(611, 601, OUR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      line(612, 601, OUR_DEVICE, { root: `${OWN}/proc/stat`, target: '/proc/stat' }),
     ]);
     const { manager } = makeManager(procRoot);
     const plan = await manager.plan(attaching);
@@ -249,17 +256,17 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
   it('walks a stack from the top while the mounts are ours or known dead, and stops at the first other', async () => {
     const procRoot = fakeProc(dir, [
       // meminfo: a dead predecessor's (the same dead device as uptime's top), our stale copy on it.
-      line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo'),
-      line(620, 610, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo'),
+      line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
+      line(620, 610, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
       // vmstat: ours on a live foreign mount on a dead predecessor's: only ours is named.
-      line(611, 601, DEAD_DEVICE, '/proc/vmstat', '/proc/vmstat'),
-      line(621, 611, LIVE_PREDECESSOR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
-      line(631, 621, OUR_DEVICE, '/proc/vmstat', '/proc/vmstat'),
+      line(611, 601, DEAD_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      line(621, 611, LIVE_PREDECESSOR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      line(631, 621, OUR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
       // stat: ours on a predecessor's whose connection nothing could ask: not named.
-      line(612, 601, '0:45', '/proc/stat', '/proc/stat'),
-      line(622, 612, OUR_DEVICE, '/proc/stat', '/proc/stat'),
+      line(612, 601, '0:45', { root: '/proc/stat', target: '/proc/stat' }),
+      line(622, 612, OUR_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
       // uptime: a dead predecessor's on top: the one asked, and found dead.
-      line(613, 601, DEAD_DEVICE, '/proc/uptime', '/proc/uptime'),
+      line(613, 601, DEAD_DEVICE, { root: '/proc/uptime', target: '/proc/uptime' }),
     ], ['/proc/meminfo', '/proc/vmstat', '/proc/stat', '/proc/uptime']);
     const { manager } = makeManager(procRoot, { deadTargets: ['/proc/uptime'] });
     const plan = await manager.plan(attaching);
@@ -269,8 +276,8 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
 
   it('has no side effects: the same plan twice, no subtree made, nothing marked, no helper run', async () => {
     const procRoot = fakeProc(dir, [
-      line(611, 601, DEAD_DEVICE, `${OWN}/proc/vmstat`, '/proc/vmstat'),
-      line(612, 601, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo'),
+      line(611, 601, DEAD_DEVICE, { root: `${OWN}/proc/vmstat`, target: '/proc/vmstat' }),
+      line(612, 601, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
     ]);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { deadTargets: ['/proc/vmstat'], helperPath: helper.path });
@@ -291,7 +298,7 @@ describe('AttachManager.apply and scan', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('apply creates the subtree, then marks the container attached, then runs the helper with the named ids', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, OUR_DEVICE, '/proc/meminfo', '/proc/meminfo')], ['/proc/meminfo', '/proc/vmstat']);
+    const procRoot = fakeProc(dir, [line(610, 601, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })], ['/proc/meminfo', '/proc/vmstat']);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path });
     const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
@@ -308,7 +315,7 @@ describe('AttachManager.apply and scan', () => {
   });
 
   it('apply of a repair-only plan of shared files touches neither tree nor registry', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })]);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path, deadTargets: ['/proc/meminfo'] });
     const plan = await manager.plan({ pid: PID, location: LOCATION, attach: false, ourDevice: OUR_DEVICE });
@@ -317,7 +324,7 @@ describe('AttachManager.apply and scan', () => {
   });
 
   it('apply does not mark a container the tree refused, nor bind sources from its subtree', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/stat', '/proc/stat')], ['/proc/meminfo', '/proc/stat']);
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/stat', target: '/proc/stat' })], ['/proc/meminfo', '/proc/stat']);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path, refuseKeys: true, deadTargets: ['/proc/stat'] });
     const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
@@ -340,7 +347,7 @@ describe('AttachManager.apply and scan', () => {
 
   it('ESRCH from the helper forgets the namespace (looked at again next scan); another failure waits', async () => {
     // Repair only: while attaching, a namespace whose helper failed is due again anyway.
-    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, '/proc/meminfo', '/proc/meminfo')]);
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })]);
     const gone = fakeHelper(dir, `echo "isolfs-attach: ESRCH pid $2: cannot open its mount namespace: No such process" >&2; exit 3`);
     const esrch = makeManager(procRoot, { helperPath: gone.path, prefixes: [], deadTargets: ['/proc/meminfo'] });
     expect(await esrch.manager.scan()).toMatchObject({ inspected: 1, failures: 1, repairedMounts: 0 });

@@ -81,7 +81,7 @@ interface Fixture {
 }
 
 /** A process: its /proc/<pid>/cgroup text, its NSpid line, its environment. */
-function writeProcess(procRoot: string, pid: number, cgroup: string, nspid: string, environ = ''): void {
+function writeProcess(procRoot: string, pid: number, { cgroup, nspid, environ = '' }: { cgroup: string; nspid: string; environ?: string }): void {
   writeTree(procRoot, {
     [`${pid}/cgroup`]: cgroup,
     [`${pid}/status`]: `Name:\tsh\nNSpid:\t${nspid}\n`,
@@ -102,10 +102,10 @@ function makeFixture(envOptOut: boolean): Fixture {
     'sys/devices/system/cpu/online': HOST_VIEW,
     'sys/devices/system/cpu/possible': '0-3\n',
   });
-  writeProcess(procRoot, 1, '0::/\n', '1');
-  writeProcess(procRoot, 100, `0::${CONTAINER}\n`, '100\t1', envOptOut ? 'PATH=/bin\0CONTAINER_STATS_ISOLATED=0\0' : 'PATH=/bin\0');
-  writeProcess(procRoot, 300, 'not a cgroup line\n', '300');
-  writeProcess(procRoot, 400, '0::/../elsewhere\n', '400');
+  writeProcess(procRoot, 1, { cgroup: '0::/\n', nspid: '1' });
+  writeProcess(procRoot, 100, { cgroup: `0::${CONTAINER}\n`, nspid: '100\t1', environ: envOptOut ? 'PATH=/bin\0CONTAINER_STATS_ISOLATED=0\0' : 'PATH=/bin\0' });
+  writeProcess(procRoot, 300, { cgroup: 'not a cgroup line\n', nspid: '300' });
+  writeProcess(procRoot, 400, { cgroup: '0::/../elsewhere\n', nspid: '400' });
   const logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
   const hierarchy = discoverHierarchy(path.join(dir, 'cgroup'), sysRoot);
   const switches = SwitchStore.open(path.join(dir, 'state'), logger, true);
@@ -124,7 +124,7 @@ function makeFixture(envOptOut: boolean): Fixture {
 }
 
 function readAs(fx: Fixture, caller: { pid: number; copy?: string }, file: typeof ONLINE | '/proc/sys/kernel/container_stats_isolated' = ONLINE): string | 'ENOENT' | number {
-  const result = fx.backend.read(file, { pid: caller.pid, uid: 0, gid: 0 }, caller.copy);
+  const result = fx.backend.read({ file, caller: { pid: caller.pid, uid: 0, gid: 0 }, container: caller.copy });
   if (Buffer.isBuffer(result)) return result.toString();
   return result.errno === E.ENOENT ? 'ENOENT' : result.errno;
 }
@@ -156,7 +156,7 @@ describe('IsolfsBackend decision', () => {
   it("keeps a record for a container it decided about, and none for the root cgroup or unknown callers", () => {
     const fx = fixture();
     const before = fx.containers.size; // the attached container
-    for (const pid of [0, 999, 300, 400, 1]) fx.backend.read(ONLINE, { pid, uid: 0, gid: 0 });
+    for (const pid of [0, 999, 300, 400, 1]) fx.backend.read({ file: ONLINE, caller: { pid, uid: 0, gid: 0 } });
     expect(fx.containers.size).toBe(before);
     expect(fx.containers.find(CONTAINER)?.lastUsedMs).toBeGreaterThan(0);
   });
@@ -179,32 +179,32 @@ describe('IsolfsBackend control-file writes', () => {
     fx = makeFixture(false);
   });
   afterEach(() => fs.rmSync(fx.dir, { recursive: true, force: true }));
-  const write = (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', pid: number, uid: number, value: string, copy?: string) =>
-    fx.backend.write(file, { pid, uid, gid: uid }, Buffer.from(value), 0, copy);
+  const write = (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', { pid, uid }: { pid: number; uid: number }, value: string, copy?: string) =>
+    fx.backend.write({ file, caller: { pid, uid, gid: uid }, data: Buffer.from(value), offset: 0, container: copy });
 
   it('refuses the host switch to a writer that is not uid 0, leaving it unchanged', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', 1, 1000, '0')).toEqual({ errno: E.EPERM });
+    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 1000 }, '0')).toEqual({ errno: E.EPERM });
     expect(fx.switches.hostIsolated).toBe(true);
   });
 
   it('refuses the host switch to root in a child pid namespace (NSpid with 2 ids)', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', 100, 0, '0')).toEqual({ errno: E.EPERM });
+    expect(write('/proc/sys/kernel/stats_isolated', { pid: 100, uid: 0 }, '0')).toEqual({ errno: E.EPERM });
     expect(fx.switches.hostIsolated).toBe(true);
   });
 
   it('lets root in the host pid namespace turn the host switch off', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', 1, 0, '0\n')).toBe(2);
+    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 0 }, '0\n')).toBe(2);
     expect(fx.switches.hostIsolated).toBe(false);
   });
 
   it("refuses a container's switch through its attached copy to a writer outside it, even host root", () => {
-    expect(write('/proc/sys/kernel/container_stats_isolated', 1, 0, '0', CONTAINER)).toEqual({ errno: E.EPERM });
+    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 1, uid: 0 }, '0', CONTAINER)).toEqual({ errno: E.EPERM });
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBeUndefined();
-    expect(write('/proc/sys/kernel/container_stats_isolated', 100, 0, '0', CONTAINER)).toBe(1);
+    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', CONTAINER)).toBe(1);
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBe(false);
   });
 
   it("answers ESRCH for a write through the copy of a container that is not attached", () => {
-    expect(write('/proc/sys/kernel/container_stats_isolated', 100, 0, '0', '/kubepods/gone')).toEqual({ errno: E.ESRCH });
+    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', '/kubepods/gone')).toEqual({ errno: E.ESRCH });
   });
 });

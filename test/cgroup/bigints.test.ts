@@ -77,7 +77,7 @@ describe('splitByWeight', () => {
         (total, ws, fill) => {
           const sizes = splitByWeight(total, ws);
           const used = splitByWeight((total * BigInt(Math.floor(fill * 1e6))) / 1_000_000n, sizes);
-          used.forEach((u, i) => expect(u).toBeLessThanOrEqual(sizes[i]!));
+          for (const [i, u] of used.entries()) expect(u).toBeLessThanOrEqual(sizes[i]!);
         },
       ),
     );

@@ -30,7 +30,7 @@ describe('discoverHierarchy', () => {
   it('finds a hybrid layout: v1 mounts plus cgroup2 at unified/ without v1 controllers', () => {
     const root = `${FIXTURES}/hybrid`;
     const h = discoverHierarchy(root);
-    expect([...h.v1.keys()].sort()).toEqual(['blkio', 'cpu', 'cpuacct', 'cpuset', 'memory', 'pids']);
+    expect([...h.v1.keys()].sort((a, b) => a.localeCompare(b))).toEqual(['blkio', 'cpu', 'cpuacct', 'cpuset', 'memory', 'pids']);
     expect(h.v1.get('cpu')).toBe(`${root}/cpu`);
     expect(h.v1.get('cpuacct')).toBe(`${root}/cpuacct`);
     expect(h.unifiedRoot).toBe(`${root}/unified`);
@@ -43,17 +43,15 @@ describe('discoverHierarchy', () => {
     const h = discoverHierarchy(root);
     expect(h.v1.size).toBe(0);
     expect(h.unifiedRoot).toBe(root);
-    expect([...h.unifiedControllers].sort()).toEqual(['cpu', 'cpuset', 'io', 'memory', 'pids']);
+    expect([...h.unifiedControllers].sort((a, b) => a.localeCompare(b))).toEqual(['cpu', 'cpuset', 'io', 'memory', 'pids']);
   });
 
   it('discovers the live /sys/fs/cgroup of this machine', () => {
     const h = discoverHierarchy('/sys/fs/cgroup');
     const pureV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
-    if (pureV2) {
-      expect(h.unifiedRoot).toBe('/sys/fs/cgroup');
-    } else {
-      expect(h.v1.get('memory')).toBe('/sys/fs/cgroup/memory');
-    }
+    // Pure v2: the unified root is /sys/fs/cgroup itself; otherwise memory has its v1 mount.
+    const memoryRoot = pureV2 ? h.unifiedRoot : h.v1.get('memory');
+    expect(memoryRoot).toBe(pureV2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory');
   });
 
   describe('with a root that holds no cgroup mount', () => {

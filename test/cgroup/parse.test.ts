@@ -76,7 +76,7 @@ describe('parse helpers', () => {
 
 describe('forEachLine', () => {
   it('gives each non-empty line with its 1-based number, empty lines counted', () => {
-    const seen: Array<[string, number]> = [];
+    const seen: [string, number][] = [];
     forEachLine('a 1\n\nb 2\n', '/proc', 'vmstat', (line) => seen.push([line.text, line.number]));
     expect(seen).toEqual([['a 1', 1], ['b 2', 3]]);
     forEachLine('', '/proc', 'vmstat', () => {

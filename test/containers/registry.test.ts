@@ -122,6 +122,6 @@ describe('ContainerRegistry', () => {
   it('lists every record', () => {
     registry.use(location('/a'), 0);
     registry.markAttached(location('/b'));
-    expect([...registry.all()].map((r) => r.key).sort()).toEqual(['/a', '/b']);
+    expect([...registry.all()].map((r) => r.key).sort((a, b) => a.localeCompare(b))).toEqual(['/a', '/b']);
   });
 });

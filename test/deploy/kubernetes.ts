@@ -68,7 +68,7 @@ function modelModule(object: KubeObject): string {
 }
 
 interface ModelClass {
-  new (data: unknown): { validate(): void };
+  new (data: unknown): { validate: () => void };
   apiVersion?: string;
   kind?: string;
 }
@@ -129,7 +129,7 @@ export async function unknownFieldErrors(objects: KubeObject[]): Promise<string[
   fs.mkdirSync(cacheDir, { recursive: true });
   const dir = fs.mkdtempSync(path.join(cacheDir, 'isolfs-manifest-typecheck-'));
   try {
-    fs.writeFileSync(path.join(dir, 'manifests.ts'), lines.join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'manifests.ts'), `${lines.join('\n')}\n`);
     fs.writeFileSync(
       path.join(dir, 'tsconfig.json'),
       JSON.stringify({

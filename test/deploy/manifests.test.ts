@@ -21,6 +21,11 @@ function clone<T>(value: T): T {
   return structuredClone(value);
 }
 
+/** A copy of `object` without its field `key` (to break a manifest by leaving a field out). */
+function without(object: object, key: string): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([name]) => name !== key));
+}
+
 // Loose views of the objects, for the checks that matter beyond the schema (which has already
 // established the shapes).
 interface Volume {
@@ -141,7 +146,7 @@ function dockerfileJson(instruction: string): string[] {
 
 describe('deploy/ manifests against the Kubernetes API schemas', () => {
   it('finds the manifests it is meant to check', () => {
-    const kinds = apiDocuments.map((d) => `${d.file}:${d.object.kind}`).sort();
+    const kinds = apiDocuments.map((d) => `${d.file}:${d.object.kind}`).sort((a, b) => a.localeCompare(b));
     expect(kinds).toEqual(['deploy/daemonset.yaml:DaemonSet', 'deploy/example-deployment.yaml:Deployment', 'deploy/namespace.yaml:Namespace', 'deploy/serviceaccount.yaml:ServiceAccount']);
   });
 
@@ -158,18 +163,16 @@ describe('deploy/ manifests against the Kubernetes API schemas', () => {
   describe('rejects a broken copy (proof that the validation bites)', () => {
     it('a typo in a pod spec field: hostPid', async () => {
       const broken = clone(daemonSet());
-      const spec = broken.spec.template.spec as unknown as Record<string, unknown>;
-      delete spec.hostPID;
-      spec.hostPid = true;
+      const template = broken.spec.template as unknown as Record<string, unknown>;
+      template.spec = { ...without(broken.spec.template.spec, 'hostPID'), hostPid: true };
       const [errors] = await unknownFieldErrors([broken]);
       expect(errors.join('\n')).toMatch(/'"?hostPid"?' does not exist in type/);
     });
 
     it('a typo deep inside a container: mountPropogation', async () => {
       const broken = clone(daemonSet());
-      const mount = isolfsContainer(broken).volumeMounts![0] as unknown as Record<string, unknown>;
-      mount.mountPropogation = mount.mountPropagation;
-      delete mount.mountPropagation;
+      const mounts = isolfsContainer(broken).volumeMounts! as unknown as Record<string, unknown>[];
+      mounts[0] = { ...without(mounts[0]!, 'mountPropagation'), mountPropogation: mounts[0]!.mountPropagation };
       const [errors] = await unknownFieldErrors([broken]);
       expect(errors.join('\n')).toMatch(/'"?mountPropogation"?' does not exist in type/);
     });
@@ -188,7 +191,7 @@ describe('deploy/ manifests against the Kubernetes API schemas', () => {
 
     it('a missing required field: a pod without containers', async () => {
       const broken = clone(daemonSet());
-      delete (broken.spec.template.spec as unknown as Record<string, unknown>).containers;
+      (broken.spec.template as unknown as Record<string, unknown>).spec = without(broken.spec.template.spec, 'containers');
       expect((await validateAgainstSchema(broken)).join('\n')).toMatch(/spec must have required property '?containers'?/);
     });
 
@@ -328,7 +331,7 @@ describe('deploy/example-deployment.yaml', () => {
       bound.set(mount.mountPath, source);
     }
     const bindable = VIEW_PATHS.filter((p) => !RUNC_REFUSES_BIND.includes(p));
-    expect([...bound.keys()].sort()).toEqual([...bindable].sort());
+    expect([...bound.keys()].sort((a, b) => a.localeCompare(b))).toEqual([...bindable].sort((a, b) => a.localeCompare(b)));
   });
 
   it('does not bind /proc/vmstat, which runc refuses at container creation', () => {
@@ -363,8 +366,8 @@ describe('deploy/kustomization.yaml', () => {
   });
 
   it('installs every manifest in deploy/ except the example workload', () => {
-    const listed = kustomization.resources.map((r) => path.posix.join('deploy', r)).sort();
-    const expected = [...new Set(apiDocuments.map((d) => d.file))].filter((f) => f !== EXAMPLE_FILE).sort();
+    const listed = kustomization.resources.map((r) => path.posix.join('deploy', r)).sort((a, b) => a.localeCompare(b));
+    const expected = [...new Set(apiDocuments.map((d) => d.file))].filter((f) => f !== EXAMPLE_FILE).sort((a, b) => a.localeCompare(b));
     expect(listed).toEqual(expected);
   });
 

@@ -6,10 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import * as cgroupRead from '../../src/cgroup/read';
-import * as boundedRead from '../../src/host/boundedRead';
-import * as tasks from '../../src/cgroup/tasks';
-import { renderView, TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from '../../src/files';
+import { TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from '../../src/files';
 import { VIEW_PATHS, type ViewPath } from '../../src/fuse/layout';
 import { ContainerRegistry, type ContainerRecord } from '../../src/containers/registry';
 import { LoadavgSampler } from '../../src/loadavg/sampler';
@@ -25,14 +22,8 @@ function spiedModule(actual: object): object {
   return Object.fromEntries(Object.entries(actual).map(([name, value]) => [name, typeof value === 'function' && !/^[A-Z]/.test(name) ? vi.fn(value) : value]));
 }
 
-const SNAPSHOT_READERS = {
-  memory: cgroupRead.readMemory,
-  cpuLimits: cgroupRead.readCpuLimits,
-  cpuUsage: cgroupRead.readCpuUsage,
-  tasks: cgroupRead.readTaskCounts,
-  oldestProcess: tasks.readOldestProcess,
-} as const;
-type Snapshot = keyof typeof SNAPSHOT_READERS;
+type Snapshot = 'memory' | 'cpuLimits' | 'cpuUsage' | 'tasks' | 'oldestProcess';
+type Reader = (...args: never[]) => unknown;
 
 /** The cgroup snapshots each view needs (loadavg's count is the sampler's, not the request's). */
 const ASKED_FOR: Record<ViewPath, Snapshot[]> = {
@@ -52,8 +43,25 @@ describe('ViewInputs', () => {
   let sources: HostSources;
   let registry: ContainerRegistry;
   let container: ContainerRecord;
+  let renderView: typeof import('../../src/files').renderView;
+  let readBoundedText: Reader;
+  let snapshotReaders: Record<Snapshot, Reader>;
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    // The unit lane shares a worker between files (isolate: false): src/files may already be
+    // loaded there with the real readers. Load it afresh, so it calls the spied modules above.
+    vi.resetModules();
+    const read = await import('../../src/cgroup/read.js');
+    const tasks = await import('../../src/cgroup/tasks.js');
+    ({ readBoundedText } = await import('../../src/host/boundedRead.js'));
+    ({ renderView } = await import('../../src/files.js'));
+    snapshotReaders = {
+      memory: read.readMemory,
+      cpuLimits: read.readCpuLimits,
+      cpuUsage: read.readCpuUsage,
+      tasks: read.readTaskCounts,
+      oldestProcess: tasks.readOldestProcess,
+    };
     // One /proc for the host's files and the container's processes, as on a node.
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-inputs-'));
     const procRoot = path.join(dir, 'proc');
@@ -69,25 +77,25 @@ describe('ViewInputs', () => {
       cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(fs.readFileSync(path.join(procRoot, 'cpuinfo'), 'utf8'))),
     };
   });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   beforeEach(() => {
     registry = new ContainerRegistry({ idleMs: 60_000 });
     container = registry.use(v2Location('/kubepods.slice/pod-a.slice/container-a.scope'), 0);
     vi.clearAllMocks();
   });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const calls = (): Record<Snapshot, number> =>
-    Object.fromEntries(Object.entries(SNAPSHOT_READERS).map(([name, fn]) => [name, vi.mocked(fn).mock.calls.length])) as Record<Snapshot, number>;
+    Object.fromEntries(Object.entries(snapshotReaders).map(([name, fn]) => [name, vi.mocked(fn).mock.calls.length])) as Record<Snapshot, number>;
 
   it.each(VIEW_PATHS.map((file) => [file, ASKED_FOR[file]] as const))('%s reads exactly the snapshots %j, once each', (file, wanted) => {
     expect(renderView(file, container, sources, 1_000_000).length).toBeGreaterThan(0);
-    const expected = Object.fromEntries(Object.keys(SNAPSHOT_READERS).map((name) => [name, wanted.includes(name as Snapshot) ? 1 : 0]));
+    const expected = Object.fromEntries(Object.keys(snapshotReaders).map((name) => [name, wanted.includes(name as Snapshot) ? 1 : 0]));
     expect(calls()).toEqual(expected);
   });
 
   it.each([...VIEW_PATHS])("%s reads each of the host's files at most once", (file) => {
     renderView(file, container, sources, 1_000_000);
-    const paths = vi.mocked(boundedRead.readBoundedText).mock.calls.map(([hostDir, name]) => path.join(hostDir, name));
+    const paths = vi.mocked(readBoundedText).mock.calls.map(([hostDir, name]) => path.join(hostDir, name));
     expect(paths.length).toBeGreaterThan(0);
     expect(new Set(paths).size).toBe(paths.length);
   });

@@ -79,7 +79,7 @@ describe('fuzz: cgroup v1 readers', () => {
       }
       const limits = parsesOrRejects(() => readCpuLimits(v1Loc()), CgroupParseError);
       if (limits?.cpusetCpus) for (const id of limits.cpusetCpus) expect(id >= 0 && id < CPU_COUNT).toBe(true);
-      if (limits?.quotaCpus != null) expect(Number.isNaN(limits.quotaCpus) || limits.quotaCpus < 0).toBe(false);
+      if (limits && limits.quotaCpus !== null) expect(Number.isNaN(limits.quotaCpus) || limits.quotaCpus < 0).toBe(false);
     })), RUNS);
   });
 });

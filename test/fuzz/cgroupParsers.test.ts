@@ -83,15 +83,18 @@ describe('fuzz: CPU lists', () => {
 
   it('parseCpuListIn wraps every failure in a CgroupParseError naming the file', () => {
     fc.assert(fc.property(fc.oneof(list, anyText), (text) => {
-      parsesOrRejects(() => parseCpuListIn(text, D, 'cpuset.cpus', 8), CgroupParseError);
+      const cpus = parsesOrRejects(() => parseCpuListIn(text, D, 'cpuset.cpus', 8), CgroupParseError);
+      // Accepted: parseCpuList's own answer; rejected: its error, prefixed with the file's path.
+      if (cpus !== null) expect(cpus).toEqual(parseCpuList(text, 8));
+      else expect(() => parseCpuListIn(text, D, 'cpuset.cpus', 8)).toThrow(`${D}/cpuset.cpus: `);
     }), { numRuns: 200 });
   });
 
   it('a megabyte of huge or full ranges costs what its length costs, not what its values say', () => {
-    const text = Array(80_000).fill('0-4294967294').join(',');
+    const text = new Array(80_000).fill('0-4294967294').join(',');
     parsesOrRejects(() => parseCpuList(text), PlainError);
     // 149,796 ranges covering 8192 CPUs each: linear in the text (~0.2 s here), not 1.2e9 steps.
-    const valid = Array(149_796).fill('0-8191').join(',');
+    const valid = new Array(149_796).fill('0-8191').join(',');
     expect(valid.length).toBeLessThan(1024 * 1024);
     expect(parsesOrRejects(() => parseCpuList(valid), PlainError, 2000)).toHaveLength(8192);
   });

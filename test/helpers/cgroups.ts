@@ -51,7 +51,7 @@ export interface TestCgroup {
   key: string;
   /** The directories to write a pid into to move it into this cgroup. */
   procsFiles: string[];
-  remove(): Promise<void>;
+  remove: () => Promise<void>;
 }
 
 let v2Prepared: string | null = null;
@@ -155,7 +155,7 @@ async function removeDirs(dirs: string[]): Promise<void> {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') break;
-        if (code !== 'EBUSY' || Date.now() > deadline) throw new Error(`cannot remove test cgroup ${dir}: ${String(err)}`);
+        if (code !== 'EBUSY' || Date.now() > deadline) throw new Error(`cannot remove test cgroup ${dir}: ${String(err)}`, { cause: err });
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }

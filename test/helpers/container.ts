@@ -89,7 +89,7 @@ export function runInContainer(cgroup: TestCgroup | null, options: ContainerOpti
 export interface RunningContainer {
   process: ChildProcess;
   /** Ends the container: SIGKILL to unshare, which --kill-child passes to the namespace's init. */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** Starts a long-running container (busy loops, sleepers); stop() ends it and everything in it. */

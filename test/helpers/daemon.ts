@@ -78,11 +78,11 @@ export interface DaemonHandle {
   logs: string[];
   stderr: string[];
   /** SIGTERM and wait: the daemon unmounts itself. */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
   /** SIGKILL: leaves the mount dead, like a crash. */
-  kill9(): Promise<void>;
+  kill9: () => Promise<void>;
   /** Cleans up whatever stop/kill left: the mount, the directories. */
-  cleanup(): Promise<void>;
+  cleanup: () => Promise<void>;
 }
 
 export interface StartOptions {

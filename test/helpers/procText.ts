@@ -29,7 +29,7 @@ export function statCpuLines(text: string): Map<string, bigint[]> {
  * The first place where a later /proc/stat read is below an earlier one (any column of any cpu
  * line; a line that disappears counts too), or null when every read is >= the one before.
  */
-export function firstBackwardStep(reads: ReadonlyArray<Map<string, bigint[]>>): string | null {
+export function firstBackwardStep(reads: readonly Map<string, bigint[]>[]): string | null {
   for (let i = 1; i < reads.length; i++) {
     for (const [name, before] of reads[i - 1]) {
       const after = reads[i].get(name);

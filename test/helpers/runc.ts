@@ -69,13 +69,13 @@ export interface RuncContainer {
   /** The cgroupsPath given to runc (v1: relative, i.e. beneath our own cgroup in each controller). */
   cgroupsPath: string;
   /** Controller (v1 name, or "" for the unified hierarchy) -> host path under /sys/fs/cgroup/<hierarchy>. */
-  cgroups(): Map<string, string>;
+  cgroups: () => Map<string, string>;
   /** `runc exec`; resolves with the exit code (never rejects on a non-zero exit). */
-  exec(command: string[], timeoutMs?: number): Promise<ExecResult>;
+  exec: (command: string[], timeoutMs?: number) => Promise<ExecResult>;
   /** SIGKILL to every process of the container (`runc kill --all`). */
-  kill(): Promise<void>;
+  kill: () => Promise<void>;
   /** Kill, remove runc's state and cgroups, remove the bundle. Idempotent. */
-  delete(): Promise<void>;
+  delete: () => Promise<void>;
 }
 
 /** runc refused or failed; `output` has runc's own messages. */

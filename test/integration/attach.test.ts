@@ -247,7 +247,7 @@ describe('--attach and repair after kill -9', () => {
   it('does not attach into containers outside the prefix, nor touch another live isolfs\'s mounts', async () => {
     // (Its namespace, copied from ours by unshare, also holds the whole mount at its mountpoint.)
     const roots = isolfsMounts(bound).map((m) => m.root).filter((r) => r !== '/');
-    expect(roots.sort()).toEqual(['/proc/loadavg', '/proc/meminfo']);
+    expect(roots.sort((a, b) => a.localeCompare(b))).toEqual(['/proc/loadavg', '/proc/meminfo']);
     expect(memTotalKb((await readInside(bound, boundCg, 'cat /proc/meminfo')).stdout)).toBe(163840);
     // Several scans have looked at the foreign container by now: its mount is the other daemon's.
     await new Promise((r) => setTimeout(r, 1000));
@@ -312,13 +312,15 @@ describe('--attach and repair after kill -9', () => {
     // No isolfs mount in any of them is left dead: each is the new daemon's, and each opens.
     // (Not stat: the kernel answers it from cached attributes even for a dead mount.)
     const ours = deviceOf(daemon.mountpoint);
+    const ourSource = mountSourceName(daemon.mountpoint);
+    const otherMountpoint = other.mountpoint;
     for (const [c, cg] of [[attached, attachedCg], [long, longCg], [bound, boundCg]] as const) {
       // Only mounts made for our mountpoint (ours or our predecessor's): isolfs instances of
       // other tests running beside this one are copied into the namespace by unshare too.
-      const mounts = isolfsMounts(c).filter((m) => m.source === mountSourceName(daemon.mountpoint));
+      const mounts = isolfsMounts(c).filter((m) => m.source === ourSource);
       expect(mounts.length).toBeGreaterThanOrEqual(2);
       // (Leaving out the other daemon's whole mount, copied from our namespace by unshare.)
-      const tops = [...new Set(mounts.map((m) => m.mountpoint))].filter((t) => t !== other.mountpoint).map((t) => mountOn(c, t) as SeenMount);
+      const tops = [...new Set(mounts.map((m) => m.mountpoint))].filter((t) => t !== otherMountpoint).map((t) => mountOn(c, t) as SeenMount);
       expect(tops.filter((m) => m.device !== ours), daemon.logs.filter((l) => l.includes('repair') || l.includes('attach')).join('\n')).toEqual([]);
       const files = tops.filter((m) => m.root !== '/').map((m) => m.mountpoint);
       const check = await readInside(c, cg, `for m in ${files.join(' ')}; do cat $m > /dev/null || echo "DEAD $m"; done; echo checked`);

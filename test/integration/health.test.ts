@@ -22,10 +22,12 @@ function metricValue(text: string, line: RegExp): number {
 /** The port the daemon's --http endpoint says it listens on (from its log). */
 async function listeningPort(daemon: DaemonHandle): Promise<number> {
   const deadline = Date.now() + 5000;
-  let listening: string | undefined;
-  while (!(listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening')))) {
+  const listeningLine = (): string | undefined => daemon.logs.find((l) => l.includes('health and metrics endpoint listening'));
+  let listening = listeningLine();
+  while (listening === undefined) {
     if (Date.now() > deadline) throw new Error(`no listening line:\n${daemon.logs.join('\n')}`);
     await new Promise((r) => setTimeout(r, 20));
+    listening = listeningLine();
   }
   return (JSON.parse(listening) as { port: number }).port;
 }
@@ -87,7 +89,7 @@ describe('the watchdog on the real daemon', () => {
   it('notices an external umount -l: logs why, answers 503, and exits non-zero within seconds', async () => {
     const port = await startWithPort();
     expect((await get(port, '/readyz')).status).toBe(200);
-    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (exitCode) => resolve(exitCode)));
     execFileSync('umount', ['-l', daemon.mountpoint]);
     const started = Date.now();
     const answers: number[] = [];
@@ -114,7 +116,7 @@ describe('the watchdog on the real daemon', () => {
     await daemon?.cleanup();
     const port = await startWithPort();
     expect((await get(port, '/healthz')).status).toBe(200);
-    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => daemon.process.on('close', (exitCode) => resolve(exitCode)));
     const held = fs.openSync(path.join(daemon.mountpoint, 'proc/meminfo'), 'r');
     const started = Date.now();
     daemon.process.kill('SIGTERM');

@@ -109,8 +109,15 @@ function fuseConnectionDir(mountpoint: string): string {
   return dir;
 }
 
-/** Starts `mode` on `file` as uid 65534 in `cgroup`. */
-function startReader(cgroup: TestCgroup, mode: 'read' | 'sendfile' | 'mmap', file: string, seconds: number, script: string): Reader {
+/** How a reader reads: `script` in `mode` for `seconds`. */
+interface ReaderRun {
+  mode: 'read' | 'sendfile' | 'mmap';
+  seconds: number;
+  script: string;
+}
+
+/** Starts a reader of `file` as uid 65534 in `cgroup`. */
+function startReader(cgroup: TestCgroup, file: string, { mode, seconds, script }: ReaderRun): Reader {
   const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
   const child = spawn('bash', ['-c', `${join}; exec setpriv --reuid 65534 --regid 65534 --clear-groups ${PYTHON} ${script} ${mode} ${file} ${seconds}`],
     { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -155,7 +162,7 @@ function probe(cgroup: TestCgroup, files: string[]): Promise<number> {
  * Probes every second while `readers` run. If a probe takes longer than PROBE_LIMIT_MS the daemon is
  * wedged: abort the connection (which frees every waiter), kill the readers, and fail.
  */
-async function probeWhile(readers: Reader[], cgroup: TestCgroup, files: string[], connectionDir: string, daemonPid: number): Promise<number[]> {
+async function probeWhile(readers: Reader[], cgroup: TestCgroup, files: string[], daemon: { connectionDir: string; pid: number }): Promise<number[]> {
   const durations: number[] = [];
   let running = true;
   void Promise.allSettled(readers.map((r) => r.done)).then(() => { running = false; });
@@ -163,8 +170,8 @@ async function probeWhile(readers: Reader[], cgroup: TestCgroup, files: string[]
   while (running) {
     const ms = await probe(cgroup, files);
     if (ms === Number.POSITIVE_INFINITY) {
-      const threads = threadStates(daemonPid);
-      fs.writeFileSync(path.join(connectionDir, 'abort'), '1');
+      const threads = threadStates(daemon.pid);
+      fs.writeFileSync(path.join(daemon.connectionDir, 'abort'), '1');
       killReaders(readers);
       throw new Error(`the daemon stopped answering ${((Date.now() - started) / 1000).toFixed(1)} s into the hostile readers (connection aborted); its threads:\n${threads}`);
     }
@@ -216,9 +223,9 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
   }, 60_000);
 
   const hostile = async (file: string): Promise<{ results: ReaderResult[]; probes: number[] }> => {
-    const started = ['mmap', 'sendfile', 'read', 'read'].map((mode) => startReader(small, mode as 'read', file, HOSTILE_SECONDS, script));
+    const started = ['mmap', 'sendfile', 'read', 'read'].map((mode) => startReader(small, file, { mode: mode as 'read', seconds: HOSTILE_SECONDS, script }));
     readers.push(...started);
-    const probes = await probeWhile(started, large, [file, path.join(daemon.mountpoint, 'proc', 'cpuinfo')], connectionDir, daemon.process.pid!);
+    const probes = await probeWhile(started, large, [file, path.join(daemon.mountpoint, 'proc', 'cpuinfo')], { connectionDir, pid: daemon.process.pid! });
     return { results: await Promise.all(started.map((r) => r.done)), probes };
   };
 
@@ -242,7 +249,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
     }
   }, 90_000);
 
-  it("busybox cat (sendfile) of a per-container file prints that container's bytes, read from another cgroup as uid 65534", async () => {
+  it("busybox cat (sendfile) of a per-container file prints that container's bytes, read from another cgroup as uid 65534", () => {
     const file = perContainer(small);
     const join = large.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
     const out = execFileSync('bash', ['-c', `${join}; for i in 1 2 3 4 5; do setpriv --reuid 65534 --regid 65534 --clear-groups busybox cat ${file}; echo ===; done`], { encoding: 'utf8', timeout: 20_000 });
@@ -257,7 +264,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
   it("a splice reader never sees another container's MemTotal, on shared or per-container files", async () => {
     const seconds = 10;
     const shared = path.join(daemon.mountpoint, 'proc', 'meminfo');
-    const start = (cg: TestCgroup, mode: 'read' | 'sendfile', file: string): Reader => startReader(cg, mode, file, seconds, script);
+    const start = (cg: TestCgroup, mode: 'read' | 'sendfile', file: string): Reader => startReader(cg, file, { mode, seconds, script });
     const set = {
       sharedSmallSplice: start(small, 'sendfile', shared),
       sharedLargeRead: start(large, 'read', shared),
@@ -271,7 +278,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
     };
     const all = Object.values(set);
     readers.push(...all);
-    await probeWhile(all, large, [shared], connectionDir, daemon.process.pid!);
+    await probeWhile(all, large, [shared], { connectionDir, pid: daemon.process.pid! });
     const r = Object.fromEntries(await Promise.all(Object.entries(set).map(async ([k, v]) => [k, await v.done] as const)));
     for (const result of Object.values(r)) {
       expect(result.errors).toEqual({});

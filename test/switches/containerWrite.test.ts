@@ -44,7 +44,7 @@ describe('writes to kernel.container_stats_isolated', () => {
     fs.writeFileSync(path.join(dir, 'proc', String(pid), 'status'), `Name:\tsh\nNSpid:\t${pid}${nested ? '\t1' : ''}\n`);
   };
   const write = (pid: number, value: string, container?: string) =>
-    fx.backend.write(FILE, { pid, uid: 0, gid: 0 }, Buffer.from(value), 0, container);
+    fx.backend.write({ file: FILE, caller: { pid, uid: 0, gid: 0 }, data: Buffer.from(value), offset: 0, container });
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-cw-'));
@@ -106,7 +106,7 @@ describe('writes to kernel.container_stats_isolated', () => {
 
   it('lets anyone who sees the copy read its bit', () => {
     write(100, '0', CONTAINER);
-    const read = fx.backend.read(FILE, { pid: 200, uid: 65534, gid: 65534 }, CONTAINER);
+    const read = fx.backend.read({ file: FILE, caller: { pid: 200, uid: 65534, gid: 65534 }, container: CONTAINER });
     expect(read).toEqual(Buffer.from('0\n'));
   });
 });

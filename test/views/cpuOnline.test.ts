@@ -11,7 +11,7 @@ describe('renderCpuOnline', () => {
   });
 
   it('prints what the host parser reads back as 0..n-1', () => {
-    for (const n of [1, 2, 3, 17]) expect(parseCpuOnline(renderCpuOnline(n))).toEqual([...Array(n).keys()]);
+    for (const n of [1, 2, 3, 17]) expect(parseCpuOnline(renderCpuOnline(n))).toEqual([...new Array(n).keys()]);
   });
 
   it.each([0, -1, 1.5])('refuses %s CPUs', (n) => {

@@ -37,26 +37,30 @@ function snapshot(memory: MemorySnapshot | null): MemorySnapshot {
 }
 
 
-/** Every invariant the view promises, for any host and snapshot. */
-function expectInvariants(hostInfo: HostMeminfo, text: string): void {
+/** Every invariant the view promises, for any host and snapshot: the ones `text` breaks. */
+function invariantViolations(hostInfo: HostMeminfo, text: string): string[] {
+  const violations: string[] = [];
   const values = parsed(text);
   const total = values.get('MemTotal')!;
-  expect(total <= hostInfo.get('MemTotal')!).toBe(true);
+  if (!(total <= hostInfo.get('MemTotal')!)) violations.push(`MemTotal ${total} exceeds the host's ${hostInfo.get('MemTotal')}`);
   for (const [key, value] of values) {
-    expect(value >= 0n, `${key} is negative`).toBe(true);
-    if (!(MAY_EXCEED_TOTAL.has(key) || key.startsWith('HugePages_'))) {
-      expect(value <= total, `${key} = ${value} exceeds MemTotal ${total}`).toBe(true);
-    }
+    if (!(value >= 0n)) violations.push(`${key} is negative`);
+    const bounded = !(MAY_EXCEED_TOTAL.has(key) || key.startsWith('HugePages_'));
+    if (bounded && !(value <= total)) violations.push(`${key} = ${value} exceeds MemTotal ${total}`);
   }
   const free = values.get('MemFree')!;
   const available = values.get('MemAvailable')!;
-  expect(free <= available, `MemFree ${free} > MemAvailable ${available}`).toBe(true);
-  expect(available <= total).toBe(true);
-  expect(values.get('SwapFree')! <= values.get('SwapTotal')!).toBe(true);
+  if (!(free <= available)) violations.push(`MemFree ${free} > MemAvailable ${available}`);
+  if (!(available <= total)) violations.push(`MemAvailable ${available} > MemTotal ${total}`);
+  const swapFree = values.get('SwapFree')!;
+  const swapTotal = values.get('SwapTotal')!;
+  if (!(swapFree <= swapTotal)) violations.push(`SwapFree ${swapFree} > SwapTotal ${swapTotal}`);
   // Every host key, in the host's order (plus MemAvailable after MemFree if the host lacks it).
   const keys = hostInfo.lines.map((l) => l.key);
   if (!keys.includes('MemAvailable')) keys.splice(keys.indexOf('MemFree') + 1, 0, 'MemAvailable');
-  expect([...values.keys()]).toEqual(keys);
+  const shown = [...values.keys()];
+  if (shown.join('\n') !== keys.join('\n')) violations.push(`keys ${shown.join(' ')} are not the host's ${keys.join(' ')}`);
+  return violations;
 }
 
 describe('renderMeminfo for a 256 MiB v1 cgroup (100 MiB used)', () => {
@@ -69,7 +73,7 @@ describe('renderMeminfo for a 256 MiB v1 cgroup (100 MiB used)', () => {
   });
 
   it('keeps every host key in order, no value negative or above MemTotal', () => {
-    expectInvariants(host, text);
+    expect(invariantViolations(host, text)).toEqual([]);
   });
 
   it("derives each line from the cgroup's own accounting", () => {
@@ -153,7 +157,7 @@ describe('renderMeminfo and swap', () => {
     expect(values.get('SwapTotal')).toBe(262144n);
     expect(values.get('SwapFree')).toBe(258048n);
     expect(values.get('CommitLimit')).toBe(131072n + 262144n); // RAM share + the container's swap
-    expectInvariants(hostWithSwap, renderMeminfo(hostWithSwap, limited));
+    expect(invariantViolations(hostWithSwap, renderMeminfo(hostWithSwap, limited))).toEqual([]);
   });
 
   it('shows no swap when the kernel does not account it for the cgroup', () => {
@@ -185,7 +189,7 @@ describe('renderMeminfo without a limit', () => {
     expect(values.get('MemAvailable')).toBe(host.get('MemAvailable'));
     expect(values.get('MemFree')).toBe(host.get('MemAvailable'));
     expect(values.get('Cached')).toBe(8192n);
-    expectInvariants(host, renderMeminfo(host, unlimited));
+    expect(invariantViolations(host, renderMeminfo(host, unlimited))).toEqual([]);
   });
 });
 
@@ -200,7 +204,7 @@ describe('renderMeminfo edge cases', () => {
     expect(values.get('MemFree')).toBe(0n);
     expect(values.get('MemAvailable')).toBe(65536n); // 90 MiB of file LRU, capped at MemTotal
     expect(values.get('Cached')).toBe(65536n);
-    expectInvariants(host, text);
+    expect(invariantViolations(host, text)).toEqual([]);
   });
 
   it('prints MemAvailable after MemFree when the host kernel has none (before 3.14)', () => {
@@ -214,7 +218,7 @@ describe('renderMeminfo edge cases', () => {
       'Buffers:               0 kB',
     ]);
     expect(text).toContain('\nHardwareCorrupted:     0 kB\n');
-    expectInvariants(old, text);
+    expect(invariantViolations(old, text)).toEqual([]);
   });
 
   it('keeps every invariant for arbitrary snapshots', () => {
@@ -240,7 +244,7 @@ describe('renderMeminfo edge cases', () => {
           anonHugeBytes: random(1000),
         }),
       };
-      for (const h of [host, hostWithSwap]) expectInvariants(h, renderMeminfo(h, memory));
+      for (const h of [host, hostWithSwap]) expect(invariantViolations(h, renderMeminfo(h, memory)), `snapshot ${i}`).toEqual([]);
     }
   });
 });

@@ -19,7 +19,7 @@ function input(overrides: Partial<StatInput>): StatInput {
 }
 
 /** v1 usage: user/system ticks per host CPU id, given in ticks for readability. */
-function v1Usage(perCpuTicks: Array<[user: number, system: number]>): CpuUsage {
+function v1Usage(perCpuTicks: [user: number, system: number][]): CpuUsage {
   const perCpu = perCpuTicks.map(([u, s]) => ({ userNs: BigInt(u) * NS_PER_TICK, systemNs: BigInt(s) * NS_PER_TICK }));
   return {
     userNs: perCpu.reduce((a, c) => a + c.userNs, 0n),
@@ -243,13 +243,17 @@ describe('renderStat: never backwards', () => {
 
   it('never lets any column of any line fall over 50 reads with random noise, cpuset and quota changes', () => {
     let seed = 12345;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const int = (n: number) => BigInt(Math.floor(random() * n));
     let host = HOST_4;
     const cgroupNs = [0n, 0n, 0n, 0n].map(() => ({ userNs: 0n, systemNs: 0n }));
     let history: StatHistory | null = null;
     let previousText: string | null = null;
     let previousCount = 0;
+    const shrunkRows: string[] = [];
     const visibleSets = [[0, 1, 2, 3], [0, 1], [2, 3], [1], [0, 2, 3]];
     for (let i = 0; i < 50; i++) {
       // Host: ~100 ticks per CPU, with idle sometimes reading a little lower than before.
@@ -275,13 +279,17 @@ describe('renderStat: never backwards', () => {
         if (visible.length === previousCount) {
           // Same rows: every row's total grew, never shrank.
           const before = parseStat(previousText);
-          for (const [row, t] of parsed.perCpu) expect(elapsed(t)).toBeGreaterThanOrEqual(elapsed(before.perCpu.get(row)!));
+          for (const [row, t] of parsed.perCpu) {
+            const was = elapsed(before.perCpu.get(row)!);
+            if (elapsed(t) < was) shrunkRows.push(`read ${i} ${row}: ${was} -> ${elapsed(t)}`);
+          }
         }
       }
       history = out.history;
       previousText = out.text;
       previousCount = visible.length;
     }
+    expect(shrunkRows).toEqual([]);
   });
 
   it('keeps a row that stops being shown in the aggregate, and starts a newly shown row at 0', () => {

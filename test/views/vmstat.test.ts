@@ -142,7 +142,7 @@ describe('renderVmstat', () => {
 
   it('shows the cgroup LRU, file, anon, slab and page-table gauges in pages', () => {
     const { parsed } = render(memory());
-    const expectPages: Array<[string, bigint]> = [
+    const expectPages: [string, bigint][] = [
       ['nr_inactive_anon', 79691776n],
       ['nr_active_anon', 25165824n],
       ['nr_inactive_file', 157286400n],
@@ -196,7 +196,7 @@ describe('renderVmstat', () => {
 
   it('takes event counters from the cgroup, not the host', () => {
     const { parsed } = render(memory());
-    const fromCgroup: Array<[string, bigint]> = [
+    const fromCgroup: [string, bigint][] = [
       ['pgfault', 987654n],
       ['pgmajfault', 321n],
       ['workingset_refault_anon', 12n],
