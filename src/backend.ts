@@ -44,8 +44,6 @@ export interface BackendOptions {
   logger: Logger;
   /** Called after every request with its outcome (metrics). */
   onRequest?: (file: string, result: string, seconds: number) => void;
-  /** Called when a caller's container is seen (metrics). */
-  onContainerSeen?: (key: string) => void;
   /** Called after a switch changed. */
   onSwitchChange?: () => void;
 }
@@ -153,7 +151,6 @@ export class IsolfsBackend implements FileBackend {
     const { switches, envOptOut } = this.options;
     if (!switches.hostIsolated) return { isolated: false, reason: 'host-switch-off' };
     if (location.key === '/') return { isolated: false, reason: 'root-cgroup' };
-    this.options.onContainerSeen?.(location.key);
     const nowMs = Date.now();
     const container = this.options.containers.use(location, nowMs);
     const explicit = switches.explicitContainerValue(location.key);

@@ -131,12 +131,13 @@ export class Daemon {
     if (options.joinHostCgroupNamespace) joinHostCgroupNamespace(native, options.procRoot, logger);
     const hierarchy = startupStep(`cgroup hierarchy under ${options.cgroupRoot}`, () => discoverHierarchy(options.cgroupRoot));
     const switches = startupStep(`switch state in ${options.stateDir}`, () => SwitchStore.open(options.stateDir, logger, options.hostIsolated));
+    // Metrics cost a little on every request: only keep them when someone can scrape them.
+    const metrics = options.http === undefined ? null : new Metrics({ containersTracked: () => containers.size });
     const containers = new ContainerRegistry({
       idleMs: CONTAINER_IDLE_MS,
+      onCreate: metrics ? () => metrics.containerTracked() : undefined,
       onDrop: (record, why) => dropContainer(record, why),
     });
-    // Metrics cost a little on every request: only keep them when someone can scrape them.
-    const metrics = options.http === undefined ? null : new Metrics();
     const sampler = newSampler(options, containers, metrics);
     const backend = newBackend({ options, logger, hierarchy, switches, containers, metrics, sampler });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
@@ -291,7 +292,6 @@ function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'backend'>): IsolfsB
     containers: parts.containers,
     logger: parts.logger,
     onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
-    onContainerSeen: metrics ? (key) => metrics.containerSeen(key) : undefined,
     onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
   });
 }

@@ -171,7 +171,7 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
   },
   '/proc/vmstat': (r) => {
     const memory = r.memory();
-    return memory ? renderVmstat(parseVmstat(r.hostText('/proc/vmstat')), memory, r.sources.pageSizeBytes, r.hostMeminfo().get('MemTotal') ?? 0n) : r.hostText('/proc/vmstat');
+    return memory ? renderVmstat({ host: parseVmstat(r.hostText('/proc/vmstat')), memory, pageSizeBytes: r.sources.pageSizeBytes, hostMemTotalKb: r.hostMeminfo().get('MemTotal') ?? 0n }) : r.hostText('/proc/vmstat');
   },
   '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.container), parseLoadavg(r.hostText('/proc/loadavg'))),
   '/proc/uptime': (r) => {

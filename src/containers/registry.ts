@@ -52,6 +52,8 @@ export type DropReason = 'cgroup-gone' | 'idle';
 export interface ContainerRegistryOptions {
   /** An unattached container unused this long is dropped. */
   idleMs: number;
+  /** Called once per record made (metrics). */
+  onCreate?: (record: ContainerRecord) => void;
   /** Called once per dropped record, after it left the registry. */
   onDrop?: (record: ContainerRecord, why: DropReason) => void;
 }
@@ -112,6 +114,7 @@ export class ContainerRegistry {
         statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null,
       };
       this.records.set(location.key, record);
+      this.options.onCreate?.(record);
     }
     return record;
   }

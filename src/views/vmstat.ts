@@ -19,20 +19,21 @@ const SCALED_BY_MEMORY_SHARE: ReadonlySet<string> = new Set([
   'nr_dirty_background_threshold',
 ]);
 
-/**
- * @param pageSizeBytes the host's page size (4096 on x86-64), the unit of the nr_* gauges
- * @param hostMemTotalKb the host's MemTotal, for nr_free_pages exactly as meminfo's MemFree
- * @param blockIo the container's block I/O, for pgpgin/pgpgout; null = unknown (both 0). No
- *   caller passes it yet (nothing reads io.stat / blkio), so both are 0 today.
- */
-// biome-ignore lint/complexity/useMaxParams: to become one VmstatInput together with its callers in src/files.ts and test/views (not in this change)
-export function renderVmstat(
-  host: HostVmstat,
-  memory: MemorySnapshot,
-  pageSizeBytes: bigint,
-  hostMemTotalKb: bigint,
-  blockIo: BlockIoBytes | null = null,
-): string {
+export interface VmstatInput {
+  host: HostVmstat;
+  memory: MemorySnapshot;
+  /** The host's page size (4096 on x86-64), the unit of the nr_* gauges. */
+  pageSizeBytes: bigint;
+  /** The host's MemTotal, for nr_free_pages exactly as meminfo's MemFree. */
+  hostMemTotalKb: bigint;
+  /** The container's block I/O, for pgpgin/pgpgout; null or absent = unknown (both 0). No
+   *  caller passes it yet (nothing reads io.stat / blkio), so both are 0 today. */
+  blockIo?: BlockIoBytes | null;
+}
+
+export function renderVmstat(input: VmstatInput): string {
+  const { host, memory, pageSizeBytes, hostMemTotalKb } = input;
+  const blockIo = input.blockIo ?? null;
   const gauges = memoryGauges(memory, pageSizeBytes, hostMemTotalKb);
   const memoryShare: MemoryShare = {
     memTotalBytes: containerMemTotalBytes(hostMemTotalKb, memory),

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { CONTAINER_SEEN_WINDOW_MS, Metrics } from '../../src/health/metrics';
+import { Metrics } from '../../src/health/metrics';
+import { ContainerRegistry } from '../../src/containers/registry';
+import type { CgroupLocation } from '../../src/cgroup/snapshot';
+
+/** A container whose cgroup directory does not exist: the registry's idle rule applies to it. */
+function fixtureLocation(key: string): CgroupLocation {
+  return { key, version: 2, dirs: {}, roots: {}, unifiedDir: `/nonexistent-isolfs-test${key}` };
+}
 
 async function sample(metrics: Metrics, name: string): Promise<number | undefined> {
   const text = await metrics.metricsText();
@@ -8,30 +15,25 @@ async function sample(metrics: Metrics, name: string): Promise<number | undefine
 }
 
 describe('Metrics', () => {
-  it('counts a container as seen until it has been quiet for the whole window', async () => {
-    let nowMs = 1_000_000;
-    const metrics = new Metrics({ defaultMetrics: false, nowMs: () => nowMs });
-    metrics.containerSeen('a');
-    nowMs += CONTAINER_SEEN_WINDOW_MS / 2;
-    metrics.containerSeen('b');
+  it('reports the containers the registry holds, read at scrape time', async () => {
+    let tracked = 2;
+    const metrics = new Metrics({ defaultMetrics: false, containersTracked: () => tracked });
     expect(await sample(metrics, 'isolfs_containers_seen')).toBe(2);
-
-    nowMs += CONTAINER_SEEN_WINDOW_MS / 2 + 1;
-    expect(await sample(metrics, 'isolfs_containers_seen')).toBe(1);
-
-    nowMs += CONTAINER_SEEN_WINDOW_MS + 1;
+    tracked = 0;
     expect(await sample(metrics, 'isolfs_containers_seen')).toBe(0);
   });
 
-  it('counts a container as new again only after it dropped out of the window', async () => {
+  it('counts every record the registry creates, a container dropped and read again included', async () => {
     let nowMs = 0;
-    const metrics = new Metrics({ defaultMetrics: false, nowMs: () => nowMs });
-    metrics.containerSeen('a');
-    nowMs += 1000;
-    metrics.containerSeen('a');
+    const metrics = new Metrics({ defaultMetrics: false });
+    const registry = new ContainerRegistry({ idleMs: 1000, onCreate: () => metrics.containerTracked() });
+    const location = fixtureLocation('/kubepods/pod1/c1');
+    registry.use(location, nowMs);
+    registry.use(location, nowMs + 10);
     expect(await sample(metrics, 'isolfs_containers_new_total')).toBe(1);
-    nowMs += CONTAINER_SEEN_WINDOW_MS + 1;
-    metrics.containerSeen('a');
+    nowMs += 5000;
+    registry.sweep(nowMs);
+    registry.use(location, nowMs);
     expect(await sample(metrics, 'isolfs_containers_new_total')).toBe(2);
   });
 
@@ -74,7 +76,6 @@ describe('Metrics', () => {
       const started = process.hrtime.bigint();
       for (let i = 0; i < n; i++) {
         metrics.observeRequest('/proc/meminfo', 'isolated', 0.0002);
-        metrics.containerSeen('/kubepods/pod1/c1');
       }
       perRequestNs = Math.min(perRequestNs, Number(process.hrtime.bigint() - started) / n);
     }

@@ -132,14 +132,13 @@ describe('startHealthServer', () => {
   });
 
   it('serves /metrics as Prometheus text with the values the daemon observed', async () => {
-    const metrics = new Metrics();
+    const metrics = new Metrics({ containersTracked: () => 2 });
     metrics.observeRequest('/proc/meminfo', 'isolated', 0.0002);
     metrics.observeRequest('/proc/meminfo', 'isolated', 0.0004);
     metrics.observeRequest('/proc/meminfo', 'host', 0.00003);
     metrics.observeRequest('/proc/stat', 'error', 0.05);
-    metrics.containerSeen('/kubepods/pod1/c1');
-    metrics.containerSeen('/kubepods/pod1/c1');
-    metrics.containerSeen('/kubepods/pod2/c2');
+    metrics.containerTracked();
+    metrics.containerTracked();
     metrics.setSwitches(true, 3);
     metrics.observeSamplerTick(0.004);
     const s = await start({ metrics });

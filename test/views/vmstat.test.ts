@@ -128,7 +128,7 @@ function memory(overrides: Partial<MemorySnapshot> = {}): MemorySnapshot {
 
 /** Render and parse back: proves the output is in the kernel's format. */
 function render(m: MemorySnapshot, blockIo: { readBytes: bigint; writeBytes: bigint } | null = null) {
-  const text = renderVmstat(host, m, PAGE, HOST_MEM_TOTAL_KB, blockIo);
+  const text = renderVmstat({ host, memory: m, pageSizeBytes: PAGE, hostMemTotalKb: HOST_MEM_TOTAL_KB, blockIo });
   return { text, parsed: parseVmstat(text) };
 }
 
@@ -294,7 +294,7 @@ describe('renderVmstat', () => {
 
   it('keeps an unknown key from a newer kernel, at 0', () => {
     const newer = parseVmstat('nr_free_pages 10\nnr_something_new 77\npgfault 5\n');
-    const text = renderVmstat(newer, memory(), PAGE, HOST_MEM_TOTAL_KB);
+    const text = renderVmstat({ host: newer, memory: memory(), pageSizeBytes: PAGE, hostMemTotalKb: HOST_MEM_TOTAL_KB });
     expect(text).toBe(`nr_free_pages ${(512n * MIB - 327155712n) / PAGE}\nnr_something_new 0\npgfault 987654\n`);
   });
 });
