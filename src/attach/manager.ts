@@ -38,9 +38,6 @@ import { readMountinfo, realMountpointPath } from './mountinfo';
 import { AttachPlanner, type AttachPlan, type PlanRequest } from './plan';
 import { listPids, namespaceInode } from './namespaces';
 
-// biome-ignore lint/performance/noBarrelFile: not a barrel (one re-export beside the manager); test/attach/manager.test.ts imports these from here.
-export { parseMountinfo, topmostMounts, type MountEntry } from './mountinfo';
-export type { AttachPlan, PlanRequest } from './plan';
 
 /** What the manager needs of the file system: per-container subtrees (created, never removed here). */
 export interface ContainerTree {
