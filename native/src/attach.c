@@ -14,24 +14,31 @@
  *   isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]
  *                                                 detach the named mounts on DST, attach SRC over it
  *   isolfs-attach --pid PID --check DST [DST ...]    report the state of each DST
- *   isolfs-attach --pid PID --unmount DST [DST ...]  detach the top mount on each DST
+ *   isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]
+ *                                                 detach the named mounts on DST, attach nothing
  *
  * SRC:DST:IDS is split at the LAST two colons (host sources may contain colons; container
- * targets are fixed paths such as /proc/vmstat). IDS is empty or a comma-separated list of at
- * most MAX_DETACH_IDS mount ids (positive integers, mountinfo's first field, as the caller read
- * them from the container's mountinfo). DST is resolved inside the container: after setns the
- * helper chroots to /proc/PID/root, the root that process sees. DST must already exist (a bind
- * covers an existing file; nothing is ever created inside a container) and must not contain
- * whitespace (output is space-separated).
+ * targets are fixed paths such as /proc/vmstat), DST:IDS at the last one. IDS is empty or a
+ * comma-separated list of at most MAX_DETACH_IDS mount ids (positive integers, mountinfo's first
+ * field, as the caller read them from the container's mountinfo). DST is resolved inside the
+ * container: after setns the helper chroots to /proc/PID/root, the root that process sees. DST
+ * must already exist (a bind covers an existing file; nothing is ever created inside a
+ * container) and must not contain whitespace (output is space-separated).
  *
- * Before attaching, the helper detaches the topmost mount on DST while its id (statx
- * STATX_MNT_ID, Linux 5.8+) is in IDS, and nothing else: which mounts to replace is the
- * caller's decision. The new mount goes on top of whatever is left.
+ * Before attaching (and for --unmount, instead of it), the helper detaches the topmost mount on
+ * DST while its id is in IDS, and nothing else: which mounts to replace is the caller's
+ * decision. The new mount goes on top of whatever is left. The id comes from statx
+ * STATX_MNT_ID (Linux 5.8+) or, on older kernels, from name_to_handle_at (FUSE, tmpfs, ext4...
+ * have file handles); when neither can tell and something is mounted on DST, nothing is
+ * detached and the item fails (e.g. EOPNOTSUPP: the top mount's file system has no file
+ * handles). Tests only: ISOLFS_ATTACH_TEST_HANDLE_MNT_ID=1 in the environment makes the helper
+ * ignore statx's Linux 5.8 answers (STATX_MNT_ID, STATX_ATTR_MOUNT_ROOT), so the older kernels'
+ * paths run on a new one.
  *
  * Output: one line per DST on stdout, in argument order, first word the result:
  *   attach:  "ok DST detached=N" | "err DST ERRNAME message"     (N: named mounts detached)
  *   check:   "live DST" | "dead DST" | "absent DST" | "not-mounted DST" | "err DST ERRNAME message"
- *   unmount: "ok DST" | "err DST ERRNAME message"
+ *   unmount: "ok DST detached=N" | "err DST ERRNAME message"     (N may be 0: the top was not named)
  * "dead" means a mount whose FUSE connection is gone (stat fails with ENOTCONN).
  *
  * Exit status: 0 every item succeeded (for --check: every state was determined), 1 at least one
@@ -110,7 +117,7 @@ struct item {
     const char *src; /* attach only */
     const char *dst;
     int tree_fd;     /* attach only: the detached clone of src, or -1 */
-    int detach_ids[MAX_DETACH_IDS]; /* attach only: mounts the caller named for detaching */
+    int detach_ids[MAX_DETACH_IDS]; /* attach and unmount: mounts the caller named for detaching */
     int detach_count;
     int src_errno;   /* attach only: why the source could not be prepared ... */
     const char *src_what; /* ... and at which step */
@@ -139,6 +146,8 @@ static const char *errno_name(int err) {
     case ENOTCONN: return "ENOTCONN";
     case ECONNABORTED: return "ECONNABORTED";
     case ESTALE: return "ESTALE";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EOVERFLOW: return "EOVERFLOW";
     default: {
         static char buf[16];
         snprintf(buf, sizeof buf, "E%d", err);
@@ -152,7 +161,7 @@ static void usage(const char *why) {
             "isolfs-attach: %s\n"
             "usage: isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]\n"
             "       isolfs-attach --pid PID --check DST [DST ...]\n"
-            "       isolfs-attach --pid PID --unmount DST [DST ...]\n",
+            "       isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]\n",
             why);
     exit(2);
 }
@@ -193,15 +202,20 @@ static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char
     return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
 
+/* From ISOLFS_ATTACH_TEST_HANDLE_MNT_ID (tests only): ignore statx's 5.8 answers (STATX_MNT_ID,
+ * STATX_ATTR_MOUNT_ROOT), so the pre-5.8 paths run on a new kernel. */
+static int pre_5_8_statx;
+
 /*
  * Is `path` the root of a mount? statx's STATX_ATTR_MOUNT_ROOT (Linux 5.8+) answers directly;
  * on older kernels a different device than the parent directory is the classic test.
- * Returns 1/0, or -1 with errno set (ENOTCONN for a dead FUSE mount). FORCE_SYNC makes FUSE ask
- * its daemon instead of answering from cached attributes, so a dead connection is noticed.
+ * Returns 1/0, or -1 with errno set (ENOTCONN for a dead FUSE mount). sync_flag: FORCE_SYNC makes
+ * FUSE ask its daemon instead of answering from cached attributes, so a dead connection is
+ * noticed; DONT_SYNC asks no daemon.
  */
-static int is_mount_root(const char *path, struct statx *stx) {
-    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE | STATX_INO, stx) != 0) return -1;
-    if (stx->stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) return (stx->stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+static int is_mount_root(const char *path, struct statx *stx, int sync_flag) {
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | sync_flag, STATX_TYPE | STATX_INO, stx) != 0) return -1;
+    if ((stx->stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && !pre_5_8_statx) return (stx->stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
     char parent[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
@@ -221,19 +235,51 @@ static int is_named(const struct item *it, unsigned long long mnt_id) {
 }
 
 /*
- * Detach the topmost mount on dst while its id is one the caller named; returns how many, or
- * -1 (errno set). DONT_SYNC: a dead FUSE mount answers from cached attributes instead of
- * ENOTCONN; the mount id comes from the VFS, not from the filesystem.
+ * The id of the topmost mount on path, as in mountinfo; returns 0, or -1 with errno set. statx answers
+ * from Linux 5.8 on; before, name_to_handle_at fills in the mount id even when the handle does
+ * not fit (EOVERFLOW: we ask for none), on any file system with file handles (FUSE has them).
+ * DONT_SYNC: a dead FUSE mount answers from cached attributes instead of ENOTCONN; neither call
+ * asks the file system's daemon.
  */
-static int detach_named(const struct item *it) {
+static int top_mount_id(const char *path, unsigned long long *mnt_id) {
+    struct statx stx;
+    if (!pre_5_8_statx) {
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0) return -1;
+        if (stx.stx_mask & STATX_MNT_ID) { *mnt_id = stx.stx_mnt_id; return 0; }
+    }
+    struct file_handle fh = { .handle_bytes = 0 };
+    int id;
+    if (name_to_handle_at(AT_FDCWD, path, &fh, &id, 0) != 0 && errno != EOVERFLOW) return -1;
+    *mnt_id = (unsigned long long)id;
+    return 0;
+}
+
+/*
+ * Detach the topmost mount on dst while its id is one the caller named; returns how many, or -1
+ * with errno set and *what saying which step failed. A mount whose id cannot be read counts as
+ * not named: nothing more is detached, and the item fails rather than stack on an unknown top;
+ * unless nothing is mounted on dst (the mount read is the one dst is in, e.g. procfs, which has
+ * no file handles), where statx too would have found nothing named.
+ */
+static int detach_named(const struct item *it, const char **what) {
     int detached = 0;
     while (detached < it->detach_count) {
-        struct statx stx;
-        if (statx(AT_FDCWD, it->dst, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0)
-            return errno == ENOENT ? detached : -1;
-        if (!(stx.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return -1; }
-        if (!is_named(it, stx.stx_mnt_id)) return detached;
-        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) return -1;
+        unsigned long long mnt_id;
+        if (top_mount_id(it->dst, &mnt_id) != 0) {
+            int err = errno;
+            struct statx stx;
+            if (err == EOPNOTSUPP && is_mount_root(it->dst, &stx, AT_STATX_DONT_SYNC) == 0) return detached;
+            errno = err;
+            if (errno == ENOENT) *what = "target does not exist in the container (not created)";
+            else if (errno == EOPNOTSUPP) *what = "cannot read the top mount's id (no STATX_MNT_ID, and its file system has no file handles): not detached";
+            else *what = "cannot read the top mount's id: not detached";
+            return -1;
+        }
+        if (!is_named(it, mnt_id)) return detached;
+        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
+            *what = "cannot detach a named mount";
+            return -1;
+        }
         detached++;
     }
     return detached;
@@ -245,9 +291,10 @@ static int attach_one(const struct item *it) {
         item_error(it->dst, errno, it->src_what);
         return -1;
     }
-    int detached = detach_named(it);
+    const char *what = NULL;
+    int detached = detach_named(it, &what);
     if (detached < 0) {
-        item_error(it->dst, errno, errno == ENOSYS ? "cannot read mount ids (statx STATX_MNT_ID needs Linux 5.8)" : "cannot detach a named mount");
+        item_error(it->dst, errno, what);
         return -1;
     }
     struct statx stx;
@@ -269,7 +316,7 @@ static int attach_one(const struct item *it) {
     return 0;
 }
 
-/* IDS of SRC:DST:IDS: empty, or up to MAX_DETACH_IDS positive ints separated by commas. */
+/* IDS of SRC:DST:IDS or DST:IDS: empty, or up to MAX_DETACH_IDS positive ints separated by commas. */
 static void parse_detach_ids(const char *ids, struct item *it) {
     for (const char *p = ids; *p != '\0';) {
         if (it->detach_count == MAX_DETACH_IDS) usage("too many mount ids for one target");
@@ -288,7 +335,7 @@ static void parse_detach_ids(const char *ids, struct item *it) {
 
 static int check_one(const char *dst) {
     struct statx stx;
-    int root = is_mount_root(dst, &stx);
+    int root = is_mount_root(dst, &stx, AT_STATX_FORCE_SYNC);
     if (root < 0) {
         if (errno == ENOTCONN) { printf("dead %s\n", dst); return 0; }
         if (errno == ENOENT) { printf("absent %s\n", dst); return 0; }
@@ -299,12 +346,14 @@ static int check_one(const char *dst) {
     return 0;
 }
 
-static int unmount_one(const char *dst) {
-    if (umount2(dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
-        item_error(dst, errno, errno == EINVAL ? "not a mount point" : "umount failed");
+static int unmount_one(const struct item *it) {
+    const char *what = NULL;
+    int detached = detach_named(it, &what);
+    if (detached < 0) {
+        item_error(it->dst, errno, what);
         return -1;
     }
-    printf("ok %s\n", dst);
+    printf("ok %s detached=%d\n", it->dst, detached);
     return 0;
 }
 
@@ -340,6 +389,8 @@ int main(int argc, char **argv) {
     if (read_only && mode != MODE_ATTACH) usage("--read-only only applies to attaching");
     int count = argc - first;
     if (count <= 0) usage("nothing to do");
+    const char *force = getenv("ISOLFS_ATTACH_TEST_HANDLE_MNT_ID");
+    pre_5_8_statx = force != NULL && strcmp(force, "1") == 0;
 
     struct item *items = calloc((size_t)count, sizeof *items);
     if (!items) fatal(ENOMEM, "allocating", pid);
@@ -356,6 +407,12 @@ int main(int argc, char **argv) {
             *colon = '\0';
             items[i].src = arg;
             items[i].dst = colon + 1;
+        } else if (mode == MODE_UNMOUNT) {
+            char *ids_colon = strrchr(arg, ':');
+            if (!ids_colon) usage("unmount arguments are DST:IDS");
+            *ids_colon = '\0';
+            parse_detach_ids(ids_colon + 1, &items[i]);
+            items[i].dst = arg;
         } else {
             items[i].dst = arg;
         }
@@ -401,7 +458,7 @@ int main(int argc, char **argv) {
         switch (mode) {
         case MODE_ATTACH: rc = attach_one(&items[i]); break;
         case MODE_CHECK: rc = check_one(items[i].dst); break;
-        default: rc = unmount_one(items[i].dst); break;
+        default: rc = unmount_one(&items[i]); break;
         }
         if (rc != 0) failed = 1;
         fflush(stdout);

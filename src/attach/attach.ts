@@ -13,24 +13,28 @@ import { execFile, type ExecFileException } from 'node:child_process';
 import path from 'node:path';
 import { nativeBuildDir } from '../fuse/native';
 
-/** A host file (usually under the isolfs mountpoint) and where it goes in the container. */
-export interface AttachPair {
-  source: string;
+/** A target in the container and the mounts on it to detach (detachFiles; attachFiles first). */
+export interface DetachTarget {
   /** Absolute path as the container sees it, e.g. /proc/vmstat. */
   target: string;
   /**
-   * Mount ids (mountinfo's first field, in the container's namespace) to detach from the target
-   * before binding: the helper detaches the topmost mount only while its id is listed, so
-   * nothing unnamed is ever detached. Empty: bind on top of whatever is there.
+   * Mount ids (mountinfo's first field, in the container's namespace) to detach from the target:
+   * the helper detaches the topmost mount only while its id is listed, so nothing unnamed is
+   * ever detached. Empty: detach nothing (attachFiles binds on top of whatever is there).
    */
   detachMountIds: readonly number[];
+}
+
+/** A host file (usually under the isolfs mountpoint) and where it goes in the container. */
+export interface AttachPair extends DetachTarget {
+  source: string;
 }
 
 /** The helper takes at most this many mount ids per target (a deeper stack is not ours). */
 export const MAX_DETACH_IDS = 16;
 
 export type AttachResult =
-  /** `detachedMounts`: how many mounts were detached from the target (named ones; for detachFiles, the top one). */
+  /** `detachedMounts`: how many of the named mounts were detached from the target. */
   | { target: string; ok: true; detachedMounts: number }
   /** `errno`: the kernel's error name (ENOENT, EPERM, ...), `message` the helper's explanation. */
   | { target: string; ok: false; errno: string; message: string };
@@ -85,7 +89,7 @@ function validatePid(pid: number): void {
 }
 
 /** Mount ids are the kernel's positive ints; the helper reads them as a comma-separated list. */
-function validateMountIds(pair: AttachPair): void {
+function validateMountIds(pair: DetachTarget): void {
   const ids = pair.detachMountIds;
   const valid = ids.length <= MAX_DETACH_IDS && ids.every((id) => Number.isInteger(id) && id > 0 && id <= 0x7fffffff);
   if (!valid) throw new AttachHelperError(`invalid mount ids to detach from ${pair.target}: ${JSON.stringify(ids)}`, null, 'EINVAL', '');
@@ -143,14 +147,13 @@ function lineFor(output: HelperOutput, index: number, target: string): { word: s
 }
 
 /**
- * One attach (`detachLimit`: how many ids were named) or unmount (null) line: "ok DST
- * detached=N" resp. "ok DST", or "err DST ERRNAME message". Anything else is a broken helper.
+ * One attach or unmount line (`detachLimit`: how many ids were named): "ok DST detached=N" or
+ * "err DST ERRNAME message". Anything else is a broken helper.
  */
-function parseResult(output: HelperOutput, index: number, target: string, detachLimit: number | null): AttachResult {
+function parseResult(output: HelperOutput, index: number, target: string, detachLimit: number): AttachResult {
   const { word, rest } = lineFor(output, index, target);
-  if (word === 'ok' && detachLimit === null && rest === '') return { target, ok: true, detachedMounts: 1 };
   const detached = /^detached=(\d+)$/.exec(rest);
-  if (word === 'ok' && detachLimit !== null && detached && Number(detached[1]) <= detachLimit) {
+  if (word === 'ok' && detached && Number(detached[1]) <= detachLimit) {
     return { target, ok: true, detachedMounts: Number(detached[1]) };
   }
   const [errno = '', ...message] = rest.split(' ');
@@ -197,13 +200,21 @@ export async function checkMounts(
   return states;
 }
 
-/** Detach the topmost mount on each target inside the container of `pid` (lazily, MNT_DETACH). */
+/**
+ * Detach, lazily (MNT_DETACH), each target's named mounts inside the container of `pid`: the
+ * topmost while its id is named, as attachFiles does before binding; nothing is bound. A target
+ * whose top mount is not named is left as it is (ok, detachedMounts 0).
+ */
 export async function detachFiles(
-  helperPath: string, pid: number, targets: readonly string[], opts: { timeoutMs?: number } = {},
+  helperPath: string, pid: number, targets: readonly DetachTarget[], opts: { timeoutMs?: number } = {},
 ): Promise<AttachResult[]> {
   validatePid(pid);
   if (targets.length === 0) return [];
-  for (const target of targets) validateTarget(target);
-  const output = await runHelper(helperPath, ['--pid', String(pid), '--unmount', '--', ...targets], opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  return targets.map((target, i) => parseResult(output, i, target, null));
+  for (const target of targets) {
+    validateTarget(target.target);
+    validateMountIds(target);
+  }
+  const args = ['--pid', String(pid), '--unmount', '--', ...targets.map((t) => `${t.target}:${t.detachMountIds.join(',')}`)];
+  const output = await runHelper(helperPath, args, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  return targets.map((t, i) => parseResult(output, i, t.target, t.detachMountIds.length));
 }

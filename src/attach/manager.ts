@@ -70,6 +70,8 @@ export interface AttachManagerOptions {
   /** How a mount's FUSE connection is asked whether it answers (default fs.promises.statfs;
    *  tests pass a fake: ENOTCONN cannot be had without root). */
   statfs?: (probe: string) => Promise<unknown>;
+  /** How long that statfs may take before the mount counts as alive (hung); default 2 s. */
+  statfsTimeoutMs?: number;
 }
 
 export interface ScanReport {
@@ -152,6 +154,7 @@ export class AttachManager {
       procRoot: options.procRoot,
       ourSource: this.ourSource,
       statfs: options.statfs,
+      statfsTimeoutMs: options.statfsTimeoutMs,
       warn: (key, fields, message) => this.warn(key, fields, message),
     });
   }

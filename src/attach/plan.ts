@@ -55,6 +55,8 @@ export interface PlannerOptions {
   ourSource: string;
   /** How a mount's FUSE connection is asked whether it answers (see AttachManagerOptions.statfs). */
   statfs?: (probe: string) => Promise<unknown>;
+  /** How long a statfs may take before the mount is taken as alive (hung); default 2 s. */
+  statfsTimeoutMs?: number;
   /** The manager's rate-limited warning. */
   warn: (key: string, fields: object, message: string) => void;
 }
@@ -71,8 +73,8 @@ interface Look {
 export class AttachPlanner {
   /** Per scan: device -> whether its FUSE connection is dead. */
   private deviceVerdicts = new Map<string, Promise<boolean>>();
-  /** Devices whose statfs has not returned yet. */
-  private readonly hungDevices = new Set<string>();
+  /** A statfs has not returned yet (it holds a libuv pool thread): no other is started. */
+  private probeOutstanding = false;
 
   constructor(private readonly options: PlannerOptions) {}
 
@@ -105,11 +107,16 @@ export class AttachPlanner {
     return { pid, container, pairs: [...look.pairs.values()], repairTargets: look.repairTargets };
   }
 
-  /** A pair for every topmost mount that is a dead predecessor's; true when a source is in the container's subtree. */
+  /**
+   * A pair for every topmost mount that is a dead predecessor's; true when a source is in the
+   * container's subtree. Only isolfs mounts of our source are asked (a namespace may hold any
+   * number of other FUSE mounts, and each hung one would hold a pool thread).
+   */
   private async planRepairs(look: Look): Promise<boolean> {
     const { procDir, request } = look;
     let inContainer = false;
     for (const [mountpoint, stack] of look.stacks) {
+      if (!this.isPredecessorCandidate(stack[0], request.ourDevice)) continue;
       if ((await this.ownerOf(stack[0], procDir, request.ourDevice, true)) !== 'dead-predecessor') continue;
       const source = this.sourceFor(stack[0].root, request.location);
       if (source.inContainer) inContainer = true;
@@ -165,27 +172,36 @@ export class AttachPlanner {
     if (!dead) return 'other';
     // A dead one answers ENOTCONN to every reader: replacing it can only help. Only our own
     // predecessors' are repaired where they stand (sourced from our tree).
-    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.options.ourSource ? 'dead-predecessor' : 'dead-fuse';
+    return this.isPredecessorCandidate(mount, ourDevice) ? 'dead-predecessor' : 'dead-fuse';
+  }
+
+  /** An isolfs mount made for our mountpoint (our source name) but not our live connection. */
+  private isPredecessorCandidate(mount: MountEntry, ourDevice: string): boolean {
+    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.options.ourSource && mount.device !== ourDevice;
   }
 
   /**
    * Whether the FUSE connection behind a mount (not ours) is gone: statfs through it fails with
    * ENOTCONN. Not stat: the kernel answers that from cached attributes even when the daemon is
-   * dead. statfs runs in libuv's pool and is bounded by a timeout, and a device whose previous
-   * check never returned (a hung daemon) is not asked again, so a hung filesystem can hold at
-   * most one pool thread and never stalls a scan. Verdicts are kept for one scan.
+   * dead. statfs runs in libuv's pool and cannot be cancelled: one to a hung daemon holds a pool
+   * thread until that daemon answers. So at most one is ever outstanding: while it is, every
+   * other mount counts as alive unasked (not replaced this scan, looked at again on a later
+   * one), and a scan waits at most the timeout for it. Verdicts are kept for one scan.
    */
   private connectionDead(device: string, probe: string): Promise<boolean> {
     const known = this.deviceVerdicts.get(device);
     if (known !== undefined) return known;
-    if (this.hungDevices.has(device)) return Promise.resolve(false);
-    this.hungDevices.add(device);
+    if (this.probeOutstanding) return Promise.resolve(false);
+    this.probeOutstanding = true;
     const statfs = this.options.statfs ?? fs.promises.statfs;
     const check = statfs(probe).then(
       () => false,
       (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN' || err.code === 'ECONNABORTED',
-    ).finally(() => this.hungDevices.delete(device));
-    const verdict = Promise.race([check, sleep(STATFS_TIMEOUT_MS).then(() => false)]);
+    ).finally(() => {
+      this.probeOutstanding = false;
+    });
+    const timeoutMs = this.options.statfsTimeoutMs ?? STATFS_TIMEOUT_MS;
+    const verdict = Promise.race([check, sleep(timeoutMs).then(() => false)]);
     this.deviceVerdicts.set(device, verdict);
     return verdict;
   }
@@ -218,7 +234,7 @@ function isOurMount(mount: MountEntry, ourDevice: string): boolean {
   return mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice;
 }
 
-/** How long a statfs of a foreign isolfs mount may take before we call it alive (hung). */
+/** How long a statfs of a foreign FUSE mount may take before we call it alive (hung). */
 const STATFS_TIMEOUT_MS = 2000;
 
 function sleep(ms: number): Promise<void> {

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttachHelperError, attachFiles, checkMounts, defaultAttachHelperPath, detachFiles } from '../../src/attach/attach';
+import { AttachHelperError, attachFiles, checkMounts, defaultAttachHelperPath, detachFiles, type AttachResult } from '../../src/attach/attach';
+import { mountStacks, readMountinfo } from '../../src/attach/mountinfo';
 import { CGROUP_ROOT, isPureV2, ownCgroups } from '../helpers/cgroups';
 import { processExited, RuncError, RUNC_STATE_ROOT, removeStaleContainers, runContainer, runcAvailable, type RuncContainer } from '../helpers/runc';
 
@@ -22,6 +23,27 @@ function mountsOn(pid: number, target: string): string[] {
 /** The ids of the mounts on `target`, in mountinfo's order (the bottom one first, the top last). */
 function mountIdsOn(pid: number, target: string): number[] {
   return mountsOn(pid, target).map((l) => Number(l.split(' ')[0]));
+}
+
+/** The ids of the mounts stacked on `target`, topmost first, as the manager reads them (mountStacks). */
+function stackIds(pid: number, target: string): number[] {
+  return mountStacks(readMountinfo(`/proc/${pid}`) ?? []).get(target)?.map((m) => m.id) ?? [];
+}
+
+/**
+ * A helper that reads mount ids as on a pre-5.8 kernel (name_to_handle_at, no statx
+ * STATX_MNT_ID): the real one, run with its test-only switch.
+ */
+function handleIdsHelper(dir: string): string {
+  const wrapper = path.join(dir, 'isolfs-attach-handle-ids');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nISOLFS_ATTACH_TEST_HANDLE_MNT_ID=1 exec '${HELPER}' "$@"\n`, { mode: 0o755 });
+  return wrapper;
+}
+
+/** One step's outcome with the ids left out (they differ between runs): results, then what is left. */
+function outcome(results: readonly AttachResult[], stack: readonly number[]): string {
+  const said = results.map((r) => (r.ok ? `ok detached=${r.detachedMounts}` : `err ${r.errno}`));
+  return `${said.join(', ')}; ${stack.length} mounted`;
 }
 
 function unusedPid(): number {
@@ -149,8 +171,9 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
     expect(cleaned).toEqual({ target: '/proc/meminfo', ok: true, detachedMounts: 2 });
     expect(mountIdsOn(container.pid, '/proc/meminfo')[0]).toBe(runcBind);
     expect(mountIdsOn(container.pid, '/proc/meminfo')).toHaveLength(2);
-    // Detaching ours uncovers runc's bind again.
-    expect(await detachFiles(HELPER, container.pid, ['/proc/meminfo'])).toEqual([{ target: '/proc/meminfo', ok: true, detachedMounts: 1 }]);
+    // Detaching ours (named, its id from mountinfo) uncovers runc's bind again.
+    const [top] = stackIds(container.pid, '/proc/meminfo');
+    expect(await detachFiles(HELPER, container.pid, [{ target: '/proc/meminfo', detachMountIds: [top] }])).toEqual([{ target: '/proc/meminfo', ok: true, detachedMounts: 1 }]);
     expect(mountIdsOn(container.pid, '/proc/meminfo')).toEqual([runcBind]);
     expect((await container.exec(['cat', '/proc/meminfo'])).stdout).toBe(fs.readFileSync(fakeMeminfo, 'utf8'));
   });
@@ -187,12 +210,71 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
     expect((await container.exec(['cat', '/proc/swaps'])).stdout).toBe(fs.readFileSync(vmstatA, 'utf8'));
   });
 
-  it('unmount detaches the top mount and reports a target with nothing mounted', async () => {
-    const results = await detachFiles(HELPER, container.pid, ['/proc/vmstat', '/proc/stat']);
-    expect(results[0]).toEqual({ target: '/proc/vmstat', ok: true, detachedMounts: 1 });
-    expect(results[1]).toMatchObject({ target: '/proc/stat', ok: false, errno: 'EINVAL' });
+  it('unmount detaches only named mounts: an unnamed top stays, a target with nothing mounted is left as it is', async () => {
+    const [top] = stackIds(container.pid, '/proc/vmstat');
+    const unnamed = await detachFiles(HELPER, container.pid, [
+      { target: '/proc/vmstat', detachMountIds: [0x7fffffff] },
+      { target: '/proc/stat', detachMountIds: [] },
+    ]);
+    expect(unnamed).toEqual([{ target: '/proc/vmstat', ok: true, detachedMounts: 0 }, { target: '/proc/stat', ok: true, detachedMounts: 0 }]);
+    expect(stackIds(container.pid, '/proc/vmstat')).toEqual([top]);
+    expect(await detachFiles(HELPER, container.pid, [{ target: '/proc/vmstat', detachMountIds: [top] }])).toEqual([{ target: '/proc/vmstat', ok: true, detachedMounts: 1 }]);
     expect((await container.exec(['cat', '/proc/vmstat'])).stdout).toMatch(/^nr_free_pages \d+\n/);
     expect((await checkMounts(HELPER, container.pid, ['/proc/vmstat'])).get('/proc/vmstat')).toBe('not-mounted');
+    await expect(detachFiles(HELPER, container.pid, [{ target: '/proc/vmstat', detachMountIds: [0] }])).rejects.toMatchObject({ errno: 'EINVAL', exitCode: null });
+  });
+
+  it('reads mount ids through name_to_handle_at where statx cannot (pre-5.8 kernels): named and unnamed mounts go exactly as with statx', async () => {
+    const handleIds = handleIdsHelper(scratch);
+    /** Stacks, replaces and detaches on `target` with `helper`; what each step did, ids left out. */
+    const steps = async (helper: string, target: string): Promise<string[]> => {
+      const files = [1, 2].map((n) => {
+        const file = path.join(scratch, `stack-${path.basename(target)}-${n}`);
+        fs.writeFileSync(file, `file ${n}\n`);
+        return file;
+      });
+      const attach = (source: string, detachMountIds: number[]): Promise<AttachResult[]> => attachFiles(helper, container.pid, [{ source, target, detachMountIds }]);
+      const detach = (detachMountIds: number[]): Promise<AttachResult[]> => detachFiles(helper, container.pid, [{ target, detachMountIds }]);
+      const seen: string[] = [];
+      const step = async (running: Promise<AttachResult[]>): Promise<number[]> => {
+        const results = await running;
+        const stack = stackIds(container.pid, target);
+        seen.push(outcome(results, stack));
+        return stack;
+      };
+      const [a] = await step(attach(files[0], []));
+      const [b] = await step(attach(files[1], []));
+      // Named: the one beneath and one that is nowhere; the unnamed top stops it.
+      const [c] = await step(attach(files[0], [a, 0x7fffffff]));
+      seen.push((await container.exec(['cat', target])).stdout);
+      const [d] = await step(attach(files[1], [c, b]));
+      seen.push((await container.exec(['cat', target])).stdout);
+      await step(detach([a]));
+      await step(detach([d, a]));
+      await step(detach([d]));
+      return seen;
+    };
+    const expected = [
+      'ok detached=0; 1 mounted', 'ok detached=0; 2 mounted', 'ok detached=0; 3 mounted', 'file 1\n',
+      'ok detached=2; 2 mounted', 'file 2\n', 'ok detached=0; 2 mounted', 'ok detached=2; 0 mounted', 'ok detached=0; 0 mounted',
+    ];
+    expect(await steps(HELPER, '/proc/cpuinfo')).toEqual(expected);
+    expect(await steps(handleIds, '/proc/partitions')).toEqual(expected);
+  });
+
+  it('a top mount whose id neither statx (switched off) nor name_to_handle_at can read is not detached: the item fails saying so', async () => {
+    const handleIds = handleIdsHelper(scratch);
+    // A bind of a host procfs file: procfs has no file handles, so name_to_handle_at cannot say.
+    expect((await attachFiles(HELPER, container.pid, [{ source: '/proc/version', target: '/proc/cmdline', detachMountIds: [] }]))[0]).toMatchObject({ ok: true });
+    const [procBind] = stackIds(container.pid, '/proc/cmdline');
+    const [refused] = await attachFiles(handleIds, container.pid, [{ source: vmstatA, target: '/proc/cmdline', detachMountIds: [procBind] }]);
+    expect(refused).toMatchObject({ ok: false, errno: 'EOPNOTSUPP', message: expect.stringMatching(/cannot read the top mount's id .*not detached/) });
+    const [unmountRefused] = await detachFiles(handleIds, container.pid, [{ target: '/proc/cmdline', detachMountIds: [procBind] }]);
+    expect(unmountRefused).toMatchObject({ ok: false, errno: 'EOPNOTSUPP' });
+    expect(stackIds(container.pid, '/proc/cmdline')).toEqual([procBind]);
+    // With statx, the same request detaches it.
+    expect(await detachFiles(HELPER, container.pid, [{ target: '/proc/cmdline', detachMountIds: [procBind] }])).toEqual([{ target: '/proc/cmdline', ok: true, detachedMounts: 1 }]);
+    expect(stackIds(container.pid, '/proc/cmdline')).toEqual([]);
   });
 
   it('a pid that does not exist is a clear ESRCH error, not a crash', async () => {
@@ -247,8 +329,13 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
       expect(over).toEqual({ target: '/proc/uptime', ok: true, detachedMounts: 0 });
       expect(mountIdsOn(container.pid, '/proc/uptime')[0]).toBe(lxcfsMount);
       expect(mountIdsOn(container.pid, '/proc/uptime')).toHaveLength(2);
-      await detachFiles(HELPER, container.pid, ['/proc/uptime']);
+      const [ours] = stackIds(container.pid, '/proc/uptime');
+      expect(await detachFiles(HELPER, container.pid, [{ target: '/proc/uptime', detachMountIds: [ours] }])).toEqual([{ target: '/proc/uptime', ok: true, detachedMounts: 1 }]);
       expect(mountIdsOn(container.pid, '/proc/uptime')).toEqual([lxcfsMount]);
+      // A second lxcfs file, to be repaired through name_to_handle_at once lxcfs is dead.
+      const [diskstats] = await attachFiles(HELPER, container.pid, [{ source: path.join(fuseDir, 'proc', 'diskstats'), target: '/proc/diskstats', detachMountIds: [] }]);
+      expect(diskstats).toMatchObject({ ok: true });
+      const [lxcfsDiskstats] = stackIds(container.pid, '/proc/diskstats');
 
       const exited = new Promise((r) => lxcfs!.once('exit', r));
       lxcfs!.kill('SIGKILL');
@@ -270,6 +357,15 @@ describe.skipIf(!runcAvailable())('isolfs-attach in a runc container', () => {
       expect((await container.exec(['cat', '/proc/uptime'])).stdout).toBe('12.00 3.00\n');
       expect(mountIdsOn(container.pid, '/proc/uptime')).toHaveLength(1);
       expect(mountIdsOn(container.pid, '/proc/uptime')).not.toContain(lxcfsMount);
+
+      // The same through name_to_handle_at (pre-5.8 kernels): a dead FUSE mount's id is read
+      // without asking its daemon.
+      expect((await checkMounts(HELPER, container.pid, ['/proc/diskstats'])).get('/proc/diskstats')).toBe('dead');
+      const [viaHandle] = await attachFiles(handleIdsHelper(scratch), container.pid, [{ source: vmstatA, target: '/proc/diskstats', detachMountIds: [lxcfsDiskstats] }]);
+      expect(viaHandle).toEqual({ target: '/proc/diskstats', ok: true, detachedMounts: 1 });
+      expect(stackIds(container.pid, '/proc/diskstats')).toHaveLength(1);
+      expect(stackIds(container.pid, '/proc/diskstats')).not.toContain(lxcfsDiskstats);
+      expect((await container.exec(['cat', '/proc/diskstats'])).stdout).toBe(fs.readFileSync(vmstatA, 'utf8'));
     });
   });
 

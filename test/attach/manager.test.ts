@@ -132,6 +132,21 @@ function fakeStatfs(deadTargets: readonly string[]): (probe: string) => Promise<
   };
 }
 
+/** A statfs whose every call is recorded (the target's path), answering as `answer` says. */
+function recordingStatfs(answer: (target: string) => Promise<unknown>): { statfs: (probe: string) => Promise<unknown>; probed: string[] } {
+  const probed: string[] = [];
+  const statfs = (probe: string): Promise<unknown> => {
+    const target = probe.slice(probe.indexOf('/root/') + '/root'.length);
+    probed.push(target);
+    return answer(target);
+  };
+  return { statfs, probed };
+}
+
+function enotconn(): Promise<never> {
+  return Promise.reject(Object.assign(new Error('dead'), { code: 'ENOTCONN' }));
+}
+
 /** A stand-in for isolfs-attach: logs its arguments, answers "ok DST detached=<ids named>". */
 function fakeHelper(dir: string, body?: string): { path: string; calls: () => string[][] } {
   const helper = path.join(dir, 'isolfs-attach');
@@ -274,6 +289,60 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     const plan = await manager.plan(attaching);
     const named = Object.fromEntries(plan.pairs.map((p) => [p.target, p.detachMountIds]));
     expect(named).toEqual({ '/proc/uptime': [613], '/proc/meminfo': [620, 610], '/proc/vmstat': [631], '/proc/stat': [622] });
+  });
+
+  it('a repair-only plan asks only isolfs mounts of our source, never another FUSE file system or instance', async () => {
+    const procRoot = fakeProc(dir, [
+      line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
+      line(611, 601, OTHER_INSTANCE_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat', source: 'isolfs:/srv/other/mnt' }),
+      '612 600 0:46 / /mnt/data rw,relatime - fuse.sshfs host:/data rw,user_id=0,group_id=0',
+      '613 600 0:47 / /var/lib/lxcfs rw,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0',
+      '614 600 0:48 / /mnt/plain rw,relatime - fuse /dev/fuse rw,user_id=0,group_id=0',
+      line(615, 601, OUR_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
+    ]);
+    const { statfs, probed } = recordingStatfs((target) => (target === '/proc/meminfo' ? enotconn() : Promise.resolve({})));
+    const { manager } = makeManager(procRoot, { statfs });
+    const plan = await manager.plan(repairOnly);
+    expect(probed).toEqual(['/proc/meminfo']);
+    expect(plan.pairs).toEqual([{ source: `${MNT}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] }]);
+  });
+
+  it('never has two statfs outstanding: while a hung one is, no other mount is asked, and scans still complete', async () => {
+    // meminfo: a predecessor whose daemon hangs (A); vmstat: a dead predecessor (B); stat: a dead
+    // foreign FUSE mount on an attach target (C).
+    const procRoot = fakeProc(dir, [
+      line(610, 601, LIVE_PREDECESSOR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
+      line(611, 601, DEAD_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      '612 601 0:46 /stat /proc/stat rw,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0',
+    ]);
+    let settleHung = (): void => undefined;
+    const hung = new Promise((resolve) => {
+      settleHung = () => resolve({});
+    });
+    const { statfs, probed } = recordingStatfs((target) => (target === '/proc/meminfo' ? hung : enotconn()));
+    const helper = fakeHelper(dir);
+    const { manager } = makeManager(procRoot, { statfs, statfsTimeoutMs: 20, helperPath: helper.path });
+    /** What each helper run named for detaching, target by target. */
+    const named = (): Record<string, string>[] => helper.calls().map((args) => Object.fromEntries(args.slice(3).map((pair) => {
+      const [, target = '', ids = ''] = pair.split(':');
+      return [target, ids];
+    })));
+
+    // Scan 1: A is asked and never answers; B and C are not asked while it is outstanding.
+    expect(await manager.scan()).toMatchObject({ inspected: 1, repairedMounts: 0, failures: 0 });
+    expect(probed).toEqual(['/proc/meminfo']);
+    // Scan 2 (the namespace is due again after an attach): A is still outstanding, nothing is asked.
+    expect(await manager.scan()).toMatchObject({ inspected: 1, failures: 0 });
+    expect(probed).toEqual(['/proc/meminfo']);
+    const none = { '/proc/meminfo': '', '/proc/vmstat': '', '/proc/stat': '' };
+    expect(named()).toEqual([none, none]);
+
+    // A answers: scan 3 asks again, one mount at a time, and names B and C, found dead.
+    settleHung();
+    await new Promise((resolve) => setImmediate(resolve)); // past the probe's own settling
+    expect(await manager.scan()).toMatchObject({ inspected: 1, repairedMounts: 1, failures: 0 });
+    expect(probed).toEqual(['/proc/meminfo', '/proc/meminfo', '/proc/vmstat', '/proc/stat']);
+    expect(named()[2]).toEqual({ '/proc/meminfo': '', '/proc/vmstat': '611', '/proc/stat': '612' });
   });
 
   it('has no side effects: the same plan twice, no subtree made, nothing marked, no helper run', async () => {

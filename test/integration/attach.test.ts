@@ -25,6 +25,7 @@ import { startContainer, type RunningContainer } from '../helpers/container';
 import { containerDirName, mountSourceName } from '../../src/fuse/filesystem';
 import { ensureRootfs } from '../helpers/runc';
 import { defaultAttachHelperPath, detachFiles } from '../../src/attach/attach';
+import { mountStacks, readMountinfo } from '../../src/attach/mountinfo';
 
 const MIB = 1024n * 1024n;
 const HOST_MEMTOTAL_KB = Number(/MemTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1]);
@@ -258,8 +259,12 @@ describe('--attach and repair after kill -9', () => {
   it('attaches again a file whose mount disappeared from a container it had done', async () => {
     const before = mountOn(attached, '/proc/vmstat');
     expect(before?.device).toBe(deviceOf(daemon.mountpoint));
-    const [result] = await detachFiles(defaultAttachHelperPath(), attached.process.pid as number, ['/proc/vmstat']);
-    expect(result.ok).toBe(true);
+    // Named as the manager names it: the top mount's id, from the container's mountinfo.
+    const pid = attached.process.pid as number;
+    const top = mountStacks(readMountinfo(`/proc/${pid}`) ?? []).get('/proc/vmstat')?.[0];
+    expect(top?.device).toBe(deviceOf(daemon.mountpoint));
+    const [result] = await detachFiles(defaultAttachHelperPath(), pid, [{ target: '/proc/vmstat', detachMountIds: [top?.id ?? 0] }]);
+    expect(result).toEqual({ target: '/proc/vmstat', ok: true, detachedMounts: 1 });
     expect(mountOn(attached, '/proc/vmstat')).toBeUndefined();
     // Looked at again every 6 scans (300 ms each here).
     const back = await until('vmstat attached again', () => mountOn(attached, '/proc/vmstat'), (m) => m !== undefined, 10_000);
