@@ -3,11 +3,20 @@
  * cgroup key), with one lifecycle: created on first sight, refreshed on use, dropped once, by
  * one sweep, through one hook.
  *
- * Drop policy, checked by `sweep`:
- * - its cgroup is gone, or was recreated under the same key (another inode): another container
- *   may take the key, and must start afresh;
- * - otherwise, unused for `idleMs` (10 min), unless it is attached: an attached container keeps
- *   its /containers/<key>/ subtree (and record) until its cgroup is gone.
+ * A record belongs to one cgroup directory, told by its inode. `sweep` checks at most
+ * `maxChecksPerSweep` records, going on where the last one stopped (each record is checked
+ * every ceil(size / maxChecksPerSweep) sweeps), one stat each:
+ * - its cgroup is gone: dropped;
+ * - its cgroup was recreated under the same key (another inode: a restart policy, LXC, systemd
+ *   units): replaced in place by a fresh record that keeps only the attach state, and no hook
+ *   runs, since a /containers/<key>/ subtree serves whoever is that cgroup now;
+ * - otherwise, unused for `idleMs` (10 min): dropped, unless it is attached. An attached
+ *   container keeps its subtree (and record) until its cgroup is gone. If its directory was not
+ *   there when the record was made, each check looks again: still not there, it is gone; there
+ *   now, it is a recreation (above); no directory to look for, it is kept while attached.
+ * use() checks nothing (a request pays no stat): a recreation is found by the sweep.
+ * markAttached(), rare, checks at once. Past `maxRecords`, a new record first evicts the least
+ * recently used unattached ones.
  */
 import fs from 'node:fs';
 import { processListDir } from '../cgroup/hierarchy';
@@ -25,20 +34,28 @@ export interface LoadState {
   total: number;
   /** Sampling period of the last sample; null until the first one. */
   sampledPeriod: number | null;
+  /** When its loadavg was last read, by the sampler's clock: unread for long, it is no longer sampled. */
+  lastReadMs: number;
+}
+
+/** A cgroup directory and its inode, which tells a recreated directory from the one first seen. */
+export interface CgroupDirIdentity {
+  path: string;
+  ino: number;
 }
 
 export interface ContainerRecord {
   readonly key: string;
   /** Where its cgroup is, as its latest reader's /proc/<pid>/cgroup said. */
   location: CgroupLocation;
-  /** Its process-list directory and that directory's inode when first seen; null = none to check. */
-  readonly cgroupDir: { path: string; ino: number } | null;
+  /** The process-list directory it was made for; null = none was there, or there is none to look for. */
+  readonly cgroupDir: CgroupDirIdentity | null;
   lastUsedMs: number;
   /** /proc/stat's previous counters, so that none goes backwards. */
   statHistory: StatHistory | null;
   /** The last task count (procs_running/procs_blocked), reused for TASK_COUNTS_TTL_MS. */
   taskCounts: { atMs: number; counts: TaskCounts } | null;
-  /** Null until its loadavg is first read: only those containers are sampled. */
+  /** Null until its loadavg is read (and again once unread for long): only the others are sampled. */
   load: LoadState | null;
   /** The env opt-out's last answer (switches/envOptOut.ts). */
   envOptOut: { atMs: number; optedOut: boolean } | null;
@@ -47,33 +64,66 @@ export interface ContainerRecord {
   // Page-cache content of the attached files, when it is kept, belongs here: dropped with the record.
 }
 
-export type DropReason = 'cgroup-gone' | 'idle';
+export type DropReason = 'cgroup-gone' | 'idle' | 'evicted';
+
+/** A sweep checks at most this many records (one stat each, ~13 ms of CPU: bench/registry-sweep.js). */
+export const DEFAULT_MAX_CHECKS_PER_SWEEP = 2000;
+/** A delegated cgroup subtree can make 100k cgroups, each a reader: memory and sweeps stay bounded at this many. */
+export const DEFAULT_MAX_RECORDS = 10_000;
 
 export interface ContainerRegistryOptions {
   /** An unattached container unused this long is dropped. */
   idleMs: number;
-  /** Called once per record made (metrics). */
+  /** Records checked per sweep; the next sweep goes on from there (default DEFAULT_MAX_CHECKS_PER_SWEEP). */
+  maxChecksPerSweep?: number;
+  /** Records kept before unattached ones are evicted (default DEFAULT_MAX_RECORDS); attached ones are never evicted. */
+  maxRecords?: number;
+  /** Called once per record made, including a fresh one for a recreated cgroup (metrics). */
   onCreate?: (record: ContainerRecord) => void;
   /** Called once per dropped record, after it left the registry. */
   onDrop?: (record: ContainerRecord, why: DropReason) => void;
 }
 
+/** What a record's cgroup directory is now. */
+type Look = { found: 'same' | 'gone' | 'nothing-to-look-for' } | { found: 'other'; identity: CgroupDirIdentity };
+
 export class ContainerRegistry {
   private readonly records = new Map<string, ContainerRecord>();
+  private readonly maxChecksPerSweep: number;
+  private readonly maxRecords: number;
+  /** Where the last sweep stopped. A Map iterator stays valid across deletions and insertions. */
+  private cursor: Iterator<ContainerRecord>;
 
-  constructor(private readonly options: ContainerRegistryOptions) {}
+  constructor(private readonly options: ContainerRegistryOptions) {
+    this.maxChecksPerSweep = options.maxChecksPerSweep ?? DEFAULT_MAX_CHECKS_PER_SWEEP;
+    this.maxRecords = options.maxRecords ?? DEFAULT_MAX_RECORDS;
+    if (!(this.maxChecksPerSweep >= 1)) throw new RangeError(`maxChecksPerSweep must be >= 1: ${this.maxChecksPerSweep}`);
+    if (!(this.maxRecords >= 1)) throw new RangeError(`maxRecords must be >= 1: ${this.maxRecords}`);
+    this.cursor = this.records.values();
+  }
 
   /** The container's record, created on first sight; marks it used now. */
   use(location: CgroupLocation, nowMs: number): ContainerRecord {
-    const record = this.recordFor(location, nowMs);
+    const record = this.records.get(location.key) ?? this.create(location, nowMs);
     record.location = location;
     record.lastUsedMs = nowMs;
     return record;
   }
 
-  /** The attach manager added the container's subtree; `location` is from one of its processes. */
+  /**
+   * The attach manager added the container's subtree; `location` is from one of its processes.
+   * Its record is checked first (one stat): one made for an earlier cgroup under this key is
+   * replaced, so the sweep does not take the new container's subtree for a gone one.
+   */
   markAttached(location: CgroupLocation): void {
-    this.recordFor(location, Date.now()).attachedLocation = location;
+    let record = this.records.get(location.key);
+    if (record === undefined) {
+      record = this.create(location, Date.now());
+    } else {
+      const look = lookAt(record.cgroupDir, location);
+      if (look.found === 'other') record = this.renew(record, look.identity);
+    }
+    record.attachedLocation = location;
   }
 
   /** Where an attached container is; undefined when it has no subtree (any more). */
@@ -93,53 +143,110 @@ export class ContainerRegistry {
     return this.records.size;
   }
 
-  /** Drops what the policy above says; one stat per record. Returns how many were dropped. */
+  /**
+   * Applies the policy above to the next `maxChecksPerSweep` records, so a record is checked
+   * every ceil(size / maxChecksPerSweep) sweeps. Returns how many were dropped.
+   */
   sweep(nowMs: number): number {
     const dropped: [ContainerRecord, DropReason][] = [];
-    for (const record of this.records.values()) {
-      const why = dropReason(record, nowMs, this.options.idleMs);
+    for (const record of this.nextBatch()) {
+      const why = this.check(record, nowMs);
       if (why !== null) dropped.push([record, why]);
     }
+    return this.drop(dropped);
+  }
+
+  /** Up to maxChecksPerSweep records from where the last sweep stopped, none twice. */
+  private nextBatch(): ContainerRecord[] {
+    const batch: ContainerRecord[] = [];
+    const wanted = Math.min(this.maxChecksPerSweep, this.records.size);
+    let restarted = false;
+    while (batch.length < wanted) {
+      const next = this.cursor.next();
+      if (next.done !== true) {
+        batch.push(next.value);
+      } else if (restarted) {
+        break;
+      } else {
+        // An exhausted iterator stays exhausted, even after insertions: start over.
+        this.cursor = this.records.values();
+        restarted = true;
+      }
+    }
+    return batch;
+  }
+
+  private check(record: ContainerRecord, nowMs: number): DropReason | null {
+    // Unattached and never identified: nothing to remove, so the idle rule alone, without a stat.
+    if (record.cgroupDir === null && record.attachedLocation === null) return idleReason(record, nowMs, this.options.idleMs);
+    const look = lookAt(record.cgroupDir, record.attachedLocation ?? record.location);
+    if (look.found === 'gone') return 'cgroup-gone';
+    if (look.found === 'other') {
+      this.renew(record, look.identity);
+      return null;
+    }
+    if (record.attachedLocation !== null) return null;
+    return idleReason(record, nowMs, this.options.idleMs);
+  }
+
+  private create(location: CgroupLocation, nowMs: number): ContainerRecord {
+    if (this.records.size >= this.maxRecords) this.evictLeastRecentlyUsed();
+    const identity = lookAt(null, location);
+    return this.add(newRecord(location, identity.found === 'other' ? identity.identity : null, nowMs));
+  }
+
+  /** A fresh record for the cgroup now under the record's key: nothing of the old container but its subtree. */
+  private renew(old: ContainerRecord, identity: CgroupDirIdentity): ContainerRecord {
+    const fresh = newRecord(old.location, identity, old.lastUsedMs);
+    fresh.attachedLocation = old.attachedLocation;
+    return this.add(fresh);
+  }
+
+  private add(record: ContainerRecord): ContainerRecord {
+    // Setting a key already there keeps its place in the map, so the sweep's cursor does too.
+    this.records.set(record.key, record);
+    this.options.onCreate?.(record);
+    return record;
+  }
+
+  /** The oldest 1% of the unattached records: one scan per hundred records made at the cap. */
+  private evictLeastRecentlyUsed(): void {
+    const unattached = [...this.records.values()].filter((record) => record.attachedLocation === null);
+    unattached.sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+    const count = Math.max(1, Math.floor(this.maxRecords / 100));
+    this.drop(unattached.slice(0, count).map((record): [ContainerRecord, DropReason] => [record, 'evicted']));
+  }
+
+  private drop(dropped: [ContainerRecord, DropReason][]): number {
     // Out of the map before any hook runs: a hook that throws cannot make a record drop twice.
     for (const [record] of dropped) this.records.delete(record.key);
     for (const [record, why] of dropped) this.options.onDrop?.(record, why);
     return dropped.length;
   }
-
-  private recordFor(location: CgroupLocation, nowMs: number): ContainerRecord {
-    let record = this.records.get(location.key);
-    if (record === undefined) {
-      record = {
-        key: location.key, location, cgroupDir: identifyCgroupDir(location), lastUsedMs: nowMs,
-        statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null,
-      };
-      this.records.set(location.key, record);
-      this.options.onCreate?.(record);
-    }
-    return record;
-  }
 }
 
-function dropReason(record: ContainerRecord, nowMs: number, idleMs: number): DropReason | null {
-  const exists = cgroupStillThere(record);
-  if (exists === false) return 'cgroup-gone';
-  // Attached and its cgroup known to exist: kept however long nobody reads it.
-  if (record.attachedLocation !== null && exists) return null;
+function newRecord(location: CgroupLocation, cgroupDir: CgroupDirIdentity | null, nowMs: number): ContainerRecord {
+  return {
+    key: location.key, location, cgroupDir, lastUsedMs: nowMs,
+    statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null,
+  };
+}
+
+function idleReason(record: ContainerRecord, nowMs: number, idleMs: number): DropReason | null {
   return nowMs - record.lastUsedMs >= idleMs ? 'idle' : null;
 }
 
-/** Whether the directory the record was made for is still there, as the same directory; null = cannot tell. */
-function cgroupStillThere(record: ContainerRecord): boolean | null {
-  if (record.cgroupDir === null) return null;
+/**
+ * One stat: whether the directory `known` is still there as itself. With none known, whether
+ * `location`'s process-list directory is there now ('other', with its identity): a record made
+ * while none was there was made for another cgroup than the one there now.
+ */
+function lookAt(known: CgroupDirIdentity | null, location: CgroupLocation): Look {
+  const dir = known?.path ?? processListDir(location)?.dir;
+  if (dir === undefined) return { found: 'nothing-to-look-for' };
   // throwIfNoEntry: a vanished cgroup is the common case here, and needs no exception.
-  const stat = fs.statSync(record.cgroupDir.path, { throwIfNoEntry: false });
-  return stat !== undefined && stat.ino === record.cgroupDir.ino;
-}
-
-function identifyCgroupDir(location: CgroupLocation): ContainerRecord['cgroupDir'] {
-  const listed = processListDir(location);
-  if (listed === null) return null;
-  const stat = fs.statSync(listed.dir, { throwIfNoEntry: false });
-  // Gone already: nothing to tell a recreation by, so the idle policy applies.
-  return stat === undefined ? null : { path: listed.dir, ino: stat.ino };
+  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) return { found: 'gone' };
+  if (known !== null && stat.ino === known.ino) return { found: 'same' };
+  return { found: 'other', identity: { path: dir, ino: stat.ino } };
 }

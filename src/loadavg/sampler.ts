@@ -3,19 +3,22 @@
  * count the container's runnable (R) and uninterruptible (D) threads and fold the count into
  * three exponential moving averages (kernelLoad.ts).
  *
- * Cost follows use. Only containers whose loadavg someone has read are sampled: the first read
- * gives the container's record (containers/registry.ts) its load state, and the registry's
- * sweep drops the record, numbers and all, once the container is idle or gone. The sampler
- * keeps the algorithm and the tick; the record keeps the numbers. A tick samples at
- * most `maxContainersPerTick` containers, longest-unsampled first (round robin), so a node with
- * many containers cannot make one tick run long (LXCFS's loadavg thread, which walks every
- * container every 5 s, is reported freezing at 250+ containers). A container skipped by the
- * bound catches up when it is next sampled: its missed periods are folded in at once with the
- * kernel's calc_load_n (the same catch-up the kernel does after NO_HZ idle skipped sampling),
- * assuming the count just read held throughout. Periods are counted from the clock, not from
- * timer callbacks, so a stalled event loop is caught up the same way.
+ * Cost follows use. Only containers whose loadavg was read in the last `stopAfterUnreadMs`
+ * (10 min) are sampled: a read gives the container's record (containers/registry.ts) load
+ * state and stamps it; a tick drops the state of one unread that long, however long the record
+ * itself lives (other files' reads or an attached subtree keep it), and its next read starts
+ * afresh, like a first one. The registry's sweep drops the record, numbers and all, once the
+ * container is idle or gone. The sampler keeps the algorithm and the tick; the record keeps
+ * the numbers. A tick samples at most `maxContainersPerTick` containers, longest-unsampled
+ * first (round robin), so a node with many containers cannot make one tick run long (LXCFS's
+ * loadavg thread, which walks every container every 5 s, is reported freezing at 250+
+ * containers). A container skipped by the bound catches up when it is next sampled: its
+ * missed periods are folded in at once with the kernel's calc_load_n (the same catch-up the
+ * kernel does after NO_HZ idle skipped sampling), assuming the count just read held
+ * throughout. Periods are counted from the clock, not from timer callbacks, so a stalled event
+ * loop is caught up the same way.
  *
- * The first read of a container never sampled samples it at once (synchronously), and the
+ * The first read of a container not being sampled samples it at once (synchronously), and the
  * averages are SEEDED with that instantaneous count, not started at 0 as the kernel starts at
  * boot. The kernel starts at 0 because at boot nothing has run yet; a container met here has
  * usually been running for a long time before its first read (and after every daemon
@@ -53,6 +56,8 @@ export interface LoadavgSamplerOptions {
   intervalMs?: number;
   /** At most this many countTasks calls per tick (default 100). */
   maxContainersPerTick?: number;
+  /** A container whose loadavg is not read this long is no longer sampled (default 10 min). */
+  stopAfterUnreadMs?: number;
   /** Monotonic clock in ms (default performance.now). */
   nowMs?: () => number;
   /** A countTasks failure during a tick (default: ignored; counted in stats). */
@@ -62,7 +67,7 @@ export interface LoadavgSamplerOptions {
 }
 
 export interface LoadavgSamplerStats {
-  /** Containers with load state (their loadavg was read). */
+  /** Containers with load state (their loadavg was read in the last stopAfterUnreadMs). */
   containers: number;
   /** Timer ticks run so far. */
   ticks: number;
@@ -76,17 +81,22 @@ export interface LoadavgSamplerStats {
   errorsLastTick: number;
   /** Containers whose cgroup was gone in the last tick (left for the registry's sweep). */
   goneLastTick: number;
+  /** Containers the last tick stopped sampling: their loadavg was not read for stopAfterUnreadMs. */
+  unreadLastTick: number;
   /** Wall time the last tick took. */
   durationLastTickMs: number;
 }
 
 const DEFAULT_MAX_CONTAINERS_PER_TICK = 100;
+/** The registry's idle time: a loadavg read that often keeps its container sampled. */
+const DEFAULT_STOP_AFTER_UNREAD_MS = 10 * 60_000;
 
 export class LoadavgSampler {
   private readonly containers: () => Iterable<ContainerRecord>;
   private readonly countTasks: (record: ContainerRecord) => TaskCounts | null;
   private readonly intervalMs: number;
   private readonly maxContainersPerTick: number;
+  private readonly stopAfterUnreadMs: number;
   private readonly nowMs: () => number;
   private readonly onError: (key: string, error: unknown) => void;
   private readonly onTick: (stats: LoadavgSamplerStats) => void;
@@ -100,6 +110,7 @@ export class LoadavgSampler {
     truncatedLastTick: 0,
     errorsLastTick: 0,
     goneLastTick: 0,
+    unreadLastTick: 0,
     durationLastTickMs: 0,
   };
 
@@ -108,6 +119,7 @@ export class LoadavgSampler {
     this.countTasks = options.countTasks;
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
+    this.stopAfterUnreadMs = options.stopAfterUnreadMs ?? DEFAULT_STOP_AFTER_UNREAD_MS;
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.onError = options.onError ?? (() => undefined);
     this.onTick = options.onTick ?? (() => undefined);
@@ -115,6 +127,7 @@ export class LoadavgSampler {
     if (!(this.maxContainersPerTick >= 1)) {
       throw new RangeError(`maxContainersPerTick must be >= 1: ${this.maxContainersPerTick}`);
     }
+    if (!(this.stopAfterUnreadMs > 0)) throw new RangeError(`stopAfterUnreadMs must be > 0: ${this.stopAfterUnreadMs}`);
     this.originMs = this.nowMs();
   }
 
@@ -132,13 +145,16 @@ export class LoadavgSampler {
   }
 
   /**
-   * The container's load; from now on it is sampled. A container never sampled is sampled now,
-   * so the first reply already holds its count. Null when its cgroup is gone.
+   * The container's load; it is sampled until unread for stopAfterUnreadMs. A container not
+   * being sampled is sampled now, so the first reply already holds its count. Null when its
+   * cgroup is gone.
    */
   get(record: ContainerRecord): LoadSample | null {
-    record.load ??= { load1: 0, load5: 0, load15: 0, running: 0, total: 0, sampledPeriod: null };
-    const load = record.load;
-    if (load.sampledPeriod === null && this.sample(record, load, this.periodAt(this.nowMs())) === null) return null;
+    const nowMs = this.nowMs();
+    const load = record.load ?? { load1: 0, load5: 0, load15: 0, running: 0, total: 0, sampledPeriod: null, lastReadMs: nowMs };
+    record.load = load;
+    load.lastReadMs = nowMs;
+    if (load.sampledPeriod === null && this.sample(record, load, this.periodAt(nowMs)) === null) return null;
     return { load1: load.load1, load5: load.load5, load15: load.load15, running: load.running, total: load.total };
   }
 
@@ -153,17 +169,12 @@ export class LoadavgSampler {
   /** One sampling round; the timer calls it, tests may too. Never throws. */
   tick(): void {
     const startedMs = performance.now();
-    const period = this.periodAt(this.nowMs());
+    const nowMs = this.nowMs();
+    const period = this.periodAt(nowMs);
     this.counters.ticks++;
 
+    const { due, tracked, unread } = this.collectDue(nowMs, period);
     // Never-sampled containers first, then the least recently sampled (round robin).
-    let tracked = 0;
-    const due: [ContainerRecord, LoadState][] = [];
-    for (const record of this.containers()) {
-      if (record.load === null) continue;
-      tracked++;
-      if (record.load.sampledPeriod === null || record.load.sampledPeriod < period) due.push([record, record.load]);
-    }
     due.sort(([, a], [, b]) => (a.sampledPeriod ?? -1) - (b.sampledPeriod ?? -1));
     const chosen = due.slice(0, this.maxContainersPerTick);
 
@@ -187,8 +198,28 @@ export class LoadavgSampler {
     this.counters.truncatedLastTick = truncated;
     this.counters.errorsLastTick = errors;
     this.counters.goneLastTick = gone;
+    this.counters.unreadLastTick = unread;
     this.counters.durationLastTickMs = performance.now() - startedMs;
     this.onTick(this.stats());
+  }
+
+  /** The containers not yet sampled in `period`; first ends the sampling of those unread too long. */
+  private collectDue(nowMs: number, period: number): { due: [ContainerRecord, LoadState][]; tracked: number; unread: number } {
+    const due: [ContainerRecord, LoadState][] = [];
+    let tracked = 0;
+    let unread = 0;
+    for (const record of this.containers()) {
+      const { load } = record;
+      if (load === null) continue;
+      if (nowMs - load.lastReadMs >= this.stopAfterUnreadMs) {
+        record.load = null; // cost follows use: its next read starts afresh
+        unread++;
+        continue;
+      }
+      tracked++;
+      if (load.sampledPeriod === null || load.sampledPeriod < period) due.push([record, load]);
+    }
+    return { due, tracked, unread };
   }
 
   /** Sampling periods elapsed since the sampler was made, by the clock. */

@@ -103,7 +103,7 @@ describe('LoadavgSampler (fake timers)', () => {
     sampler.get(container('dropped'));
     for (let minute = 1; minute <= 10; minute++) {
       vi.advanceTimersByTime(60_000);
-      container('kept');
+      sampler.get(container('kept'));
     }
     expect(registry.sweep(Date.now())).toBe(1);
     countTasks.mockClear();
@@ -114,6 +114,49 @@ describe('LoadavgSampler (fake timers)', () => {
     expect(back.load).toBeNull();
     expect(sampler.get(back)).not.toBeNull();
     expect(countTasks).toHaveBeenLastCalledWith(back);
+    sampler.stop();
+  });
+
+  it('stops sampling a container whose loadavg is not read for 10 minutes, though its record lives on', () => {
+    const countTasks = vi.fn((_record: ContainerRecord) => counts(2));
+    const { sampler, registry, container } = setUp({ countTasks });
+    sampler.start();
+    sampler.get(container('other-files'));
+    const attached = container('attached');
+    registry.markAttached(locationOf('attached'));
+    sampler.get(attached);
+    for (let minute = 1; minute < 10; minute++) {
+      vi.advanceTimersByTime(60_000);
+      container('other-files'); // its other files are read: the record stays, its loadavg is not read
+    }
+    expect(sampler.stats()).toMatchObject({ containers: 2, unreadLastTick: 0 });
+    vi.advanceTimersByTime(60_000);
+    container('other-files');
+    expect(registry.find('other-files')?.load).toBeNull();
+    expect(registry.find('attached')?.load).toBeNull();
+    expect(registry.size).toBe(2);
+    expect(sampler.stats()).toMatchObject({ containers: 0 });
+    countTasks.mockClear();
+    vi.advanceTimersByTime(60_000);
+    expect(countTasks).not.toHaveBeenCalled();
+    // The next read starts afresh, as a first read does: sampled at once, seeded with its count.
+    const sample = sampler.get(container('other-files'));
+    expect(countTasks).toHaveBeenCalledTimes(1);
+    expect(sample).toMatchObject({ load1: 2 * FIXED_1, load15: 2 * FIXED_1 });
+    sampler.stop();
+  });
+
+  it('keeps sampling a container whose loadavg is read at least every 10 minutes', () => {
+    const countTasks = vi.fn((_record: ContainerRecord) => counts(1));
+    const { sampler, container } = setUp({ countTasks });
+    sampler.start();
+    sampler.get(container('watched'));
+    for (let read = 0; read < 3; read++) {
+      vi.advanceTimersByTime(9 * 60_000);
+      sampler.get(container('watched'));
+    }
+    expect(countTasks).toHaveBeenCalledTimes(1 + 3 * 9 * 12);
+    expect(sampler.stats()).toMatchObject({ containers: 1, unreadLastTick: 0 });
     sampler.stop();
   });
 
@@ -237,8 +280,9 @@ describe('LoadavgSampler (real timers)', () => {
     sampler.stop();
   });
 
-  it('rejects a zero interval or a zero bound', () => {
+  it('rejects a zero interval, bound or unread time', () => {
     expect(() => setUp({ countTasks: () => null, intervalMs: 0 })).toThrow(RangeError);
     expect(() => setUp({ countTasks: () => null, maxContainersPerTick: 0 })).toThrow(RangeError);
+    expect(() => setUp({ countTasks: () => null, stopAfterUnreadMs: 0 })).toThrow(RangeError);
   });
 });
