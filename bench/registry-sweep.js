@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Cost of one container-registry sweep (one stat per record checked, at most 2000 a sweep) over N
-// records whose cgroup
-// directories are real cgroupfs directories (reused when the machine has fewer than N).
+// records whose cgroup directories are real cgroupfs directories (reused when there are fewer).
 // Usage: npm run build && node bench/registry-sweep.js [N=1000] [cgroupRoot=/sys/fs/cgroup]
 'use strict';
 const fs = require('node:fs');
