@@ -12,6 +12,9 @@
 # Environment: DURATION (seconds per cell, default 1.5), ROUNDS (default 3), READERS ("1 4"),
 # FILES ("meminfo stat cpuinfo"), ISOLFS_NO_BUILD=1 (use dist/ as it is, skip tsc),
 # ISOLFS_SKIP=1 (kernel and LXCFS only), RESULTS_OUT=FILE (keep every cell's raw numbers),
+# BASELINE=DIR (A/B in one interleaved run: the "poll" columns are this tree and the "thread"
+# columns the built checkout DIR, e.g. a `git worktree` of the previous commit, both with
+# --loop $LOOP, default poll: the way to show a change did not slow isolfs down),
 # PIN=none|same|split: where readers and daemons run. none (default) leaves it to the scheduler,
 # as in production; same pins daemons and readers to CPU 0; split pins daemons to CPU 1 and
 # readers to CPU 0. On these VMs a FUSE round trip costs ~3-4x more when the reader and the
@@ -51,7 +54,14 @@ if [[ ${ISOLFS_SKIP:-0} == 1 ]]; then
   ISOLFS_STATUS="skipped (ISOLFS_SKIP=1)"
 elif { [[ ${ISOLFS_NO_BUILD:-0} == 1 ]] && isolfs_available; } || build_isolfs; then
   for loop in poll thread; do
-    start_isolfs "isolfs-$loop" --loop "$loop"
+    if [[ -n ${BASELINE:-} ]]; then
+      # A/B: the second column is another checkout (built), both daemons with --loop $LOOP.
+      if [[ $loop == thread ]]; then this_tree=$PROJECT_ROOT; PROJECT_ROOT=$BASELINE; fi
+      start_isolfs "isolfs-$loop" --loop "${LOOP:-poll}"
+      if [[ $loop == thread ]]; then PROJECT_ROOT=$this_tree; fi
+    else
+      start_isolfs "isolfs-$loop" --loop "$loop"
+    fi
     ROOT[isolfs-$loop]=$DAEMON_MNT
     PID[isolfs-$loop]=$DAEMON_PID
     TARGETS+=("isolfs-$loop")
@@ -122,6 +132,7 @@ echo "$(nproc) CPUs, kernel $(uname -r), lxcfs $(lxcfs --version 2>&1 | head -n 
 echo "isolfs: $ISOLFS_STATUS"
 echo
 header="%-8s %3s %15s %15s %15s %15s %12s %12s %12s %12s\n"
+[[ -z ${BASELINE:-} ]] || echo "A/B: poll columns = this tree, thread columns = $BASELINE (both --loop ${LOOP:-poll})"
 printf "$header" file rdrs "kernel/s" "lxcfs/s" "isolfs-poll/s" "isolfs-thread/s" "poll/lxcfs" "thread/lxcfs" "poll/kernel" "thread/kernel"
 for file in $FILES; do
   for readers in $READERS; do
