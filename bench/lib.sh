@@ -212,14 +212,17 @@ build_isolfs() {
   isolfs_available || { log "isolfs: dist/cli.js or the native addon is missing (npm install?)"; return 1; }
 }
 
-# start_isolfs NAME [ARGS...]: the built CLI on a private dir; sets DAEMON_PID and DAEMON_MNT.
+# start_isolfs NAME [ARGS...]: the built CLI on a private dir; sets DAEMON_PID, DAEMON_MNT and
+# DAEMON_VIEWS (its container-views tree, mounted with attach or repair).
 start_isolfs() {
   local name=$1
   shift
   DAEMON_MNT="$BENCH_TMP/$name"
+  DAEMON_VIEWS="$BENCH_TMP/$name.views"
   mkdir -p "$DAEMON_MNT" "$BENCH_TMP/$name.state"
-  BENCH_MOUNTS+=("$DAEMON_MNT")
-  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=1} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" --log-level warn "$@" \
+  BENCH_MOUNTS+=("$DAEMON_VIEWS" "$DAEMON_MNT")
+  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=1} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" \
+    --views-mountpoint "$DAEMON_VIEWS" --log-level warn "$@" \
     > "$BENCH_TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   BENCH_PIDS+=("$DAEMON_PID")

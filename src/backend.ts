@@ -5,7 +5,10 @@
  */
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { isErrno, type Caller, type Errno, type FileBackend, type FileRequest, type WriteRequest } from './fuse/fileBackend';
+import {
+  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
+  type WriteRequest,
+} from './fuse/fileBackend';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath } from './fuse/layout';
 import { locateProcess } from './identity/processCgroup';
@@ -48,10 +51,27 @@ export interface BackendOptions {
   onSwitchChange?: () => void;
 }
 
+/**
+ * How long a container's rendered view is reused (see serve). Together with the container-views
+ * tree's attribute timeout it bounds how far behind the container a reader can be: 100 ms.
+ */
+export const RENDER_REUSE_MS = 50;
+
+/** Who "reads" a per-container file: nobody in particular (its content is the container's). */
+const ANY_READER: Caller = { pid: 0, uid: 0, gid: 0 };
+
 export class IsolfsBackend implements FileBackend {
   private readonly rateLimited = new RateLimitedLog(60_000);
+  /** The last version handed out (currentContent): versions are never reused. */
+  private lastVersion = 0;
+  private readonly switchListeners: Array<() => void> = [];
 
   constructor(private readonly options: BackendOptions) {}
+
+  /** Also tell `listener` after a switch changed (the container-views tree refreshes its files). */
+  addSwitchListener(listener: () => void): void {
+    this.switchListeners.push(listener);
+  }
 
   observe(file: ServedPath, result: string, seconds: number): void {
     this.options.onRequest?.(file, result, seconds);
@@ -70,12 +90,41 @@ export class IsolfsBackend implements FileBackend {
     return this.serve(file, this.decide(caller));
   }
 
+  /**
+   * An attached container's file now, kept in its record with a version that changes only when
+   * the bytes do (the page-cache tree gives the kernel a new mtime then, and only then).
+   */
+  currentContent({ file, container }: ContainerFileRequest): VersionedContent | Errno {
+    const record = this.options.containers.find(container);
+    if (!record?.attachedLocation) return { errno: E.ENOENT }; // gone since its dir was made
+    const bytes = this.read({ file, caller: ANY_READER, container });
+    if (isErrno(bytes)) return bytes;
+    record.pageContent ??= new Map();
+    const last = record.pageContent.get(file);
+    if (last?.bytes.equals(bytes)) return last;
+    const current = { bytes, version: ++this.lastVersion };
+    record.pageContent.set(file, current);
+    return current;
+  }
+
+  /**
+   * A view of an isolated container: rendered at most every RENDER_REUSE_MS per container and
+   * file (every reader of the container within that time gets the same bytes), so a container
+   * read in a loop costs one render per period instead of one per read. Failures are not kept.
+   */
   private serve(file: ViewPath, decision: Decision): Buffer | Errno {
     if (!decision.isolated) return this.hostFile(file);
+    const record = decision.container;
+    const nowMs = Date.now();
+    const last = record.rendered?.get(file);
+    if (last !== undefined && nowMs - last.atMs < RENDER_REUSE_MS && nowMs >= last.atMs) return last.bytes;
     try {
-      return Buffer.from(renderView(file, decision.container, this.options.sources, Date.now()), 'utf8');
+      const bytes = Buffer.from(renderView(file, record, this.options.sources, nowMs), 'utf8');
+      record.rendered ??= new Map();
+      record.rendered.set(file, { bytes, atMs: nowMs });
+      return bytes;
     } catch (err) {
-      return this.failure(file, decision.container.location, err);
+      return this.failure(file, record.location, err);
     }
   }
 
@@ -105,7 +154,7 @@ export class IsolfsBackend implements FileBackend {
       return { errno: E.EIO };
     }
     this.options.logger.info({ value: value ? 1 : 0, pid: caller.pid }, 'kernel.stats_isolated changed');
-    this.options.onSwitchChange?.();
+    this.switchChanged();
     return accepted;
   }
 
@@ -119,7 +168,7 @@ export class IsolfsBackend implements FileBackend {
       return { errno: E.EIO };
     }
     this.options.logger.info({ container: location.key, value: value ? 1 : 0, pid: caller.pid }, 'kernel.container_stats_isolated changed');
-    this.options.onSwitchChange?.();
+    this.switchChanged();
     return accepted;
   }
 
@@ -136,6 +185,11 @@ export class IsolfsBackend implements FileBackend {
     if (writer !== null && isSameOrBelow(writer.key, target.key)) return target;
     return this.refuse(file, caller, 'writer is not in the container whose copy it writes',
       { container: target.key, writerCgroup: writer?.key ?? null });
+  }
+
+  private switchChanged(): void {
+    this.options.onSwitchChange?.();
+    for (const listener of this.switchListeners) listener();
   }
 
   /** Whether `caller` gets the isolated view, and of which cgroup. */

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { Daemon, type DaemonOptions } from './daemon';
 import { StartupError } from './startup';
 import { NativeLoadError } from './fuse/native';
+import { defaultViewsMountpoint } from './fuse/filesystem';
 import { parseListenAddress } from './health/server';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';
 import { runSysctl } from './sysctl';
@@ -38,6 +39,9 @@ Options:
                            with PREFIX (e.g. /kubepods), while kernel.stats_isolated is 1;
                            repeatable
   --attach-interval-ms N   how often to look for new containers (default 5000)
+  --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
+                           the kernel's page cache) are mounted for the attach helper (default
+                           /run/isolfs/views-<hash of the mountpoint>; created if missing)
   --no-repair              leave containers' dead isolfs mounts alone (default: replace them)
   --max-open-files N       open files the daemon keeps at once, all readers together; past it
                            an open gets ENFILE and a (rate-limited) warning (default 65536)
@@ -69,6 +73,7 @@ const OPTIONS = {
   attach: { type: 'string', multiple: true },
   'attach-interval-ms': { type: 'string', default: '5000' },
   'no-repair': { type: 'boolean', default: false },
+  'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },
   'watchdog-abort-ms': { type: 'string', default: '30000' },
 } as const;
@@ -121,8 +126,11 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
       fail((err as Error).message, 2);
     }
   }
+  const mountpointPath = path.resolve(mountpoint);
+  const viewsMountpoint = values['views-mountpoint'];
   return {
-    mountpoint: path.resolve(mountpoint),
+    mountpoint: mountpointPath,
+    viewsMountpoint: viewsMountpoint === undefined ? defaultViewsMountpoint(mountpointPath) : path.resolve(viewsMountpoint),
     procRoot: values['proc-root'] as string,
     sysRoot: values['sys-root'] as string,
     cgroupRoot: values['cgroup-root'] as string,

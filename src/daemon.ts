@@ -3,8 +3,8 @@
  * flows (request -> identity -> switches -> snapshot -> view -> bytes). Owns start and stop.
  */
 import type { Worker } from 'node:worker_threads';
-import { IsolfsFilesystem } from './fuse/filesystem';
-import { loadNative, type LoopMode, type NativeAddon } from './fuse/native';
+import type { IsolfsFilesystem } from './fuse/filesystem';
+import { loadNative, type LoopMode } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
@@ -23,10 +23,12 @@ import { startHealthServer, type HealthServer, type MountCheck } from './health/
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
-import { checkMachine, joinHostCgroupNamespace, ownDevice, StartupError, startupStep } from './startup';
+import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep } from './startup';
 
 export interface DaemonOptions {
   mountpoint: string;
+  /** Where the container-views tree goes when attach or repair runs (created if missing). */
+  viewsMountpoint: string;
   procRoot: string;
   sysRoot: string;
   cgroupRoot: string;
@@ -75,6 +77,8 @@ interface DaemonParts {
   options: DaemonOptions;
   logger: Logger;
   filesystem: IsolfsFilesystem;
+  /** The container-views tree: mounted when attach or repair runs. */
+  views: IsolfsFilesystem | null;
   backend: IsolfsBackend;
   switches: SwitchStore;
   sampler: LoadavgSampler;
@@ -87,6 +91,7 @@ export class Daemon {
   readonly options: DaemonOptions;
   readonly logger: Logger;
   readonly filesystem: IsolfsFilesystem;
+  readonly views: IsolfsFilesystem | null;
   readonly backend: IsolfsBackend;
   readonly switches: SwitchStore;
   readonly sampler: LoadavgSampler;
@@ -109,6 +114,7 @@ export class Daemon {
     this.options = parts.options;
     this.logger = parts.logger;
     this.filesystem = parts.filesystem;
+    this.views = parts.views;
     this.backend = parts.backend;
     this.switches = parts.switches;
     this.sampler = parts.sampler;
@@ -145,21 +151,27 @@ export class Daemon {
     const backend = newBackend({ options, logger, hierarchy, switches, containers, metrics, sampler });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
     const filesystem = mountFilesystem(native, backend, options, logger);
+    const views = mountViews(filesystem, { native, backend, options, logger });
     // The one place a container's subtree is removed: when its record is dropped (a recreated
     // cgroup's record is renewed in place, not dropped: the subtree serves the new container).
     const dropContainer = (record: ContainerRecord, why: DropReason): void => {
-      if (record.attachedLocation !== null) filesystem.removeContainer(record.key);
+      if (record.attachedLocation !== null) {
+        filesystem.removeContainer(record.key);
+        views?.removeContainer(record.key);
+      }
       logger.debug({ container: record.key, why, attached: record.attachedLocation !== null }, 'container dropped');
     };
     const device = ownDevice(options.mountpoint);
     if (device === null) {
+      views?.unmount();
       filesystem.unmount();
       throw new StartupError(`mounted ${options.mountpoint} but cannot find the mount in /proc/self/mountinfo`);
     }
     sampler.start();
-    const daemon = new Daemon({ options, logger, filesystem, backend, switches, sampler, containers, metrics, hierarchy }, device);
+    const daemon = new Daemon({ options, logger, filesystem, views, backend, switches, sampler, containers, metrics, hierarchy }, device);
     logger.info({
-      mountpoint: options.mountpoint, loop: options.loop, hostIsolated: switches.hostIsolated,
+      mountpoint: options.mountpoint, viewsMountpoint: views ? options.viewsMountpoint : undefined,
+      loop: options.loop, hostIsolated: switches.hostIsolated,
       cgroupV1: [...hierarchy.v1.keys()], cgroupV2: hierarchy.unifiedRoot, libfuse: native.libfuseVersion(),
     }, 'isolfs serving');
     return daemon;
@@ -167,17 +179,19 @@ export class Daemon {
 
   /** With --attach or --repair-mounts: keeps containers' mounts of isolfs alive (attach/manager.ts). */
   private startAttachManager(): AttachManager | null {
-    const { options } = this;
-    if (!options.repairMounts && options.attachPrefixes.length === 0) return null;
+    const { options, filesystem, views } = this;
+    if (views === null) return null; // mounted exactly when attach or repair runs
     const manager = new AttachManager({
       mountpoint: options.mountpoint,
+      viewsMountpoint: options.viewsMountpoint,
       procRoot: options.procRoot,
       hierarchy: this.hierarchy,
       helperPath: defaultAttachHelperPath(),
       prefixes: options.attachPrefixes,
       intervalMs: options.attachIntervalMs,
       hostIsolated: () => this.switches.hostIsolated,
-      tree: this.filesystem,
+      // A container's subtree is in both trees: its views in one, its control files in the other.
+      tree: { addContainer: (key) => filesystem.addContainer(key) && views.addContainer(key) },
       containers: this.containers,
       logger: this.logger,
     });
@@ -238,6 +252,7 @@ export class Daemon {
     this.watchdog.postMessage({ type: 'shutdown', timeoutMs: SHUTDOWN_KILL_AFTER_MS } satisfies WatchdogCommand);
     this.attachManager?.stop();
     this.sampler.stop();
+    this.views?.unmount();
     this.filesystem.unmount();
     this.logger.info({ mountpoint: this.options.mountpoint }, 'unmounted');
     if (this.health) await withTimeout(this.health.close(), HEALTH_CLOSE_MS);
@@ -273,7 +288,7 @@ function newSampler(options: DaemonOptions, containers: ContainerRegistry, metri
   });
 }
 
-function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'backend'>): IsolfsBackend {
+function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
   const { options, switches, metrics } = parts;
   const sources: HostSources = {
     procRoot: options.procRoot,
@@ -300,16 +315,3 @@ function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'backend'>): IsolfsB
   });
 }
 
-function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, options: DaemonOptions, logger: Logger): IsolfsFilesystem {
-  const filesystem = new IsolfsFilesystem(native, backend, {
-    maxOpenHandles: options.maxOpenFiles,
-    // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
-    onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
-  });
-  try {
-    filesystem.mount(options.mountpoint, options.loop);
-  } catch (err) {
-    throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`, { cause: err });
-  }
-  return filesystem;
-}

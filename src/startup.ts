@@ -6,8 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { NativeAddon } from './fuse/native';
+import { IsolfsFilesystem, mountSourceName } from './fuse/filesystem';
+import type { IsolfsBackend } from './backend';
+import type { DaemonOptions } from './daemon';
 import { StateFileError } from './switches/store';
-import { mountSourceName } from './fuse/filesystem';
 import { findOwnMount, readMountinfo, realMountpointPath } from './attach/mountinfo';
 import type { Logger } from './log';
 
@@ -35,10 +37,28 @@ export function checkMachine(mountpoint: string, logger: Logger): void {
   if (!fs.existsSync('/dev/fuse')) {
     throw new StartupError('/dev/fuse does not exist: load the fuse module (modprobe fuse), or give the container the device');
   }
+  checkMountpoint(mountpoint, logger);
+}
+
+/** An empty directory to mount on; a dead mount left there by a previous isolfs is detached first. */
+export function checkMountpoint(mountpoint: string, logger: Logger): void {
   const stat = statMountpoint(mountpoint, logger);
   if (!stat.isDirectory()) throw new StartupError(`mountpoint ${mountpoint} is not a directory`);
   if (isMountPoint(mountpoint)) {
-    throw new StartupError(`mountpoint ${mountpoint} is busy: something is already mounted there`);
+    // stat may still answer from attributes the kernel cached (a dead mount's root): statfs asks.
+    if (!connectionDead(mountpoint)) throw new StartupError(`mountpoint ${mountpoint} is busy: something is already mounted there`);
+    recoverDeadMount(mountpoint, logger);
+  }
+}
+
+/** Whether the file system mounted at `dir` is a FUSE mount whose daemon is gone (ENOTCONN). */
+function connectionDead(dir: string): boolean {
+  try {
+    fs.statfsSync(dir);
+    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOTCONN' || code === 'ECONNABORTED';
   }
 }
 
@@ -99,4 +119,43 @@ export function joinHostCgroupNamespace(native: NativeAddon, procRoot: string, l
 export function ownDevice(mountpoint: string): string | null {
   const mounts = readMountinfo('/proc/self') ?? [];
   return findOwnMount(mounts, mountSourceName(mountpoint), realMountpointPath(mountpoint))?.device ?? null;
+}
+
+/**
+ * The container-views tree, on a connection of its own (see TreeKind), when the attach manager
+ * runs (--attach, or repair of a predecessor's mounts), else null. Its source names the main
+ * mountpoint: a restarted daemon repairs its predecessor's mounts of both trees. Its files follow
+ * switch changes at once. If it cannot be mounted, the main tree (`main`) is unmounted too.
+ */
+export function mountViews(
+  main: IsolfsFilesystem, { native, backend, options, logger }: { native: NativeAddon; backend: IsolfsBackend; options: DaemonOptions; logger: Logger },
+): IsolfsFilesystem | null {
+  if (!options.repairMounts && options.attachPrefixes.length === 0) return null;
+  const mountpoint = options.viewsMountpoint;
+  const views = new IsolfsFilesystem(native, backend, { tree: 'container-views' });
+  try {
+    startupStep(`views mountpoint ${mountpoint}`, () => fs.mkdirSync(mountpoint, { recursive: true, mode: 0o700 }));
+    checkMountpoint(mountpoint, logger);
+    views.mount(mountpoint, options.loop, options.mountpoint);
+  } catch (err) {
+    main.unmount();
+    if (err instanceof StartupError) throw err;
+    throw new StartupError(`cannot mount ${mountpoint}: ${(err as Error).message}`, { cause: err });
+  }
+  backend.addSwitchListener(() => views.refreshContainerFiles());
+  return views;
+}
+
+export function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, options: DaemonOptions, logger: Logger): IsolfsFilesystem {
+  const filesystem = new IsolfsFilesystem(native, backend, {
+    maxOpenHandles: options.maxOpenFiles,
+    // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
+    onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
+  });
+  try {
+    filesystem.mount(options.mountpoint, options.loop);
+  } catch (err) {
+    throw new StartupError(`cannot mount ${options.mountpoint}: ${(err as Error).message}`, { cause: err });
+  }
+  return filesystem;
 }

@@ -249,11 +249,17 @@ typedef struct request_s {
 #define CONTENT_BUCKETS 256
 
 typedef struct content_s {
-  uint64_t fh;
-  char *data; /* NULL once every byte has been delivered */
+  uint64_t fh; /* the open handle; in a page-cache session, the inode */
+  char *data;  /* NULL once every byte has been delivered (never, for an inode's content) */
   size_t len;
   int served;          /* a READ has been answered from this content */
   int fresh_on_rewind; /* JS's rule: a READ at offset 0 once served goes to JS */
+  /* Inode content (page-cache sessions, see "inode content"): the version the kernel's page
+   * cache may still hold pages of, while it differs from `data`; and whether a READ was answered
+   * from it since JS last asked (takeStaleFill). */
+  char *cached_data;
+  size_t cached_len;
+  int stale_fill;
   struct content_s *next;
 } content_t;
 
@@ -265,6 +271,7 @@ typedef struct session_s {
   napi_ref resource;
   napi_async_context async_context;
   int use_thread;
+  int page_cache; /* JS's choice at mount: OPEN answered ENOSYS, READs from inode content */
   int mounted;
   int fd;
   /* poll mode */
@@ -419,9 +426,11 @@ static void content_drop(session_t *s, uint64_t fh) {
     if (c->data && content_freed(s, c->len)) trim = 1;
   }
   char *data = c ? c->data : NULL;
+  char *cached = c ? c->cached_data : NULL;
   if (c) content_entry_free(s, c);
   pthread_mutex_unlock(&s->content_lock);
   free(data);
+  free(cached);
   if (trim) malloc_trim(0);
 }
 
@@ -433,6 +442,7 @@ static void content_drop_all(session_t *s) {
     while (c) {
       content_t *next = c->next;
       free(c->data);
+      free(c->cached_data);
       content_entry_free(s, c);
       c = next;
     }
@@ -467,6 +477,100 @@ static int content_serve(session_t *s, fuse_req_t req, uint64_t fh, size_t size,
   pthread_mutex_unlock(&s->content_lock);
   if (trim) malloc_trim(0);
   return answered;
+}
+
+/*
+ * Inode content: what a page-cache session (JS's choice at mount) serves. There OPEN is answered
+ * ENOSYS, so the kernel sends no OPEN, READ or RELEASE per open file: it keeps the file's pages
+ * across opens and readers, and asks us only for pages it does not have (READ, keyed here by the
+ * inode) and, once the attributes JS gave expired, for attributes (GETATTR, answered in JS: a new
+ * mtime or size makes the kernel drop the pages, FUSE_CAP_AUTO_INVAL_DATA).
+ *
+ * Never a mixture of two versions: a READ that starts a fill (offset 0, covering the whole
+ * content or the most one READ carries) means the kernel had no page of the file, so it gets the
+ * current content, and the pages are all of one version afterwards. Any other READ fills a gap
+ * among pages the kernel still holds (a race with the invalidation, or pages reclaimed one by
+ * one): it gets the version the last fill used, so its pages match their neighbours, and JS
+ * learns it (takeStaleFill) so that its next GETATTR answer drops them again.
+ */
+#define FILL_CHUNK_MAX (128u * 1024u)
+
+/* Makes a copy of `data` the current content of `ino`. The version the page cache may hold is
+ * kept until a READ starts a fill of the new one. Returns 0 or ENOMEM. */
+static int inode_content_set(session_t *s, uint64_t ino, const void *data, size_t len) {
+  char *copy = copy_of(data, len);
+  if (copy == NULL) return ENOMEM;
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, ino);
+  char *unused = NULL;
+  if (c == NULL) {
+    c = content_entry_new(s);
+    if (c == NULL) {
+      pthread_mutex_unlock(&s->content_lock);
+      free(copy);
+      return ENOMEM;
+    }
+    content_t **bucket = &s->content[ino % CONTENT_BUCKETS];
+    c->fh = ino;
+    c->next = *bucket;
+    *bucket = c;
+    s->content_live++;
+  } else if (c->served && c->cached_data == NULL) {
+    /* the page cache may hold the content being replaced: keep it for gap fills */
+    c->cached_data = c->data;
+    c->cached_len = c->len;
+  } else {
+    unused = c->data; /* never filled from: no page of it can be in the cache */
+  }
+  c->data = copy;
+  c->len = len;
+  c->served = 0;
+  pthread_mutex_unlock(&s->content_lock);
+  free(unused);
+  return 0;
+}
+
+/* Answers a READ of `ino` from its content (see above): 1 if answered, 0 if JS must (none yet). */
+static int inode_content_serve(session_t *s, fuse_req_t req, uint64_t ino, size_t size, off_t off) {
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, ino);
+  if (c == NULL || off < 0) {
+    pthread_mutex_unlock(&s->content_lock);
+    return 0;
+  }
+  int starts_fill = off == 0 && (size >= c->len || size >= FILL_CHUNK_MAX);
+  char *freed = NULL;
+  const char *data = c->data;
+  size_t len = c->len;
+  if (starts_fill) {
+    freed = c->cached_data; /* no page of it is left in the cache */
+    c->cached_data = NULL;
+    c->cached_len = 0;
+    c->served = 1;
+  } else if (c->cached_data != NULL) {
+    data = c->cached_data;
+    len = c->cached_len;
+    c->stale_fill = 1;
+  } else {
+    c->served = 1;
+  }
+  size_t start = (uint64_t)off < len ? (size_t)off : len;
+  size_t n = len - start < size ? len - start : size;
+  fuse_reply_buf(req, n > 0 ? data + start : NULL, n); /* under the lock: JS may replace it */
+  pthread_mutex_unlock(&s->content_lock);
+  free(freed);
+  return 1;
+}
+
+/* Whether a READ of `ino` was answered from the version before the current one since the last
+ * call (the kernel holds pages of it: JS reports a new mtime so that they are dropped). */
+static int inode_content_take_stale_fill(session_t *s, uint64_t ino) {
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, ino);
+  int stale = c != NULL && c->stale_fill;
+  if (c) c->stale_fill = 0;
+  pthread_mutex_unlock(&s->content_lock);
+  return stale;
 }
 
 /*
@@ -578,7 +682,9 @@ static request_t *new_request(int op, fuse_ino_t ino) {
   }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
-  (void)userdata;
+  session_t *s = userdata;
+  /* A page-cache session's pages are dropped when GETATTR shows a new mtime or size. */
+  if (s->page_cache && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
   /* O_TRUNC arrives with OPEN instead of a separate SETATTR round trip. */
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   /* Splice would hand us pipe buffers; our replies are small and built in JS memory. */
@@ -635,12 +741,19 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session_t *s = fuse_req_userdata(req);
+  /* ENOSYS: the kernel stops sending OPEN (and READs per open file) for this connection */
+  if (s->page_cache) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   dispatch_flags(req, OP_OPEN, ino, fi->flags);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
-  if (content_serve(fuse_req_userdata(req), req, fi->fh, size, off)) return;
+  session_t *s = fuse_req_userdata(req);
+  if (s->page_cache ? inode_content_serve(s, req, ino, size, off) : content_serve(s, req, fi->fh, size, off)) return;
   dispatch_range(req, OP_READ, ino, fi->fh, size, off);
 }
 
@@ -979,6 +1092,9 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   if (s->se == NULL) free(s); /* else a thread may still use it: leave it */
 }
 
+static bool arg_bool(napi_env env, napi_value v);
+static napi_value js_number(napi_env env, double value);
+
 static char *get_string(napi_env env, napi_value value) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
@@ -988,7 +1104,7 @@ static char *get_string(napi_env env, napi_value value) {
   return out;
 }
 
-#define MAX_JS_ARGS 10
+#define MAX_JS_ARGS 11
 
 /* A call's arguments (those not given are undefined) and, for a reply, what the table knew of
  * its request. */
@@ -1022,7 +1138,7 @@ static int is_request_header(napi_env env, napi_value value) {
 }
 
 /* mount(mountpoint: string, options: string, loop: "poll" | "thread", header: Float64Array,
- * handler(name, data)): session */
+ * handler(name, data)[, pageCache: boolean]): session */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   static const char usage[] = "mount(mountpoint, options, loop, header: Float64Array, handler)";
   js_args_t a;
@@ -1056,6 +1172,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->store_queue = calloc(STORE_QUEUE_MAX, sizeof(store_job_t));
   s->env = env;
   s->use_thread = strcmp(loop, "thread") == 0;
+  s->page_cache = a.argc > 5 && arg_bool(env, argv[5]);
   free(loop);
 
   char *fuse_argv[] = {"isolfs", "-o", options, NULL};
@@ -1191,8 +1308,8 @@ static double num_timeout(napi_env env, napi_value v) {
   return d > 1e9 ? 1e9 : d;
 }
 
-static void fill_stat(napi_env env, napi_value *v, struct stat *st) {
-  /* v: ino, mode, nlink, size, uid, gid, mtimeSec */
+/* v: ino, mode, nlink, size, uid, gid, mtimeSec; `nsec`: the mtime's nanoseconds (undefined: 0) */
+static void fill_stat(napi_env env, napi_value *v, napi_value nsec, struct stat *st) {
   memset(st, 0, sizeof(*st));
   st->st_ino = (ino_t)num_u64(env, v[0], UINT64_MAX, 0);
   st->st_mode = (mode_t)num_u64(env, v[1], 0177777, 0);
@@ -1202,6 +1319,7 @@ static void fill_stat(napi_env env, napi_value *v, struct stat *st) {
   st->st_gid = (gid_t)num_u64(env, v[5], UINT32_MAX, 0);
   st->st_mtim.tv_sec = st->st_atim.tv_sec = st->st_ctim.tv_sec =
       (time_t)num_u64(env, v[6], INT64_MAX / 2, 0);
+  st->st_mtim.tv_nsec = (long)num_u64(env, nsec, 999999999, 0);
   st->st_blksize = 4096;
 }
 
@@ -1213,12 +1331,12 @@ static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyEntry(id, ino, mode, nlink, size, uid, gid, mtimeSec, entryTimeoutSec, attrTimeoutSec) */
+/* replyEntry(id, ino, mode, nlink, size, uid, gid, mtimeSec, entryTimeoutSec, attrTimeoutSec[, mtimeNsec]) */
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   REPLY_BEGIN(10, "replyEntry: 10 arguments");
   struct fuse_entry_param e;
   memset(&e, 0, sizeof(e));
-  fill_stat(env, &a.argv[1], &e.attr);
+  fill_stat(env, &a.argv[1], a.argv[10], &e.attr);
   e.ino = e.attr.st_ino;
   e.generation = 1;
   e.entry_timeout = num_timeout(env, a.argv[8]);
@@ -1227,11 +1345,11 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyAttr(id, ino, mode, nlink, size, uid, gid, mtimeSec, attrTimeoutSec) */
+/* replyAttr(id, ino, mode, nlink, size, uid, gid, mtimeSec, attrTimeoutSec[, mtimeNsec]) */
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   REPLY_BEGIN(9, "replyAttr: 9 arguments");
   struct stat st;
-  fill_stat(env, &a.argv[1], &st);
+  fill_stat(env, &a.argv[1], a.argv[9], &st);
   fuse_reply_attr(req, &st, num_timeout(env, a.argv[8]));
   return NULL;
 }
@@ -1301,6 +1419,66 @@ static napi_value js_set_content(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "setContent: out of memory");
   }
   return NULL;
+}
+
+/* setInodeContent(session, ino, buffer): the content READs of `ino` get in a page-cache session */
+static napi_value js_set_inode_content(napi_env env, napi_callback_info info) {
+  static const char usage[] = "setInodeContent(session, ino, buffer)";
+  js_args_t a;
+  if (!get_args(env, info, 3, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  void *data = NULL;
+  size_t len = 0;
+  if (s == NULL) return NULL;
+  if (!arg_buffer(env, a.argv[2], &data, &len)) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  if (s->torn_down) return NULL;
+  if (inode_content_set(s, num_u64(env, a.argv[1], UINT64_MAX, 0), data, len) != 0) {
+    napi_throw_error(env, "ENOMEM", "setInodeContent: out of memory");
+  }
+  return NULL;
+}
+
+/* dropInodeContent(session, ino): forgets it (the inode is gone); idempotent */
+static napi_value js_drop_inode_content(napi_env env, napi_callback_info info) {
+  static const char usage[] = "dropInodeContent(session, ino)";
+  js_args_t a;
+  if (!get_args(env, info, 2, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  if (s == NULL || s->torn_down) return NULL;
+  content_drop(s, num_u64(env, a.argv[1], UINT64_MAX, 0));
+  return NULL;
+}
+
+/* takeStaleFill(session, ino): boolean (see "inode content") */
+static napi_value js_take_stale_fill(napi_env env, napi_callback_info info) {
+  static const char usage[] = "takeStaleFill(session, ino)";
+  js_args_t a;
+  if (!get_args(env, info, 2, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  if (s == NULL) return NULL;
+  napi_value out;
+  napi_get_boolean(env, !s->torn_down && inode_content_take_stale_fill(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
+  return out;
+}
+
+/* invalidateAttributes(session, ino): the kernel forgets `ino`'s attributes (not its pages), so
+ * its next read asks GETATTR. Safe on a serving thread: an attribute-only invalidation waits on
+ * no page, so on no request of ours. Returns 0, or the errno (ENOENT: the kernel has no such
+ * inode cached, nothing to do). */
+static napi_value js_invalidate_attributes(napi_env env, napi_callback_info info) {
+  static const char usage[] = "invalidateAttributes(session, ino)";
+  js_args_t a;
+  if (!get_args(env, info, 2, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  if (s == NULL) return NULL;
+  int rc = ENOTCONN;
+  if (!s->torn_down && s->se != NULL && s->mounted) {
+    rc = -fuse_lowlevel_notify_inval_inode(s->se, (fuse_ino_t)num_u64(env, a.argv[1], UINT64_MAX, 0), -1, 0);
+  }
+  return js_number(env, rc);
 }
 
 /* replyBuf(id, buffer) — the bytes of a read (anything but a Buffer: none) */
@@ -1424,6 +1602,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
       {"setContent", NULL, js_set_content, NULL, NULL, NULL, napi_default, NULL},
+      {"setInodeContent", NULL, js_set_inode_content, NULL, NULL, NULL, napi_default, NULL},
+      {"dropInodeContent", NULL, js_drop_inode_content, NULL, NULL, NULL, napi_default, NULL},
+      {"takeStaleFill", NULL, js_take_stale_fill, NULL, NULL, NULL, napi_default, NULL},
+      {"invalidateAttributes", NULL, js_invalidate_attributes, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},

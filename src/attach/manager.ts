@@ -30,49 +30,15 @@
 import path from 'node:path';
 import { attachFiles, AttachHelperError, type AttachResult } from './attach';
 import { locateProcess } from '../identity/processCgroup';
-import type { CgroupHierarchy } from '../cgroup/hierarchy';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, mountSourceName } from '../fuse/filesystem';
-import { RateLimitedLog, type Logger } from '../log';
-import { readMountinfo, realMountpointPath } from './mountinfo';
-import { AttachPlanner, type AttachPlan, type PlanRequest } from './plan';
+import { RateLimitedLog } from '../log';
+import { findOwnMount, readMountinfo, realMountpointPath } from './mountinfo';
+import { AttachPlanner, type AttachPlan, type OurDevices, type PlanRequest } from './plan';
 import { listPids, namespaceInode } from './namespaces';
+import type { AttachManagerOptions } from './managerOptions';
 
-
-/** What the manager needs of the file system: per-container subtrees (created, never removed here). */
-export interface ContainerTree {
-  addContainer: (key: string) => boolean;
-}
-
-/** The container registry: told of each container given a subtree; its sweep removes it again. */
-export interface AttachedContainers {
-  markAttached: (location: CgroupLocation) => void;
-}
-
-export interface AttachManagerOptions {
-  mountpoint: string;
-  procRoot: string;
-  hierarchy: CgroupHierarchy;
-  helperPath: string;
-  /** Cgroup path prefixes to attach to (--attach); empty = repair only. */
-  prefixes: readonly string[];
-  intervalMs: number;
-  /** The host switch: attach only while it is on (repair always). */
-  hostIsolated: () => boolean;
-  tree: ContainerTree;
-  /** Called after tree.addContainer(key) succeeded, with where that container is. */
-  containers: AttachedContainers;
-  logger: Logger;
-  /** At most this many helper runs per scan; namespaces beyond wait for the next scan. */
-  maxNamespacesPerScan?: number;
-  /** Scans between two looks at a namespace already handled (default 6). */
-  verifyEveryScans?: number;
-  /** How a mount's FUSE connection is asked whether it answers (default fs.promises.statfs;
-   *  tests pass a fake: ENOTCONN cannot be had without root). */
-  statfs?: (probe: string) => Promise<unknown>;
-  /** How long that statfs may take before the mount counts as alive (hung); default 2 s. */
-  statfsTimeoutMs?: number;
-}
+export type { AttachedContainers, AttachManagerOptions, ContainerTree } from './managerOptions';
 
 export interface ScanReport {
   /** Mount namespaces seen (other than ours). */
@@ -109,7 +75,7 @@ interface NamespaceState {
 /** One scan in progress: its number, our mount, whether it attaches, and what it did so far. */
 interface ScanState {
   scan: number;
-  ourDevice: string;
+  ourDevices: OurDevices;
   attaching: boolean;
   helperRuns: number;
   report: ScanReport;
@@ -141,6 +107,7 @@ export class AttachManager {
   private readonly ourSource: string;
   /** mountinfo shows paths with symlinks resolved. */
   private readonly realMountpoint: string;
+  private readonly realViewsMountpoint: string;
   private readonly planner: AttachPlanner;
 
   constructor(private readonly options: AttachManagerOptions) {
@@ -149,8 +116,10 @@ export class AttachManager {
     this.verifyEveryScans = options.verifyEveryScans ?? VERIFY_EVERY_SCANS;
     this.ourSource = mountSourceName(options.mountpoint);
     this.realMountpoint = realMountpointPath(options.mountpoint);
+    this.realViewsMountpoint = realMountpointPath(options.viewsMountpoint);
     this.planner = new AttachPlanner({
       mountpoint: options.mountpoint,
+      viewsMountpoint: options.viewsMountpoint,
       procRoot: options.procRoot,
       ourSource: this.ourSource,
       statfs: options.statfs,
@@ -186,15 +155,15 @@ export class AttachManager {
     const started = performance.now();
     const report: ScanReport = { namespaces: 0, inspected: 0, repairedMounts: 0, attachedContainers: 0, failures: 0, durationMs: 0 };
     const scanNumber = ++this.scanCount;
-    const ourDevice = this.ourDevice();
-    if (ourDevice === null) {
+    const ourDevices = this.ourDevices();
+    if (ourDevices === null) {
       this.warn('no-mount', {}, 'our own mount is not in /proc/self/mountinfo: nothing to attach or repair');
       return report;
     }
     this.planner.startScan();
     const seen = new Set<number>();
     const attaching = this.options.prefixes.length > 0 && this.options.hostIsolated();
-    const scan: ScanState = { scan: scanNumber, ourDevice, attaching, helperRuns: 0, report };
+    const scan: ScanState = { scan: scanNumber, ourDevices, attaching, helperRuns: 0, report };
     const pids = listPids(this.options.procRoot);
     for (let i = 0; i < pids.length; i++) {
       if (i % YIELD_EVERY_PIDS === YIELD_EVERY_PIDS - 1) await yieldToEventLoop();
@@ -224,7 +193,7 @@ export class AttachManager {
     if (location === undefined) location = this.locate(pid);
     scan.report.inspected++;
     const key = scan.attaching ? matching : state?.key ?? null;
-    const plan = await this.plan({ pid, location, attach: matching !== null, ourDevice: scan.ourDevice });
+    const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: scan.ourDevices });
     if (plan.pairs.length === 0) {
       this.handled.set(ns, { key, verifyAtScan: scan.scan + this.verifyEveryScans, runsInARow: 0 });
       return;
@@ -295,8 +264,10 @@ export class AttachManager {
         this.options.containers.markAttached(plan.container);
       } else {
         this.warn(`key:${key}`, { container: key }, 'not a cgroup path: not attaching its copies');
-        const subtree = `${this.options.mountpoint}/${CONTAINERS_DIR}/${containerDirName(key)}/`;
-        pairs = pairs.filter((p) => !p.source.startsWith(subtree));
+        const subtree = `/${CONTAINERS_DIR}/${containerDirName(key)}/`;
+        const inSubtree = (source: string): boolean =>
+          source.startsWith(this.options.mountpoint + subtree) || source.startsWith(this.options.viewsMountpoint + subtree);
+        pairs = pairs.filter((p) => !inSubtree(p.source));
       }
     }
     return await attachFiles(this.options.helperPath, plan.pid, pairs);
@@ -320,12 +291,12 @@ export class AttachManager {
     for (const ns of [...this.handled.keys()]) if (!seen.has(ns)) this.handled.delete(ns);
   }
 
-  /** "major:minor" of our live mount, from our own mountinfo. */
-  private ourDevice(): string | null {
-    for (const mount of readMountinfo(path.join(this.options.procRoot, 'self')) ?? []) {
-      if (mount.source === this.ourSource && mount.mountpoint === this.realMountpoint && mount.root === '/') return mount.device;
-    }
-    return null;
+  /** "major:minor" of our live mounts (both trees), from our own mountinfo; null if one is missing. */
+  private ourDevices(): OurDevices | null {
+    const mounts = readMountinfo(path.join(this.options.procRoot, 'self')) ?? [];
+    const main = findOwnMount(mounts, this.ourSource, this.realMountpoint)?.device;
+    const views = findOwnMount(mounts, this.ourSource, this.realViewsMountpoint)?.device;
+    return main !== undefined && views !== undefined ? { main, 'container-views': views } : null;
   }
 
   private warn(key: string, fields: object, message: string): void {

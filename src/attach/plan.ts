@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
-import { CONTAINERS_DIR, containerDirName, containerFilePath } from '../fuse/filesystem';
+import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
 
@@ -18,9 +18,12 @@ export interface PlanRequest {
   location: CgroupLocation | null;
   /** Attach that container's copies (its cgroup matched a prefix); false: repair only. */
   attach: boolean;
-  /** "major:minor" of our live mount. */
-  ourDevice: string;
+  /** "major:minor" of our live mounts. */
+  ourDevices: OurDevices;
 }
+
+/** "major:minor" of each of our live mounts: the main tree's and the container-views tree's. */
+export type OurDevices = Readonly<Record<TreeKind, string>>;
 
 /** What plan() found to do in one mount namespace; apply() does it. */
 export interface AttachPlan {
@@ -50,6 +53,8 @@ export const ATTACHED_FILES: readonly ServedPath[] = [
 
 export interface PlannerOptions {
   mountpoint: string;
+  /** Where the container-views tree is mounted (sources of attached views). */
+  viewsMountpoint: string;
   procRoot: string;
   /** Our mount's source name (mountSourceName(mountpoint)): a dead mount of it is a predecessor's. */
   ourSource: string;
@@ -116,11 +121,11 @@ export class AttachPlanner {
     const { procDir, request } = look;
     let inContainer = false;
     for (const [mountpoint, stack] of look.stacks) {
-      if (!this.isPredecessorCandidate(stack[0], request.ourDevice)) continue;
-      if ((await this.ownerOf(stack[0], procDir, request.ourDevice, true)) !== 'dead-predecessor') continue;
+      if (!this.isPredecessorCandidate(stack[0], request.ourDevices)) continue;
+      if ((await this.ownerOf(stack[0], procDir, request.ourDevices, true)) !== 'dead-predecessor') continue;
       const source = this.sourceFor(stack[0].root, request.location);
       if (source.inContainer) inContainer = true;
-      const detachMountIds = await this.mountsToDetach(stack, procDir, request.ourDevice);
+      const detachMountIds = await this.mountsToDetach(stack, procDir, request.ourDevices);
       look.pairs.set(mountpoint, { source: source.path, target: mountpoint, detachMountIds });
       look.repairTargets.add(mountpoint);
     }
@@ -132,11 +137,13 @@ export class AttachPlanner {
     const { procDir, request } = look;
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
+      const tree = treeOfContainerFile(file);
       const stack = look.stacks.get(file);
-      if (stack && isOurMount(stack[0], request.ourDevice) && stack[0].root === own) continue;
+      // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
+      if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
       if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
-      const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevice) : [];
-      look.pairs.set(file, { source: this.options.mountpoint + own, target: file, detachMountIds });
+      const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
+      look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
     }
   }
 
@@ -147,11 +154,11 @@ export class AttachPlanner {
    * ENOTCONN to every reader); the first other one stops it, so a live mount of another daemon,
    * instance or filesystem and everything beneath it stay, and ours goes on top.
    */
-  private async mountsToDetach(stack: readonly MountEntry[], procDir: string, ourDevice: string): Promise<number[]> {
+  private async mountsToDetach(stack: readonly MountEntry[], procDir: string, ourDevices: OurDevices): Promise<number[]> {
     const named: number[] = [];
     for (const [depth, mount] of stack.entries()) {
       if (named.length === MAX_DETACH_IDS) break;
-      if ((await this.ownerOf(mount, procDir, ourDevice, depth === 0)) === 'other') break;
+      if ((await this.ownerOf(mount, procDir, ourDevices, depth === 0)) === 'other') break;
       named.push(mount.id);
     }
     return named;
@@ -162,8 +169,8 @@ export class AttachPlanner {
    * (statfs through the path reaches it alone); one beneath counts as dead only when its device
    * was already found dead this scan, never by guess.
    */
-  private async ownerOf(mount: MountEntry, procDir: string, ourDevice: string, topmost: boolean): Promise<MountOwner> {
-    if (isOurMount(mount, ourDevice)) return 'ours';
+  private async ownerOf(mount: MountEntry, procDir: string, ourDevices: OurDevices, topmost: boolean): Promise<MountOwner> {
+    if (isOurMount(mount, ourDevices)) return 'ours';
     if (mount.fstype !== 'fuse' && !mount.fstype.startsWith('fuse.')) return 'other';
     const dead = topmost
       ? await this.connectionDead(mount.device, path.join(procDir, 'root', mount.mountpoint))
@@ -172,12 +179,17 @@ export class AttachPlanner {
     if (!dead) return 'other';
     // A dead one answers ENOTCONN to every reader: replacing it can only help. Only our own
     // predecessors' are repaired where they stand (sourced from our tree).
-    return this.isPredecessorCandidate(mount, ourDevice) ? 'dead-predecessor' : 'dead-fuse';
+    return this.isPredecessorCandidate(mount, ourDevices) ? 'dead-predecessor' : 'dead-fuse';
   }
 
-  /** An isolfs mount made for our mountpoint (our source name) but not our live connection. */
-  private isPredecessorCandidate(mount: MountEntry, ourDevice: string): boolean {
-    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.options.ourSource && mount.device !== ourDevice;
+  /** An isolfs mount made for our mountpoint (our source name: either tree) but not one of our live connections. */
+  private isPredecessorCandidate(mount: MountEntry, ourDevices: OurDevices): boolean {
+    return mount.fstype === ISOLFS_FSTYPE && mount.source === this.options.ourSource && !isOurMount(mount, ourDevices);
+  }
+
+  /** Where the tree is mounted. */
+  private mountpointOf(tree: TreeKind): string {
+    return tree === 'main' ? this.options.mountpoint : this.options.viewsMountpoint;
   }
 
   /**
@@ -220,8 +232,10 @@ export class AttachPlanner {
     const slash = root.indexOf('/', prefix.length);
     const name = root.slice(prefix.length, slash < 0 ? undefined : slash);
     const rest = slash < 0 ? '/' : root.slice(slash);
-    if (location && location.key !== '/' && containerDirName(location.key) === name) {
-      return { path: this.options.mountpoint + root, inContainer: true };
+    const served = [...VIEW_PATHS, ...CONTROL_PATHS].find((file) => file === rest);
+    if (served !== undefined && location && location.key !== '/' && containerDirName(location.key) === name) {
+      // The copy's tree now (a predecessor of an older version may have served it from the other).
+      return { path: this.mountpointOf(treeOfContainerFile(served)) + root, inContainer: true };
     }
     return { path: this.options.mountpoint + rest, inContainer: false };
   }
@@ -229,9 +243,9 @@ export class AttachPlanner {
 
 const ISOLFS_FSTYPE = 'fuse.isolfs';
 
-/** A mount of our live connection (the device is unique to it), whatever file it shows. */
-function isOurMount(mount: MountEntry, ourDevice: string): boolean {
-  return mount.fstype === ISOLFS_FSTYPE && mount.device === ourDevice;
+/** A mount of one of our live connections (a device is unique to it), whatever file it shows. */
+function isOurMount(mount: MountEntry, ourDevices: OurDevices): boolean {
+  return mount.fstype === ISOLFS_FSTYPE && (mount.device === ourDevices.main || mount.device === ourDevices['container-views']);
 }
 
 /** How long a statfs of a foreign FUSE mount may take before we call it alive (hung). */

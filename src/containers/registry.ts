@@ -22,6 +22,8 @@ import fs from 'node:fs';
 import { processListDir } from '../cgroup/hierarchy';
 import type { CgroupLocation, TaskCounts } from '../cgroup/snapshot';
 import type { StatHistory } from '../views/stat';
+import type { VersionedContent } from '../fuse/fileBackend';
+import type { ServedPath } from '../fuse/layout';
 
 /** The load sampler's numbers for one container (the algorithm is in loadavg/sampler.ts). */
 export interface LoadState {
@@ -61,7 +63,13 @@ export interface ContainerRecord {
   envOptOut: { atMs: number; optedOut: boolean } | null;
   /** Set while it has a /containers/<key>/ subtree: where its cgroup is, learned from one of its processes. */
   attachedLocation: CgroupLocation | null;
-  // Page-cache content of the attached files, when it is kept, belongs here: dropped with the record.
+  /**
+   * The content of its attached views as the kernel's page cache was last given it, per file
+   * (with its version, see FileBackend.currentContent); null until one is read.
+   */
+  pageContent: Map<ServedPath, VersionedContent> | null;
+  /** Its views as last rendered, and when (reused for a few ms: backend.ts, RENDER_REUSE_MS). */
+  rendered: Map<ServedPath, { bytes: Buffer; atMs: number }> | null;
 }
 
 export type DropReason = 'cgroup-gone' | 'idle' | 'evicted';
@@ -228,7 +236,7 @@ export class ContainerRegistry {
 function newRecord(location: CgroupLocation, cgroupDir: CgroupDirIdentity | null, nowMs: number): ContainerRecord {
   return {
     key: location.key, location, cgroupDir, lastUsedMs: nowMs,
-    statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null,
+    statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null, pageContent: null, rendered: null,
   };
 }
 

@@ -31,6 +31,19 @@ export interface FileRequest {
   container?: string;
 }
 
+/** A per-container file (container set), whoever reads it. */
+export interface ContainerFileRequest {
+  file: ServedPath;
+  container: string;
+}
+
+/** A per-container file's content now, and its version: a new version means new bytes. */
+export interface VersionedContent {
+  bytes: Buffer;
+  /** Never reused for other bytes, whatever container or file. */
+  version: number;
+}
+
 /** A write to a control file: the bytes and the offset they were written at. */
 export interface WriteRequest extends FileRequest {
   data: Buffer;
@@ -43,6 +56,11 @@ export interface FileBackend {
    * re-read from offset 0 on the same handle.
    */
   read: (request: FileRequest) => Buffer | Errno;
+  /**
+   * A per-container file's content now (rendered afresh), for trees whose content the kernel
+   * caches: its version changes only when its bytes do.
+   */
+  currentContent: (request: ContainerFileRequest) => VersionedContent | Errno;
   /** A write to a control file; returns the bytes accepted or an errno. */
   write: (request: WriteRequest) => number | Errno;
   /** Called after every open/read/write with the outcome, for metrics (must be cheap). */

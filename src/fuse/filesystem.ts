@@ -10,15 +10,39 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { CachedFiles, PAGE_CACHE_ATTR_TIMEOUT_SEC } from './cachedFiles';
 import type { FileBackend } from './fileBackend';
-import { InodeTable, S_IFDIR, S_IFMT, modeOf, nlinkOf, sizeOf } from './inodes';
-import type { ServedPath } from './layout';
+import { InodeTable, S_IFDIR, S_IFMT, modeOf, nlinkOf, sizeOf, type Node, type TreeLayout } from './inodes';
+import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from './layout';
 import { FuseRequest, type LoopMode, type NativeAddon, type NativeSession } from './native';
 import { OpenFiles, REPLIED, type OpenFilesOptions } from './openFiles';
 
 const { errno: E } = osConstants;
 
-export type FilesystemOptions = OpenFilesOptions;
+/**
+ * The two trees isolfs mounts:
+ * - main: the shared files, whose content depends on the reader (per-reader render at OPEN,
+ *   direct I/O), and per container its control files;
+ * - container-views: per container its views, one content for every reader of an inode, kept in
+ *   the kernel's page cache (a connection of its own: OPEN answered ENOSYS makes the kernel stop
+ *   sending OPEN for the whole connection, which the main tree's per-reader files need).
+ */
+export type TreeKind = 'main' | 'container-views';
+
+const LAYOUTS: Record<TreeKind, TreeLayout> = {
+  main: { shared: [...VIEW_PATHS, ...CONTROL_PATHS], perContainer: CONTROL_PATHS },
+  'container-views': { shared: [], perContainer: VIEW_PATHS },
+};
+
+/** Which tree a served file's per-container copy is in. */
+export function treeOfContainerFile(file: ServedPath): TreeKind {
+  return LAYOUTS.main.perContainer.includes(file) ? 'main' : 'container-views';
+}
+
+export interface FilesystemOptions extends OpenFilesOptions {
+  /** Default main. */
+  tree?: TreeKind;
+}
 
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
@@ -72,21 +96,36 @@ export function mountSourceName(mountpoint: string): string {
   return `isolfs:sha256-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 32)}`;
 }
 
-/** The path of a served file's per-container copy, relative to the mountpoint. */
+/**
+ * Where the container-views tree of the daemon serving `mountpoint` is mounted unless told
+ * otherwise (--views-mountpoint): in the daemon's own runtime directory, since only the daemon
+ * and its attach helper (which opens sources before entering a container) use it.
+ */
+export function defaultViewsMountpoint(mountpoint: string): string {
+  return `/run/isolfs/views-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}`;
+}
+
+/** The path of a served file's per-container copy, relative to the mountpoint of its tree. */
 export function containerFilePath(key: string, file: ServedPath): string {
   return `/${CONTAINERS_DIR}/${containerDirName(key)}${file}`;
 }
 
 export class IsolfsFilesystem {
-  private readonly inodes = new InodeTable(CONTAINERS_DIR);
+  private readonly inodes: InodeTable;
+  readonly tree: TreeKind;
   private readonly files: OpenFiles;
+  /** The container-views tree's files (null in the main tree). */
+  private readonly cached: CachedFiles | null;
   private session: NativeSession | null = null;
   private readonly mountTimeSec = Math.floor(Date.now() / 1000);
   /** The one request object, refilled by native before each onRequest call. */
   private readonly request: FuseRequest;
 
   constructor(private readonly native: NativeAddon, backend: FileBackend, options: FilesystemOptions = {}) {
+    this.tree = options.tree ?? 'main';
+    this.inodes = new InodeTable(CONTAINERS_DIR, LAYOUTS[this.tree]);
     this.files = new OpenFiles(native, backend, options);
+    this.cached = this.tree === 'container-views' ? new CachedFiles(native, backend) : null;
     this.request = new FuseRequest(native.requestFields);
   }
 
@@ -102,7 +141,8 @@ export class IsolfsFilesystem {
 
   /** Removes a container's subtree (its cgroup is gone). Open handles keep the content they have. */
   removeContainer(key: string): void {
-    this.inodes.removeContainer(containerDirName(key));
+    const files = this.inodes.removeContainer(containerDirName(key));
+    if (this.cached && this.session) this.cached.forget(this.session, files);
   }
 
   /** Keys of the containers that have a subtree. */
@@ -110,11 +150,29 @@ export class IsolfsFilesystem {
     return this.inodes.containerKeys();
   }
 
-  mount(mountpoint: string, loop: LoopMode): void {
-    // allow_other: containers read as any uid. No default_permissions: the control files do
-    // their own checks (EPERM for non-root writers), which the kernel's mode check can't express.
-    const options = `allow_other,fsname=${mountSourceName(mountpoint)},subtype=isolfs`;
-    this.session = this.native.mount(mountpoint, options, loop, this.request.header, this.onRequest);
+  /**
+   * Something every per-container file may depend on changed (a switch): in the container-views
+   * tree, the kernel asks each one's attributes again at its next read, which brings it up to
+   * date at once instead of within PAGE_CACHE_ATTR_TIMEOUT_SEC.
+   */
+  refreshContainerFiles(): void {
+    const session = this.session;
+    if (!(this.cached && session)) return;
+    for (const ino of this.inodes.containerFileInos()) this.native.invalidateAttributes(session, ino);
+  }
+
+  /**
+   * `sourceFor`: the mountpoint the mount's source names (mountSourceName): the main tree's, for
+   * both trees, so a restarted daemon knows its predecessor's mounts of either.
+   */
+  mount(mountpoint: string, loop: LoopMode, sourceFor: string = mountpoint): void {
+    // allow_other: containers read as any uid. The main tree has no default_permissions: its
+    // control files do their own checks (EPERM for non-root writers), which the kernel's mode
+    // check can't express. The container-views tree is read-only with the kernel checking modes:
+    // a write into a page-cache file would change the cached bytes before we could refuse it.
+    const common = `allow_other,fsname=${mountSourceName(sourceFor)},subtype=isolfs`;
+    const options = this.cached ? `${common},ro,default_permissions` : common;
+    this.session = this.native.mount(mountpoint, options, loop, this.request.header, this.onRequest, this.cached !== null);
   }
 
   unmount(): void {
@@ -159,7 +217,7 @@ export class IsolfsFilesystem {
       case ops.opendir: return this.opendir(req);
       case ops.readdir: return this.readdir(req);
       case ops.open: return this.open(req);
-      case ops.read: return this.files.read(req, this.session);
+      case ops.read: return this.read(req);
       case ops.write: return this.files.write(req);
       case ops.release: this.files.release(req.fh); return REPLIED; // native has answered it (id -1)
       default: return E.ENOSYS;
@@ -170,17 +228,34 @@ export class IsolfsFilesystem {
     const parent = this.inodes.get(req.ino);
     const node = parent?.kind === 'dir' ? parent.children.get(req.name ?? '') : undefined;
     if (!node) return E.ENOENT;
-    this.native.replyEntry(req.id, node.ino, modeOf(node), nlinkOf(node), sizeOf(node), 0, 0,
-      this.mountTimeSec, STATIC_TIMEOUT_SEC, STATIC_TIMEOUT_SEC);
+    const attr = this.attributes(node);
+    if (typeof attr === 'number') return attr;
+    this.native.replyEntry(req.id, node.ino, modeOf(node), nlinkOf(node), attr.sizeBytes, 0, 0,
+      this.mountTimeSec, STATIC_TIMEOUT_SEC, attr.timeoutSec, attr.mtimeNsec);
     return REPLIED;
   }
 
   private getattr(req: FuseRequest): number {
     const node = this.inodes.get(req.ino);
     if (!node) return E.ENOENT;
-    this.native.replyAttr(req.id, node.ino, modeOf(node), nlinkOf(node), sizeOf(node), 0, 0,
-      this.mountTimeSec, STATIC_TIMEOUT_SEC);
+    const attr = this.attributes(node);
+    if (typeof attr === 'number') return attr;
+    this.native.replyAttr(req.id, node.ino, modeOf(node), nlinkOf(node), attr.sizeBytes, 0, 0,
+      this.mountTimeSec, attr.timeoutSec, attr.mtimeNsec);
     return REPLIED;
+  }
+
+  /**
+   * Size, mtime and how long they hold. A page-cache file's are brought up to date first (its
+   * content may have changed); everything else's never change.
+   */
+  private attributes(node: Node): { sizeBytes: number; mtimeNsec: number; timeoutSec: number } | number {
+    if (node.kind === 'file' && this.cached && this.session) {
+      const attr = this.cached.refresh(this.session, node);
+      if (typeof attr === 'number') return attr;
+      return { ...attr, timeoutSec: PAGE_CACHE_ATTR_TIMEOUT_SEC };
+    }
+    return { sizeBytes: sizeOf(node), mtimeNsec: 0, timeoutSec: STATIC_TIMEOUT_SEC };
   }
 
   /**
@@ -235,6 +310,13 @@ export class IsolfsFilesystem {
     if (offset >= 0 && offset < names.length) this.native.replyDir(req.id, names, inos, modes, offset, req.size);
     else this.native.replyDir(req.id, [], [], [], 0, req.size);
     return REPLIED;
+  }
+
+  private read(req: FuseRequest): number {
+    if (!this.cached) return this.files.read(req, this.session);
+    const node = this.inodes.get(req.ino);
+    if (node?.kind !== 'file' || !this.session) return E.ENOENT;
+    return this.cached.read(req, this.session, node);
   }
 
   private open(req: FuseRequest): number {

@@ -1,8 +1,20 @@
 /**
- * The inode table: the static tree of served files, plus one copy of it per attached container
- * under /containers/<key>/. Inode numbers are handed out here and never reused.
+ * The inode table: the static tree of served files, plus one copy per attached container under
+ * /containers/<key>/. Inode numbers are handed out here and never reused.
  */
-import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from './layout';
+import { CONTROL_PATHS, VIEW_PATHS, isControlPath, type ServedPath } from './layout';
+
+/** Which files a tree has: at its top (shared, per reader) and in each container's subtree. */
+export interface TreeLayout {
+  shared: readonly ServedPath[];
+  perContainer: readonly ServedPath[];
+}
+
+/** Every served file, shared and per container: the main mount's tree. */
+export const FULL_LAYOUT: TreeLayout = {
+  shared: [...VIEW_PATHS, ...CONTROL_PATHS],
+  perContainer: [...VIEW_PATHS, ...CONTROL_PATHS],
+};
 
 export interface DirNode {
   kind: 'dir';
@@ -21,11 +33,15 @@ export interface FileNode {
   /** The container key of a per-container copy (under /containers/<key>/); undefined = shared. */
   container?: string;
   /**
-   * A per-container file's size: the length of its latest content, the size the page-cache
-   * store at open gave the inode. GETATTR says the same, or an fstat (mmap readers make one)
-   * would set the size back to 0 and those readers would see an empty file.
+   * A per-container file's size: the length of its latest content (the size the page-cache
+   * store at open gave the inode, or the content a page-cache tree serves). GETATTR says the
+   * same, or an fstat (mmap readers make one) would set the size back to 0 and those readers
+   * would see an empty file.
    */
   sizeBytes?: number;
+  /** Page-cache trees: the content version the kernel was last given, and the mtime's nanoseconds. */
+  version?: number;
+  mtimeNsec?: number;
 }
 export type Node = DirNode | FileNode;
 
@@ -57,10 +73,10 @@ export class InodeTable {
   private readonly containerKeysByName = new Map<string, string>();
 
   /** `containersDirName`: the directory holding the per-container subtrees. */
-  constructor(containersDirName: string) {
+  constructor(containersDirName: string, private readonly layout: TreeLayout = FULL_LAYOUT) {
     const root: DirNode = { kind: 'dir', ino: ROOT_INO, name: '', parent: ROOT_INO, children: new Map() };
     this.nodes.set(ROOT_INO, root);
-    this.addServedFiles(root);
+    this.addServedFiles(root, layout.shared);
     this.containersDir = this.ensureDir(root, containersDirName);
   }
 
@@ -71,21 +87,32 @@ export class InodeTable {
   /** Adds the subtree `name` for container `key`, a copy of every served file (idempotent). */
   addContainer(key: string, name: string): void {
     if (this.containersDir.children.has(name)) return;
-    this.addServedFiles(this.ensureDir(this.containersDir, name), key);
+    this.addServedFiles(this.ensureDir(this.containersDir, name), this.layout.perContainer, key);
     this.containerKeysByName.set(name, key);
   }
 
-  /** Removes the subtree `name` (its container is gone). Open handles keep the content they have. */
-  removeContainer(name: string): void {
+  /**
+   * Removes the subtree `name` (its container is gone) and returns its files. Open handles keep
+   * the content they have.
+   */
+  removeContainer(name: string): FileNode[] {
     const dir = this.containersDir.children.get(name);
-    if (dir?.kind !== 'dir') return;
+    if (dir?.kind !== 'dir') return [];
     this.containersDir.children.delete(name);
     this.containerKeysByName.delete(name);
+    const files: FileNode[] = [];
     const forget = (node: Node): void => {
       this.nodes.delete(node.ino);
       if (node.kind === 'dir') for (const child of node.children.values()) forget(child);
+      else files.push(node);
     };
     forget(dir);
+    return files;
+  }
+
+  /** The inodes of every per-container file. */
+  *containerFileInos(): Generator<number> {
+    for (const node of this.nodes.values()) if (node.kind === 'file' && node.container !== undefined) yield node.ino;
   }
 
   /** Keys of the containers that have a subtree. */
@@ -93,9 +120,8 @@ export class InodeTable {
     return [...this.containerKeysByName.values()];
   }
 
-  private addServedFiles(top: DirNode, container?: string): void {
-    for (const p of VIEW_PATHS) this.addFile(top, p, false, container);
-    for (const p of CONTROL_PATHS) this.addFile(top, p, true, container);
+  private addServedFiles(top: DirNode, files: readonly ServedPath[], container?: string): void {
+    for (const p of files) this.addFile(top, p, isControlPath(p), container);
   }
 
   private ensureDir(parent: DirNode, name: string): DirNode {

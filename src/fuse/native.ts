@@ -76,19 +76,25 @@ export interface NativeAddon {
   readonly ops: FuseOps;
   /** Where each request field sits in the request header (see FuseRequest). */
   readonly requestFields: RequestFields;
-  /** `header`: a FuseRequest's header, filled before each call of `handler`. */
+  /**
+   * `header`: a FuseRequest's header, filled before each call of `handler`. `pageCache`: OPEN is
+   * answered ENOSYS (the kernel then sends no OPEN, READ or RELEASE per open file and keeps an
+   * inode's pages across opens), READs are answered from the inode's content (setInodeContent),
+   * and the kernel drops an inode's pages when GETATTR shows a new mtime or size.
+   */
   mount: (
     mountpoint: string, options: string, loop: LoopMode, header: Float64Array, handler: RawRequestHandler,
+    pageCache?: boolean,
   ) => NativeSession;
   unmount: (session: NativeSession) => void;
   replyErr: (id: number, errno: number) => void;
   replyEntry: (
     id: number, ino: number, mode: number, nlink: number, size: number, uid: number, gid: number,
-    mtimeSec: number, entryTimeoutSec: number, attrTimeoutSec: number,
+    mtimeSec: number, entryTimeoutSec: number, attrTimeoutSec: number, mtimeNsec?: number,
   ) => void;
   replyAttr: (
     id: number, ino: number, mode: number, nlink: number, size: number, uid: number, gid: number,
-    mtimeSec: number, attrTimeoutSec: number,
+    mtimeSec: number, attrTimeoutSec: number, mtimeNsec?: number,
   ) => void;
   /**
    * Answers an open. With `content`, the native side keeps a copy and answers this handle's READs
@@ -110,6 +116,20 @@ export interface NativeAddon {
    * without.
    */
   setContent: (session: NativeSession, fh: number, content: Buffer) => void;
+  /**
+   * Page-cache sessions: the content READs of `ino` get from now on. A READ that fills a gap
+   * among pages the kernel still holds gets the version those pages are of (never a mixture);
+   * takeStaleFill says whether that happened since it was last asked.
+   */
+  setInodeContent: (session: NativeSession, ino: number, content: Buffer) => void;
+  dropInodeContent: (session: NativeSession, ino: number) => void;
+  takeStaleFill: (session: NativeSession, ino: number) => boolean;
+  /**
+   * The kernel forgets the inode's attributes (not its pages): its next read asks GETATTR.
+   * Waits on no page, so it is safe on the thread serving requests. 0 or an errno (ENOENT: not
+   * cached by the kernel).
+   */
+  invalidateAttributes: (session: NativeSession, ino: number) => number;
   replyBuf: (id: number, data: Buffer) => void;
   replyWrite: (id: number, count: number) => void;
   replyDir: (id: number, names: string[], inos: number[], modes: number[], offset: number, size: number) => void;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AttachManager, type AttachManagerOptions } from '../../src/attach/manager';
 import { parseMountinfo, topmostMounts } from '../../src/attach/mountinfo';
-import type { PlanRequest } from '../../src/attach/plan';
+import type { OurDevices, PlanRequest } from '../../src/attach/plan';
 import { mountStacks } from '../../src/attach/mountinfo';
 import type { CgroupHierarchy } from '../../src/cgroup/hierarchy';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
@@ -70,10 +70,18 @@ describe('mountStacks', () => {
 });
 
 const MNT = '/var/lib/isolfs/mnt';
+/** Where the container-views tree is mounted: a second connection, with the main mount's source name. */
+const VIEWS = '/run/isolfs/views-x';
 const OUR_SOURCE = `isolfs:${MNT}`;
-const OUR_DEVICE = '0:90';
+/** Our live main tree: the shared files and each container's control files. */
+const MAIN_DEVICE = '0:90';
+/** Our live container-views tree: each container's views. */
+const VIEWS_DEVICE = '0:91';
+const OUR_DEVICES: OurDevices = { main: MAIN_DEVICE, 'container-views': VIEWS_DEVICE };
 /** A previous daemon of this mountpoint, killed: its connection answers ENOTCONN. */
 const DEAD_DEVICE = '0:41';
+/** That previous daemon's container-views tree (same source name), dead with it. */
+const DEAD_VIEWS_DEVICE = '0:40';
 /** A previous daemon of this mountpoint that still answers (hung on its way out). */
 const LIVE_PREDECESSOR_DEVICE = '0:42';
 /** Another isolfs instance, for another mountpoint. */
@@ -103,15 +111,21 @@ const BASE = [
   '601 600 0:55 / /proc rw,relatime - proc proc rw',
 ];
 
+/** Our own live mounts as our mountinfo shows them: the main tree and the container-views tree. */
+const OUR_MOUNTS = [
+  line(50, 1, MAIN_DEVICE, { root: '/', target: MNT }),
+  line(51, 1, VIEWS_DEVICE, { root: '/', target: VIEWS }),
+];
+
 /**
- * A fake /proc: ours (self) with our live mount, and one container process (PID) with the given
+ * A fake /proc: ours (self) with our live mounts, and one container process (PID) with the given
  * mountinfo, cgroup KEY and, under root/, the files that exist in the container.
  */
-function fakeProc(dir: string, mountinfo: string[], files: string[] = ['/proc/meminfo', '/proc/vmstat', '/proc/stat']): string {
+function fakeProc(dir: string, mountinfo: string[], files: string[] = ['/proc/meminfo', '/proc/vmstat', '/proc/stat'], ourMounts: string[] = OUR_MOUNTS): string {
   const procRoot = path.join(dir, 'proc');
   fs.mkdirSync(path.join(procRoot, 'self', 'ns'), { recursive: true });
   fs.writeFileSync(path.join(procRoot, 'self', 'ns', 'mnt'), 'ours');
-  fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), `${line(50, 1, OUR_DEVICE, { root: '/', target: MNT })}\n`);
+  fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), [...ourMounts, ''].join('\n'));
   const proc = path.join(procRoot, String(PID));
   fs.mkdirSync(path.join(proc, 'ns'), { recursive: true });
   fs.writeFileSync(path.join(proc, 'ns', 'mnt'), 'container');
@@ -172,6 +186,7 @@ function makeManager(procRoot: string, overrides: Partial<AttachManagerOptions> 
   const events: string[] = [];
   const manager = new AttachManager({
     mountpoint: MNT,
+    viewsMountpoint: VIEWS,
     procRoot,
     hierarchy: HIERARCHY,
     helperPath: '/nonexistent/isolfs-attach',
@@ -194,7 +209,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  const repairOnly: PlanRequest = { pid: PID, location: LOCATION, attach: false, ourDevice: OUR_DEVICE };
+  const repairOnly: PlanRequest = { pid: PID, location: LOCATION, attach: false, ourDevices: OUR_DEVICES };
   const attaching: PlanRequest = { ...repairOnly, attach: true };
 
   it('names a dead predecessor\'s mount and rebinds the same file from our mount (repair)', async () => {
@@ -216,7 +231,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     const plan = await manager.plan(repairOnly);
     expect(plan.container).toEqual(LOCATION);
     expect(plan.pairs).toEqual([
-      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+      { source: `${VIEWS}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
       { source: `${MNT}/proc/stat`, target: '/proc/stat', detachMountIds: [612] },
     ]);
   });
@@ -227,7 +242,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect((await manager.plan(repairOnly)).pairs).toEqual([]);
     const plan = await manager.plan(attaching);
     expect(plan.repairTargets.size).toBe(0);
-    expect(plan.pairs.find((p) => p.target === '/proc/meminfo')).toEqual({ source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] });
+    expect(plan.pairs.find((p) => p.target === '/proc/meminfo')).toEqual({ source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] });
   });
 
   it('never repairs another instance\'s mount; an attach names it only when its connection is dead', async () => {
@@ -242,23 +257,23 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect(plan.repairTargets.size).toBe(0);
     // The live one stays beneath ours; the dead one (ENOTCONN to every reader) is replaced.
     expect(plan.pairs.filter((p) => p.detachMountIds.length > 0)).toEqual([
-      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+      { source: `${VIEWS}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
     ]);
   });
 
   it('names our own stale copy (another container\'s, or the shared file) and keeps the right one', async () => {
     const procRoot = fakeProc(dir, [
-      line(610, 601, OUR_DEVICE, { root: `${OTHER_KEY_COPY}/proc/meminfo`, target: '/proc/meminfo' }),
-      line(611, 601, OUR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
-      line(612, 601, OUR_DEVICE, { root: `${OWN}/proc/stat`, target: '/proc/stat' }),
+      line(610, 601, VIEWS_DEVICE, { root: `${OTHER_KEY_COPY}/proc/meminfo`, target: '/proc/meminfo' }),
+      line(611, 601, MAIN_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      line(612, 601, VIEWS_DEVICE, { root: `${OWN}/proc/stat`, target: '/proc/stat' }),
     ]);
     const { manager } = makeManager(procRoot);
     const plan = await manager.plan(attaching);
     expect(plan.container).toEqual(LOCATION);
     expect(plan.repairTargets.size).toBe(0);
     expect(plan.pairs).toEqual([
-      { source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] },
-      { source: `${MNT}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+      { source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] },
+      { source: `${VIEWS}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
     ]);
   });
 
@@ -267,21 +282,22 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     const { manager } = makeManager(procRoot);
     const plan = await manager.plan(attaching);
     // Only /proc/meminfo exists in the container: nothing is created for the others.
-    expect(plan.pairs).toEqual([{ source: `${MNT}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] }]);
+    expect(plan.pairs).toEqual([{ source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] }]);
   });
 
   it('walks a stack from the top while the mounts are ours or known dead, and stops at the first other', async () => {
     const procRoot = fakeProc(dir, [
       // meminfo: a dead predecessor's (the same dead device as uptime's top), our stale copy on it.
       line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
-      line(620, 610, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
-      // vmstat: ours on a live foreign mount on a dead predecessor's: only ours is named.
+      line(620, 610, MAIN_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
+      // vmstat: ours (a stale copy from our other tree) on a live foreign mount on a dead
+      // predecessor's: only ours is named.
       line(611, 601, DEAD_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
       line(621, 611, LIVE_PREDECESSOR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
-      line(631, 621, OUR_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' }),
+      line(631, 621, VIEWS_DEVICE, { root: `${OTHER_KEY_COPY}/proc/vmstat`, target: '/proc/vmstat' }),
       // stat: ours on a predecessor's whose connection nothing could ask: not named.
       line(612, 601, '0:45', { root: '/proc/stat', target: '/proc/stat' }),
-      line(622, 612, OUR_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
+      line(622, 612, MAIN_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
       // uptime: a dead predecessor's on top: the one asked, and found dead.
       line(613, 601, DEAD_DEVICE, { root: '/proc/uptime', target: '/proc/uptime' }),
     ], ['/proc/meminfo', '/proc/vmstat', '/proc/stat', '/proc/uptime']);
@@ -298,7 +314,9 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
       '612 600 0:46 / /mnt/data rw,relatime - fuse.sshfs host:/data rw,user_id=0,group_id=0',
       '613 600 0:47 / /var/lib/lxcfs rw,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0',
       '614 600 0:48 / /mnt/plain rw,relatime - fuse /dev/fuse rw,user_id=0,group_id=0',
-      line(615, 601, OUR_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
+      // Ours, of either tree: never asked.
+      line(615, 601, MAIN_DEVICE, { root: '/proc/stat', target: '/proc/stat' }),
+      line(616, 601, VIEWS_DEVICE, { root: `${OWN}/proc/uptime`, target: '/proc/uptime' }),
     ]);
     const { statfs, probed } = recordingStatfs((target) => (target === '/proc/meminfo' ? enotconn() : Promise.resolve({})));
     const { manager } = makeManager(procRoot, { statfs });
@@ -345,10 +363,80 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect(named()[2]).toEqual({ '/proc/meminfo': '', '/proc/vmstat': '611', '/proc/stat': '612' });
   });
 
+  it('attaches the views from the container-views tree and the control files from the main tree, in one plan', async () => {
+    const files = ['/proc/meminfo', '/proc/uptime', '/sys/devices/system/cpu/online', '/proc/sys/kernel/stats_isolated', '/proc/sys/kernel/container_stats_isolated'];
+    const procRoot = fakeProc(dir, [], files);
+    const helper = fakeHelper(dir);
+    const { manager, events } = makeManager(procRoot, { helperPath: helper.path });
+    const plan = await manager.plan(attaching);
+    expect(plan).toEqual({
+      pid: PID, container: LOCATION, repairTargets: new Set(),
+      pairs: [
+        { source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] },
+        { source: `${VIEWS}${OWN}/proc/uptime`, target: '/proc/uptime', detachMountIds: [] },
+        { source: `${VIEWS}${OWN}/sys/devices/system/cpu/online`, target: '/sys/devices/system/cpu/online', detachMountIds: [] },
+        { source: `${MNT}${OWN}/proc/sys/kernel/stats_isolated`, target: '/proc/sys/kernel/stats_isolated', detachMountIds: [] },
+        { source: `${MNT}${OWN}/proc/sys/kernel/container_stats_isolated`, target: '/proc/sys/kernel/container_stats_isolated', detachMountIds: [] },
+      ],
+    });
+    // One helper run binds from both mounts; the subtree is asked for once (the daemon's tree adds it to both).
+    expect(await manager.apply(plan)).toHaveLength(files.length);
+    expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
+    expect(helper.calls()).toEqual([['--pid', String(PID), '--', ...plan.pairs.map((p) => `${p.source}:${p.target}:`)]]);
+  });
+
+  it('replaces a view attached from our main tree (an older version\'s) with the views tree\'s copy; the views tree\'s stays', async () => {
+    const meminfo = '/proc/meminfo';
+    const control = '/proc/sys/kernel/stats_isolated';
+    const files = [meminfo, control];
+    const controlCopy = line(611, 601, MAIN_DEVICE, { root: `${OWN}${control}`, target: control });
+    // The view's copy from our live main device: an older version's attach (it served views there).
+    const fromMain = fakeProc(path.join(dir, 'main'), [line(610, 601, MAIN_DEVICE, { root: `${OWN}${meminfo}`, target: meminfo }), controlCopy], files);
+    const plan = await makeManager(fromMain).manager.plan(attaching);
+    expect(plan).toEqual({
+      pid: PID, container: LOCATION, repairTargets: new Set(),
+      pairs: [{ source: `${VIEWS}${OWN}${meminfo}`, target: meminfo, detachMountIds: [610] }],
+    });
+    // The same root from the views device, alone or on top of the older one: done, nothing to do.
+    const fromViews = fakeProc(path.join(dir, 'views'), [line(610, 601, VIEWS_DEVICE, { root: `${OWN}${meminfo}`, target: meminfo }), controlCopy], files);
+    expect((await makeManager(fromViews).manager.plan(attaching)).pairs).toEqual([]);
+    const stacked = fakeProc(path.join(dir, 'stacked'), [
+      line(610, 601, MAIN_DEVICE, { root: `${OWN}${meminfo}`, target: meminfo }),
+      line(620, 610, VIEWS_DEVICE, { root: `${OWN}${meminfo}`, target: meminfo }),
+      controlCopy,
+    ], files);
+    expect((await makeManager(stacked).manager.plan(attaching)).pairs).toEqual([]);
+  });
+
+  it('repairs a dead predecessor\'s copies from the tree that serves each now, whichever tree served it then', async () => {
+    const control = '/proc/sys/kernel/container_stats_isolated';
+    const otherControl = '/proc/sys/kernel/stats_isolated';
+    const procRoot = fakeProc(dir, [
+      // An older version's (its main tree served views): the view's copy now comes from the views tree.
+      line(610, 601, DEAD_DEVICE, { root: `${OWN}/proc/meminfo`, target: '/proc/meminfo' }),
+      // A predecessor's views tree.
+      line(611, 601, DEAD_VIEWS_DEVICE, { root: `${OWN}/proc/vmstat`, target: '/proc/vmstat' }),
+      // Control files stay in the main tree; another container's copy gets the shared file.
+      line(612, 601, DEAD_DEVICE, { root: `${OWN}${control}`, target: control }),
+      line(613, 601, DEAD_DEVICE, { root: `${OTHER_KEY_COPY}${otherControl}`, target: otherControl }),
+    ]);
+    const { manager } = makeManager(procRoot, { deadTargets: ['/proc/meminfo', '/proc/vmstat', control, otherControl] });
+    const plan = await manager.plan(repairOnly);
+    expect(plan).toEqual({
+      pid: PID, container: LOCATION, repairTargets: new Set(['/proc/meminfo', '/proc/vmstat', control, otherControl]),
+      pairs: [
+        { source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [610] },
+        { source: `${VIEWS}${OWN}/proc/vmstat`, target: '/proc/vmstat', detachMountIds: [611] },
+        { source: `${MNT}${OWN}${control}`, target: control, detachMountIds: [612] },
+        { source: `${MNT}${otherControl}`, target: otherControl, detachMountIds: [613] },
+      ],
+    });
+  });
+
   it('has no side effects: the same plan twice, no subtree made, nothing marked, no helper run', async () => {
     const procRoot = fakeProc(dir, [
       line(611, 601, DEAD_DEVICE, { root: `${OWN}/proc/vmstat`, target: '/proc/vmstat' }),
-      line(612, 601, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
+      line(612, 601, MAIN_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' }),
     ]);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { deadTargets: ['/proc/vmstat'], helperPath: helper.path });
@@ -369,15 +457,15 @@ describe('AttachManager.apply and scan', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('apply creates the subtree, then marks the container attached, then runs the helper with the named ids', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, OUR_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })], ['/proc/meminfo', '/proc/vmstat']);
+    const procRoot = fakeProc(dir, [line(610, 601, MAIN_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })], ['/proc/meminfo', '/proc/vmstat']);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path });
-    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevices: OUR_DEVICES });
     const results = await manager.apply(plan);
     expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
     expect(helper.calls()).toEqual([[
       '--pid', String(PID), '--',
-      `${MNT}${OWN}/proc/meminfo:/proc/meminfo:610`, `${MNT}${OWN}/proc/vmstat:/proc/vmstat:`,
+      `${VIEWS}${OWN}/proc/meminfo:/proc/meminfo:610`, `${VIEWS}${OWN}/proc/vmstat:/proc/vmstat:`,
     ]]);
     expect(results).toEqual([
       { target: '/proc/meminfo', ok: true, detachedMounts: 1 },
@@ -389,21 +477,22 @@ describe('AttachManager.apply and scan', () => {
     const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/meminfo', target: '/proc/meminfo' })]);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path, deadTargets: ['/proc/meminfo'] });
-    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: false, ourDevice: OUR_DEVICE });
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: false, ourDevices: OUR_DEVICES });
     expect(await manager.apply(plan)).toEqual([{ target: '/proc/meminfo', ok: true, detachedMounts: 1 }]);
     expect(events).toEqual([]);
   });
 
-  it('apply does not mark a container the tree refused, nor bind sources from its subtree', async () => {
-    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/stat', target: '/proc/stat' })], ['/proc/meminfo', '/proc/stat']);
+  it('apply does not mark a container the tree refused, nor bind sources from its subtree (in either tree)', async () => {
+    const control = '/proc/sys/kernel/stats_isolated';
+    const procRoot = fakeProc(dir, [line(610, 601, DEAD_DEVICE, { root: '/proc/stat', target: '/proc/stat' })], ['/proc/meminfo', '/proc/stat', control]);
     const helper = fakeHelper(dir);
     const { manager, events } = makeManager(procRoot, { helperPath: helper.path, refuseKeys: true, deadTargets: ['/proc/stat'] });
-    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevice: OUR_DEVICE });
-    expect(plan.pairs.map((p) => p.target)).toEqual(['/proc/stat', '/proc/meminfo']);
+    const plan = await manager.plan({ pid: PID, location: LOCATION, attach: true, ourDevices: OUR_DEVICES });
+    expect(plan.pairs.map((p) => p.source)).toEqual([`${VIEWS}${OWN}/proc/stat`, `${VIEWS}${OWN}/proc/meminfo`, `${MNT}${OWN}${control}`]);
     await manager.apply(plan);
     expect(events).toEqual([`addContainer ${KEY}`]);
     expect(helper.calls()).toEqual([]);
-    // (Both sources were the container's copies: the attach replaced the repair's shared file.)
+    // (All sources were the container's copies: the attach replaced the repair's shared file.)
   });
 
   it('a scan attaches through plan and apply, and looks again on the next scan', async () => {
@@ -414,6 +503,30 @@ describe('AttachManager.apply and scan', () => {
     expect(report).toMatchObject({ namespaces: 1, inspected: 1, attachedContainers: 1, failures: 0 });
     expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
     expect((await manager.scan()).inspected).toBe(1); // after an attach: again on the next scan
+  });
+
+  it('a scan with either of our trees missing from our mountinfo attaches and repairs nothing', async () => {
+    const [mainMount, viewsMount] = OUR_MOUNTS;
+    const missing: Record<string, string[]> = {
+      'views missing': [mainMount],
+      'main missing': [viewsMount],
+      // Something at the views mountpoint, but not ours: another source, or not the tree's root.
+      'views of another source': [mainMount, line(51, 1, VIEWS_DEVICE, { root: '/', target: VIEWS, source: 'isolfs:/srv/other/mnt' })],
+      'views not at its root': [mainMount, line(51, 1, VIEWS_DEVICE, { root: '/containers', target: VIEWS })],
+    };
+    for (const [name, ourMounts] of Object.entries(missing)) {
+      const sub = path.join(dir, name.replaceAll(' ', '-'));
+      const procRoot = fakeProc(sub, [line(610, 601, DEAD_DEVICE, { root: '/proc/vmstat', target: '/proc/vmstat' })], ['/proc/meminfo', '/proc/vmstat'], ourMounts);
+      const helper = fakeHelper(sub);
+      const { statfs, probed } = recordingStatfs(() => enotconn());
+      const { manager, events } = makeManager(procRoot, { helperPath: helper.path, statfs });
+      expect(await manager.scan(), name).toMatchObject({ namespaces: 0, inspected: 0, repairedMounts: 0, attachedContainers: 0, failures: 0 });
+      expect({ events, calls: helper.calls(), probed }, name).toEqual({ events: [], calls: [], probed: [] });
+      // With both trees there, the same scan repairs and attaches.
+      fs.writeFileSync(path.join(procRoot, 'self', 'mountinfo'), [...OUR_MOUNTS, ''].join('\n'));
+      expect(await manager.scan(), name).toMatchObject({ namespaces: 1, inspected: 1, repairedMounts: 1, attachedContainers: 1, failures: 0 });
+      expect(helper.calls(), name).toHaveLength(1);
+    }
   });
 
   it('ESRCH from the helper forgets the namespace (looked at again next scan); another failure waits', async () => {

@@ -46,24 +46,53 @@ export interface OpenReply {
 export function harness(options?: FilesystemOptions, backend?: Partial<FileBackend>) {
   const replies: Reply[] = [];
   const setContents: Array<{ fh: number; content: Buffer }> = [];
+  /** Page-cache trees: what native holds per inode, and the inodes whose next takeStaleFill says true. */
+  const inodeContents = new Map<number, Buffer>();
+  const staleFills = new Set<number>();
+  const invalidated: number[] = [];
+  let versions = 0;
+  const lastContent = new Map<string, { bytes: Buffer; version: number }>();
   let header: Float64Array = new Float64Array(0);
+  let mountOptions = '';
   let handler: RawRequestHandler = () => undefined;
   const record = (kind: Reply['kind']) => (id: number, ...args: unknown[]) => { replies.push({ kind, id, args }); };
   const native = {
     ops: FAKE_OPS,
     requestFields: FAKE_FIELDS,
-    mount: (...args: Parameters<NativeAddon['mount']>) => { header = args[3]; handler = args[4]; return {}; },
+    mount: (...args: Parameters<NativeAddon['mount']>) => {
+      header = args[3];
+      handler = args[4];
+      mountedPageCache = args[5];
+      mountOptions = args[1];
+      return {};
+    },
     unmount: () => undefined,
     replyErr: record('err'), replyEntry: record('entry'), replyAttr: record('attr'), replyOpen: record('open'),
     replyDir: record('dir'), replyBuf: record('buf'), replyWrite: record('write'),
     setContent: (_s: unknown, fh: number, content: Buffer) => { setContents.push({ fh, content }); },
+    setInodeContent: (_s: unknown, ino: number, content: Buffer) => { inodeContents.set(ino, Buffer.from(content)); },
+    dropInodeContent: (_s: unknown, ino: number) => { inodeContents.delete(ino); },
+    takeStaleFill: (_s: unknown, ino: number) => staleFills.delete(ino),
+    invalidateAttributes: (_s: unknown, ino: number) => { invalidated.push(ino); return 0; },
   } as unknown as NativeAddon;
   const fullBackend: FileBackend = {
     read: ({ caller, container }) => Buffer.from(`content of ${container ?? `uid ${caller.uid}`}\n`),
     write: ({ data }) => data.length,
+    // As the real backend: the read content, with a version that changes only with the bytes.
+    currentContent: ({ file, container }) => {
+      const bytes = fullBackend.read({ file, container, caller: { pid: 0, uid: 0, gid: 0 } });
+      if (!Buffer.isBuffer(bytes)) return bytes;
+      const key = `${container}${file}`;
+      const last = lastContent.get(key);
+      if (last?.bytes.equals(bytes)) return last;
+      const current = { bytes, version: ++versions };
+      lastContent.set(key, current);
+      return current;
+    },
     ...backend,
   };
   const fs = new IsolfsFilesystem(native, fullBackend, options);
+  let mountedPageCache: boolean | undefined;
   fs.mount('/mnt', 'thread');
   let nextId = 1;
 
@@ -99,5 +128,8 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   };
   /** RELEASE is a notification: native answered the kernel already (id -1), JS must not reply. */
   const release = (fh: number): void => { call('release', 0, { fh }, -1); };
-  return { fs, native, call, request, outcome, lookupPath, open, release, replies, setContents };
+  return {
+    fs, native, call, request, outcome, lookupPath, open, release, replies, setContents, inodeContents, staleFills, invalidated,
+    mounted: () => ({ pageCache: mountedPageCache, options: mountOptions }),
+  };
 }

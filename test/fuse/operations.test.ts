@@ -262,20 +262,40 @@ describe('the open-handle limit', () => {
 describe('per-container subtrees', () => {
   const dirOf = (key: string): string => `/containers/${containerDirName(key)}`;
 
-  it('adds every served file under /containers/<key>/, rendered for that container whoever reads', () => {
-    const { fs: filesystem, open, lookupPath } = harness();
+  it('main tree: adds the control files under /containers/<key>/ (the views are in the container-views tree)', () => {
+    const { fs: filesystem, open, lookupPath, outcome } = harness();
     expect(filesystem.addContainer('/kubepods/pod1/c1')).toBe(true);
-    for (const p of [...VIEW_PATHS, ...CONTROL_PATHS]) expect(lookupPath(`${dirOf('/kubepods/pod1/c1')}${p}`)).toBeGreaterThan(1);
-    const opened = open(lookupPath(`${dirOf('/kubepods/pod1/c1')}/proc/meminfo`), { uid: 99 });
+    for (const p of CONTROL_PATHS) expect(lookupPath(`${dirOf('/kubepods/pod1/c1')}${p}`)).toBeGreaterThan(1);
+    const proc = lookupPath(`${dirOf('/kubepods/pod1/c1')}/proc`);
+    expect(outcome('lookup', proc, { name: 'meminfo' })).toBe(E.ENOENT);
+    const opened = open(lookupPath(`${dirOf('/kubepods/pod1/c1')}/proc/sys/kernel/container_stats_isolated`), { uid: 99 });
     expect(opened.content?.toString()).toBe('content of /kubepods/pod1/c1\n');
     expect(opened.storeFirst).toBe(true); // one content for every reader: into the page cache
     expect(filesystem.containerKeys()).toEqual(['/kubepods/pod1/c1']);
   });
 
-  it('gives a per-container file the size of its latest content (shared files stay 0)', () => {
+  it('container-views tree: every view per container, nothing shared, mounted read-only as a page-cache session', () => {
+    const { fs: filesystem, lookupPath, outcome, mounted } = harness({ tree: 'container-views' });
+    expect(mounted().pageCache).toBe(true);
+    expect(mounted().options).toMatch(/(^|,)ro(,|$)/);
+    expect(mounted().options).toMatch(/(^|,)default_permissions(,|$)/);
+    expect(outcome('lookup', 1, { name: 'proc' })).toBe(E.ENOENT);
+    filesystem.addContainer('/c1');
+    for (const p of VIEW_PATHS) expect(lookupPath(`${dirOf('/c1')}${p}`)).toBeGreaterThan(1);
+    const kernel = lookupPath(`${dirOf('/c1')}/proc/sys`);
+    expect(outcome('lookup', kernel, { name: 'kernel' })).toBe(E.ENOENT);
+  });
+
+  it('main tree mounts per-reader: no page-cache session, no default_permissions', () => {
+    const { mounted } = harness();
+    expect(mounted().pageCache).toBe(false);
+    expect(mounted().options).not.toMatch(/default_permissions/);
+  });
+
+  it('gives a per-container control file the size of its latest content (shared files stay 0)', () => {
     const { fs: filesystem, open, request, lookupPath } = harness();
     filesystem.addContainer('/c1');
-    const own = lookupPath(`${dirOf('/c1')}/proc/meminfo`);
+    const own = lookupPath(`${dirOf('/c1')}/proc/sys/kernel/container_stats_isolated`);
     const shared = lookupPath('/proc/meminfo');
     open(own);
     open(shared);
@@ -283,13 +303,83 @@ describe('per-container subtrees', () => {
     expect(request('getattr', shared).args[3]).toBe(0);
   });
 
+  it('container-views: LOOKUP and GETATTR hand native the current content, with a new mtime only when it changed', () => {
+    let memory = 'MemFree: 1 kB\n';
+    const { fs: filesystem, request, lookupPath, inodeContents, staleFills } = harness({ tree: 'container-views' }, {
+      read: () => Buffer.from(memory),
+    });
+    filesystem.addContainer('/c1');
+    const file = lookupPath(`${dirOf('/c1')}/proc/meminfo`);
+    expect(inodeContents.get(file)?.toString()).toBe(memory);
+    const attr = (): { size: number; nsec: number; timeout: number } => {
+      const args = request('getattr', file).args;
+      return { size: args[3] as number, nsec: args[8] as number, timeout: args[7] as number };
+    };
+    const first = attr();
+    expect(first.size).toBe(memory.length);
+    expect(first.timeout).toBeLessThanOrEqual(0.1); // the kernel asks again within 100 ms of a read
+    expect(attr().nsec).toBe(first.nsec); // unchanged: the kernel keeps its pages
+    memory = 'MemFree: 123456 kB\n';
+    const changed = attr();
+    expect(changed.nsec).not.toBe(first.nsec);
+    expect(changed.size).toBe(memory.length);
+    expect(inodeContents.get(file)?.toString()).toBe(memory);
+    // A gap among the kernel's pages was filled from the older version: a new mtime drops them.
+    staleFills.add(file);
+    const refilled = attr();
+    expect(refilled.nsec).not.toBe(changed.nsec);
+    expect(attr().nsec).toBe(refilled.nsec);
+  });
+
+  it('container-views: a READ native could not answer gets the current content at its offset', () => {
+    const { fs: filesystem, request, lookupPath } = harness({ tree: 'container-views' }, { read: () => Buffer.from('0123456789') });
+    filesystem.addContainer('/c1');
+    const file = lookupPath(`${dirOf('/c1')}/proc/stat`);
+    expect((request('read', file, { offset: 4, size: 3 }).args[0] as Buffer).toString()).toBe('456');
+    expect((request('read', file, { offset: 10, size: 3 }).args[0] as Buffer).length).toBe(0);
+  });
+
+  it('container-views: an error rendering the container (gone) is the answer to GETATTR', () => {
+    const { fs: filesystem, outcome, lookupPath } = harness({ tree: 'container-views' }, { read: () => ({ errno: E.EIO }) });
+    filesystem.addContainer('/c1');
+    const proc = lookupPath(`${dirOf('/c1')}/proc`);
+    expect(outcome('lookup', proc, { name: 'meminfo' })).toBe(E.EIO);
+  });
+
+  it('container-views: a refresh (a switch changed) has the kernel ask every per-container file\'s attributes again', () => {
+    const { fs: filesystem, lookupPath, invalidated } = harness({ tree: 'container-views' });
+    filesystem.addContainer('/c1');
+    filesystem.addContainer('/c2');
+    const files = ['/c1', '/c2'].map((key) => lookupPath(`${dirOf(key)}/proc/meminfo`));
+    filesystem.refreshContainerFiles();
+    expect(invalidated).toEqual(expect.arrayContaining(files));
+    expect(invalidated.length).toBe(2 * VIEW_PATHS.length);
+  });
+
+  it('main tree: a refresh does nothing (its files are rendered at every open)', () => {
+    const { fs: filesystem, invalidated } = harness();
+    filesystem.addContainer('/c1');
+    filesystem.refreshContainerFiles();
+    expect(invalidated).toEqual([]);
+  });
+
+  it('container-views: removing a subtree drops what native holds for its inodes', () => {
+    const { fs: filesystem, lookupPath, inodeContents, outcome } = harness({ tree: 'container-views' });
+    filesystem.addContainer('/c1');
+    const file = lookupPath(`${dirOf('/c1')}/proc/meminfo`);
+    expect(inodeContents.has(file)).toBe(true);
+    filesystem.removeContainer('/c1');
+    expect(inodeContents.has(file)).toBe(false);
+    expect(outcome('getattr', file)).toBe(E.ENOENT);
+  });
+
   it('refuses a key that is not a cgroup path and adds the same key once', () => {
     const { fs: filesystem, lookupPath } = harness();
     expect(filesystem.addContainer('relative/key')).toBe(false);
     filesystem.addContainer('/c1');
-    const ino = lookupPath(`${dirOf('/c1')}/proc/stat`);
+    const ino = lookupPath(`${dirOf('/c1')}/proc/sys/kernel/stats_isolated`);
     expect(filesystem.addContainer('/c1')).toBe(true);
-    expect(lookupPath(`${dirOf('/c1')}/proc/stat`)).toBe(ino);
+    expect(lookupPath(`${dirOf('/c1')}/proc/sys/kernel/stats_isolated`)).toBe(ino);
     expect(filesystem.containerKeys()).toEqual(['/c1']);
   });
 
@@ -298,7 +388,7 @@ describe('per-container subtrees', () => {
     filesystem.addContainer('/c1');
     const containers = lookupPath('/containers');
     const dir = lookupPath(dirOf('/c1'));
-    const file = lookupPath(`${dirOf('/c1')}/proc/meminfo`);
+    const file = lookupPath(`${dirOf('/c1')}/proc/sys/kernel/container_stats_isolated`);
     const { fh } = open(file);
     filesystem.removeContainer('/c1');
     expect(outcome('lookup', containers, { name: containerDirName('/c1') })).toBe(E.ENOENT);
@@ -307,7 +397,7 @@ describe('per-container subtrees', () => {
     expect(filesystem.containerKeys()).toEqual([]);
     expect((request('read', 0, { fh }).args[0] as Buffer).toString()).toBe('content of /c1\n');
     filesystem.addContainer('/c1');
-    expect(lookupPath(`${dirOf('/c1')}/proc/meminfo`)).toBeGreaterThan(file);
+    expect(lookupPath(`${dirOf('/c1')}/proc/sys/kernel/container_stats_isolated`)).toBeGreaterThan(file);
   });
 });
 

@@ -72,6 +72,8 @@ if (SANITIZE) {
 
 export interface DaemonHandle {
   mountpoint: string;
+  /** --views-mountpoint: beside the mountpoint (the daemon mounts it only with attach or repair). */
+  viewsMountpoint: string;
   stateDir: string;
   process: ChildProcess;
   /** Log lines (JSON) printed so far. */
@@ -158,7 +160,13 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   // A restart reuses a mountpoint that may still hold the dead mount (ENOTCONN): leave it to the
   // daemon, which must cope with exactly that.
   if (!options.mountpoint) fs.mkdirSync(mountpoint, { recursive: true });
-  const argv = [process.execPath, CLI, mountpoint, '--state-dir', stateDir, '--log-level', 'debug', ...(options.args ?? [])];
+  // The container-views tree goes beside the mountpoint (not under /run/isolfs): a restart on
+  // the same mountpoint finds its predecessor's there, and cleanup removes it with the rest.
+  const viewsMountpoint = path.join(path.dirname(mountpoint), 'views');
+  const argv = [
+    process.execPath, CLI, mountpoint, '--state-dir', stateDir, '--views-mountpoint', viewsMountpoint, '--log-level', 'debug',
+    ...(options.args ?? []),
+  ];
   const [command, ...args] = [...(options.wrap ?? []), ...argv];
   const watcher = SANITIZE ? startSanitizerWatcher(mountpoint) : null;
   const child = spawn(command, args, {
@@ -195,11 +203,13 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       // of SIGKILL: aborting the connection frees it.
       if (!(await settlesWithin(exited, 5000))) {
         abortFuseConnection(mountpoint);
+        abortFuseConnection(viewsMountpoint);
         await exited;
       }
     }
-    if (isMounted(mountpoint)) {
-      try { execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' }); } catch { /* already gone */ }
+    for (const dir of [viewsMountpoint, mountpoint]) {
+      if (!isMounted(dir)) continue;
+      try { execFileSync('umount', ['-l', dir], { stdio: 'ignore' }); } catch { /* already gone */ }
     }
     if (ownsBase) fs.rmSync(base, { recursive: true, force: true });
     const report = SANITIZE ? sanitizerReport(stderr, logs) : null;
@@ -210,6 +220,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   };
   return {
     mountpoint,
+    viewsMountpoint,
     stateDir,
     process: child,
     logs,

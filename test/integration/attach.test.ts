@@ -155,10 +155,13 @@ describe('--attach and repair after kill -9', () => {
     // The mounts are per-container copies (their own inodes), not the shared files.
     const dir = `/containers/${encodeURIComponent(attachedCg.key)}`;
     expect(mountOn(attached, '/proc/vmstat')?.root).toBe(`${dir}/proc/vmstat`);
+    // Views come from the container-views tree (page cache), control files from the main one.
+    expect(mountOn(attached, '/proc/vmstat')?.device).toBe(deviceOf(daemon.viewsMountpoint));
     // The placeholders were empty: "1" comes from isolfs.
     const control = await until('control file attached', () => readInside(attached, attachedCg, 'cat /proc/sys/kernel/container_stats_isolated'), (r) => r.stdout === '1\n');
     expect(control.stdout).toBe('1\n');
     expect(mountOn(attached, '/proc/sys/kernel/stats_isolated')?.root).toBe(`${dir}/proc/sys/kernel/stats_isolated`);
+    expect(mountOn(attached, '/proc/sys/kernel/stats_isolated')?.device).toBe(deviceOf(daemon.mountpoint));
     expect(daemon.logs.some((l) => l.includes('attached isolfs files into a container'))).toBe(true);
   });
 
@@ -173,8 +176,11 @@ describe('--attach and repair after kill -9', () => {
     expect(isolfsMounts(long).some((m) => m.mountpoint.startsWith('/proc/sys/'))).toBe(false);
   });
 
-  it('serves <mnt>/containers/<key>/ with that container\'s content, whoever reads, one inode per file', async () => {
-    const containers = path.join(daemon.mountpoint, 'containers');
+  it('serves <views>/containers/<key>/ with that container\'s content, whoever reads, one inode per file', async () => {
+    const containers = path.join(daemon.viewsMountpoint, 'containers');
+    // The main tree has the same subtrees, with the control files only.
+    expect(fs.readdirSync(path.join(daemon.mountpoint, 'containers'))).toContain(encodeURIComponent(attachedCg.key));
+    expect(fs.existsSync(path.join(daemon.mountpoint, 'containers', encodeURIComponent(attachedCg.key), 'proc', 'meminfo'))).toBe(false);
     const names = fs.readdirSync(containers);
     expect(names).toContain(encodeURIComponent(attachedCg.key));
     expect(names).toContain(containerDirName(longCg.key));
@@ -191,13 +197,15 @@ describe('--attach and repair after kill -9', () => {
     const inodes = [
       path.join(daemon.mountpoint, 'proc', 'meminfo'), file,
       path.join(containers, containerDirName(longCg.key), 'proc', 'meminfo'),
-    ].map((p) => fs.statSync(p).ino);
+    ].map((p) => { const st = fs.statSync(p); return `${st.dev}:${st.ino}`; });
     expect(new Set(inodes).size).toBe(3);
+    // Nobody writes the page-cache tree, root included: read-only, modes checked by the kernel.
+    await expect(fs.promises.writeFile(file, 'x')).rejects.toThrow(/EROFS|EACCES/);
   });
 
   it('applies the switches to the per-container copies: opted out or host switch off give host files', async () => {
     const ownView = async () => memTotalKb((await readInside(attached, attachedCg, 'cat /proc/meminfo')).stdout);
-    const hostSide = path.join(daemon.mountpoint, 'containers', encodeURIComponent(attachedCg.key), 'proc', 'meminfo');
+    const hostSide = path.join(daemon.viewsMountpoint, 'containers', encodeURIComponent(attachedCg.key), 'proc', 'meminfo');
     // The container opts out from inside, through its attached control file: its mounts stay and
     // it reads the host's numbers through them.
     const optOut = await readInside(attached, attachedCg, 'echo 0 > /proc/sys/kernel/container_stats_isolated && cat /proc/sys/kernel/container_stats_isolated');
@@ -258,11 +266,11 @@ describe('--attach and repair after kill -9', () => {
 
   it('attaches again a file whose mount disappeared from a container it had done', async () => {
     const before = mountOn(attached, '/proc/vmstat');
-    expect(before?.device).toBe(deviceOf(daemon.mountpoint));
+    expect(before?.device).toBe(deviceOf(daemon.viewsMountpoint));
     // Named as the manager names it: the top mount's id, from the container's mountinfo.
     const pid = attached.process.pid as number;
     const top = mountStacks(readMountinfo(`/proc/${pid}`) ?? []).get('/proc/vmstat')?.[0];
-    expect(top?.device).toBe(deviceOf(daemon.mountpoint));
+    expect(top?.device).toBe(deviceOf(daemon.viewsMountpoint));
     const [result] = await detachFiles(defaultAttachHelperPath(), pid, [{ target: '/proc/vmstat', detachMountIds: [top?.id ?? 0] }]);
     expect(result).toEqual({ target: '/proc/vmstat', ok: true, detachedMounts: 1 });
     expect(mountOn(attached, '/proc/vmstat')).toBeUndefined();
@@ -316,7 +324,7 @@ describe('--attach and repair after kill -9', () => {
     expect(attached.process.exitCode).toBeNull();
     // No isolfs mount in any of them is left dead: each is the new daemon's, and each opens.
     // (Not stat: the kernel answers it from cached attributes even for a dead mount.)
-    const ours = deviceOf(daemon.mountpoint);
+    const ours = new Set([deviceOf(daemon.mountpoint), deviceOf(daemon.viewsMountpoint)]);
     const ourSource = mountSourceName(daemon.mountpoint);
     const otherMountpoint = other.mountpoint;
     for (const [c, cg] of [[attached, attachedCg], [long, longCg], [bound, boundCg]] as const) {
@@ -326,7 +334,7 @@ describe('--attach and repair after kill -9', () => {
       expect(mounts.length).toBeGreaterThanOrEqual(2);
       // (Leaving out the other daemon's whole mount, copied from our namespace by unshare.)
       const tops = [...new Set(mounts.map((m) => m.mountpoint))].filter((t) => t !== otherMountpoint).map((t) => mountOn(c, t) as SeenMount);
-      expect(tops.filter((m) => m.device !== ours), daemon.logs.filter((l) => l.includes('repair') || l.includes('attach')).join('\n')).toEqual([]);
+      expect(tops.filter((m) => !ours.has(m.device)), daemon.logs.filter((l) => l.includes('repair') || l.includes('attach')).join('\n')).toEqual([]);
       const files = tops.filter((m) => m.root !== '/').map((m) => m.mountpoint);
       const check = await readInside(c, cg, `for m in ${files.join(' ')}; do cat $m > /dev/null || echo "DEAD $m"; done; echo checked`);
       expect(check.stdout, daemon.logs.filter((l) => l.includes('repair') || l.includes('attach')).join('\n')).toBe('checked\n');

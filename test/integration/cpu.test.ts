@@ -81,7 +81,7 @@ describe('CPU views with real tools', () => {
     // A shared file's content depends on its reader, so none of it may sit in a page cache that
     // another reader's splice/sendfile/mmap could see. Kernels >= 6.5 splice through the page
     // cache (size 0: an empty file); older ones through our READ (the reader's own bytes).
-    // Per-container files under /containers/<key>/ give page-cache readers their bytes
+    // Per-container files (the container-views tree) give page-cache readers their bytes
     // (hostile.test.ts). Alternate readers whose files differ: a 1-CPU container and the host.
     const own = (plain: string): string => (SPLICE_VIA_PAGE_CACHE ? '' : plain);
     for (let i = 0; i < 3; i++) {

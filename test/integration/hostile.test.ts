@@ -6,8 +6,8 @@
  * - Shared files (<mnt>/proc/...): content depends on the reader, so nothing of it is ever in
  *   their page cache: mmap readers see an empty file (the documented answer), and so do
  *   splice/sendfile readers on kernels >= 6.5 (earlier ones send those through our READ).
- * - Per-container files (<mnt>/containers/<key>/...): one content for every reader, stored in the
- *   page cache by native's notifier thread, so those readers get the container's bytes.
+ * - Per-container files (<views>/containers/<key>/..., the container-views tree): one content for
+ *   every reader, served from the kernel's page cache, so those readers get the container's bytes.
  *
  * A wedged mount cannot be stat'ed or unmounted: every test here aborts the connection through
  * fusectl when the daemon stops answering, so the failure is reported instead of hanging.
@@ -198,7 +198,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
   let scratch: string;
   let script: string;
   const readers: Reader[] = [];
-  const perContainer = (cg: TestCgroup): string => path.join(daemon.mountpoint, 'containers', containerDirName(cg.key), 'proc', 'meminfo');
+  const perContainer = (cg: TestCgroup): string => path.join(daemon.viewsMountpoint, 'containers', containerDirName(cg.key), 'proc', 'meminfo');
 
   beforeAll(async () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-hostile-'));

@@ -208,7 +208,7 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
   it(`holds for ${STRESS_SECONDS} s: probe answered within 2 s every second, no cross, no torn read, bounded RSS`, async () => {
     const mnt = daemon!.mountpoint;
     const shared = (dir: string) => SHARED_FILES.map((f) => path.join(dir, f));
-    const copies = (key: string) => shared(path.join(mnt, 'containers', encodeURIComponent(key), 'proc'));
+    const copies = (key: string) => shared(path.join(daemon!.viewsMountpoint, 'containers', encodeURIComponent(key), 'proc'));
     // The host's readers' cgroup has no limit: their view is ours, read first.
     const readOnce = (f: string) => withTimeout(`read ${f}`, fs.promises.readFile(path.join(mnt, 'proc', f), 'utf8'), 5000);
     const expectHost = parseExpect(await readOnce('meminfo'), await readOnce('cpuinfo'));

@@ -1,0 +1,41 @@
+/** What the attach manager (manager.ts) is given: where things are, and what it may call. */
+import type { CgroupHierarchy } from '../cgroup/hierarchy';
+import type { CgroupLocation } from '../cgroup/snapshot';
+import type { Logger } from '../log';
+
+/** What the manager needs of the file system: per-container subtrees (created, never removed here). */
+export interface ContainerTree {
+  addContainer: (key: string) => boolean;
+}
+
+/** The container registry: told of each container given a subtree; its sweep removes it again. */
+export interface AttachedContainers {
+  markAttached: (location: CgroupLocation) => void;
+}
+
+export interface AttachManagerOptions {
+  mountpoint: string;
+  /** Where the container-views tree is mounted (the attached views' sources). */
+  viewsMountpoint: string;
+  procRoot: string;
+  hierarchy: CgroupHierarchy;
+  helperPath: string;
+  /** Cgroup path prefixes to attach to (--attach); empty = repair only. */
+  prefixes: readonly string[];
+  intervalMs: number;
+  /** The host switch: attach only while it is on (repair always). */
+  hostIsolated: () => boolean;
+  tree: ContainerTree;
+  /** Called after tree.addContainer(key) succeeded, with where that container is. */
+  containers: AttachedContainers;
+  logger: Logger;
+  /** At most this many helper runs per scan; namespaces beyond wait for the next scan. */
+  maxNamespacesPerScan?: number;
+  /** Scans between two looks at a namespace already handled (default 6). */
+  verifyEveryScans?: number;
+  /** How a mount's FUSE connection is asked whether it answers (default fs.promises.statfs;
+   *  tests pass a fake: ENOTCONN cannot be had without root). */
+  statfs?: (probe: string) => Promise<unknown>;
+  /** How long that statfs may take before the mount counts as alive (hung); default 2 s. */
+  statfsTimeoutMs?: number;
+}

@@ -1,0 +1,85 @@
+/**
+ * Files whose content the kernel keeps in its page cache: the per-container views of the
+ * container-views tree (one content for every reader of an inode). The kernel reads them at
+ * page-cache speed and asks us only for attributes once those expire (GETATTR, here) and for
+ * pages it does not have (READ, answered by native from the inode's content). Content is brought
+ * up to date at GETATTR and LOOKUP, so its cost follows reads: a file nobody reads costs nothing.
+ */
+import { constants as osConstants } from 'node:os';
+import { isErrno, type FileBackend, type VersionedContent } from './fileBackend';
+import type { FileNode } from './inodes';
+import type { FuseRequest, NativeAddon, NativeSession } from './native';
+import { REPLIED } from './openFiles';
+
+/**
+ * How long the kernel may use a file's attributes (and so its pages) before asking again. With
+ * the backend's reuse of a render for 50 ms, a reader is at most 100 ms behind the container (the
+ * kernel regenerates /proc on every read; programs sampling every second or faster must see each
+ * second's change). Each read file then costs at most 20 GETATTRs a second, only while read.
+ */
+export const PAGE_CACHE_ATTR_TIMEOUT_SEC = 0.05;
+
+/** What GETATTR and LOOKUP report of a cached file. */
+export interface CachedAttributes {
+  sizeBytes: number;
+  mtimeNsec: number;
+}
+
+const NSEC_PER_SEC = 1_000_000_000;
+
+export class CachedFiles {
+  constructor(
+    private readonly native: NativeAddon,
+    private readonly backend: FileBackend,
+  ) {}
+
+  /**
+   * Brings `node`'s content up to date and says what GETATTR answers. A new version gets a new
+   * mtime, and so does a version whose gap-filling READ native answered from the older pages the
+   * kernel still held: with FUSE_CAP_AUTO_INVAL_DATA the kernel drops the inode's pages when it
+   * sees either, and its next read fetches the whole current content at once.
+   */
+  refresh(session: NativeSession, node: FileNode): CachedAttributes | number {
+    const current = this.current(session, node);
+    if (typeof current === 'number') return current;
+    return { sizeBytes: current.bytes.length, mtimeNsec: node.mtimeNsec ?? 0 };
+  }
+
+  /** A READ native could not answer (no content yet): the current content's bytes at the offset. */
+  read(req: FuseRequest, session: NativeSession, node: FileNode): number {
+    const current = this.current(session, node);
+    if (typeof current === 'number') return current;
+    const { bytes } = current;
+    const offset = req.offset;
+    this.native.replyBuf(req.id, offset >= bytes.length ? EMPTY : bytes.subarray(offset, offset + req.size));
+    return REPLIED;
+  }
+
+  /** The inodes of a removed subtree: native forgets their content. */
+  forget(session: NativeSession, nodes: readonly FileNode[]): void {
+    for (const node of nodes) this.native.dropInodeContent(session, node.ino);
+  }
+
+  private current(session: NativeSession, node: FileNode): VersionedContent | number {
+    const { container } = node;
+    if (container === undefined) return osConstants.errno.ENOENT; // not in this tree: never happens
+    const current = this.backend.currentContent({ file: node.path, container });
+    if (isErrno(current)) return current.errno;
+    if (current.version !== node.version) {
+      this.native.setInodeContent(session, node.ino, current.bytes);
+      node.version = current.version;
+      node.sizeBytes = current.bytes.length;
+      node.mtimeNsec = nextMtimeNsec(node);
+    } else if (this.native.takeStaleFill(session, node.ino)) {
+      node.mtimeNsec = nextMtimeNsec(node);
+    }
+    return current;
+  }
+}
+
+/** The mtime counts versions in its nanoseconds: the kernel compares it for equality only. */
+function nextMtimeNsec(node: FileNode): number {
+  return ((node.mtimeNsec ?? 0) + 1) % NSEC_PER_SEC;
+}
+
+const EMPTY = Buffer.alloc(0);
