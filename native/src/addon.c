@@ -530,13 +530,23 @@ static int inode_content_set(session_t *s, uint64_t ino, const void *data, size_
   return 0;
 }
 
-/* Answers a READ of `ino` from its content (see above): 1 if answered, 0 if JS must (none yet). */
-static int inode_content_serve(session_t *s, fuse_req_t req, uint64_t ino, size_t size, off_t off) {
+/* Answers a READ of `ino` from its content (see above): 1 if answered, 0 if JS must (none yet).
+ * `direct`: an O_DIRECT read, which fills no page: the current content, and the bookkeeping of
+ * what the page cache holds stays as it is (else a direct read at offset 0 would pass for the
+ * start of a fill while older pages are still cached). */
+static int inode_content_serve(session_t *s, fuse_req_t req, uint64_t ino, size_t size, off_t off, int direct) {
   pthread_mutex_lock(&s->content_lock);
   content_t *c = content_find(s, ino);
   if (c == NULL || off < 0) {
     pthread_mutex_unlock(&s->content_lock);
     return 0;
+  }
+  if (direct) {
+    size_t start = (uint64_t)off < c->len ? (size_t)off : c->len;
+    size_t n = c->len - start < size ? c->len - start : size;
+    fuse_reply_buf(req, n > 0 ? c->data + start : NULL, n);
+    pthread_mutex_unlock(&s->content_lock);
+    return 1;
   }
   int starts_fill = off == 0 && (size >= c->len || size >= FILL_CHUNK_MAX);
   char *freed = NULL;
@@ -753,7 +763,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
-  if (s->page_cache ? inode_content_serve(s, req, ino, size, off) : content_serve(s, req, fi->fh, size, off)) return;
+  int served = s->page_cache ? inode_content_serve(s, req, ino, size, off, (fi->flags & O_DIRECT) != 0)
+                             : content_serve(s, req, fi->fh, size, off);
+  if (served) return;
   dispatch_range(req, OP_READ, ino, fi->fh, size, off);
 }
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { IsolfsBackend } from '../../src/backend';
+import { IsolfsBackend, RENDER_REUSE_MS } from '../../src/backend';
 import { SwitchStore } from '../../src/switches/store';
 import { EnvOptOut } from '../../src/switches/envOptOut';
 import { TimedCache, type HostSources } from '../../src/files';
@@ -206,5 +206,56 @@ describe('IsolfsBackend control-file writes', () => {
 
   it("answers ESRCH for a write through the copy of a container that is not attached", () => {
     expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', '/kubepods/gone')).toEqual({ errno: E.ESRCH });
+  });
+});
+
+describe('IsolfsBackend content of attached files (the container-views tree)', () => {
+  let fx: Fixture;
+  beforeEach(() => {
+    fx = makeFixture(false);
+  });
+  afterEach(() => fs.rmSync(fx.dir, { recursive: true, force: true }));
+  const current = (container = CONTAINER) => fx.backend.currentContent({ file: ONLINE, container });
+  const cpuMax = () => path.join(fx.dir, `cgroup${CONTAINER}`, 'cpu.max');
+
+  it('keeps the version while the bytes stay the same, and gives a new one (never reused) when they change', async () => {
+    const first = current();
+    if (!('bytes' in first)) throw new Error(`errno ${first.errno}`);
+    expect(first.bytes.toString()).toBe(CONTAINER_VIEW);
+    const again = current();
+    expect(again).toEqual(first);
+    // Two CPUs' quota: the view changes once the render reuse (50 ms) has passed.
+    fs.writeFileSync(cpuMax(), '200000 100000\n');
+    await new Promise((r) => setTimeout(r, RENDER_REUSE_MS + 10));
+    const changed = current();
+    if (!('bytes' in changed)) throw new Error(`errno ${changed.errno}`);
+    expect(changed.bytes.toString()).toBe('0-1\n');
+    expect(changed.version).toBeGreaterThan(first.version);
+    // Back to the first bytes: a newer version still (the kernel may hold pages of the middle one).
+    fs.writeFileSync(cpuMax(), '100000 100000\n');
+    await new Promise((r) => setTimeout(r, RENDER_REUSE_MS + 10));
+    const back = current();
+    if (!('bytes' in back)) throw new Error(`errno ${back.errno}`);
+    expect(back.bytes.toString()).toBe(CONTAINER_VIEW);
+    expect(back.version).toBeGreaterThan(changed.version);
+    // Kept in the container's one record.
+    expect(fx.containers.find(CONTAINER)?.pageContent?.get(ONLINE)).toEqual(back);
+  });
+
+  it('reuses a render for RENDER_REUSE_MS: every reader of the container within it gets the same bytes', () => {
+    expect(readAs(fx, CALLERS.container)).toBe(CONTAINER_VIEW);
+    fs.writeFileSync(cpuMax(), '200000 100000\n');
+    expect(readAs(fx, CALLERS.container)).toBe(CONTAINER_VIEW); // within 50 ms: the same render
+    const record = fx.containers.find(CONTAINER);
+    const rendered = record?.rendered?.get(ONLINE);
+    if (rendered) rendered.atMs -= RENDER_REUSE_MS; // as if 50 ms had passed
+    expect(readAs(fx, CALLERS.container)).toBe('0-1\n');
+  });
+
+  it('follows the switches at once (decisions are never reused), and answers ENOENT for a container not attached', () => {
+    expect(current()).toMatchObject({ bytes: Buffer.from(CONTAINER_VIEW) });
+    fx.switches.setContainer(CONTAINER, false);
+    expect(current()).toMatchObject({ bytes: Buffer.from(HOST_VIEW) });
+    expect(current('/kubepods/gone')).toEqual({ errno: E.ENOENT });
   });
 });
