@@ -16,6 +16,7 @@ const NOT_UNIT_DIRS = ['integration', 'stress', 'deploy', 'vm'];
 const ROOT_ONLY = [
   'test/fuse/mount.test.ts', // mounts isolfs through the built daemon
   'test/fuse/native.test.ts', // mounts the native addon itself (both loops)
+  'test/fuse/pagecache.test.ts', // mounts the native addon in a page-cache session (both loops)
   'test/attach/attach.test.ts', // runs the real isolfs-attach helper in runc containers
 ];
 

@@ -254,12 +254,15 @@ typedef struct content_s {
   size_t len;
   int served;          /* a READ has been answered from this content */
   int fresh_on_rewind; /* JS's rule: a READ at offset 0 once served goes to JS */
-  /* Inode content (page-cache sessions, see "inode content"): the version the kernel's page
-   * cache may still hold pages of, while it differs from `data`; and whether a READ was answered
-   * from it since JS last asked (takeStaleFill). */
-  char *cached_data;
-  size_t cached_len;
-  int stale_fill;
+  /* Inode content (page-cache sessions, see "inode content"): `data` is the version whose
+   * attributes the kernel was last given; `pending` the newer one JS set, served once attributes
+   * showing a change (mtime or size) are replied. */
+  char *pending;
+  size_t pending_len;
+  int reported; /* attributes were replied for this inode; the last ones: */
+  int64_t reported_sec;
+  long reported_nsec;
+  int64_t reported_size;
   struct content_s *next;
 } content_t;
 
@@ -426,7 +429,7 @@ static void content_drop(session_t *s, uint64_t fh) {
     if (c->data && content_freed(s, c->len)) trim = 1;
   }
   char *data = c ? c->data : NULL;
-  char *cached = c ? c->cached_data : NULL;
+  char *cached = c ? c->pending : NULL;
   if (c) content_entry_free(s, c);
   pthread_mutex_unlock(&s->content_lock);
   free(data);
@@ -442,7 +445,7 @@ static void content_drop_all(session_t *s) {
     while (c) {
       content_t *next = c->next;
       free(c->data);
-      free(c->cached_data);
+      free(c->pending);
       content_entry_free(s, c);
       c = next;
     }
@@ -486,17 +489,16 @@ static int content_serve(session_t *s, fuse_req_t req, uint64_t fh, size_t size,
  * inode) and, once the attributes JS gave expired, for attributes (GETATTR, answered in JS: a new
  * mtime or size makes the kernel drop the pages, FUSE_CAP_AUTO_INVAL_DATA).
  *
- * Never a mixture of two versions: a READ that starts a fill (offset 0, covering the whole
- * content or the most one READ carries) means the kernel had no page of the file, so it gets the
- * current content, and the pages are all of one version afterwards. Any other READ fills a gap
- * among pages the kernel still holds (a race with the invalidation, or pages reclaimed one by
- * one): it gets the version the last fill used, so its pages match their neighbours, and JS
- * learns it (takeStaleFill) so that its next GETATTR answer drops them again.
+ * Pages and size must come from one version, or a reader gets a file cut short or padded with
+ * zeros (a page of one version read against another's size). So a READ always gets the version
+ * whose attributes the kernel was last given: content JS sets is pending until a reply to
+ * GETATTR or LOOKUP carries a changed mtime or size, and takes over in that reply, before the
+ * kernel can send a READ that knows the new size. (Measured: serving what JS set at once, or a
+ * guess at which version a READ's neighbouring pages are of, gave such files by the thousand.)
  */
-#define FILL_CHUNK_MAX (128u * 1024u)
 
-/* Makes a copy of `data` the current content of `ino`. The version the page cache may hold is
- * kept until a READ starts a fill of the new one. Returns 0 or ENOMEM. */
+/* Makes a copy of `data` the pending content of `ino` (the current one if the kernel has no
+ * attributes of it yet). Returns 0 or ENOMEM. */
 static int inode_content_set(session_t *s, uint64_t ino, const void *data, size_t len) {
   char *copy = copy_of(data, len);
   if (copy == NULL) return ENOMEM;
@@ -515,72 +517,58 @@ static int inode_content_set(session_t *s, uint64_t ino, const void *data, size_
     c->next = *bucket;
     *bucket = c;
     s->content_live++;
-  } else if (c->served && c->cached_data == NULL) {
-    /* the page cache may hold the content being replaced: keep it for gap fills */
-    c->cached_data = c->data;
-    c->cached_len = c->len;
-  } else {
-    unused = c->data; /* never filled from: no page of it can be in the cache */
   }
-  c->data = copy;
-  c->len = len;
-  c->served = 0;
+  if (c->reported) {
+    unused = c->pending; /* superseded before it was ever reported */
+    c->pending = copy;
+    c->pending_len = len;
+  } else {
+    unused = c->data; /* no attributes, so no page, of it in the kernel yet */
+    c->data = copy;
+    c->len = len;
+  }
   pthread_mutex_unlock(&s->content_lock);
   free(unused);
   return 0;
 }
 
-/* Answers a READ of `ino` from its content (see above): 1 if answered, 0 if JS must (none yet).
- * `direct`: an O_DIRECT read, which fills no page: the current content, and the bookkeeping of
- * what the page cache holds stays as it is (else a direct read at offset 0 would pass for the
- * start of a fill while older pages are still cached). */
-static int inode_content_serve(session_t *s, fuse_req_t req, uint64_t ino, size_t size, off_t off, int direct) {
+/* Attributes of `ino` are being replied: a changed mtime or size publishes the pending content
+ * (the kernel drops every page of the inode once it applies them). */
+static void inode_content_reported(session_t *s, uint64_t ino, const struct stat *st) {
+  char *old = NULL;
+  pthread_mutex_lock(&s->content_lock);
+  content_t *c = content_find(s, ino);
+  if (c && (!c->reported || c->reported_sec != (int64_t)st->st_mtim.tv_sec ||
+            c->reported_nsec != st->st_mtim.tv_nsec || c->reported_size != (int64_t)st->st_size)) {
+    c->reported = 1;
+    c->reported_sec = st->st_mtim.tv_sec;
+    c->reported_nsec = st->st_mtim.tv_nsec;
+    c->reported_size = st->st_size;
+    if (c->pending) {
+      old = c->data;
+      c->data = c->pending;
+      c->len = c->pending_len;
+      c->pending = NULL;
+      c->pending_len = 0;
+    }
+  }
+  pthread_mutex_unlock(&s->content_lock);
+  free(old);
+}
+
+/* Answers a READ of `ino` from its published content: 1 if answered, 0 if JS must (none yet). */
+static int inode_content_serve(session_t *s, fuse_req_t req, uint64_t ino, size_t size, off_t off) {
   pthread_mutex_lock(&s->content_lock);
   content_t *c = content_find(s, ino);
   if (c == NULL || off < 0) {
     pthread_mutex_unlock(&s->content_lock);
     return 0;
   }
-  if (direct) {
-    size_t start = (uint64_t)off < c->len ? (size_t)off : c->len;
-    size_t n = c->len - start < size ? c->len - start : size;
-    fuse_reply_buf(req, n > 0 ? c->data + start : NULL, n);
-    pthread_mutex_unlock(&s->content_lock);
-    return 1;
-  }
-  int starts_fill = off == 0 && (size >= c->len || size >= FILL_CHUNK_MAX);
-  char *freed = NULL;
-  const char *data = c->data;
-  size_t len = c->len;
-  if (starts_fill) {
-    freed = c->cached_data; /* no page of it is left in the cache */
-    c->cached_data = NULL;
-    c->cached_len = 0;
-    c->served = 1;
-  } else if (c->cached_data != NULL) {
-    data = c->cached_data;
-    len = c->cached_len;
-    c->stale_fill = 1;
-  } else {
-    c->served = 1;
-  }
-  size_t start = (uint64_t)off < len ? (size_t)off : len;
-  size_t n = len - start < size ? len - start : size;
-  fuse_reply_buf(req, n > 0 ? data + start : NULL, n); /* under the lock: JS may replace it */
+  size_t start = (uint64_t)off < c->len ? (size_t)off : c->len;
+  size_t n = c->len - start < size ? c->len - start : size;
+  fuse_reply_buf(req, n > 0 ? c->data + start : NULL, n); /* under the lock: JS may publish */
   pthread_mutex_unlock(&s->content_lock);
-  free(freed);
   return 1;
-}
-
-/* Whether a READ of `ino` was answered from the version before the current one since the last
- * call (the kernel holds pages of it: JS reports a new mtime so that they are dropped). */
-static int inode_content_take_stale_fill(session_t *s, uint64_t ino) {
-  pthread_mutex_lock(&s->content_lock);
-  content_t *c = content_find(s, ino);
-  int stale = c != NULL && c->stale_fill;
-  if (c) c->stale_fill = 0;
-  pthread_mutex_unlock(&s->content_lock);
-  return stale;
 }
 
 /*
@@ -763,8 +751,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
-  int served = s->page_cache ? inode_content_serve(s, req, ino, size, off, (fi->flags & O_DIRECT) != 0)
-                             : content_serve(s, req, fi->fh, size, off);
+  int served = s->page_cache ? inode_content_serve(s, req, ino, size, off) : content_serve(s, req, fi->fh, size, off);
   if (served) return;
   dispatch_range(req, OP_READ, ino, fi->fh, size, off);
 }
@@ -1349,6 +1336,8 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   struct fuse_entry_param e;
   memset(&e, 0, sizeof(e));
   fill_stat(env, &a.argv[1], a.argv[10], &e.attr);
+  session_t *s = fuse_req_userdata(req);
+  if (s->page_cache) inode_content_reported(s, e.attr.st_ino, &e.attr);
   e.ino = e.attr.st_ino;
   e.generation = 1;
   e.entry_timeout = num_timeout(env, a.argv[8]);
@@ -1362,6 +1351,8 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   REPLY_BEGIN(9, "replyAttr: 9 arguments");
   struct stat st;
   fill_stat(env, &a.argv[1], a.argv[9], &st);
+  session_t *s = fuse_req_userdata(req);
+  if (s->page_cache) inode_content_reported(s, st.st_ino, &st);
   fuse_reply_attr(req, &st, num_timeout(env, a.argv[8]));
   return NULL;
 }
@@ -1462,18 +1453,6 @@ static napi_value js_drop_inode_content(napi_env env, napi_callback_info info) {
   if (s == NULL || s->torn_down) return NULL;
   content_drop(s, num_u64(env, a.argv[1], UINT64_MAX, 0));
   return NULL;
-}
-
-/* takeStaleFill(session, ino): boolean (see "inode content") */
-static napi_value js_take_stale_fill(napi_env env, napi_callback_info info) {
-  static const char usage[] = "takeStaleFill(session, ino)";
-  js_args_t a;
-  if (!get_args(env, info, 2, usage, &a)) return NULL;
-  session_t *s = get_session(env, a.argv[0], usage);
-  if (s == NULL) return NULL;
-  napi_value out;
-  napi_get_boolean(env, !s->torn_down && inode_content_take_stale_fill(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
-  return out;
 }
 
 /* invalidateAttributes(session, ino): the kernel forgets `ino`'s attributes (not its pages), so
@@ -1616,7 +1595,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setContent", NULL, js_set_content, NULL, NULL, NULL, napi_default, NULL},
       {"setInodeContent", NULL, js_set_inode_content, NULL, NULL, NULL, napi_default, NULL},
       {"dropInodeContent", NULL, js_drop_inode_content, NULL, NULL, NULL, napi_default, NULL},
-      {"takeStaleFill", NULL, js_take_stale_fill, NULL, NULL, NULL, napi_default, NULL},
       {"invalidateAttributes", NULL, js_invalidate_attributes, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},

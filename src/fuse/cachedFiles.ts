@@ -13,11 +13,18 @@ import { REPLIED } from './openFiles';
 
 /**
  * How long the kernel may use a file's attributes (and so its pages) before asking again. With
- * the backend's reuse of a render for 50 ms, a reader is at most 100 ms behind the container (the
+ * a version kept at least as long (below), a reader is at most 100 ms behind the container (the
  * kernel regenerates /proc on every read; programs sampling every second or faster must see each
  * second's change). Each read file then costs at most 20 GETATTRs a second, only while read.
  */
 export const PAGE_CACHE_ATTR_TIMEOUT_SEC = 0.05;
+
+/**
+ * A file's version is kept at least this long. When attributes expire, each reader asks its own
+ * GETATTR or LOOKUP, and the kernel applies the first answer it processes: answers of one burst
+ * must carry the same version, or pages of one are read against the size of another (measured).
+ */
+const MIN_VERSION_MS = PAGE_CACHE_ATTR_TIMEOUT_SEC * 1000;
 
 /** What GETATTR and LOOKUP report of a cached file. */
 export interface CachedAttributes {
@@ -35,19 +42,25 @@ export class CachedFiles {
 
   /**
    * Brings `node`'s content up to date and says what GETATTR answers. A new version gets a new
-   * mtime, and so does a version whose gap-filling READ native answered from the older pages the
-   * kernel still held: with FUSE_CAP_AUTO_INVAL_DATA the kernel drops the inode's pages when it
-   * sees either, and its next read fetches the whole current content at once.
+   * mtime: native serves it from the reply that carries it on (see setInodeContent), and with
+   * FUSE_CAP_AUTO_INVAL_DATA the kernel drops the inode's pages when it applies it.
    */
   refresh(session: NativeSession, node: FileNode): CachedAttributes | number {
-    const current = this.current(session, node);
-    if (typeof current === 'number') return current;
-    return { sizeBytes: current.bytes.length, mtimeNsec: node.mtimeNsec ?? 0 };
+    const nowMs = performance.now();
+    const kept = node.version !== undefined && nowMs - (node.versionAtMs ?? 0) < MIN_VERSION_MS;
+    if (!kept) {
+      const current = this.current(session, node, nowMs);
+      if (typeof current === 'number') return current;
+    }
+    return { sizeBytes: node.sizeBytes ?? 0, mtimeNsec: node.mtimeNsec ?? 0 };
   }
 
-  /** A READ native could not answer (no content yet): the current content's bytes at the offset. */
+  /**
+   * A READ native could not answer: it holds no content for the inode (none was set yet, or it
+   * was dropped). The current content at the offset, which native serves from now on.
+   */
   read(req: FuseRequest, session: NativeSession, node: FileNode): number {
-    const current = this.current(session, node);
+    const current = this.current(session, node, performance.now());
     if (typeof current === 'number') return current;
     const { bytes } = current;
     const offset = req.offset;
@@ -60,7 +73,8 @@ export class CachedFiles {
     for (const node of nodes) this.native.dropInodeContent(session, node.ino);
   }
 
-  private current(session: NativeSession, node: FileNode): VersionedContent | number {
+  /** The container's file now; a new version goes to native and gets a new mtime. */
+  private current(session: NativeSession, node: FileNode, nowMs: number): VersionedContent | number {
     const { container } = node;
     if (container === undefined) return osConstants.errno.ENOENT; // not in this tree: never happens
     const current = this.backend.currentContent({ file: node.path, container });
@@ -68,18 +82,12 @@ export class CachedFiles {
     if (current.version !== node.version) {
       this.native.setInodeContent(session, node.ino, current.bytes);
       node.version = current.version;
+      node.versionAtMs = nowMs;
       node.sizeBytes = current.bytes.length;
-      node.mtimeNsec = nextMtimeNsec(node);
-    } else if (this.native.takeStaleFill(session, node.ino)) {
-      node.mtimeNsec = nextMtimeNsec(node);
+      node.mtimeNsec = ((node.mtimeNsec ?? 0) + 1) % NSEC_PER_SEC; // compared for equality only
     }
     return current;
   }
-}
-
-/** The mtime counts versions in its nanoseconds: the kernel compares it for equality only. */
-function nextMtimeNsec(node: FileNode): number {
-  return ((node.mtimeNsec ?? 0) + 1) % NSEC_PER_SEC;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -39,8 +39,12 @@ export interface FileNode {
    * would see an empty file.
    */
   sizeBytes?: number;
-  /** Page-cache trees: the content version the kernel was last given, and the mtime's nanoseconds. */
+  /**
+   * Page-cache trees: the content version native was last given, when (performance.now()), and
+   * the mtime's nanoseconds that tell the kernel it changed.
+   */
   version?: number;
+  versionAtMs?: number;
   mtimeNsec?: number;
 }
 export type Node = DirNode | FileNode;

@@ -117,13 +117,12 @@ export interface NativeAddon {
    */
   setContent: (session: NativeSession, fh: number, content: Buffer) => void;
   /**
-   * Page-cache sessions: the content READs of `ino` get from now on. A READ that fills a gap
-   * among pages the kernel still holds gets the version those pages are of (never a mixture);
-   * takeStaleFill says whether that happened since it was last asked.
+   * Page-cache sessions: the next content of `ino`. READs get it once a replyAttr or replyEntry
+   * for `ino` carries a changed mtime or size (before that, the kernel's pages and size are of
+   * the version before, and READs must match them); the first content of an inode at once.
    */
   setInodeContent: (session: NativeSession, ino: number, content: Buffer) => void;
   dropInodeContent: (session: NativeSession, ino: number) => void;
-  takeStaleFill: (session: NativeSession, ino: number) => boolean;
   /**
    * The kernel forgets the inode's attributes (not its pages): its next read asks GETATTR.
    * Waits on no page, so it is safe on the thread serving requests. 0 or an errno (ENOENT: not

@@ -46,9 +46,8 @@ export interface OpenReply {
 export function harness(options?: FilesystemOptions, backend?: Partial<FileBackend>) {
   const replies: Reply[] = [];
   const setContents: Array<{ fh: number; content: Buffer }> = [];
-  /** Page-cache trees: what native holds per inode, and the inodes whose next takeStaleFill says true. */
+  /** Page-cache trees: what native holds per inode (the latest set: the fake publishes at once). */
   const inodeContents = new Map<number, Buffer>();
-  const staleFills = new Set<number>();
   const invalidated: number[] = [];
   let versions = 0;
   const lastContent = new Map<string, { bytes: Buffer; version: number }>();
@@ -72,7 +71,6 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
     setContent: (_s: unknown, fh: number, content: Buffer) => { setContents.push({ fh, content }); },
     setInodeContent: (_s: unknown, ino: number, content: Buffer) => { inodeContents.set(ino, Buffer.from(content)); },
     dropInodeContent: (_s: unknown, ino: number) => { inodeContents.delete(ino); },
-    takeStaleFill: (_s: unknown, ino: number) => staleFills.delete(ino),
     invalidateAttributes: (_s: unknown, ino: number) => { invalidated.push(ino); return 0; },
   } as unknown as NativeAddon;
   const fullBackend: FileBackend = {
@@ -129,7 +127,7 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   /** RELEASE is a notification: native answered the kernel already (id -1), JS must not reply. */
   const release = (fh: number): void => { call('release', 0, { fh }, -1); };
   return {
-    fs, native, call, request, outcome, lookupPath, open, release, replies, setContents, inodeContents, staleFills, invalidated,
+    fs, native, call, request, outcome, lookupPath, open, release, replies, setContents, inodeContents, invalidated,
     mounted: () => ({ pageCache: mountedPageCache, options: mountOptions }),
   };
 }
