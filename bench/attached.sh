@@ -103,6 +103,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for readers in $READERS; do
       for ((i = 0; i < ${#TARGETS[@]}; i++)); do
         target=${TARGETS[(i + round - 1) % ${#TARGETS[@]}]}
+        [[ $target == lxcfs && ! -e $LXCFS_MNT/proc/$file ]] && continue # LXCFS does not serve vmstat
         out=$(read_cell "$target" "$file" "$readers") || die "$target /proc/$file with $readers readers failed"
         read -r rate bytes <<< "$(tr -s ' =' ' ' <<< "$out" | awk '{ print $6, $10 }')"
         echo "$file $readers $target $round $rate $bytes" >> "$RESULTS"
