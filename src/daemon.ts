@@ -6,15 +6,10 @@ import type { Worker } from 'node:worker_threads';
 import type { IsolfsFilesystem } from './fuse/filesystem';
 import { loadNative, type LoopMode } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
-import { readTaskCounts } from './cgroup/read';
-import { parseCpuinfo } from './host/cpuinfo';
-import { readBoundedText } from './host/boundedRead';
 import { SwitchStore } from './switches/store';
-import { EnvOptOut } from './switches/envOptOut';
-import { LoadavgSampler } from './loadavg/sampler';
-import { TimedCache, type HostSources } from './files';
+import type { LoadavgSampler } from './loadavg/sampler';
 import { ContainerRegistry, type ContainerRecord, type DropReason } from './containers/registry';
-import { IsolfsBackend } from './backend';
+import type { IsolfsBackend } from './backend';
 import type { Logger } from './log';
 import { Metrics } from './health/metrics';
 import { AttachManager } from './attach/manager';
@@ -23,6 +18,7 @@ import { startHealthServer, type HealthServer, type MountCheck } from './health/
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
+import { newBackend, newSampler } from './parts';
 import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep } from './startup';
 
 export interface DaemonOptions {
@@ -65,15 +61,13 @@ const CONTAINER_IDLE_MS = 10 * 60_000;
 const SWEEP_INTERVAL_MS = 2000;
 /** Switch entries of vanished cgroups are persisted state: forgotten at a slower pace. */
 const SWITCH_SWEEP_INTERVAL_MS = 60_000;
-/** /proc/cpuinfo is ~1.5 KiB per CPU: this fits ~2,700 CPUs. */
-const CPUINFO_MAX_BYTES = 4 * 1024 * 1024;
 /** A stop that has not ended the process by then (stuck in native code) is ended by the watchdog thread. */
 const SHUTDOWN_KILL_AFTER_MS = 6000;
 /** A closing health endpoint may wait this long for in-flight answers. */
 const HEALTH_CLOSE_MS = 1000;
 
 /** What start() built, handed to the instance in one piece. */
-interface DaemonParts {
+export interface DaemonParts {
   options: DaemonOptions;
   logger: Logger;
   filesystem: IsolfsFilesystem;
@@ -147,7 +141,7 @@ export class Daemon {
       onCreate: metrics ? () => metrics.containerTracked() : undefined,
       onDrop: (record, why) => dropContainer(record, why),
     });
-    const sampler = newSampler(options, containers, metrics);
+    const sampler = newSampler(options, containers, metrics, logger);
     const backend = newBackend({ options, logger, hierarchy, switches, containers, metrics, sampler });
     metrics?.setSwitches(switches.hostIsolated, switches.optedOutCount);
     const filesystem = mountFilesystem(native, backend, options, logger);
@@ -269,49 +263,3 @@ function withTimeout(work: Promise<unknown>, ms: number): Promise<void> {
 function exitOnFatal(): void {
   process.exit(1);
 }
-
-/** Counts each container's tasks for its load average, at most this many per read. */
-const MAX_TASKS_PER_READ = 20_000;
-
-function newSampler(options: DaemonOptions, containers: ContainerRegistry, metrics: Metrics | null): LoadavgSampler {
-  return new LoadavgSampler({
-    intervalMs: options.loadavgIntervalMs,
-    onTick: metrics ? (stats) => metrics.observeSamplerTick(stats.durationLastTickMs / 1000) : undefined,
-    containers: () => containers.all(),
-    countTasks: (record) => {
-      try {
-        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
-      } catch {
-        return null; // the cgroup is gone: the registry's sweep drops it
-      }
-    },
-  });
-}
-
-function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
-  const { options, switches, metrics } = parts;
-  const sources: HostSources = {
-    procRoot: options.procRoot,
-    sysRoot: options.sysRoot,
-    userHz: 100,
-    pageSizeBytes: 4096n,
-    maxTasksPerRead: MAX_TASKS_PER_READ,
-    sampler: parts.sampler,
-    // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
-    // and barely changes: one read per second serves every container.
-    cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
-  };
-  return new IsolfsBackend({
-    procRoot: options.procRoot,
-    sysRoot: options.sysRoot,
-    hierarchy: parts.hierarchy,
-    switches,
-    envOptOut: new EnvOptOut(options.procRoot),
-    sources,
-    containers: parts.containers,
-    logger: parts.logger,
-    onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
-    onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
-  });
-}
-

@@ -35,6 +35,7 @@ export class Metrics {
   private readonly requestsTotal: Counter<'file' | 'result'>;
   private readonly requestDuration: Histogram<'file'>;
   private readonly samplerDuration: Histogram<string>;
+  private readonly samplerDeferred: Gauge<string>;
   private readonly hostIsolated: Gauge<string>;
   private readonly containersOptedOut: Gauge<string>;
   private readonly containersNewTotal: Counter<string>;
@@ -72,6 +73,11 @@ export class Metrics {
       buckets: SAMPLER_DURATION_BUCKETS_SECONDS,
       registers,
     });
+    this.samplerDeferred = new Gauge({
+      name: 'isolfs_loadavg_containers_deferred',
+      help: 'Containers whose load average was due in the last sampler tick but not sampled (the per-tick bound): their averages lag',
+      registers,
+    });
     this.hostIsolated = new Gauge({
       name: 'isolfs_switch_host_isolated',
       help: 'kernel.stats_isolated: 1 when containers get isolated views, 0 when everyone reads the host files',
@@ -103,9 +109,10 @@ export class Metrics {
     this.containersOptedOut.set(optedOut);
   }
 
-  /** One load-average sampler tick took `seconds`. */
-  observeSamplerTick(seconds: number): void {
+  /** One load-average sampler tick took `seconds` and left `deferred` due containers unsampled. */
+  observeSamplerTick(seconds: number, deferred: number): void {
     this.samplerDuration.observe(seconds);
+    this.samplerDeferred.set(deferred);
   }
 
   /** The Prometheus text exposition of every metric. */

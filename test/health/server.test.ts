@@ -140,7 +140,7 @@ describe('startHealthServer', () => {
     metrics.containerTracked();
     metrics.containerTracked();
     metrics.setSwitches(true, 3);
-    metrics.observeSamplerTick(0.004);
+    metrics.observeSamplerTick(0.004, 0);
     const s = await start({ metrics });
 
     const res = await get(s.port, '/metrics');

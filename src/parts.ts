@@ -1,0 +1,70 @@
+/**
+ * How the daemon's parts are made (daemon.ts connects them): the load sampler and the backend,
+ * each with its limits and the metrics and log lines it feeds.
+ */
+import { readTaskCounts } from './cgroup/read';
+import { parseCpuinfo } from './host/cpuinfo';
+import { readBoundedText } from './host/boundedRead';
+import { EnvOptOut } from './switches/envOptOut';
+import { LoadavgSampler } from './loadavg/sampler';
+import { TimedCache, type HostSources } from './files';
+import type { ContainerRegistry } from './containers/registry';
+import { IsolfsBackend } from './backend';
+import { RateLimitedLog, type Logger } from './log';
+import type { Metrics } from './health/metrics';
+import type { DaemonOptions, DaemonParts } from './daemon';
+
+/** /proc/cpuinfo is ~1.5 KiB per CPU: this fits ~2,700 CPUs. */
+const CPUINFO_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Counts each container's tasks for its load average, at most this many per read. */
+const MAX_TASKS_PER_READ = 20_000;
+
+export function newSampler(options: DaemonOptions, containers: ContainerRegistry, metrics: Metrics | null, logger: Logger): LoadavgSampler {
+  const behind = new RateLimitedLog(60_000);
+  return new LoadavgSampler({
+    intervalMs: options.loadavgIntervalMs,
+    onTick: (stats) => {
+      metrics?.observeSamplerTick(stats.durationLastTickMs / 1000, stats.deferredLastTick);
+      if (stats.deferredLastTick > 0 && behind.allow('deferred', Date.now())) {
+        logger.warn({ deferred: stats.deferredLastTick, sampled: stats.sampledLastTick }, 'load sampler behind: some containers\' load averages were not sampled this tick (they catch up at their next sample)');
+      }
+    },
+    containers: () => containers.all(),
+    countTasks: (record) => {
+      try {
+        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+      } catch {
+        return null; // the cgroup is gone: the registry's sweep drops it
+      }
+    },
+  });
+}
+
+export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
+  const { options, switches, metrics } = parts;
+  const sources: HostSources = {
+    procRoot: options.procRoot,
+    sysRoot: options.sysRoot,
+    userHz: 100,
+    pageSizeBytes: 4096n,
+    maxTasksPerRead: MAX_TASKS_PER_READ,
+    sampler: parts.sampler,
+    // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
+    // and barely changes: one read per second serves every container.
+    cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
+  };
+  return new IsolfsBackend({
+    procRoot: options.procRoot,
+    sysRoot: options.sysRoot,
+    hierarchy: parts.hierarchy,
+    switches,
+    envOptOut: new EnvOptOut(options.procRoot),
+    sources,
+    containers: parts.containers,
+    logger: parts.logger,
+    onRequest: metrics ? (file, result, seconds) => metrics.observeRequest(file, result, seconds) : undefined,
+    onSwitchChange: metrics ? () => metrics.setSwitches(switches.hostIsolated, switches.optedOutCount) : undefined,
+  });
+}
+
