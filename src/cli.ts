@@ -10,7 +10,6 @@ import { Daemon, type DaemonOptions } from './daemon';
 import { StartupError } from './startup';
 import { NativeLoadError } from './fuse/native';
 import { defaultViewsMountpoint } from './fuse/filesystem';
-import { parseListenAddress } from './health/server';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';
 import { runSysctl } from './sysctl';
 
@@ -121,7 +120,8 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
   }
   if (values.http !== undefined) {
     try {
-      parseListenAddress(values.http);
+      // biome-ignore lint/style/noCommonJs: http is loaded with --http only (docs/benchmarks.md "Memory").
+      (require('./health/server') as typeof import('./health/server')).parseListenAddress(values.http);
     } catch (err) {
       fail((err as Error).message, 2);
     }

@@ -11,10 +11,10 @@ import type { LoadavgSampler } from './loadavg/sampler';
 import { ContainerRegistry, type ContainerRecord, type DropReason } from './containers/registry';
 import type { IsolfsBackend } from './backend';
 import type { Logger } from './log';
-import { Metrics } from './health/metrics';
+import type { Metrics } from './health/metrics';
 import { AttachManager } from './attach/manager';
 import { defaultAttachHelperPath } from './attach/attach';
-import { startHealthServer, type HealthServer, type MountCheck } from './health/server';
+import type { HealthServer, MountCheck } from './health/server';
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
@@ -134,8 +134,9 @@ export class Daemon {
     if (options.joinHostCgroupNamespace) joinHostCgroupNamespace(native, options.procRoot, logger);
     const hierarchy = startupStep(`cgroup hierarchy under ${options.cgroupRoot}`, () => discoverHierarchy(options.cgroupRoot));
     const switches = startupStep(`switch state in ${options.stateDir}`, () => SwitchStore.open(options.stateDir, logger, options.hostIsolated));
-    // Metrics cost a little on every request: only keep them when someone can scrape them.
-    const metrics = options.http === undefined ? null : new Metrics({ containersTracked: () => containers.size });
+    // biome-ignore lint/style/noCommonJs: only with someone to scrape them: metrics cost per request, prom-client ~2 MB RSS.
+    const metricsModule = options.http === undefined ? null : (require('./health/metrics') as typeof import('./health/metrics'));
+    const metrics = metricsModule && new metricsModule.Metrics({ containersTracked: () => containers.size });
     const containers = new ContainerRegistry({
       idleMs: CONTAINER_IDLE_MS,
       onCreate: metrics ? () => metrics.containerTracked() : undefined,
@@ -200,6 +201,8 @@ export class Daemon {
   async serveHealth(): Promise<void> {
     if (this.options.http === undefined || this.metrics === null) return;
     try {
+      // biome-ignore lint/style/noCommonJs: loaded with --http only (see start()).
+      const { startHealthServer } = require('./health/server') as typeof import('./health/server');
       this.health = await startHealthServer({
         listen: this.options.http,
         checkMount: async () => this.mountCheck(),
