@@ -37,5 +37,10 @@ HEALTHCHECK --interval=20s --timeout=5s --start-period=10s --retries=3 \
 # A 1 MiB young generation: request garbage is short-lived, and the default 16 MiB semi-spaces
 # cost ~25 MB of RSS on every node for no measurable throughput (bench/run.sh).
 ENV NODE_OPTIONS=--max-semi-space-size=1
+# One malloc arena for all threads (main, FUSE, libuv's pool, V8's workers) instead of one per
+# thread: ~4 MB less RSS once the daemon has served a burst, no measurable throughput cost
+# (bench/memory.sh, bench/run.sh; docs/benchmarks.md "Memory"). bench/lib.sh starts the daemon
+# with these ENV lines (one KEY=VALUE per word, no quotes), so keep them that way.
+ENV MALLOC_ARENA_MAX=1
 ENTRYPOINT ["node", "/opt/isolfs/dist/cli.js"]
 CMD ["/var/lib/isolfs/mnt", "--state-dir", "/var/lib/isolfs/state", "--http", "0.0.0.0:9464"]

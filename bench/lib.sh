@@ -212,17 +212,34 @@ build_isolfs() {
   isolfs_available || { log "isolfs: dist/cli.js or the native addon is missing (npm install?)"; return 1; }
 }
 
+# image_env TREE: the environment TREE's image gives the daemon (the ENV lines of its Dockerfile's
+# last stage: NODE_OPTIONS, MALLOC_ARENA_MAX, ...) as KEY=VALUE words, so that a bench starts each
+# checkout's daemon the way its image does (an A/B compares each side's own settings). A tree
+# without a Dockerfile gets what the image set before it had one: a 1 MiB young generation.
+image_env() {
+  if [[ -f $1/Dockerfile ]]; then
+    awk '/^FROM / { env = "" } /^ENV / { sub(/^ENV +/, ""); env = env " " $0 } END { print env }' "$1/Dockerfile"
+  else
+    echo NODE_OPTIONS=--max-semi-space-size=1
+  fi
+}
+
 # start_isolfs NAME [ARGS...]: the built CLI on a private dir; sets DAEMON_PID, DAEMON_MNT and
-# DAEMON_VIEWS (its container-views tree, mounted with attach or repair).
+# DAEMON_VIEWS (its container-views tree, mounted with attach or repair; a tree older than the
+# views tree is started without it). Node runs with the tree's image environment (image_env)
+# plus ISOLFS_NODE_FLAGS, if set.
 start_isolfs() {
-  local name=$1
+  local name=$1 env_words
   shift
   DAEMON_MNT="$BENCH_TMP/$name"
   DAEMON_VIEWS="$BENCH_TMP/$name.views"
   mkdir -p "$DAEMON_MNT" "$BENCH_TMP/$name.state"
   BENCH_MOUNTS+=("$DAEMON_VIEWS" "$DAEMON_MNT")
-  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=1} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" \
-    --views-mountpoint "$DAEMON_VIEWS" --log-level warn "$@" \
+  local views=()
+  grep -q views-mountpoint "$PROJECT_ROOT/dist/cli.js" && views=(--views-mountpoint "$DAEMON_VIEWS")
+  read -r -a env_words <<< "$(image_env "$PROJECT_ROOT")"
+  env "${env_words[@]}" node ${ISOLFS_NODE_FLAGS:-} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" \
+    "${views[@]}" --log-level warn "$@" \
     > "$BENCH_TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   BENCH_PIDS+=("$DAEMON_PID")
