@@ -3,7 +3,7 @@
 # daemon's RSS split into anonymous memory (its own heap: for isolfs V8's heaps, malloc, stacks)
 # and file pages (mapped binaries and libraries: clean, shared with every other process mapping
 # the same file, and reclaimable; for isolfs mostly the node executable), plus the RSS of the
-# daemon's child processes (isolfs's watchdog guardian; none for LXCFS).
+# daemon's child processes (none today, for either).
 #
 # Two moments: IDLE seconds after start (a few reads of each file first, as a node whose pods
 # read now and then), and SETTLE seconds after LOAD seconds of reads of each file by 2 readers
@@ -102,7 +102,7 @@ echo "Idle memory, kB: isolfs vs LXCFS ($(nproc) CPUs, kernel $(uname -r), node 
 for target in "${TARGETS[@]}"; do echo "  $target: ${WHAT[$target]}"; done
 echo "  plain: mount only; prod: ${PROD_ARGS[*]} (deploy/daemonset.yaml)"
 echo "  file = mapped files (clean, shared, reclaimable), of which exe = the executable (node, lxcfs);"
-echo "  children = the daemon's child processes (isolfs: the watchdog guardian)"
+echo "  children = the daemon's child processes"
 for phase in idle after-load; do
   echo
   [[ $phase == idle ]] && echo "idle ${IDLE}s after start:" || echo "idle ${SETTLE}s after ${LOAD}s of reads per file:"
