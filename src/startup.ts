@@ -115,6 +115,16 @@ export function joinHostCgroupNamespace(native: NativeAddon, procRoot: string, l
   logger.info({ from: ours, to: hosts }, "joined the host's cgroup namespace, so every caller's cgroup path is absolute");
 }
 
+/** Creates the directory (and its parents, root-only) unless something, a dead mount too, is there. */
+function makeMountpoint(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTCONN' && code !== 'ECONNABORTED') throw err; // a predecessor's dead mount: checkMountpoint detaches it
+  }
+}
+
 /** "major:minor" of our freshly made mount, from our own mountinfo. */
 export function ownDevice(mountpoint: string): string | null {
   const mounts = readMountinfo('/proc/self') ?? [];
@@ -134,7 +144,7 @@ export function mountViews(
   const mountpoint = options.viewsMountpoint;
   const views = new IsolfsFilesystem(native, backend, { tree: 'container-views' });
   try {
-    startupStep(`views mountpoint ${mountpoint}`, () => fs.mkdirSync(mountpoint, { recursive: true, mode: 0o700 }));
+    startupStep(`views mountpoint ${mountpoint}`, () => makeMountpoint(mountpoint));
     checkMountpoint(mountpoint, logger);
     views.mount(mountpoint, options.loop, options.mountpoint);
   } catch (err) {

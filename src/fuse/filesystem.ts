@@ -158,7 +158,10 @@ export class IsolfsFilesystem {
   refreshContainerFiles(): void {
     const session = this.session;
     if (!(this.cached && session)) return;
-    for (const ino of this.inodes.containerFileInos()) this.native.invalidateAttributes(session, ino);
+    for (const node of this.inodes.containerFiles()) {
+      node.versionAtMs = undefined; // a switch is no reason to wait out a version's 50 ms
+      this.native.invalidateAttributes(session, node.ino);
+    }
   }
 
   /**

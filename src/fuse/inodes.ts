@@ -114,9 +114,9 @@ export class InodeTable {
     return files;
   }
 
-  /** The inodes of every per-container file. */
-  *containerFileInos(): Generator<number> {
-    for (const node of this.nodes.values()) if (node.kind === 'file' && node.container !== undefined) yield node.ino;
+  /** Every per-container file. */
+  *containerFiles(): Generator<FileNode> {
+    for (const node of this.nodes.values()) if (node.kind === 'file' && node.container !== undefined) yield node;
   }
 
   /** Keys of the containers that have a subtree. */
