@@ -350,28 +350,36 @@ static content_t *content_find(session_t *s, uint64_t fh) {
   return c;
 }
 
+/* The entry of `key`, a new empty one if there is none (`*added` says which, if asked), or NULL
+ * when out of memory. Called with content_lock held. */
+static content_t *content_find_or_add(session_t *s, uint64_t key, int *added) {
+  content_t *c = content_find(s, key);
+  if (added) *added = c == NULL;
+  if (c != NULL) return c;
+  c = content_entry_new(s);
+  if (c == NULL) return NULL;
+  content_t **bucket = &s->content[key % CONTENT_BUCKETS];
+  c->fh = key;
+  c->next = *bucket;
+  *bucket = c;
+  if (++s->content_live > s->content_peak) s->content_peak = s->content_live;
+  return c;
+}
+
 /* Makes a copy of `data` the content of the newly opened `fh`, served under JS's rule
  * `fresh_on_rewind`. Returns 0 or ENOMEM. */
 static int content_put(session_t *s, uint64_t fh, const void *data, size_t len, int fresh_on_rewind) {
   char *copy = copy_of(data, len);
   if (copy == NULL) return ENOMEM;
   pthread_mutex_lock(&s->content_lock);
-  content_t *c = content_find(s, fh);
+  int added = 0;
+  content_t *c = content_find_or_add(s, fh, &added);
   if (c == NULL) {
-    c = content_entry_new(s);
-    if (c == NULL) {
-      pthread_mutex_unlock(&s->content_lock);
-      free(copy);
-      return ENOMEM;
-    }
-    content_t **bucket = &s->content[fh % CONTENT_BUCKETS];
-    c->fh = fh;
-    c->next = *bucket;
-    *bucket = c;
-    if (++s->content_live > s->content_peak) s->content_peak = s->content_live;
-  } else {
-    free(c->data);
+    pthread_mutex_unlock(&s->content_lock);
+    free(copy);
+    return ENOMEM;
   }
+  if (!added) free(c->data);
   c->data = copy;
   c->len = len;
   c->served = 0;
@@ -503,20 +511,12 @@ static int inode_content_set(session_t *s, uint64_t ino, const void *data, size_
   char *copy = copy_of(data, len);
   if (copy == NULL) return ENOMEM;
   pthread_mutex_lock(&s->content_lock);
-  content_t *c = content_find(s, ino);
+  content_t *c = content_find_or_add(s, ino, NULL);
   char *unused = NULL;
   if (c == NULL) {
-    c = content_entry_new(s);
-    if (c == NULL) {
-      pthread_mutex_unlock(&s->content_lock);
-      free(copy);
-      return ENOMEM;
-    }
-    content_t **bucket = &s->content[ino % CONTENT_BUCKETS];
-    c->fh = ino;
-    c->next = *bucket;
-    *bucket = c;
-    s->content_live++;
+    pthread_mutex_unlock(&s->content_lock);
+    free(copy);
+    return ENOMEM;
   }
   if (c->reported) {
     unused = c->pending; /* superseded before it was ever reported */
@@ -1404,9 +1404,10 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setContent(session, fh, buffer): fresh content for an open handle (after JS answered a READ). */
-static napi_value js_set_content(napi_env env, napi_callback_info info) {
-  static const char usage[] = "setContent(session, fh, buffer)";
+/* The body of setContent and setInodeContent: `set`(session, key, bytes) with the third argument's
+ * bytes, a TypeError for a bad call, ENOMEM thrown when it fails. */
+static napi_value set_bytes_call(napi_env env, napi_callback_info info, const char *usage,
+                                 int (*set)(session_t *, uint64_t, const void *, size_t)) {
   js_args_t a;
   if (!get_args(env, info, 3, usage, &a)) return NULL;
   session_t *s = get_session(env, a.argv[0], usage);
@@ -1418,30 +1419,19 @@ static napi_value js_set_content(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (s->torn_down) return NULL;
-  if (content_replace(s, num_u64(env, a.argv[1], UINT64_MAX, 0), data, len) != 0) {
-    napi_throw_error(env, "ENOMEM", "setContent: out of memory");
-  }
+  if (set(s, num_u64(env, a.argv[1], UINT64_MAX, 0), data, len) != 0) napi_throw_error(env, "ENOMEM", "out of memory");
   return NULL;
 }
 
-/* setInodeContent(session, ino, buffer): the content READs of `ino` get in a page-cache session */
+/* setContent(session, fh, buffer): fresh content for an open handle (after JS answered a READ). */
+static napi_value js_set_content(napi_env env, napi_callback_info info) {
+  return set_bytes_call(env, info, "setContent(session, fh, buffer)", content_replace);
+}
+
+/* setInodeContent(session, ino, buffer): the next content of `ino` in a page-cache session (see
+ * "inode content": READs get it once attributes announcing it are replied) */
 static napi_value js_set_inode_content(napi_env env, napi_callback_info info) {
-  static const char usage[] = "setInodeContent(session, ino, buffer)";
-  js_args_t a;
-  if (!get_args(env, info, 3, usage, &a)) return NULL;
-  session_t *s = get_session(env, a.argv[0], usage);
-  void *data = NULL;
-  size_t len = 0;
-  if (s == NULL) return NULL;
-  if (!arg_buffer(env, a.argv[2], &data, &len)) {
-    napi_throw_type_error(env, NULL, usage);
-    return NULL;
-  }
-  if (s->torn_down) return NULL;
-  if (inode_content_set(s, num_u64(env, a.argv[1], UINT64_MAX, 0), data, len) != 0) {
-    napi_throw_error(env, "ENOMEM", "setInodeContent: out of memory");
-  }
-  return NULL;
+  return set_bytes_call(env, info, "setInodeContent(session, ino, buffer)", inode_content_set);
 }
 
 /* dropInodeContent(session, ino): forgets it (the inode is gone); idempotent */

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../helpers/procText';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
@@ -74,17 +75,6 @@ function deviceOf(mountpoint: string): string {
 function memTotalKb(text: string): number | null {
   const m = /^MemTotal:\s+(\d+) kB/m.exec(text);
   return m ? Number(m[1]) : null;
-}
-
-async function until<T>(what: string, probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await probe();
-  }
-  return last;
 }
 
 const CONTROL_PLACEHOLDERS = 'mount -t tmpfs isolfs-test /proc/sys/kernel; '

@@ -44,6 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../helpers/procText';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
@@ -316,17 +317,6 @@ interface StaleRepeat {
   dropMs: Record<'fresh' | 'kept' | 'maxPollGap', number | null>;
   riseMs: Record<'fresh' | 'kept' | 'maxPollGap', number | null>;
   kb: Record<string, Record<string, number>>;
-}
-
-async function until<T>(what: string, probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await probe();
-  }
-  return last;
 }
 
 /** "major:minor" of a daemon's mount, from our mountinfo (the daemon shares our namespace). */
