@@ -19,7 +19,7 @@ import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
 import { newBackend, newSampler } from './parts';
-import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep } from './startup';
+import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep, viewsMountGone } from './startup';
 
 export interface DaemonOptions {
   mountpoint: string;
@@ -224,6 +224,13 @@ export class Daemon {
   /** Drops containers idle or gone (the registry's one sweep), and switch entries whose cgroup is gone. */
   sweep(): void {
     try {
+      // Gone from under us (umount from outside), attached files would fall back to the host's:
+      // exit, as for the main mount, so that the restarted daemon mounts afresh and repairs.
+      if (this.views && !this.stopped && viewsMountGone(this.options)) {
+        this.logger.error({ viewsMountpoint: this.options.viewsMountpoint }, 'the container-views mount is gone (unmounted from outside): exiting');
+        this.onFatal('views mount gone');
+        return;
+      }
       const nowMs = Date.now();
       this.containers.sweep(nowMs);
       if (nowMs - this.lastSwitchSweepMs < SWITCH_SWEEP_INTERVAL_MS) return;

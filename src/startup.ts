@@ -125,6 +125,12 @@ function makeMountpoint(dir: string): void {
   }
 }
 
+/** Whether the container-views tree's mount is no longer where we made it (unmounted from outside). */
+export function viewsMountGone(options: DaemonOptions): boolean {
+  const mounts = readMountinfo('/proc/self') ?? [];
+  return findOwnMount(mounts, mountSourceName(options.mountpoint), realMountpointPath(options.viewsMountpoint)) === undefined;
+}
+
 /** "major:minor" of our freshly made mount, from our own mountinfo. */
 export function ownDevice(mountpoint: string): string | null {
   const mounts = readMountinfo('/proc/self') ?? [];

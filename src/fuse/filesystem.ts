@@ -56,6 +56,13 @@ const SET_ATTR_TIMES = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 10); //
 
 /** Names and attributes never change once created, so the kernel may cache them long. */
 const STATIC_TIMEOUT_SEC = 3600;
+/**
+ * A name in a per-container subtree is not cached at all: the subtree goes with its container
+ * and a new one may come under the same name (a cgroup path reused: docker stop and start,
+ * systemd units, LXC), and a cached name would lead the attach helper to the old, removed
+ * inode (ENOENT for an hour). Those names are looked up only to attach and repair: cheap.
+ */
+const CONTAINER_ENTRY_TIMEOUT_SEC = 0;
 
 /** The directory holding one subtree per attached container. */
 export const CONTAINERS_DIR = 'containers';
@@ -233,8 +240,9 @@ export class IsolfsFilesystem {
     if (!node) return E.ENOENT;
     const attr = this.attributes(node);
     if (typeof attr === 'number') return attr;
+    const entryTimeoutSec = node.container === undefined ? STATIC_TIMEOUT_SEC : CONTAINER_ENTRY_TIMEOUT_SEC;
     this.native.replyEntry(req.id, node.ino, modeOf(node), nlinkOf(node), attr.sizeBytes, 0, 0,
-      this.mountTimeSec, STATIC_TIMEOUT_SEC, attr.timeoutSec, attr.mtimeNsec);
+      this.mountTimeSec, entryTimeoutSec, attr.timeoutSec, attr.mtimeNsec);
     return REPLIED;
   }
 

@@ -22,6 +22,8 @@ export interface DirNode {
   name: string;
   parent: number;
   children: Map<string, Node>;
+  /** The container key of a directory of a per-container subtree (its top included); undefined = shared. */
+  container?: string;
 }
 export interface FileNode {
   kind: 'file';
@@ -91,7 +93,7 @@ export class InodeTable {
   /** Adds the subtree `name` for container `key`, a copy of every served file (idempotent). */
   addContainer(key: string, name: string): void {
     if (this.containersDir.children.has(name)) return;
-    this.addServedFiles(this.ensureDir(this.containersDir, name), this.layout.perContainer, key);
+    this.addServedFiles(this.ensureDir(this.containersDir, name, key), this.layout.perContainer, key);
     this.containerKeysByName.set(name, key);
   }
 
@@ -128,13 +130,13 @@ export class InodeTable {
     for (const p of files) this.addFile(top, p, isControlPath(p), container);
   }
 
-  private ensureDir(parent: DirNode, name: string): DirNode {
+  private ensureDir(parent: DirNode, name: string, container?: string): DirNode {
     const existing = parent.children.get(name);
     if (existing) {
       if (existing.kind !== 'dir') throw new Error(`layout conflict at ${name}`);
       return existing;
     }
-    const dir: DirNode = { kind: 'dir', ino: this.nextIno++, name, parent: parent.ino, children: new Map() };
+    const dir: DirNode = { kind: 'dir', ino: this.nextIno++, name, parent: parent.ino, children: new Map(), container };
     this.nodes.set(dir.ino, dir);
     parent.children.set(name, dir);
     return dir;
@@ -144,7 +146,7 @@ export class InodeTable {
     const parts = filePath.split('/').filter(Boolean);
     const name = parts.pop() ?? '';
     let dir = top;
-    for (const part of parts) dir = this.ensureDir(dir, part);
+    for (const part of parts) dir = this.ensureDir(dir, part, container);
     const file: FileNode = { kind: 'file', ino: this.nextIno++, name, parent: dir.ino, path: filePath, writable, container };
     this.nodes.set(file.ino, file);
     dir.children.set(name, file);

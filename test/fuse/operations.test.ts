@@ -372,6 +372,23 @@ describe('per-container subtrees', () => {
     expect(outcome('getattr', file)).toBe(E.ENOENT);
   });
 
+  it('never lets the kernel cache a name in a per-container subtree (a cgroup path can come back as another container)', () => {
+    for (const tree of ['main', 'container-views'] as const) {
+      const { fs: filesystem, request, lookupPath } = harness({ tree });
+      filesystem.addContainer('/c1');
+      const entryTimeout = (dir: number, name: string): unknown => request('lookup', dir, { name }).args[7];
+      const containers = lookupPath('/containers');
+      expect(entryTimeout(1, 'containers')).toBe(3600);
+      expect(entryTimeout(containers, containerDirName('/c1'))).toBe(0);
+      expect(entryTimeout(lookupPath(dirOf('/c1')), 'proc')).toBe(0);
+      const leaf = tree === 'main' ? 'kernel' : 'meminfo';
+      const parent = lookupPath(`${dirOf('/c1')}${tree === 'main' ? '/proc/sys' : '/proc'}`);
+      expect(entryTimeout(parent, leaf)).toBe(0);
+    }
+    const shared = harness();
+    expect(shared.request('lookup', 1, { name: 'proc' }).args[7]).toBe(3600); // shared names stay cached
+  });
+
   it('refuses a key that is not a cgroup path and adds the same key once', () => {
     const { fs: filesystem, lookupPath } = harness();
     expect(filesystem.addContainer('relative/key')).toBe(false);

@@ -94,6 +94,9 @@ describe('--attach and repair after kill -9', () => {
   let pivoting: RunningContainer;
   let pivotDir: string;
   let daemonArgs: string[];
+  /** A cgroup path that a second container gets after the first one's cgroup was removed. */
+  let reusedCg: TestCgroup;
+  let reused: RunningContainer | undefined;
 
   beforeAll(async () => {
     attachedCg = createTestCgroup('attach-a', { memoryLimitBytes: 192n * MIB });
@@ -102,7 +105,10 @@ describe('--attach and repair after kill -9', () => {
     longCg = createTestCgroup(`attach-long-${'l'.repeat(220)}`, { memoryLimitBytes: 176n * MIB });
     boundCg = createTestCgroup('attach-b', { memoryLimitBytes: 160n * MIB });
     pivotCg = createTestCgroup('attach-p', { memoryLimitBytes: 144n * MIB });
-    daemonArgs = ['--attach', attachedCg.key, '--attach', longCg.key, '--attach', pivotCg.key, '--attach-interval-ms', '300'];
+    reusedCg = createTestCgroup('attach-r', { memoryLimitBytes: 128n * MIB });
+    daemonArgs = [
+      '--attach', attachedCg.key, '--attach', longCg.key, '--attach', pivotCg.key, '--attach', reusedCg.key, '--attach-interval-ms', '300',
+    ];
     daemon = await startDaemon({ args: daemonArgs });
     // --no-repair: when ours is killed below, this one must not be the one that repairs.
     other = await startDaemon({ args: ['--no-repair'] });
@@ -131,7 +137,8 @@ describe('--attach and repair after kill -9', () => {
       await d?.cleanup();
       if (d) fs.rmSync(path.dirname(d.mountpoint), { recursive: true, force: true });
     }
-    for (const cg of [attachedCg, longCg, boundCg, pivotCg]) await cg?.remove();
+    await reused?.stop();
+    for (const cg of [attachedCg, longCg, boundCg, pivotCg, reusedCg]) await cg?.remove();
   });
 
   it('attaches the container\'s own files, /proc/vmstat and existing control files included', async () => {
@@ -290,6 +297,23 @@ describe('--attach and repair after kill -9', () => {
     expect(memTotalKb(inside)).toBe(147456);
     expect(inside).toMatch(/^nr_free_pages \d+$/m);
     expect(daemon.logs.some((l) => l.includes(pivotCg.key) && l.includes('"again":true'))).toBe(true);
+  });
+
+  it('gives a container that comes back under a removed container\'s cgroup path its own fresh files', async () => {
+    const first = startContainer(reusedCg, { mountpoint: null }, 'sleep 600');
+    reused = first;
+    await until('first container attached', () => readInside(first, reusedCg, 'cat /proc/meminfo'), (r) => memTotalKb(r.stdout) === 131072);
+    await first.stop();
+    await reusedCg.remove();
+    // The registry's sweep (every 2 s) drops the container and its subtrees.
+    await until('subtree removed', () => fs.existsSync(path.join(daemon.viewsMountpoint, 'containers', encodeURIComponent(reusedCg.key))), (there) => !there);
+    reusedCg = createTestCgroup('attach-r', { memoryLimitBytes: 112n * MIB }); // the same path
+    const second = startContainer(reusedCg, { mountpoint: null }, 'sleep 600');
+    reused = second;
+    // A name cached by the kernel would lead the attach to the removed inode: ENOENT for an hour.
+    const meminfo = await until('second container attached', () => readInside(second, reusedCg, 'cat /proc/meminfo'), (r) => memTotalKb(r.stdout) === 114688);
+    expect(meminfo.stderr).toBe('');
+    expect(mountOn(second, '/proc/meminfo')?.device).toBe(deviceOf(daemon.viewsMountpoint));
   });
 
   it('repairs every container\'s mounts after kill -9 and a restart, without restarting them', async () => {
