@@ -50,7 +50,7 @@ interface Container {
   livenessProbe?: Probe;
   readinessProbe?: Probe;
   startupProbe?: Probe;
-  securityContext?: { privileged?: boolean };
+  securityContext?: { privileged?: boolean; readOnlyRootFilesystem?: boolean };
   resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
   volumeMounts?: VolumeMount[];
 }
@@ -234,6 +234,21 @@ describe('deploy/daemonset.yaml', () => {
     // The init container creates both where the daemon looks for them.
     const init = spec.initContainers?.find((c) => c.name === 'prepare-dirs');
     expect(init?.args ?? (init as unknown as { command: string[] }).command).toEqual(expect.arrayContaining([mountpoint, stateDir]));
+  });
+
+  it('gives the container-views tree a writable private directory under the read-only root', () => {
+    const ds = daemonSet();
+    const spec = ds.spec.template.spec;
+    const container = isolfsContainer(ds);
+    expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const views = flag(container.args ?? [], 'views-mountpoint');
+    expect(views, '--views-mountpoint (the default, under /run, is on the read-only root)').toBeDefined();
+    const mount = (container.volumeMounts ?? []).find((m) => views!.startsWith(`${m.mountPath}/`));
+    expect(mount, `a volume mount holding ${views}`).toBeDefined();
+    const volume = spec.volumes?.find((v) => v.name === mount!.name) as { emptyDir?: unknown } | undefined;
+    // Private to the daemon's container (no propagation to the host), gone with the pod.
+    expect(volume?.emptyDir).toBeDefined();
+    expect(mount!.mountPropagation ?? 'None').toBe('None');
   });
 
   it('gives the daemon the host cgroup tree and /dev/fuse', () => {
