@@ -54,7 +54,7 @@ export interface LoadavgSamplerOptions {
   countTasks: (record: ContainerRecord) => TaskCounts | null;
   /** Sampling period; the EXP_* constants assume 5000. Other values are for tests only. */
   intervalMs?: number;
-  /** At most this many countTasks calls per tick (default 1000). */
+  /** At most this many countTasks calls per tick (default 100). */
   maxContainersPerTick?: number;
   /** A container whose loadavg is not read this long is no longer sampled (default 10 min). */
   stopAfterUnreadMs?: number;
@@ -88,11 +88,12 @@ export interface LoadavgSamplerStats {
 }
 
 /**
- * A tick's bound: 1000 containers (each one cgroup.procs read and a stat per task), so a node of
- * 500 read containers has every one sampled every 5 s; past it, the metric
- * isolfs_loadavg_containers_deferred and a log line say which fell behind.
+ * A tick's bound: a tick runs on the event loop, and at ~0.17 ms a container (bench/full-node.sh:
+ * 17 ms for 100 at 500 containers) a larger one would hold every reader's request that long.
+ * Containers beyond it wait for a later tick (caught up with calc_load_n); the metric
+ * isolfs_loadavg_containers_deferred and a log line say how many fell behind.
  */
-const DEFAULT_MAX_CONTAINERS_PER_TICK = 1000;
+const DEFAULT_MAX_CONTAINERS_PER_TICK = 100;
 /** The registry's idle time: a loadavg read that often keeps its container sampled. */
 const DEFAULT_STOP_AFTER_UNREAD_MS = 10 * 60_000;
 
