@@ -92,6 +92,16 @@ thread_ticks() {
 # host_ticks: busy clock ticks of the whole machine (all CPUs: /proc/stat minus idle and iowait).
 host_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
+# nap SECONDS: sleep that a TERM/INT ends at once (bash runs a trap only after a foreground
+# command returns, and `wait` returns as soon as a trapped signal arrives).
+NAP_PID=""
+nap() {
+  sleep "$1" &
+  NAP_PID=$!
+  wait "$NAP_PID" || true
+  NAP_PID=""
+}
+
 forget_pid() { # drop a pid we reaped from BENCH_PIDS, so the trap never signals a reused pid
   local pid=$1 kept=() p
   for p in "${BENCH_PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
@@ -254,6 +264,12 @@ kill_containers() {
 remove_phase_cgroups() {
   local i dir kept=() d
   declare -A removed=()
+  local controller
+  # One rmdir per controller for the N children (3000 rmdir processes would take seconds), then
+  # the one-by-one loop below retries whatever was still busy and removes the parents.
+  for controller in "${CONTROLLERS[@]}"; do
+    rmdir "${PARENT_DIR[$controller]}"/c* 2>/dev/null || true
+  done
   for ((i = ${#PHASE_CG_DIRS[@]} - 1; i >= 0; i--)); do
     dir=${PHASE_CG_DIRS[i]}
     [[ -d $dir ]] || { removed[$dir]=1; continue; }
@@ -271,6 +287,7 @@ remove_phase_cgroups() {
 fullnode_cleanup() {
   local status=$?
   set +e
+  [[ -n $NAP_PID ]] && kill "$NAP_PID" 2>/dev/null
   (( CONTAINERS_UP )) && kill_containers
   if [[ ${PERF:-0} == 1 ]]; then for pid in "${ISOLFS_PIDS[@]}"; do rm -f "/tmp/perf-$pid.map"; done; fi
   (exit "$status")
@@ -327,7 +344,7 @@ measure_window() {
   host_ticks > "$PHASE_DIR/host-$key-start"
   now_ns t0
   [[ $phase == isolfs ]] && thread_ticks "$pid" > "$PHASE_DIR/threads-$key-start"
-  sleep "$seconds"
+  nap "$seconds"
   read -r self1 child1 <<< "$(proc_ticks "$pid")"
   host_ticks > "$PHASE_DIR/host-$key-end"
   now_ns t1
@@ -387,7 +404,7 @@ stop_readers() { # SIGSTOP / SIGCONT every reader of this phase (processes we st
 steady_and_idle() {
   local phase=$1 pid=$2 reads0 reads1
   log "  settling ${SETTLE_S} s"
-  sleep "$SETTLE_S"
+  nap "$SETTLE_S"
   log "  steady window: ${STEADY_S} s"
   [[ $phase == isolfs ]] && scrape "$PHASE_DIR/metrics-steady-start"
   if [[ ${PERF:-0} == 1 ]]; then
@@ -413,7 +430,7 @@ steady_and_idle() {
   RESULT[$phase:readers]=${#READER_PIDS[@]}
   log "  idle window: ${IDLE_S} s with ${#READER_PIDS[@]} readers stopped (SIGSTOP)"
   stop_readers STOP
-  sleep 1 # reads in flight finish; the daemon's own timers keep running
+  nap 1 # reads in flight finish; the daemon's own timers keep running
   measure_window "$phase" "$pid" "$IDLE_S" idle
   [[ $phase == isolfs ]] && RESULT[$phase:idle.threads]=$(thread_breakdown idle "$IDLE_S")
   stop_readers CONT
@@ -513,7 +530,7 @@ phase_isolfs() {
   steady_and_idle isolfs "$pid"
 
   # Repair: kill -9, every reader sees the dead mount, a new daemon on the same mountpoint.
-  sleep 2 # the readers are running again
+  nap 2 # the readers are running again
   log "  kill -9 isolfs (pid $pid)"
   now_ns t_kill
   kill -KILL "$pid"
