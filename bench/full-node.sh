@@ -102,6 +102,56 @@ nap() {
   NAP_PID=""
 }
 
+# containers_ns: CPU ns of every container of this phase (cpuacct.usage of their parent).
+containers_ns() { cat "${PARENT_DIR[cpuacct]:-/nonexistent}/cpuacct.usage" 2>/dev/null || echo 0; }
+
+# start_monitor PID NAME: fullnode-reader monitor (a CPU timeline every 100 ms) into
+# $PHASE_DIR/timeline-NAME until PID exits; MONITOR_PID is it.
+start_monitor() {
+  "$READER" monitor "$1" "${PARENT_DIR[cpuacct]:-/nonexistent}/cpuacct.usage" 100 "$PHASE_DIR/timeline-$2" &
+  MONITOR_PID=$!
+  BENCH_PIDS+=("$MONITOR_PID")
+}
+stop_monitor() {
+  [[ -n ${MONITOR_PID:-} ]] || return 0
+  stop_pid "$MONITOR_PID"
+  forget_pid "$MONITOR_PID"
+  MONITOR_PID=""
+}
+
+# scans_in T0_NS T1_NS LOG: isolfs's attach scans (logged at debug) within a window:
+# "<scans> scans, <mean> ms mean, <max> ms max, <inspected> namespaces looked at per scan".
+scans_in() {
+  node -e '
+    const [t0, t1, file] = process.argv.slice(1);
+    const scans = require("fs").readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return null; } })
+      .filter((j) => j && j.msg === "attach scan" && Date.parse(j.time) * 1e6 >= Number(t0) && Date.parse(j.time) * 1e6 < Number(t1));
+    const d = scans.map((j) => j.durationMs);
+    const mean = (a) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);
+    console.log(`${scans.length} scans, ${mean(d).toFixed(0)} ms mean, ${Math.max(0, ...d).toFixed(0)} ms max, ${mean(scans.map((j) => j.inspected)).toFixed(0)} namespaces looked at per scan`);
+  ' "$1" "$2" "$3" 2>/dev/null || echo "?"
+}
+
+# worst_second PHASE: the second of the steady window with the slowest median read, and who
+# used the CPU in it (from the monitor's timeline), to tell a daemon stall from a noisy neighbour.
+worst_second() {
+  local line start timeline
+  line=$(grep '^worst_second=' "$PHASE_DIR/latency") || return 0
+  start=${line#worst_second=}
+  start=${start%% *}
+  timeline=$(ls "$PHASE_DIR"/timeline-* 2>/dev/null | head -n 1)
+  [[ -n $timeline ]] || timeline=/dev/null
+  awk -v s="$start" -v t0="${RESULT[$1:steady.t0]}" -v hz="$CLK_TCK" -v line="$line" '
+    $1 >= s - 1e8 && $1 <= s + 1.1e9 { if (!n++) { a = $0 } b = $0 }
+    END {
+      split(line, kv, /[ =]/)
+      printf "+%.0f s into the window: %d reads, p50 %.1f ms, max %.1f ms", (s - t0) / 1e9, kv[4], kv[6] / 1e3, kv[8] / 1e3
+      if (n >= 2) { split(a, x, " "); split(b, y, " "); dt = (y[1] - x[1]) / 1e9
+        m = (y[2] - x[2]) / hz / dt * 100; d = (y[3] - x[3]) / hz / dt * 100; c = (y[4] - x[4]) / 1e9 / dt * 100
+        printf "; that second: daemon %.0f%%, containers %.0f%%, everything else %.0f%% (of one CPU)", d, c, (m - d - c > 0 ? m - d - c : 0) }
+    }' "$timeline"
+}
+
 forget_pid() { # drop a pid we reaped from BENCH_PIDS, so the trap never signals a reused pid
   local pid=$1 kept=() p
   for p in "${BENCH_PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
@@ -342,11 +392,13 @@ measure_window() {
   local phase=$1 pid=$2 seconds=$3 key=$4 self0 child0 self1 child1 t0 t1
   read -r self0 child0 <<< "$(proc_ticks "$pid")"
   host_ticks > "$PHASE_DIR/host-$key-start"
+  containers_ns > "$PHASE_DIR/containers-$key-start"
   now_ns t0
   [[ $phase == isolfs ]] && thread_ticks "$pid" > "$PHASE_DIR/threads-$key-start"
   nap "$seconds"
   read -r self1 child1 <<< "$(proc_ticks "$pid")"
   host_ticks > "$PHASE_DIR/host-$key-end"
+  containers_ns > "$PHASE_DIR/containers-$key-end"
   now_ns t1
   [[ $phase == isolfs ]] && thread_ticks "$pid" > "$PHASE_DIR/threads-$key-end"
   pid_alive "$pid" || die "$phase daemon (pid $pid) died during the $key window"
@@ -358,6 +410,11 @@ measure_window() {
   # against: another benchmark on the machine shows up here.
   RESULT[$phase:$key.host]=$(awk -v hz="$CLK_TCK" -v s="$elapsed" 'FNR == NR { a = $1; next } { printf "%.0f", ($1 - a) / hz / s * 100 }' \
     "$PHASE_DIR/host-$key-start" "$PHASE_DIR/host-$key-end")
+  # The containers' CPU (readers, inits, and the kernel's side of their reads) from cpuacct.
+  RESULT[$phase:$key.containers]=$(awk -v s="$elapsed" 'FNR == NR { a = $1; next } { printf "%.1f", ($1 - a) / 1e9 / s * 100 }' \
+    "$PHASE_DIR/containers-$key-start" "$PHASE_DIR/containers-$key-end")
+  RESULT[$phase:$key.rest]=$(awk -v m="${RESULT[$phase:$key.host]}" -v d="${RESULT[$phase:$key.cpu]}" -v c="${RESULT[$phase:$key.cpu_children]}" \
+    -v r="${RESULT[$phase:$key.containers]}" 'BEGIN { v = m - d - c - r; printf "%.0f", v < 0 ? 0 : v }')
   RESULT[$phase:$key.t0]=$t0
   RESULT[$phase:$key.t1]=$t1
 }
@@ -432,11 +489,16 @@ steady_and_idle() {
   stop_readers STOP
   nap 1 # reads in flight finish; the daemon's own timers keep running
   measure_window "$phase" "$pid" "$IDLE_S" idle
-  [[ $phase == isolfs ]] && RESULT[$phase:idle.threads]=$(thread_breakdown idle "$IDLE_S")
+  if [[ $phase == isolfs ]]; then
+    RESULT[$phase:idle.threads]=$(thread_breakdown idle "$IDLE_S")
+    RESULT[$phase:steady.scans]=$(scans_in "${RESULT[$phase:steady.t0]}" "${RESULT[$phase:steady.t1]}" "$BENCH_TMP/fullnode-isolfs.log")
+    RESULT[$phase:idle.scans]=$(scans_in "${RESULT[$phase:idle.t0]}" "${RESULT[$phase:idle.t1]}" "$BENCH_TMP/fullnode-isolfs.log")
+  fi
   stop_readers CONT
   # The steady window's latencies (the readers flushed them long ago).
   "$READER" aggregate "${RESULT[$phase:steady.t0]}" "${RESULT[$phase:steady.t1]}" "$SAMPLES" > "$PHASE_DIR/latency"
   RESULT[$phase:latency]=$(cat "$PHASE_DIR/latency")
+  RESULT[$phase:worst]=$(worst_second "$phase")
 }
 
 setup_phase() {
@@ -470,6 +532,7 @@ containers_up() {
 
 teardown_phase() {
   local pid=$1
+  stop_monitor
   kill_containers
   if pid_alive "$pid"; then stop_pid "$pid"; forget_pid "$pid"; fi
   unmount_dir "$DAEMON_MNT"
@@ -503,7 +566,7 @@ phase_isolfs() {
   prefix="${prefix%/}/$PARENT_LEAF/"
   local port=$((20000 + $$ % 20000)) t_start t_ready t_kill t_restart args
   METRICS_URL="http://127.0.0.1:$port/metrics"
-  args=(--attach "$prefix" --attach-interval-ms "$ATTACH_INTERVAL_MS" --log-level info --http "127.0.0.1:$port")
+  args=(--attach "$prefix" --attach-interval-ms "$ATTACH_INTERVAL_MS" --log-level debug --http "127.0.0.1:$port")
   # shellcheck disable=SC2206
   args+=(${ISOLFS_ARGS:-})
   RESULT[isolfs:args]="--attach $prefix --attach-interval-ms $ATTACH_INTERVAL_MS ${ISOLFS_ARGS:-}"
@@ -514,6 +577,7 @@ phase_isolfs() {
   now_ns t_ready
   local pid=$DAEMON_PID
   ISOLFS_PIDS+=("$pid")
+  start_monitor "$pid" attach
   RESULT[isolfs:mount_s]=$(secs "$t_start" "$t_ready")
   log "  isolfs (pid $pid) serving its mount after ${RESULT[isolfs:mount_s]} s; waiting for every container"
   if wait_reached "$t_start" iso "$WAIT_TIMEOUT_S" "attached"; then
@@ -536,6 +600,7 @@ phase_isolfs() {
   kill -KILL "$pid"
   wait "$pid" 2>/dev/null || true
   forget_pid "$pid"
+  stop_monitor
   if ! wait_reached "$t_kill" err 15 "saw the dead mount"; then
     log "  only $REACHED_N/$N readers saw the dead mount within 15 s"
     describe_missing "$t_kill" err
@@ -546,6 +611,7 @@ phase_isolfs() {
   restart_isolfs fullnode-isolfs "${args[@]}"
   pid=$DAEMON_PID
   ISOLFS_PIDS+=("$pid")
+  start_monitor "$pid" repair
   now_ns t_ready
   RESULT[isolfs:remount_s]=$(secs "$t_restart" "$t_ready")
   log "  new isolfs (pid $pid) serving after ${RESULT[isolfs:remount_s]} s; waiting for every container"
@@ -571,6 +637,7 @@ phase_lxcfs() {
   local pid=$DAEMON_PID mnt=$DAEMON_MNT
   containers_up iso "reading LXCFS's files" \
     --bind "$mnt/proc/meminfo:/proc/meminfo" --bind "$mnt/proc/stat:/proc/stat" --bind "$mnt/proc/loadavg:/proc/loadavg"
+  start_monitor "$pid" steady
   steady_and_idle lxcfs "$pid"
   teardown_phase "$pid"
 }
@@ -607,6 +674,9 @@ report() {
   row "  of which mount ready (s)" "${RESULT[isolfs:mount_s]:-}" "" "" ""
   row "steady CPU" "$(cpu isolfs steady)" "$(cpu lxcfs steady)" "< $GOAL_STEADY_PCT%" "$(verdict "${RESULT[isolfs:steady.cpu]:-}" '<' $GOAL_STEADY_PCT)"
   row "idle CPU (readers stopped)" "$(cpu isolfs idle)" "$(cpu lxcfs idle)" "< $GOAL_IDLE_PCT%" "$(verdict "${RESULT[isolfs:idle.cpu]:-}" '<' $GOAL_IDLE_PCT)"
+  row "  containers' CPU, steady" "${RESULT[isolfs:steady.containers]:+${RESULT[isolfs:steady.containers]}%}" "${RESULT[lxcfs:steady.containers]:+${RESULT[lxcfs:steady.containers]}%}" "" "(cpuacct: readers + kernel side of reads)"
+  row "  everything else, steady" "${RESULT[isolfs:steady.rest]:+${RESULT[isolfs:steady.rest]}%}" "${RESULT[lxcfs:steady.rest]:+${RESULT[lxcfs:steady.rest]}%}" "" "(machine - daemon - containers: noise)"
+  row "  everything else, idle" "${RESULT[isolfs:idle.rest]:+${RESULT[isolfs:idle.rest]}%}" "${RESULT[lxcfs:idle.rest]:+${RESULT[lxcfs:idle.rest]}%}" "" ""
   row "  whole machine busy, steady" "${RESULT[isolfs:steady.host]:+${RESULT[isolfs:steady.host]}%}" "${RESULT[lxcfs:steady.host]:+${RESULT[lxcfs:steady.host]}%}" "" "(all $(nproc) CPUs)"
   row "  whole machine busy, idle" "${RESULT[isolfs:idle.host]:+${RESULT[isolfs:idle.host]}%}" "${RESULT[lxcfs:idle.host]:+${RESULT[lxcfs:idle.host]}%}" "" ""
   kb() { [[ -n ${RESULT[$1:rss_kb]:-} ]] && awk -v r="${RESULT[$1:rss_kb]}" -v h="${RESULT[$1:hwm_kb]}" 'BEGIN { printf "%.1f (peak %.1f)", r / 1024, h / 1024 }'; }
@@ -627,11 +697,15 @@ report() {
       printf "  %-7s %-8s %8s / %8s / %8s / %8s   %s\n" "$p" "$f" "$(lat $p $f p50_us)" "$(lat $p $f p99_us)" "$(lat $p $f p999_us)" "$(lat $p $f max_us)" "$(lat $p $f over_1ms)"
     done
   done
+  echo
+  for p in isolfs lxcfs; do [[ -n ${RESULT[$p:worst]:-} ]] && echo "worst second, $p: ${RESULT[$p:worst]}"; done
   if [[ -n ${RESULT[isolfs:steady.threads]:-} ]]; then
     echo
     echo "isolfs CPU by thread, steady: ${RESULT[isolfs:steady.threads]}"
     echo "isolfs /metrics, steady: ${RESULT[isolfs:steady.metrics]:-}"
     echo "isolfs CPU by thread, idle:   ${RESULT[isolfs:idle.threads]:-}"
+    echo "isolfs attach scans, steady: ${RESULT[isolfs:steady.scans]:-}"
+    echo "isolfs attach scans, idle:   ${RESULT[isolfs:idle.scans]:-}"
     echo "isolfs attach scans until all attached: ${RESULT[isolfs:attach_scans]:-?}, durations ms: $(cut -c1-200 <<< "${RESULT[isolfs:attach_scan_ms]:-}")"
     echo "isolfs scans of the new daemon (repair): ${RESULT[isolfs:repair_scans]:-?}, durations ms: $(cut -c1-200 <<< "${RESULT[isolfs:repair_scan_ms]:-}")"
     echo "readers that saw the dead mount before the restart: ${RESULT[isolfs:dead_seen]:-?}/$N"

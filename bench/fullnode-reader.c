@@ -28,6 +28,14 @@
  *     --probe-ms rather than within a whole interval. That probing is a measuring device; it
  *     stops as soon as the reader sees served content.
  *
+ *   fullnode-reader monitor PID CPUACCT_USAGE_FILE INTERVAL_MS OUT
+ *
+ *     Until PID exits (or SIGTERM): every INTERVAL_MS one line in OUT,
+ *       <CLOCK_REALTIME ns> <machine busy ticks> <PID's utime+stime ticks> <cpuacct.usage ns>
+ *     (busy = every CPU's /proc/stat time except idle and iowait), the timeline from which
+ *     bench/full-node.sh tells the daemon's, the containers' and everyone else's CPU apart when
+ *     a window went wrong. Costs a few syscalls per line.
+ *
  *   fullnode-reader aggregate T0_NS T1_NS DIR
  *
  *     Latencies of the samples of every DIR/\*.bin that started within [T0_NS, T1_NS)
@@ -325,6 +333,48 @@ static void series_print(const char *name, struct series *s) {
          (unsigned long long)s->over_1ms, (unsigned long long)s->over_10ms, s->first_errno);
 }
 
+/* The whole second of [t0, t1) (from t0 on) whose reads had the highest median latency:
+ *   worst_second=<start ns> reads=<n> p50_us= max_us=                                          */
+static void print_worst_second(const char *path, uint64_t t0, uint64_t t1) {
+  size_t seconds = (size_t)((t1 - t0) / 1000000000u);
+  if (seconds == 0) return;
+  struct series *per_second = calloc(seconds, sizeof *per_second);
+  if (per_second == NULL) return;
+  DIR *dir = opendir(path);
+  struct dirent *entry;
+  while (dir != NULL && (entry = readdir(dir)) != NULL) {
+    size_t len = strlen(entry->d_name);
+    if (len < 5 || strcmp(entry->d_name + len - 4, ".bin") != 0) continue;
+    char file[4096];
+    snprintf(file, sizeof file, "%s/%s", path, entry->d_name);
+    FILE *f = fopen(file, "re");
+    if (f == NULL) continue;
+    struct sample x;
+    while (fread(&x, sizeof x, 1, f) == 1) {
+      if (x.start_realtime_ns < t0 || x.file >= NFILES) continue;
+      size_t i = (size_t)((x.start_realtime_ns - t0) / 1000000000u);
+      if (i < seconds) series_add(&per_second[i], &x);
+    }
+    fclose(f);
+  }
+  if (dir != NULL) closedir(dir);
+  size_t worst = 0;
+  double worst_p50 = -1;
+  for (size_t i = 0; i < seconds; i++) {
+    qsort(per_second[i].lat_us, per_second[i].n, sizeof(double), compare_double);
+    double p50 = percentile(&per_second[i], 0.5);
+    if (p50 > worst_p50) {
+      worst_p50 = p50;
+      worst = i;
+    }
+  }
+  struct series *w = &per_second[worst];
+  printf("worst_second=%llu reads=%zu p50_us=%.1f max_us=%.1f\n", (unsigned long long)(t0 + worst * 1000000000ull), w->n,
+         percentile(w, 0.5), w->n ? w->lat_us[w->n - 1] : 0.0);
+  for (size_t i = 0; i < seconds; i++) free(per_second[i].lat_us);
+  free(per_second);
+}
+
 static int run_aggregate(int argc, char **argv) {
   if (argc != 5) {
     fprintf(stderr, "usage: fullnode-reader aggregate T0_NS T1_NS DIR\n");
@@ -358,13 +408,73 @@ static int run_aggregate(int argc, char **argv) {
   closedir(dir);
   for (int f = 0; f < NFILES; f++) series_print(FILE_NAMES[f], &per_file[f]);
   series_print("all", &all);
+  print_worst_second(argv[4], t0, t1);
+  return 0;
+}
+
+/* --- monitor ---------------------------------------------------------------------------- */
+
+/* A small file (at most size - 1 bytes) into buffer, NUL-terminated. */
+static int read_small(const char *path, char *buffer, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t got = read(fd, buffer, size - 1);
+  close(fd);
+  if (got < 0) return -1;
+  buffer[got] = '\0';
+  return 0;
+}
+
+static int run_monitor(int argc, char **argv) {
+  if (argc != 6) {
+    fprintf(stderr, "usage: fullnode-reader monitor PID CPUACCT_USAGE_FILE INTERVAL_MS OUT\n");
+    return 2;
+  }
+  const char *pid = argv[2], *cpuacct = argv[3];
+  uint64_t interval_ns = strtoull(argv[4], NULL, 10) * 1000000ull;
+  FILE *out = fopen(argv[5], "we");
+  if (out == NULL || interval_ns == 0) {
+    perror(argv[5]);
+    return 1;
+  }
+  char stat_path[64], buffer[4096];
+  snprintf(stat_path, sizeof stat_path, "/proc/%s/stat", pid);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  uint64_t next = clock_ns(CLOCK_MONOTONIC);
+  while (!init_stop) {
+    unsigned long long busy = 0, daemon = 0, usage = 0;
+    if (read_small("/proc/stat", buffer, sizeof buffer) == 0) {
+      unsigned long long v[10] = {0};
+      sscanf(buffer, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+      busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]; /* user nice system irq softirq steal */
+    }
+    if (read_small(stat_path, buffer, sizeof buffer) != 0) break; /* the daemon is gone */
+    char *after = strrchr(buffer, ')');
+    if (after != NULL) {
+      unsigned long long utime = 0, stime = 0;
+      /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+      sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime);
+      daemon = utime + stime;
+    }
+    if (read_small(cpuacct, buffer, sizeof buffer) == 0) usage = strtoull(buffer, NULL, 10);
+    fprintf(out, "%llu %llu %llu %llu\n", (unsigned long long)clock_ns(CLOCK_REALTIME), busy, daemon, usage);
+    fflush(out);
+    next += interval_ns;
+    sleep_until_mono(next);
+  }
+  fclose(out);
   return 0;
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "monitor") == 0) return run_monitor(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "aggregate") == 0) return run_aggregate(argc, argv);
   fprintf(stderr, "usage: fullnode-reader init --id ID --dir DIR --events FILE --limit-kb KB [--interval-ms MS] "
-                  "[--probe-ms MS] [--bind SRC:DST ...]\n       fullnode-reader aggregate T0_NS T1_NS DIR\n");
+                  "[--probe-ms MS] [--bind SRC:DST ...]\n       fullnode-reader monitor PID CPUACCT_USAGE_FILE INTERVAL_MS OUT\n"
+                  "       fullnode-reader aggregate T0_NS T1_NS DIR\n");
   return 2;
 }
