@@ -50,6 +50,7 @@ SETTLE_S=${SETTLE_S:-5}
 ATTACH_INTERVAL_MS=${ATTACH_INTERVAL_MS:-1000}
 PROBE_MS=${PROBE_MS:-100}
 WAIT_TIMEOUT_S=${WAIT_TIMEOUT_S:-120}
+QUIET_OTHER_PCT=${QUIET_OTHER_PCT:-25}
 READ_INTERVAL_MS=1000
 MEMORY_LIMIT_BYTES=$((256 * 1024 * 1024))
 LIMIT_KB=$((MEMORY_LIMIT_BYTES / 1024))
@@ -496,7 +497,10 @@ steady_and_idle() {
   fi
   stop_readers CONT
   # The steady window's latencies (the readers flushed them long ago).
-  "$READER" aggregate "${RESULT[$phase:steady.t0]}" "${RESULT[$phase:steady.t1]}" "$SAMPLES" > "$PHASE_DIR/latency"
+  local timeline
+  timeline=$(ls "$PHASE_DIR"/timeline-* 2>/dev/null | head -n 1)
+  "$READER" aggregate "${RESULT[$phase:steady.t0]}" "${RESULT[$phase:steady.t1]}" "$SAMPLES" \
+    ${timeline:+"$timeline" "$CLK_TCK" "$QUIET_OTHER_PCT"} > "$PHASE_DIR/latency"
   RESULT[$phase:latency]=$(cat "$PHASE_DIR/latency")
   RESULT[$phase:worst]=$(worst_second "$phase")
 }
@@ -686,6 +690,14 @@ report() {
   row "read p50 us" "$(lat isolfs all p50_us)" "$(lat lxcfs all p50_us)" "" ""
   row "read p99 us" "$(lat isolfs all p99_us)" "$(lat lxcfs all p99_us)" "< $GOAL_P99_US" "$(verdict "$(lat isolfs all p99_us)" '<' $GOAL_P99_US)"
   row "read max us" "$(lat isolfs all max_us)" "$(lat lxcfs all max_us)" "<= $GOAL_MAX_US" "$(verdict "$(lat isolfs all max_us)" '<=' $GOAL_MAX_US)"
+  quiet() { # quiet PHASE: "p99 / max (k of n s)" over the quiet seconds
+    local k n
+    k=$(grep -o 'quiet_seconds=[0-9]*' <<< "${RESULT[$1:latency]:-}" | cut -d= -f2)
+    n=$(grep -o 'quiet_seconds=[0-9]* of=[0-9]*' <<< "${RESULT[$1:latency]:-}" | cut -d= -f3)
+    [[ -n $k ]] || return 0
+    if (( k > 0 )); then echo "$(lat "$1" quiet p99_us) / $(lat "$1" quiet max_us) ($k/$n s)"; else echo "none of $n s quiet"; fi
+  }
+  row "  p99 / max us, quiet seconds" "$(quiet isolfs)" "$(quiet lxcfs)" "" "(seconds where everything else < ${QUIET_OTHER_PCT}%)"
   row "reads over 10 ms" "$(lat isolfs all over_10ms)" "$(lat lxcfs all over_10ms)" "0" "$(verdict "$(lat isolfs all over_10ms)" '<=' 0)"
   row "repair after kill -9 (s)" "${RESULT[isolfs:repair_s]:-}" "${have_lxc:+n/a (ENOTCONN until restart)}" "<= $GOAL_REPAIR_S s" "$(verdict "${RESULT[isolfs:repair_s]:-}" '<=' $GOAL_REPAIR_S)"
   row "  of which mount ready (s)" "${RESULT[isolfs:remount_s]:-}" "" "" ""

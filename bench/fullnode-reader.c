@@ -36,13 +36,19 @@
  *     bench/full-node.sh tells the daemon's, the containers' and everyone else's CPU apart when
  *     a window went wrong. Costs a few syscalls per line.
  *
- *   fullnode-reader aggregate T0_NS T1_NS DIR
+ *   fullnode-reader aggregate T0_NS T1_NS DIR [TIMELINE HZ MAX_OTHER_PCT]
  *
  *     Latencies of the samples of every DIR/\*.bin that started within [T0_NS, T1_NS)
  *     (CLOCK_REALTIME ns, as `date +%s%N` prints), one line per file and one for all:
  *       file=<name> reads=<n> errors=<n> not_iso=<n> p50_us= p90_us= p99_us= p999_us= max_us=
  *       over_1ms=<n> over_10ms=<n> first_errno=<e>
  *     not_iso counts successful reads made while the reader's meminfo state was not "iso".
+ *     Then the whole second of the window with the slowest median read:
+ *       worst_second=<start ns> reads=<n> p50_us= max_us=
+ *     With a monitor TIMELINE (and its clock ticks per second), also "file=quiet ..." over the
+ *     seconds of the window in which everything but the daemon and the containers used less than
+ *     MAX_OTHER_PCT % of one CPU, plus "quiet_seconds=<k> of=<n>": on a machine shared with
+ *     other work, the latencies the daemon itself is answerable for.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -375,12 +381,45 @@ static void print_worst_second(const char *path, uint64_t t0, uint64_t t1) {
   free(per_second);
 }
 
+/* quiet[i] = 1 when, in second i of [t0, t1), the rest of the machine used < max_other % of a CPU. */
+static unsigned char *quiet_seconds(const char *timeline, double hz, double max_other, uint64_t t0, size_t seconds) {
+  FILE *f = fopen(timeline, "re");
+  if (f == NULL) return NULL;
+  unsigned char *quiet = calloc(seconds ? seconds : 1, 1);
+  unsigned long long (*first)[4] = calloc(seconds ? seconds : 1, sizeof *first);
+  unsigned long long (*last)[4] = calloc(seconds ? seconds : 1, sizeof *last);
+  unsigned long long v[4];
+  while (quiet && first && last && fscanf(f, "%llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3]) == 4) {
+    if (v[0] < t0) continue;
+    size_t i = (size_t)((v[0] - t0) / 1000000000u);
+    if (i >= seconds) continue;
+    if (first[i][0] == 0) memcpy(first[i], v, sizeof v);
+    memcpy(last[i], v, sizeof v);
+  }
+  fclose(f);
+  for (size_t i = 0; quiet && first && last && i < seconds; i++) {
+    double dt = (double)(last[i][0] - first[i][0]) / 1e9;
+    if (dt < 0.5) continue; /* too few monitor lines to tell: not quiet */
+    double machine = (double)(last[i][1] - first[i][1]) / hz / dt * 100;
+    double daemon = (double)(last[i][2] - first[i][2]) / hz / dt * 100;
+    double containers = (double)(last[i][3] - first[i][3]) / 1e9 / dt * 100;
+    quiet[i] = machine - daemon - containers < max_other;
+  }
+  free(first);
+  free(last);
+  return quiet;
+}
+
 static int run_aggregate(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: fullnode-reader aggregate T0_NS T1_NS DIR\n");
+  if (argc != 5 && argc != 8) {
+    fprintf(stderr, "usage: fullnode-reader aggregate T0_NS T1_NS DIR [TIMELINE HZ MAX_OTHER_PCT]\n");
     return 2;
   }
   uint64_t t0 = strtoull(argv[2], NULL, 10), t1 = strtoull(argv[3], NULL, 10);
+  size_t seconds = t1 > t0 ? (size_t)((t1 - t0) / 1000000000u) : 0;
+  unsigned char *quiet = argc == 8 ? quiet_seconds(argv[5], atof(argv[6]), atof(argv[7]), t0, seconds) : NULL;
+  struct series quiet_series;
+  memset(&quiet_series, 0, sizeof quiet_series);
   DIR *dir = opendir(argv[4]);
   if (dir == NULL) {
     perror(argv[4]);
@@ -402,6 +441,8 @@ static int run_aggregate(int argc, char **argv) {
       if (x.start_realtime_ns < t0 || x.start_realtime_ns >= t1 || x.file >= NFILES) continue;
       series_add(&per_file[x.file], &x);
       series_add(&all, &x);
+      size_t second = (size_t)((x.start_realtime_ns - t0) / 1000000000u);
+      if (quiet != NULL && second < seconds && quiet[second]) series_add(&quiet_series, &x);
     }
     fclose(f);
   }
@@ -409,6 +450,12 @@ static int run_aggregate(int argc, char **argv) {
   for (int f = 0; f < NFILES; f++) series_print(FILE_NAMES[f], &per_file[f]);
   series_print("all", &all);
   print_worst_second(argv[4], t0, t1);
+  if (quiet != NULL) {
+    size_t k = 0;
+    for (size_t i = 0; i < seconds; i++) k += quiet[i];
+    series_print("quiet", &quiet_series);
+    printf("quiet_seconds=%zu of=%zu\n", k, seconds);
+  }
   return 0;
 }
 
