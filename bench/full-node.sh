@@ -25,7 +25,16 @@
 # /proc/meminfo starts or stops showing served content. The readers' first rounds are spread at
 # random over the 1 s interval.
 #
-#   bench/full-node.sh                  # N=500, both phases, ~6-8 minutes
+# The phases run one after the other (isolfs, then LXCFS), each with its own N containers and
+# only its own daemon running, so that neither daemon's CPU or latency includes the other's. What
+# else the machine did shows in the table ("everything else": the machine's busy CPU less the
+# daemon's and the containers'); a CPU timeline every 100 ms (fullnode-reader monitor) gives the
+# latency over the quiet seconds only and names the worst second, so that a stall of the daemon
+# can be told from a noisy neighbour. isolfs runs as deployed (deploy/daemonset.yaml: --http on,
+# scraped once at each end of the steady window) with --log-level debug (one line per attach
+# scan, with its duration).
+#
+#   bench/full-node.sh                  # N=500, both phases, ~2.5 minutes on 2 CPUs
 #   N=20 STEADY_S=10 IDLE_S=5 bench/full-node.sh
 #   PHASES=isolfs N=100 bench/full-node.sh
 #
@@ -33,8 +42,11 @@
 # (5: after every container reads served content, before the steady window), ATTACH_INTERVAL_MS
 # (1000, isolfs's --attach-interval-ms), PROBE_MS (100: how often a reader that does not yet see
 # served content looks again), WAIT_TIMEOUT_S (120: how long attach or repair may take before
-# the run gives up on it), ISOLFS_ARGS (extra arguments for isolfs), RESULTS_OUT=DIR (keep the raw
-# samples, events and daemon logs there).
+# the run gives up on it), QUIET_OTHER_PCT (25: a second is quiet when everything else used less
+# than this % of one CPU), ISOLFS_ARGS (extra arguments for isolfs), RESULTS_OUT=DIR (keep the raw
+# samples, events, timelines, scrapes and daemon logs there), PERF=1 (perf record -g of each daemon
+# over the steady window; isolfs with --perf-basic-prof, so JS functions have names: top symbols,
+# inclusive JS time and shared objects land in RESULTS_OUT/<phase>/perf-*).
 #
 # Everything is undone on exit, failure or Ctrl-C (lib.sh's trap plus fullnode_cleanup): every
 # process in our container cgroups is killed by pid, daemons are stopped by pid, mounts unmounted,
