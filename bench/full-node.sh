@@ -460,7 +460,7 @@ metrics_window() {
       -v ga="$(msum nodejs_gc_duration_seconds_sum "$a")" -v gb="$(msum nodejs_gc_duration_seconds_sum "$b")" \
       -v lag="$(msum nodejs_eventloop_lag_max_seconds "$b")" -v lag99="$(msum nodejs_eventloop_lag_p99_seconds "$b")" \
       -v secs="$STEADY_S" 'BEGIN {
-        n = rb - ra; printf "reads answered %d (%.0f/s), %.0f µs each from request to reply; ", n, n / secs, (n > 0 ? (db - da) / n * 1e6 : 0)
+        n = rb - ra; printf "opens rendered %d (%.0f/s), %.0f µs of rendering each; ", n, n / secs, (n > 0 ? (db - da) / n * 1e6 : 0)
         t = cb - ca; printf "loadavg sampler %d ticks, %.1f ms each; ", t, (t > 0 ? (tb - ta) / t * 1e3 : 0)
         printf "GC %.1f ms/s; event loop lag p99 %.1f ms, max %.1f ms", (gb - ga) / secs * 1e3, lag99 * 1e3, lag * 1e3 }'
 }
