@@ -9,7 +9,9 @@ import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
-import { IsolfsBackend } from './backend';
+import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
+import { parseMeminfo } from './host/meminfo';
+import { parseStat } from './host/stat';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
@@ -53,6 +55,9 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
     // and barely changes: one read per second serves every container.
     cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(readBoundedText(options.procRoot, 'cpuinfo', CPUINFO_MAX_BYTES))),
+    // Shared by every container's render for as long as a render itself is reused.
+    hostMeminfoCache: new TimedCache(RENDER_REUSE_MS, () => parseMeminfo(readBoundedText(options.procRoot, 'meminfo'), options.procRoot)),
+    hostStatCache: new TimedCache(RENDER_REUSE_MS, () => parseStat(readBoundedText(options.procRoot, 'stat'), options.procRoot)),
   };
   return new IsolfsBackend({
     procRoot: options.procRoot,
