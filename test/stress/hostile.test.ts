@@ -6,11 +6,12 @@
  * and as uid 65534, every kind of read an attacker would try (hostile_reader.py): plain
  * open/read/close, lseek(0)+re-read, pread at odd offsets, O_DIRECT, mmap(MAP_PRIVATE) with
  * madvise(DONTNEED), sendfile and splice, on the shared files (<mnt>/proc/...), on their own
- * attached copies (/proc/... inside) and on the other container's copies (<mnt>/containers/..).
+ * attached copies (/proc/... inside) and on the other container's copies (<views>/containers/..).
  * A probe in a third cgroup reads <mnt>/proc/meminfo every second and must answer within 2 s.
  *
  * Afterwards: the daemon is alive, its RSS grew less than 100 MB, no reader ever saw another
- * view than its own (empty answers are counted apart), no read(2) reader got a torn file.
+ * view than its own (empty answers are counted apart), no read(2) reader of a shared file got a
+ * torn file, and readers of per-container copies (page cache, no snapshot per open) at most 1 in 1,000.
  * On any failure the FUSE connection is aborted (fusectl) before anything else is cleaned up,
  * since a wedged mount blocks even `stat` and `kill -9` of the daemon.
  */
@@ -331,7 +332,14 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
     const readSyscallResults = results.flatMap(({ r, res }) => (res && READ_SYSCALL_MODES.has(res.mode) ? [{ r, res }] : []));
     for (const { r, res } of readSyscallResults) {
       const who = `${r.spec.label} ${r.spec.mode} uid=${r.spec.uid}`;
-      expect(res.torn, `${who} got a torn file: ${JSON.stringify(res.samples.torn)}`).toBe(0);
+      // Shared files keep one render per open: never torn. Per-container copies come from the
+      // page cache, which keeps no snapshot per open: a reader taking a file in several read(2)
+      // calls (1 KiB chunks here every other time) can see the version change between two, and
+      // an EOF read can return the tail of a newer, longer version (README, "Which path gives
+      // which speed"; measured ~1 in 5,000-30,000 multi-call passes). Bounded, never another
+      // container's bytes (cross, above, is 0 for everyone).
+      const allowed = r.spec.shared ? 0 : Math.floor(res.ops / 1000);
+      expect(res.torn, `${who} got torn files (at most ${allowed}): ${JSON.stringify(res.samples.torn)}`).toBeLessThanOrEqual(allowed);
       expect(res.ok, `${who} never read its view`).toBeGreaterThan(0);
     }
     passed = true;
