@@ -69,9 +69,18 @@ jq --arg cg "$PREFIX/c1" --argjson mem "$MEMORY_LIMIT_BYTES" '
   | .linux.cgroupsPath = $cg | .linux.resources.memory = { limit: $mem }' "$BUNDLE/config.json" > "$BUNDLE/config.json.new"
 mv "$BUNDLE/config.json.new" "$BUNDLE/config.json"
 CONTAINER="isolfs-bench-$$"
+# runc makes "$PREFIX/c1" in every hierarchy (the unified one of a hybrid host too), with every
+# directory on the way that is not there yet (where our own cgroup is the root, all of them):
+# note which those are, shallowest first, so the cleanup removes them deepest first.
+for hierarchy in "$CGROUP_ROOT"/*/; do
+  dir=${hierarchy%/}
+  IFS=/ read -r -a parts <<< "${PREFIX#/}/c1"
+  for part in "${parts[@]}"; do
+    dir="$dir/$part"
+    [[ -d $dir ]] || BENCH_CGROUP_DIRS+=("$dir")
+  done
+done
 runc --root "$RUNC_ROOT" run --detach --bundle "$BUNDLE" "$CONTAINER" > "$BENCH_TMP/runc.log" 2>&1 || { cat "$BENCH_TMP/runc.log" >&2; die "runc run failed"; }
-# runc also makes the cgroup in the unified hierarchy on a hybrid host: remove it at the end too.
-for dir in "$CGROUP_ROOT"/*"$PREFIX" "$CGROUP_ROOT"/*"$PREFIX/c1"; do [[ -d $dir ]] && BENCH_CGROUP_DIRS+=("$dir"); done
 
 in_container() { runc --root "$RUNC_ROOT" exec "$CONTAINER" "$@"; }
 
