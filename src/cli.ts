@@ -37,7 +37,9 @@ Options:
   --attach PREFIX          attach the files into every container whose cgroup path starts
                            with PREFIX (e.g. /kubepods), while kernel.stats_isolated is 1;
                            repeatable
-  --attach-interval-ms N   how often to look for new containers (default 5000)
+  --attach-interval-ms N   how often the full scan runs, the safety net beside event-driven
+                           discovery (inotify on the cgroups under PREFIX attaches a new
+                           container within tens of ms) and repair's periodic check (default 30000)
   --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
                            the kernel's page cache) are mounted for the attach helper (default
                            /run/isolfs/views-<hash of the mountpoint>; created if missing)
@@ -70,7 +72,7 @@ const OPTIONS = {
   'no-join-cgroupns': { type: 'boolean', default: false },
   http: { type: 'string' },
   attach: { type: 'string', multiple: true },
-  'attach-interval-ms': { type: 'string', default: '5000' },
+  'attach-interval-ms': { type: 'string', default: '30000' },
   'no-repair': { type: 'boolean', default: false },
   'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },

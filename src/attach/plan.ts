@@ -80,6 +80,8 @@ export class AttachPlanner {
   private deviceVerdicts = new Map<string, Promise<boolean>>();
   /** A statfs has not returned yet (it holds a libuv pool thread): no other is started. */
   private probeOutstanding = false;
+  /** Settles when the outstanding statfs returns. */
+  private probeSettled: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: PlannerOptions) {}
 
@@ -196,15 +198,37 @@ export class AttachPlanner {
    * Whether the FUSE connection behind a mount (not ours) is gone: statfs through it fails with
    * ENOTCONN. Not stat: the kernel answers that from cached attributes even when the daemon is
    * dead. statfs runs in libuv's pool and cannot be cancelled: one to a hung daemon holds a pool
-   * thread until that daemon answers. So at most one is ever outstanding: while it is, every
-   * other mount counts as alive unasked (not replaced this scan, looked at again on a later
-   * one), and a scan waits at most the timeout for it. Verdicts are kept for one scan.
+   * thread until that daemon answers. So at most one is ever outstanding: another waits for it
+   * at most the timeout, then counts as alive unasked (not replaced now, looked at again on a
+   * later scan). Verdicts are kept for one scan (or a second of quick looks).
    */
   private connectionDead(device: string, probe: string): Promise<boolean> {
     const known = this.deviceVerdicts.get(device);
     if (known !== undefined) return known;
-    if (this.probeOutstanding) return Promise.resolve(false);
+    const timeoutMs = this.options.statfsTimeoutMs ?? STATFS_TIMEOUT_MS;
+    const verdict = this.probeSlot(timeoutMs).then((free) => (free ? this.probe(probe, timeoutMs) : false));
+    this.deviceVerdicts.set(device, verdict);
+    return verdict;
+  }
+
+  /**
+   * Waits (at most timeoutMs) until no statfs is outstanding, then takes the slot: true. False:
+   * one still is (hung). Namespaces are planned concurrently: without the wait, a predecessor's
+   * second device asked while its first is would count as alive and stay unrepaired until a later scan.
+   */
+  private async probeSlot(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.probeOutstanding) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await Promise.race([this.probeSettled, sleep(left)]);
+    }
     this.probeOutstanding = true;
+    return true;
+  }
+
+  /** One statfs, holding the slot until it returns; the verdict comes at the latest after timeoutMs (hung: alive). */
+  private probe(probe: string, timeoutMs: number): Promise<boolean> {
     const statfs = this.options.statfs ?? fs.promises.statfs;
     const check = statfs(probe).then(
       () => false,
@@ -212,10 +236,8 @@ export class AttachPlanner {
     ).finally(() => {
       this.probeOutstanding = false;
     });
-    const timeoutMs = this.options.statfsTimeoutMs ?? STATFS_TIMEOUT_MS;
-    const verdict = Promise.race([check, sleep(timeoutMs).then(() => false)]);
-    this.deviceVerdicts.set(device, verdict);
-    return verdict;
+    this.probeSettled = check.then(() => undefined);
+    return Promise.race([check, sleep(timeoutMs).then(() => false)]);
   }
 
   /**
