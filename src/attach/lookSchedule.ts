@@ -23,7 +23,10 @@ export interface LookScheduleOptions {
 
 interface Active {
   step: number;
+  /** The next look's timer (null: a look is running). */
   timer: NodeJS.Timeout | null;
+  /** An event came while a look was running: start over after it. */
+  restart: boolean;
 }
 
 export class LookSchedule {
@@ -37,14 +40,22 @@ export class LookSchedule {
     this.maxActive = options.maxActive ?? DEFAULT_MAX_ACTIVE;
   }
 
-  /** Starts the looks at `key`, unless they are already under way (a new event changes nothing then). */
+  /**
+   * Starts the looks at `key`; under way already, they start over from the first (a process just
+   * moved in: the dense early looks are the ones that find it), at most once per look.
+   */
   start(key: string): void {
-    if (this.stopped || this.active.has(key)) return;
+    if (this.stopped) return;
+    const running = this.active.get(key);
+    if (running !== undefined) {
+      this.restart(key, running);
+      return;
+    }
     if (this.active.size >= this.maxActive) {
       this.options.overflow?.(key);
       return;
     }
-    const entry: Active = { step: 0, timer: null };
+    const entry: Active = { step: 0, timer: null, restart: false };
     this.active.set(key, entry);
     this.arm(key, entry, this.delaysMs[0] ?? 0);
   }
@@ -60,6 +71,16 @@ export class LookSchedule {
     return this.active.size;
   }
 
+  private restart(key: string, entry: Active): void {
+    if (entry.timer === null) {
+      entry.restart = true;
+      return;
+    }
+    clearTimeout(entry.timer);
+    entry.step = 0;
+    this.arm(key, entry, this.delaysMs[0] ?? 0);
+  }
+
   private arm(key: string, entry: Active, delayMs: number): void {
     entry.timer = setTimeout(() => void this.step(key, entry), delayMs);
     entry.timer.unref();
@@ -69,6 +90,12 @@ export class LookSchedule {
     entry.timer = null;
     await this.options.look(key);
     if (this.stopped || this.active.get(key) !== entry) return;
+    if (entry.restart) {
+      entry.restart = false;
+      entry.step = 0;
+      this.arm(key, entry, this.delaysMs[0] ?? 0);
+      return;
+    }
     const previous = this.delaysMs[entry.step] ?? 0;
     entry.step++;
     const next = this.delaysMs[entry.step];

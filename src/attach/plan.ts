@@ -137,13 +137,17 @@ export class AttachPlanner {
   /** A pair for every attached file the container has that is not already its copy from our mount. */
   private async planAttach(look: Look, location: CgroupLocation): Promise<void> {
     const { procDir, request } = look;
+    // Which unmounted targets exist, asked all at once (each lstat is a trip through libuv's pool).
+    const unmounted = ATTACHED_FILES.filter((file) => !look.stacks.has(file));
+    const existing = await Promise.all(unmounted.map((file) => exists(path.join(procDir, 'root', file))));
+    const present = new Set(unmounted.filter((_, i) => existing[i]));
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
       const stack = look.stacks.get(file);
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
       if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
-      if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
+      if (!(stack || present.has(file))) continue;
       const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
       look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
     }
