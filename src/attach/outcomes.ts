@@ -102,13 +102,14 @@ export class Outcomes {
     }
     const runsInARow = (state?.runsInARow ?? 0) + 1;
     let results: AttachResult[];
+    const startedMs = performance.now();
     try {
       results = await apply();
     } catch (err) {
       this.recordHelperFailure(pass, { ...looked, key, runsInARow }, err);
       throw err;
     }
-    this.recordApplied(pass, { ...looked, key, runsInARow }, results);
+    this.recordApplied(pass, { ...looked, key, runsInARow }, results, performance.now() - startedMs);
     return results;
   }
 
@@ -126,7 +127,7 @@ export class Outcomes {
     return report;
   }
 
-  private recordApplied(pass: Pass, looked: Applied, results: AttachResult[]): void {
+  private recordApplied(pass: Pass, looked: Applied, results: AttachResult[], helperMs: number): void {
     const { ns, pid, matching, plan, key, runsInARow } = looked;
     const { report } = pass;
     // ENOENT: the target vanished between our look and the helper's (a container starting).
@@ -148,7 +149,7 @@ export class Outcomes {
       pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
       repaired: [...plan.repairTargets], attached: done, failed: failed.map((r) => `${r.target}: ${r.errno} ${r.message}`),
       detachedMounts: results.reduce((sum, r) => sum + (r.ok ? r.detachedMounts : 0), 0),
-      again: looked.state !== undefined && looked.state.key === matching,
+      again: looked.state !== undefined && looked.state.key === matching, helperMs: Math.round(helperMs * 10) / 10,
     }, plan.repairTargets.size > 0 ? 'repaired isolfs mounts in a container' : 'attached isolfs files into a container');
     if (!clean) this.options.warn(`failed:${ns}`, { pid, container: matching, failed: failed.map((r) => `${r.target}: ${r.errno}`) }, 'some files could not be attached');
   }
