@@ -18,7 +18,8 @@
  *   attach-probe wait --limit-kb KB [--timeout-ms 5000]
  *
  *     The same polling only, from the probe's start (inside a runc container: its init, started
- *     by `runc start`). Prints the same line with joined_to_ns_us=0.
+ *     by `runc start`). Prints the same line with joined_to_ns_us=0. started_at_us: when the
+ *     polling began (CLOCK_REALTIME, µs), so that a caller can count from its own moment.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +34,12 @@
 #include <unistd.h>
 
 #define FUSE_SUPER_MAGIC 0x65735546
+
+static long long realtime_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static long long now_us(void) {
   struct timespec ts;
@@ -97,13 +104,13 @@ int main(int argc, char **argv) {
     }
   }
   long long t0 = now_us();
-  long long meminfo_us = -1, vmstat_us = -1;
+  long long meminfo_us = -1, vmstat_us = -1, started_at = realtime_us();
   const struct timespec ms = {0, 1000000};
   while (now_us() - t0 < timeout_ms * 1000 && (meminfo_us < 0 || vmstat_us < 0)) {
     if (meminfo_us < 0 && memtotal_kb() == limit_kb) meminfo_us = now_us() - t0;
     if (vmstat_us < 0 && vmstat_served()) vmstat_us = now_us() - t0;
     if (meminfo_us < 0 || vmstat_us < 0) nanosleep(&ms, NULL);
   }
-  printf("joined_to_ns_us=%lld meminfo_us=%lld vmstat_us=%lld\n", join ? t0 - t_join : 0, meminfo_us, vmstat_us);
+  printf("joined_to_ns_us=%lld meminfo_us=%lld vmstat_us=%lld started_at_us=%lld\n", join ? t0 - t_join : 0, meminfo_us, vmstat_us, started_at);
   return meminfo_us >= 0 && vmstat_us >= 0 ? 0 : 1;
 }

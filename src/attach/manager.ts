@@ -256,7 +256,7 @@ export class AttachManager {
     const run = this.limiter.run(async () => {
       const state = this.outcomes.state(ns);
       // A look of the event schedule skips a namespace whose mounts keep vanishing (slow retries only).
-      if (kind === 'look' && !this.outcomes.quickLookAllowed(ns) && !this.outcomes.due(pass, ns, matching)) return [];
+      if (kind === 'look' && !this.outcomes.quickLookAllowed(ns, matching) && !this.outcomes.due(pass, ns, matching)) return [];
       pass.report.inspected++;
       const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: pass.ourDevices });
       return await this.outcomes.record(pass, { ns, pid, matching, state, plan }, () => this.apply(plan));

@@ -88,8 +88,8 @@ export class Outcomes {
   }
 
   /** Not one whose mounts vanished after each of the last few helper runs (something removes them). */
-  quickLookAllowed(ns: number): boolean {
-    return (this.handled.get(ns)?.runsInARow ?? 0) < MAX_QUICK_RUNS;
+  quickLookAllowed(ns: number, matching: string | null): boolean {
+    return runsInARowFor(this.handled.get(ns), matching) < MAX_QUICK_RUNS;
   }
 
   /** Applies a planned look (apply: runs the helper), counts and logs it, schedules the next look. */
@@ -100,7 +100,7 @@ export class Outcomes {
       this.handled.set(ns, { key, verifyAtScan: pass.scan + this.options.verifyEveryScans, runsInARow: 0 });
       return [];
     }
-    const runsInARow = (state?.runsInARow ?? 0) + 1;
+    const runsInARow = runsInARowFor(state, key) + 1;
     let results: AttachResult[];
     const startedMs = performance.now();
     try {
@@ -165,4 +165,13 @@ export class Outcomes {
       this.options.warn(`helper:${ns}`, { pid, err: String(err) }, 'attach helper failed');
     }
   }
+}
+
+/**
+ * Helper runs in a row in a namespace for this container. Another container's count does not
+ * carry over: namespace inodes are reused as soon as one is freed (runc's next container often
+ * gets its predecessor's), and the full scan that forgets vanished ones runs only every 30 s.
+ */
+function runsInARowFor(state: NamespaceState | undefined, key: string | null): number {
+  return state !== undefined && state.key === key ? state.runsInARow : 0;
 }
