@@ -9,7 +9,7 @@
  */
 
 /** When to look, in ms after the first event: dense while a runtime sets up, then sparse. */
-export const LOOK_DELAYS_MS: readonly number[] = [0, 10, 20, 40, 60, 80, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000];
+export const LOOK_DELAYS_MS: readonly number[] = [0, 10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 175, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000];
 const DEFAULT_MAX_ACTIVE = 4096;
 
 export interface LookScheduleOptions {
