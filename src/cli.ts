@@ -40,6 +40,7 @@ Options:
   --attach-interval-ms N   how often the full scan runs, the safety net beside event-driven
                            discovery (inotify on the cgroups under PREFIX attaches a new
                            container within tens of ms) and repair's periodic check (default 30000)
+  --attach-concurrency N   attach helper runs at once (default 4 per CPU, 4..64)
   --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
                            the kernel's page cache) are mounted for the attach helper (default
                            /run/isolfs/views-<hash of the mountpoint>; created if missing)
@@ -73,6 +74,7 @@ const OPTIONS = {
   http: { type: 'string' },
   attach: { type: 'string', multiple: true },
   'attach-interval-ms': { type: 'string', default: '30000' },
+  'attach-concurrency': { type: 'string' },
   'no-repair': { type: 'boolean', default: false },
   'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },
@@ -143,6 +145,7 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
     http: values.http,
     attachPrefixes: values.attach ?? [],
+    attachConcurrency: attachConcurrency(values['attach-concurrency'] as string | undefined),
     repairMounts: !values['no-repair'],
   };
 }
@@ -188,6 +191,13 @@ function serve(options: DaemonOptions, logger: ReturnType<typeof createLogger>):
 }
 
 /** A decimal integer >= 1 (no exponents, signs or fractions), or null. */
+function attachConcurrency(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = positiveInteger(text);
+  if (n === null || n > 1024) fail('--attach-concurrency must be an integer from 1 to 1024', 2);
+  return n;
+}
+
 function positiveInteger(text: string): number | null {
   if (!/^[0-9]{1,9}$/.test(text)) return null;
   const value = Number(text);

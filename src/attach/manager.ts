@@ -113,7 +113,7 @@ export class AttachManager {
       mountpoint: options.mountpoint, viewsMountpoint: options.viewsMountpoint, procRoot: options.procRoot, ourSource: this.ourSource,
       statfs: options.statfs, statfsTimeoutMs: options.statfsTimeoutMs, warn,
     });
-    this.outcomes = new Outcomes({ logger: options.logger, verifyEveryScans: this.verifyEveryScans, warn, onAttached: (key) => this.looks?.start(key) });
+    this.outcomes = new Outcomes({ logger: options.logger, verifyEveryScans: this.verifyEveryScans, warn });
     const { hierarchy } = options;
     this.keyHierarchy = hierarchy.v1.get('memory') ?? hierarchy.unifiedRoot;
     const watching = options.watch !== false && options.prefixes.length > 0 && this.keyHierarchy !== null;
@@ -177,6 +177,7 @@ export class AttachManager {
     if (matching === null) return { outcome: 'skipped', reason: 'not-under-prefix', container: location.key };
     try {
       const results = await this.visit(pass, { ns, pid, location }, 'now');
+      // Then a few quick looks (a runtime's pivot_root may throw the mounts away), attached now or not.
       this.looks?.start(matching);
       return {
         outcome: 'attached', container: matching,

@@ -63,8 +63,6 @@ export interface OutcomesOptions {
   logger: Logger;
   verifyEveryScans: number;
   warn: (key: string, fields: object, message: string) => void;
-  /** A container was attached (not only repaired): look at it again soon (a pivot_root may follow). */
-  onAttached: (key: string) => void;
 }
 
 export class Outcomes {
@@ -139,11 +137,13 @@ export class Outcomes {
     if (attached) report.attachedContainers++;
     // After an attach, look again soon: a runtime that had not yet switched to the container's
     // root throws such mounts away with the old root. Not forever, though: mounts that vanish
-    // every time (something in the container removes them) are retried slowly.
+    // every time (something in the container removes them) are retried slowly. The event path
+    // has its own quick looks, and attachNow (a hook, maybe before pivot_root) starts them; a
+    // scan's attach (most likely a container running for a while) is looked at on the next scan:
+    // quick looks for each of a node's 500 containers found at start cost seconds of CPU.
     const clean = failed.length === 0;
     const soon = clean && runsInARow < MAX_QUICK_RUNS;
     this.handled.set(ns, { key, verifyAtScan: pass.scan + (soon ? 1 : this.options.verifyEveryScans), runsInARow });
-    if (soon && attached && matching !== null) this.options.onAttached(matching);
     if (runsInARow > MAX_QUICK_RUNS) this.options.warn(`again:${ns}`, { pid, container: matching, runsInARow }, 'isolfs mounts keep disappearing from a container');
     this.options.logger.info({
       pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
