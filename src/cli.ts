@@ -40,7 +40,7 @@ Options:
   --attach-interval-ms N   how often the full scan runs, the safety net beside event-driven
                            discovery (inotify on the cgroups under PREFIX attaches a new
                            container within tens of ms) and repair's periodic check (default 30000)
-  --attach-concurrency N   attach helper runs at once (default 4 per CPU, 4..64)
+  --attach-concurrency N   attach helper runs at once (default 2 per CPU, 2..32)
   --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
                            the kernel's page cache) are mounted for the attach helper (default
                            /run/isolfs/views-<hash of the mountpoint>; created if missing)

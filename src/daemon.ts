@@ -40,7 +40,7 @@ export interface DaemonOptions {
   /** --attach PREFIX...: attach per-container files into containers under these cgroups. */
   attachPrefixes: string[];
   attachIntervalMs: number;
-  /** --attach-concurrency: attach helper runs at once (default: AttachManager's, 4 per CPU). */
+  /** --attach-concurrency: attach helper runs at once (default: AttachManager's, 2 per CPU). */
   attachConcurrency?: number;
   /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
   repairMounts: boolean;

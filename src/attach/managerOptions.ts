@@ -30,7 +30,7 @@ export interface AttachManagerOptions {
   /** Called after tree.addContainer(key) succeeded, with where that container is. */
   containers: AttachedContainers;
   logger: Logger;
-  /** At most this many namespaces looked at (planned and their helper run) at once; default 4 per CPU (4..64). */
+  /** At most this many namespaces looked at (planned and their helper run) at once; default 2 per CPU (2..32). */
   maxConcurrentAttaches?: number;
   /** Event-driven discovery (inotify on the cgroup directories under the prefixes); default true. */
   watch?: boolean;
