@@ -214,8 +214,11 @@ export class AttachManager {
     if (ns === null || ns === this.ownMountNamespace || seen.has(ns)) return null;
     seen.add(ns);
     pass.report.namespaces++;
-    // Only locate when it can matter: every scan while attaching (a process may have moved
-    // into a container's cgroup since), otherwise when the namespace is looked at anyway.
+    // While cgroups are watched, a process moving into a container's cgroup is an event (a write
+    // to its cgroup.procs): a namespace known and not due costs the scan one stat, no more.
+    if (this.watch !== null && this.outcomes.knownAndNotDue(pass, ns)) return null;
+    // Otherwise locate when it can matter: every scan while attaching (a process may have moved
+    // into a container's cgroup since), else when the namespace is looked at anyway.
     const location = pass.attaching ? this.locate(pid) : undefined;
     if (!this.outcomes.due(pass, ns, pass.attaching ? this.matchingKey(location ?? null) : null)) return null;
     return this.visit(pass, { ns, pid, location: location ?? this.locate(pid) }, 'scan').catch(() => undefined);

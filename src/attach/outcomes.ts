@@ -85,6 +85,12 @@ export class Outcomes {
     return state === undefined || pass.scan >= state.verifyAtScan || (pass.attaching && matching !== state.key);
   }
 
+  /** Looked at before, and its periodic look is not due yet (whatever its cgroup now). */
+  knownAndNotDue(pass: Pass, ns: number): boolean {
+    const state = this.handled.get(ns);
+    return state !== undefined && pass.scan < state.verifyAtScan;
+  }
+
   /** Not one whose mounts vanished after each of the last few helper runs (something removes them). */
   quickLookAllowed(ns: number, matching: string | null): boolean {
     return runsInARowFor(this.handled.get(ns), matching) < MAX_QUICK_RUNS;
