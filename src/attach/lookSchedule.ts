@@ -13,8 +13,11 @@ export const LOOK_DELAYS_MS: readonly number[] = [0, 10, 20, 30, 40, 50, 60, 80,
 const DEFAULT_MAX_ACTIVE = 4096;
 
 export interface LookScheduleOptions {
-  /** One look at a cgroup (never rejects: the caller logs its own failures). */
-  look: (key: string) => Promise<void>;
+  /**
+   * One look at a cgroup (never rejects: the caller logs its own failures). `startedMs`: when the
+   * series began (performance.now()). True: nothing new there, the series ends.
+   */
+  look: (key: string, startedMs: number) => Promise<boolean>;
   delaysMs?: readonly number[];
   maxActive?: number;
   /** Called once per cgroup refused while maxActive are running. */
@@ -23,6 +26,8 @@ export interface LookScheduleOptions {
 
 interface Active {
   step: number;
+  /** When the series (re)started. */
+  startedMs: number;
   /** The next look's timer (null: a look is running). */
   timer: NodeJS.Timeout | null;
   /** An event came while a look was running: start over after it. */
@@ -55,7 +60,7 @@ export class LookSchedule {
       this.options.overflow?.(key);
       return;
     }
-    const entry: Active = { step: 0, timer: null, restart: false };
+    const entry: Active = { step: 0, startedMs: performance.now(), timer: null, restart: false };
     this.active.set(key, entry);
     this.arm(key, entry, this.delaysMs[0] ?? 0);
   }
@@ -78,6 +83,7 @@ export class LookSchedule {
     }
     clearTimeout(entry.timer);
     entry.step = 0;
+    entry.startedMs = performance.now();
     this.arm(key, entry, this.delaysMs[0] ?? 0);
   }
 
@@ -88,18 +94,19 @@ export class LookSchedule {
 
   private async step(key: string, entry: Active): Promise<void> {
     entry.timer = null;
-    await this.options.look(key);
+    const settled = await this.options.look(key, entry.startedMs);
     if (this.stopped || this.active.get(key) !== entry) return;
     if (entry.restart) {
       entry.restart = false;
       entry.step = 0;
+      entry.startedMs = performance.now();
       this.arm(key, entry, this.delaysMs[0] ?? 0);
       return;
     }
     const previous = this.delaysMs[entry.step] ?? 0;
     entry.step++;
     const next = this.delaysMs[entry.step];
-    if (next === undefined) this.active.delete(key);
+    if (next === undefined || settled) this.active.delete(key);
     else this.arm(key, entry, Math.max(0, next - previous));
   }
 }

@@ -118,7 +118,7 @@ export class AttachManager {
     this.keyHierarchy = hierarchy.v1.get('memory') ?? hierarchy.unifiedRoot;
     const watching = options.watch !== false && options.prefixes.length > 0 && this.keyHierarchy !== null;
     this.looks = watching ? new LookSchedule({
-      look: (key) => this.lookAtCgroup(key),
+      look: (key, startedMs) => this.lookAtCgroup(key, startedMs),
       delaysMs: options.lookDelaysMs,
       overflow: (key) => this.warn('looks-full', { container: key }, 'too many new containers at once: the rest are attached by the periodic scan'),
     }) : null;
@@ -224,25 +224,29 @@ export class AttachManager {
     return this.visit(pass, { ns, pid, location: location ?? this.locate(pid) }, 'scan').catch(() => undefined);
   }
 
-  /** One look of the event-driven path: every namespace of the cgroup's processes (lookSchedule.ts). */
-  private async lookAtCgroup(key: string): Promise<void> {
-    if (this.keyHierarchy === null) return;
+  /**
+   * One look of the event-driven path: every namespace of the cgroup's processes (lookSchedule.ts).
+   * True (the series ends) when every one was already in place before the series began.
+   */
+  private async lookAtCgroup(key: string, startedMs: number): Promise<boolean> {
+    if (this.keyHierarchy === null) return true;
     const pass = this.newPass(false);
-    if (pass === null || !pass.attaching) return;
+    if (pass === null || !pass.attaching) return true;
     const seen = new Set<number>();
     const visits: Promise<unknown>[] = [];
     for (const pid of readCgroupPids(this.keyHierarchy + key)) {
       const ns = namespaceInode(path.join(this.options.procRoot, String(pid)));
       // The daemon's own namespace: a runtime joined the cgroup and has not yet unshared.
       if (ns === null || ns === this.ownMountNamespace || seen.has(ns)) continue;
-      seen.add(ns);
       const location = this.locate(pid);
       if (this.matchingKey(location) === null) continue;
+      seen.add(ns);
       pass.report.namespaces++;
       visits.push(this.visit(pass, { ns, pid, location }, 'look').catch(() => undefined));
     }
     await Promise.all(visits);
     if (pass.report.inspected > 0) this.outcomes.finish(pass, 'attach look');
+    return seen.size > 0 && [...seen].every((ns) => this.outcomes.settledBefore(ns, key, startedMs));
   }
 
   /**

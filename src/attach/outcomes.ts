@@ -38,6 +38,8 @@ export interface NamespaceState {
   verifyAtScan: number;
   /** Helper runs in a row that found something to do here (a look that finds none resets it). */
   runsInARow: number;
+  /** When the namespace was first recorded for this key (performance.now()). */
+  sinceMs: number;
 }
 
 /** A namespace planned, about to be applied. */
@@ -91,6 +93,16 @@ export class Outcomes {
     return state !== undefined && pass.scan < state.verifyAtScan;
   }
 
+  /**
+   * In place since before `startedMs` for this container: known then, and its last look found
+   * nothing to do. A process joining a container already attached (an exec, a liveness probe)
+   * needs no series of looks; a new namespace does (its runtime may still pivot_root).
+   */
+  settledBefore(ns: number, key: string, startedMs: number): boolean {
+    const state = this.handled.get(ns);
+    return state !== undefined && state.key === key && state.sinceMs < startedMs && state.runsInARow === 0;
+  }
+
   /** Not one whose mounts vanished after each of the last few helper runs (something removes them). */
   quickLookAllowed(ns: number, matching: string | null): boolean {
     return runsInARowFor(this.handled.get(ns), matching) < MAX_QUICK_RUNS;
@@ -101,7 +113,7 @@ export class Outcomes {
     const { ns, state, plan } = looked;
     const key = pass.attaching ? looked.matching : state?.key ?? null;
     if (plan.pairs.length === 0) {
-      this.handled.set(ns, { key, verifyAtScan: pass.scan + this.options.verifyEveryScans, runsInARow: 0 });
+      this.set(ns, { key, verifyAtScan: pass.scan + this.options.verifyEveryScans, runsInARow: 0 });
       return [];
     }
     const runsInARow = runsInARowFor(state, key) + 1;
@@ -131,6 +143,13 @@ export class Outcomes {
     return report;
   }
 
+  /** Records a namespace's state, keeping when it was first seen for the same container. */
+  private set(ns: number, state: Omit<NamespaceState, 'sinceMs'>): void {
+    const previous = this.handled.get(ns);
+    const sinceMs = previous !== undefined && previous.key === state.key ? previous.sinceMs : performance.now();
+    this.handled.set(ns, { ...state, sinceMs });
+  }
+
   private recordApplied(pass: Pass, looked: Applied, results: AttachResult[], helperMs: number): void {
     const { ns, pid, matching, plan, key, runsInARow } = looked;
     const { report } = pass;
@@ -149,7 +168,7 @@ export class Outcomes {
     // quick looks for each of a node's 500 containers found at start cost seconds of CPU.
     const clean = failed.length === 0;
     const soon = clean && runsInARow < MAX_QUICK_RUNS;
-    this.handled.set(ns, { key, verifyAtScan: pass.scan + (soon ? 1 : this.options.verifyEveryScans), runsInARow });
+    this.set(ns, { key, verifyAtScan: pass.scan + (soon ? 1 : this.options.verifyEveryScans), runsInARow });
     if (runsInARow > MAX_QUICK_RUNS) this.options.warn(`again:${ns}`, { pid, container: matching, runsInARow }, 'isolfs mounts keep disappearing from a container');
     this.options.logger.info({
       pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
@@ -167,7 +186,7 @@ export class Outcomes {
       // The process exited since we listed it: another of the namespace's, next time.
       this.handled.delete(ns);
     } else {
-      this.handled.set(ns, { key: state?.key ?? null, verifyAtScan: pass.scan + this.options.verifyEveryScans, runsInARow });
+      this.set(ns, { key: state?.key ?? null, verifyAtScan: pass.scan + this.options.verifyEveryScans, runsInARow });
       this.options.warn(`helper:${ns}`, { pid, err: String(err) }, 'attach helper failed');
     }
   }

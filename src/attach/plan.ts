@@ -8,7 +8,7 @@ import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
-import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
+import { mountStacks, readMountinfo, stackHidden, type MountEntry } from './mountinfo';
 
 /** One mount namespace to plan for. */
 export interface PlanRequest {
@@ -146,7 +146,7 @@ export class AttachPlanner {
       const tree = treeOfContainerFile(file);
       const stack = look.stacks.get(file);
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
-      if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
+      if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own && !stackHidden(stack, look.stacks)) continue;
       if (!(stack || present.has(file))) continue;
       const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
       look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });

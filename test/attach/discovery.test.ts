@@ -12,7 +12,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CgroupWatch } from '../../src/attach/cgroupWatch';
 import { LookSchedule } from '../../src/attach/lookSchedule';
 import { Limiter } from '../../src/attach/limiter';
+import { mountStacks, parseMountinfo, stackHidden, topmostMounts } from '../../src/attach/mountinfo';
 import { AttachManager, type AttachManagerOptions } from '../../src/attach/manager';
+import pino from 'pino';
 import { createLogger } from '../../src/log';
 import { until } from '../helpers/procText';
 
@@ -100,11 +102,32 @@ describe('CgroupWatch', () => {
   });
 });
 
+describe('a file bound in a /proc that was mounted over since (unshare --mount-proc after an early attach)', () => {
+  // 601: the /proc the namespace started with; 700: our bind in it; 710: a fresh /proc over it;
+  // 720: our bind again, in the fresh one.
+  const before = [
+    '600 580 0:52 / / rw,relatime - ext4 /dev/vda rw',
+    '601 600 0:5 / /proc rw,relatime - proc proc rw',
+    '700 601 0:91 /containers/x/proc/meminfo /proc/meminfo rw,relatime - fuse.isolfs isolfs:/mnt rw',
+    '710 601 0:77 / /proc rw,relatime - proc proc rw',
+  ];
+  it('is hidden, and a bind made in the fresh /proc is the visible one whatever the line order', () => {
+    const hidden = mountStacks(parseMountinfo(before.join('\n')));
+    expect(stackHidden(hidden.get('/proc/meminfo') ?? [], hidden)).toBe(true);
+    const after = [...before, '720 710 0:91 /containers/x/proc/meminfo /proc/meminfo rw,relatime - fuse.isolfs isolfs:/mnt rw'];
+    for (const lines of [after, [...after].reverse()]) {
+      const stacks = mountStacks(parseMountinfo(lines.join('\n')));
+      expect(topmostMounts(parseMountinfo(lines.join('\n'))).get('/proc/meminfo')?.id).toBe(720);
+      expect(stackHidden(stacks.get('/proc/meminfo') ?? [], stacks)).toBe(false);
+    }
+  });
+});
+
 describe('LookSchedule', () => {
   it('looks at a cgroup at each delay, then stops; a new event starts the dense looks over', async () => {
     vi.useFakeTimers();
     const looks: number[] = [];
-    const schedule = new LookSchedule({ look: () => Promise.resolve(void looks.push(Date.now())), delaysMs: [0, 10, 30] });
+    const schedule = new LookSchedule({ look: () => Promise.resolve(looks.push(Date.now()) < 0), delaysMs: [0, 10, 30] });
     const t0 = Date.now();
     schedule.start('/k/c1');
     await vi.advanceTimersByTimeAsync(100);
@@ -119,10 +142,20 @@ describe('LookSchedule', () => {
     schedule.stop();
   });
 
+  it('ends a series early when a look says the cgroup is settled', async () => {
+    vi.useFakeTimers();
+    let looks = 0;
+    const schedule = new LookSchedule({ look: () => Promise.resolve(++looks === 2), delaysMs: [0, 10, 20, 30] });
+    schedule.start('/k/c1');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(looks).toBe(2);
+    expect(schedule.size).toBe(0);
+  });
+
   it('has at most maxActive cgroups under way; the rest are left to the scan, reported', () => {
     vi.useFakeTimers();
     const overflow: string[] = [];
-    const schedule = new LookSchedule({ look: () => Promise.resolve(), delaysMs: [0, 1000], maxActive: 2, overflow: (key) => overflow.push(key) });
+    const schedule = new LookSchedule({ look: () => Promise.resolve(false), delaysMs: [0, 1000], maxActive: 2, overflow: (key) => overflow.push(key) });
     for (const key of ['/a', '/b', '/c']) schedule.start(key);
     expect(schedule.size).toBe(2);
     expect(overflow).toEqual(['/c']);
@@ -231,6 +264,42 @@ describe('AttachManager: event-driven discovery and attachNow', () => {
       const started = performance.now();
       await until('attached by the event path', () => helper.pids(), (p) => p.includes(String(PID)));
       console.log(`event path: helper ran ${(performance.now() - started).toFixed(1)} ms after the event`);
+    } finally {
+      manager.stop();
+    }
+  });
+
+  it('a process joining a container already attached (an exec) costs one look, not a series', async () => {
+    const procRoot = fakeProcRoot();
+    const cgroupRoot = path.join(dir, 'cgroup');
+    const cg = path.join(cgroupRoot, KEY);
+    fs.mkdirSync(cg, { recursive: true });
+    addProcess(procRoot, PID, KEY);
+    fs.writeFileSync(path.join(cg, 'cgroup.procs'), `${PID}\n`);
+    const helper = fakeHelper();
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const manager = makeManager(procRoot, cgroupRoot, helper.path, { lookDelaysMs: [0, 50, 100, 150, 200], logger });
+    const looks = (): number => lines.filter((l) => l.includes('"attach look"')).length;
+    manager.start();
+    try {
+      await manager.scan();
+      expect(helper.pids()).toEqual([String(PID)]);
+      // The fake helper binds nothing: the namespace's mountinfo now shows our copy, as after a real attach.
+      fs.appendFileSync(path.join(procRoot, String(PID), 'mountinfo'),
+        `700 601 0:91 /containers/${encodeURIComponent(KEY)}/proc/meminfo /proc/meminfo rw,relatime - fuse.isolfs isolfs:${MNT} rw\n`);
+      expect((await manager.scan()).inspected).toBe(1); // the look after an attach: nothing to do
+      const before = looks();
+      fs.writeFileSync(path.join(cg, 'cgroup.procs'), `${PID}\n`); // an exec joins the container
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(looks() - before).toBe(1);
+      expect(helper.pids()).toEqual([String(PID)]);
+      // A new namespace in the cgroup (a second container process that unshared): a series again.
+      addProcess(procRoot, PID + 1, KEY);
+      fs.writeFileSync(path.join(cg, 'cgroup.procs'), `${PID}\n${PID + 1}\n`);
+      await until('attached the new namespace', () => helper.pids(), (p) => p.includes(String(PID + 1)));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(looks() - before).toBeGreaterThan(2);
     } finally {
       manager.stop();
     }
