@@ -19,6 +19,13 @@ import fs from 'node:fs';
 const ACTIVITY_FILES: ReadonlySet<string> = new Set(['cgroup.procs', 'tasks', 'cgroup.events', 'cgroup.threads']);
 /** A node of a few thousand containers, and their pods' and QoS classes' directories. */
 const DEFAULT_MAX_WATCHED = 20_000;
+/**
+ * Directories deeper than this below a prefix's parent are not watched: a container's cgroup is
+ * 2–4 levels down (/kubepods/burstable/pod<uid>/<id>); deeper ones are made by whatever runs in a
+ * container with a delegated cgroup (systemd), which could otherwise spend the node's watch
+ * budget. Their processes share their container's namespace, attached already; the scan covers.
+ */
+const DEFAULT_MAX_DEPTH = 6;
 
 export interface CgroupWatchOptions {
   /** The mount whose paths are keys: the v1 memory hierarchy, or the cgroup2 root. */
@@ -29,12 +36,16 @@ export interface CgroupWatchOptions {
   onActivity: (key: string) => void;
   warn: (key: string, fields: object, message: string) => void;
   maxWatched?: number;
+  /** Levels below a prefix's parent directory watched at most (default 6). */
+  maxDepth?: number;
 }
 
 export class CgroupWatch {
   /** Watched directories by key. */
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private readonly maxWatched: number;
+  /** The deepest key watched, per prefix's start key: its depth (in path components) plus maxDepth. */
+  private readonly maxDepths: number[] = [];
   private stopped = false;
 
   constructor(private readonly options: CgroupWatchOptions) {
@@ -43,7 +54,11 @@ export class CgroupWatch {
 
   /** Watches every relevant existing directory (a prefix's parent first: "/kubepods" matches "/kubepods.slice"). */
   start(): void {
-    for (const prefix of this.options.prefixes) this.addTree(this.startKey(prefix), false);
+    for (const prefix of this.options.prefixes) {
+      const start = this.startKey(prefix);
+      this.maxDepths.push(depthOf(start) + (this.options.maxDepth ?? DEFAULT_MAX_DEPTH));
+      this.addTree(start, false);
+    }
   }
 
   stop(): void {
@@ -81,6 +96,7 @@ export class CgroupWatch {
   private addTree(key: string, report: boolean): void {
     const relevance = this.relevance(key);
     if (relevance === null || this.stopped || this.watchers.has(key)) return;
+    if (this.maxDepths.length > 0 && depthOf(key) > Math.max(...this.maxDepths)) return;
     if (this.watchers.size >= this.maxWatched) {
       this.options.warn('watch-limit', { watched: this.watchers.size, key }, 'too many cgroup directories to watch: new containers there are found by the periodic scan');
       return;
@@ -123,6 +139,10 @@ export class CgroupWatch {
     this.watchers.get(key)?.close();
     this.watchers.delete(key);
   }
+}
+
+function depthOf(key: string): number {
+  return key === '/' ? 0 : key.split('/').length - 1;
 }
 
 function parentKey(key: string): string {

@@ -88,6 +88,22 @@ describe('CgroupWatch', () => {
     }
   });
 
+  it('does not watch directories deeper than maxDepth below the prefix\'s parent (a container\'s own sub-cgroups)', async () => {
+    fs.mkdirSync(path.join(dir, 'k'));
+    const activity: string[] = [];
+    const watch = new CgroupWatch({ hierarchyRoot: dir, prefixes: ['/k/'], onActivity: (key) => activity.push(key), warn: () => undefined, maxDepth: 2 });
+    watch.start();
+    try {
+      fs.mkdirSync(path.join(dir, 'k/pod/c1/inner/deeper'), { recursive: true });
+      await until('container reported', () => [...activity], (a) => a.includes('/k/pod/c1'));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(watch.watched).toBe(3); // /k, /k/pod, /k/pod/c1
+      expect(activity).not.toContain('/k/pod/c1/inner');
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('watches at most maxWatched directories and says so', async () => {
     fs.mkdirSync(path.join(dir, 'k'));
     const { watch, warnings } = watchTree(dir, ['/k/'], 2);
