@@ -20,6 +20,12 @@ export interface PlanRequest {
   attach: boolean;
   /** "major:minor" of our live mounts. */
   ourDevices: OurDevices;
+  /**
+   * Where the container's / is as the process sees it: "/" (default) once it runs in its root;
+   * the rootfs path before the runtime's pivot_root (the OCI hook), so that the binds are made
+   * under the rootfs, which pivot_root keeps (binds on the old root's /proc are thrown away).
+   */
+  root?: string;
 }
 
 /** "major:minor" of each of our live mounts: the main tree's and the container-views tree's. */
@@ -138,12 +144,13 @@ export class AttachPlanner {
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
-      const stack = look.stacks.get(file);
+      const target = path.posix.join(request.root ?? '/', file);
+      const stack = look.stacks.get(target);
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
       if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
-      if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
+      if (!(stack || (await exists(path.join(procDir, 'root', target))))) continue;
       const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
-      look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
+      look.pairs.set(target, { source: this.mountpointOf(tree) + own, target, detachMountIds });
     }
   }
 

@@ -1,0 +1,120 @@
+/**
+ * The OCI hook end to end: runc runs the hook (native/src/hook.c) as a createRuntime hook, the
+ * hook asks the daemon over its socket, the daemon binds the container's files under its rootfs
+ * before pivot_root, and the container's first instruction already reads its own meminfo, vmstat
+ * and cpu/online. Nothing is bound at creation and the daemon's periodic scan is 10 minutes
+ * away, so only the hook can have put the files there. Without a daemon, or with one that never
+ * answers, the container starts anyway (the hook exits 0: at once, or at its timeout).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { CGROUP_ROOT, isPureV2, prepareV2 } from '../helpers/cgroups';
+import { removeStaleContainers, runContainer, runcAvailable, type OciHook, type RuncContainer } from '../helpers/runc';
+import { nativeBuildDir } from '../../src/fuse/native';
+
+const HOOK = path.join(nativeBuildDir(), 'isolfs-oci-hook');
+const MIB = 1024n * 1024n;
+const LIMIT = 128n * MIB;
+const FIRST_INSTRUCTION = 'cat /proc/meminfo; echo =====; cat /proc/vmstat; echo =====; cat /sys/devices/system/cpu/online; echo =====; sleep 2147483647';
+
+/** The cgroup path prefix runc's containers of this test process get (see helpers/runc.ts). */
+function runcCgroupPrefix(): string {
+  if (isPureV2()) return path.posix.join('/', path.relative(CGROUP_ROOT, prepareV2()), `isolfs-test-${process.pid}-`);
+  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':'))
+    .find(([, controllers]) => controllers?.split(',').includes('memory'))?.slice(2).join(':');
+  return path.posix.join(own ?? '/', `isolfs-test-${process.pid}-`);
+}
+
+function hook(socket: string, timeoutMs?: number): Record<string, OciHook[]> {
+  const args = ['isolfs-oci-hook', '--socket', socket, ...(timeoutMs === undefined ? [] : ['--timeout-ms', String(timeoutMs)])];
+  return { createRuntime: [{ path: HOOK, args }] };
+}
+
+/** The three files as the first instruction printed them, once it has; the time it took to see them. */
+async function firstReads(container: RuncContainer, sinceMs: number): Promise<{ meminfo: string; vmstat: string; online: string; seenMs: number }> {
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    const parts = fs.readFileSync(container.logFile, 'utf8').split('=====\n');
+    if (parts.length >= 4) {
+      return { meminfo: parts[0], vmstat: parts[1], online: parts[2].trim(), seenMs: performance.now() - sinceMs };
+    }
+    if (Date.now() > deadline) throw new Error(`the container printed no output: ${parts.join('=====\n')}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+const memTotalKb = (text: string): number => Number(/^MemTotal:\s+(\d+) kB/m.exec(text)?.[1]);
+const freePages = (text: string): number => Number(/^nr_free_pages (\d+)/m.exec(text)?.[1]);
+const hostMemTotalKb = memTotalKb(fs.readFileSync('/proc/meminfo', 'utf8'));
+
+describe('OCI hook (createRuntime): attached before the first instruction', () => {
+  let daemon: DaemonHandle;
+  const containers: RuncContainer[] = [];
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-hook-test-'));
+
+  beforeAll(async () => {
+    expect(runcAvailable(), 'runc and /bin/busybox are needed (scripts/deps.sh --test installs them)').toBe(true);
+    expect(fs.existsSync(HOOK), `${HOOK} is built by npm install (native/binding.gyp)`).toBe(true);
+    await removeStaleContainers();
+    // The periodic scan runs once at start (no container yet), then not for 10 minutes.
+    daemon = await startDaemon({ args: ['--attach', runcCgroupPrefix(), '--attach-interval-ms', '600000'] });
+  });
+
+  afterAll(async () => {
+    for (const c of containers) await c.delete();
+    await daemon?.cleanup();
+    if (daemon) fs.rmSync(path.dirname(daemon.mountpoint), { recursive: true, force: true });
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  async function run(hooks: Record<string, OciHook[]>): Promise<{ container: RuncContainer; startedMs: number }> {
+    const startedMs = performance.now();
+    const container = await runContainer({
+      memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, args: ['sh', '-c', FIRST_INSTRUCTION], hooks,
+    });
+    containers.push(container);
+    return { container, startedMs };
+  }
+
+  it('the first instruction reads the container\'s meminfo, vmstat and cpu/online, nothing bound at creation', async () => {
+    const { container, startedMs } = await run(hook(daemon.hookSocket));
+    const first = await firstReads(container, startedMs);
+    expect(memTotalKb(first.meminfo)).toBe(Number(LIMIT / 1024n));
+    expect(freePages(first.vmstat)).toBeLessThanOrEqual(Number(LIMIT / 4096n));
+    expect(first.online).toBe('0');
+    const mounts = fs.readFileSync(`/proc/${container.pid}/mountinfo`, 'utf8').split('\n').filter((l) => l.includes(' - fuse.isolfs '));
+    const targets = mounts.map((l) => l.split(' ')[4]);
+    expect(targets).toEqual(expect.arrayContaining(['/proc/meminfo', '/proc/vmstat', '/sys/devices/system/cpu/online']));
+    const logged = daemon.logs.map((l) => JSON.parse(l) as { msg: string; result?: string; ms?: number }).find((l) => l.msg === 'OCI hook request');
+    expect(logged?.result).toBe('attached');
+    console.log(`runc run with the hook: ${container.runMs.toFixed(0)} ms; first correct read seen ${first.seenMs.toFixed(0)} ms after runc run began; daemon side ${logged?.ms} ms`);
+  });
+
+  it('without a daemon, the container starts at once with the host\'s files', async () => {
+    const { container, startedMs } = await run(hook(path.join(base, 'absent.sock')));
+    const first = await firstReads(container, startedMs);
+    expect(memTotalKb(first.meminfo)).toBe(hostMemTotalKb);
+    expect(container.runMs).toBeLessThan(2000);
+  });
+
+  it('with a daemon that never answers, the container starts at the hook\'s timeout', async () => {
+    const silent = path.join(base, 'silent.sock');
+    const held: net.Socket[] = [];
+    const server = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => server.listen(silent, resolve));
+    try {
+      const { container, startedMs } = await run(hook(silent, 500));
+      await firstReads(container, startedMs);
+      expect(held.length).toBe(1);
+      expect(container.runMs).toBeGreaterThanOrEqual(500);
+      expect(container.runMs).toBeLessThan(2500);
+    } finally {
+      for (const s of held) s.destroy();
+      server.close();
+    }
+  });
+});
