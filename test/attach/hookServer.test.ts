@@ -48,7 +48,7 @@ describe('hook server', () => {
     const seen: HookAttachRequest[] = [];
     server = await startHookServer({
       socketPath, logger,
-      attach: async (request) => { seen.push(request); return { result: 'attached', container: '/c1', files: ['/proc/meminfo'] }; },
+      attach: (request) => { seen.push(request); return Promise.resolve({ result: 'attached', container: '/c1', files: ['/proc/meminfo'] }); },
     });
     expect(fs.statSync(path.dirname(socketPath)).mode & 0o777).toBe(0o700);
     expect(fs.statSync(socketPath).mode & 0o777).toBe(0o600);
@@ -60,7 +60,7 @@ describe('hook server', () => {
 
   it('refuses malformed and oversized requests without calling attach', async () => {
     let calls = 0;
-    server = await startHookServer({ socketPath, logger, attach: async () => { calls++; return { result: 'skipped', reason: '' }; } });
+    server = await startHookServer({ socketPath, logger, attach: () => { calls++; return Promise.resolve({ result: 'skipped', reason: '' }); } });
     for (const body of ['', 'not json', '[]', JSON.stringify({ state: { ...STATE, pid: 0 } }), JSON.stringify({ state: { ...STATE, bundle: 'rel' } })]) {
       expect((JSON.parse(await ask(socketPath, body)) as AttachOutcome).result).toBe('failed');
     }
@@ -92,7 +92,7 @@ describe('hook server', () => {
   });
 
   it('replaces a killed predecessor\'s socket, refuses to take a live one or a non-socket', async () => {
-    const attach = async (): Promise<AttachOutcome> => ({ result: 'skipped', reason: '' });
+    const attach = (): Promise<AttachOutcome> => Promise.resolve({ result: 'skipped', reason: '' });
     // A stale socket: its listener killed with SIGKILL (what a killed daemon leaves).
     fs.mkdirSync(path.dirname(socketPath), { recursive: true });
     const script = `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`;
