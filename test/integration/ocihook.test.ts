@@ -4,8 +4,11 @@
  * before pivot_root, and the container's first instruction already reads its own meminfo, vmstat
  * and cpu/online. Nothing is bound at creation and the daemon's periodic scan is 10 minutes
  * away, so only the hook can have put the files there. Without a daemon, or with one that never
- * answers, the container starts anyway (the hook exits 0: at once, or at its timeout).
+ * answers, the container starts anyway (the hook exits 0: at once, or at its timeout). Podman
+ * (with the runtime it finds, runc here) runs the same hook from deploy/oci-hooks/isolfs.json
+ * through --hooks-dir.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,7 +16,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { CGROUP_ROOT, isPureV2, prepareV2 } from '../helpers/cgroups';
-import { removeStaleContainers, runContainer, runcAvailable, type OciHook, type RuncContainer } from '../helpers/runc';
+import { ensureRootfs, removeStaleContainers, runContainer, runcAvailable, type OciHook, type RuncContainer } from '../helpers/runc';
 import { nativeBuildDir } from '../../src/fuse/native';
 
 const HOOK = path.join(nativeBuildDir(), 'isolfs-oci-hook');
@@ -94,6 +97,16 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     console.log(`runc run with the hook: ${container.runMs.toFixed(0)} ms; first correct read seen ${first.seenMs.toFixed(0)} ms after runc run began; daemon side ${logged?.ms} ms`);
   });
 
+  it('podman run --hooks-dir with deploy/oci-hooks/isolfs.json: the first instruction reads its own files', async () => {
+    const podman = await podmanRun(daemon.hookSocket, base, 'sh', '-c', FIRST_INSTRUCTION.replace('; sleep 2147483647', ''));
+    const [meminfo = '', vmstat = '', online = ''] = podman.stdout.split('=====\n');
+    expect(podman.code, podman.stderr).toBe(0);
+    expect(memTotalKb(meminfo)).toBe(Number(LIMIT / 1024n));
+    expect(freePages(vmstat)).toBeLessThanOrEqual(Number(LIMIT / 4096n));
+    expect(online.trim()).toBe('0');
+    console.log(`podman run with the hook, to its exit: ${podman.ms.toFixed(0)} ms`);
+  });
+
   it('without a daemon, the container starts at once with the host\'s files', async () => {
     const { container, startedMs } = await run(hook(path.join(base, 'absent.sock')));
     const first = await firstReads(container, startedMs);
@@ -118,3 +131,54 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     }
   });
 });
+
+/**
+ * `podman run --rm` of the busybox rootfs (a copy: podman writes into it) with the hooks.d JSON we
+ * ship, pointed at the built hook and the test daemon's socket. Podman's state goes to a private
+ * --root/--runroot; the container's cgroup parent is beneath ours (like runc's, see runcCgroupPrefix)
+ * and removed afterwards. `--ulimit`: this host forbids raising hard limits ("error setting rlimit
+ * type 7"), and podman asks for more by default.
+ */
+async function podmanRun(socket: string, base: string, ...command: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const dir = fs.mkdtempSync(path.join(base, 'podman-'));
+  const hooksDir = path.join(dir, 'hooks.d');
+  fs.mkdirSync(hooksDir);
+  const shipped = fs.readFileSync(path.join(__dirname, '..', '..', 'deploy', 'oci-hooks', 'isolfs.json'), 'utf8');
+  fs.writeFileSync(path.join(hooksDir, 'isolfs.json'), shipped.replace('/opt/isolfs/bin/isolfs-oci-hook', HOOK).replace('/run/isolfs-hook/hook.sock', socket));
+  const rootfs = path.join(dir, 'rootfs');
+  fs.cpSync(ensureRootfs(), rootfs, { recursive: true, verbatimSymlinks: true });
+  const parent = `${runcCgroupPrefix()}podman`;
+  const args = [
+    '--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--cgroup-manager', 'cgroupfs', '--hooks-dir', hooksDir,
+    'run', '--rm', '--network', 'none', '--cgroup-parent', parent, '--memory', String(LIMIT), '--cpus', '0.5',
+    '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096', '--rootfs', rootfs, ...command,
+  ];
+  const started = performance.now();
+  try {
+    return await new Promise((resolve, reject) => {
+      execFile('podman', args, { timeout: 60_000, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err !== null && typeof err.code !== 'number') reject(new Error(`podman: ${err.message}`));
+        else resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr, ms: performance.now() - started });
+      });
+    });
+  } finally {
+    removeCgroupEverywhere(parent);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** rmdir a cgroup path (and what is left below it) in every hierarchy mounted under /sys/fs/cgroup. */
+function removeCgroupEverywhere(cgroupPath: string): void {
+  const hierarchies = isPureV2() ? [CGROUP_ROOT] : fs.readdirSync(CGROUP_ROOT).map((h) => path.join(CGROUP_ROOT, h));
+  for (const hierarchy of hierarchies) {
+    const top = path.join(hierarchy, cgroupPath);
+    if (!fs.existsSync(top)) continue;
+    const dirs: string[] = [];
+    const walk = (d: string): void => {
+      for (const entry of fs.readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(d, entry.name));
+      dirs.push(d);
+    };
+    walk(top);
+    for (const d of dirs) fs.rmdirSync(d);
+  }
+}
