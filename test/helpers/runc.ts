@@ -53,6 +53,11 @@ export interface RuncContainerOptions {
   capabilities?: string[];
   /** A network namespace (only loopback; default true). */
   networkNamespace?: boolean;
+  /**
+   * root.path "rootfs", relative to the bundle (as containerd writes it): a copy of the shared
+   * rootfs there (runc refuses a symlink); default: the shared rootfs's absolute path.
+   */
+  relativeRoot?: boolean;
   /** OCI hooks by stage (createRuntime, ...), as in config.json. */
   hooks?: Record<string, OciHook[]>;
 }
@@ -205,6 +210,10 @@ function writeConfig(bundleDir: string, rootfs: string, cgroupsPath: string, opt
     config.process.capabilities = { bounding: caps, effective: caps, permitted: caps, ambient: caps };
   }
   config.root = { path: rootfs, readonly: true };
+  if (options.relativeRoot) {
+    fs.cpSync(rootfs, path.join(bundleDir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+    config.root.path = 'rootfs';
+  }
   config.hostname = 'isolfs-test';
   config.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=16m'] });
   for (const bind of options.binds ?? []) {

@@ -80,10 +80,10 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  async function run(hooks: Record<string, OciHook[]>): Promise<{ container: RuncContainer; startedMs: number }> {
+  async function run(hooks: Record<string, OciHook[]>, relativeRoot = false): Promise<{ container: RuncContainer; startedMs: number }> {
     const startedMs = performance.now();
     const container = await runContainer({
-      memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, args: ['sh', '-c', FIRST_INSTRUCTION], hooks,
+      memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, args: ['sh', '-c', FIRST_INSTRUCTION], hooks, relativeRoot,
     });
     containers.push(container);
     return { container, startedMs };
@@ -102,6 +102,13 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     const logged = daemon.logs.map((l) => JSON.parse(l) as { msg: string; result?: string; ms?: number }).find((l) => l.msg === 'OCI hook request');
     expect(logged?.result).toBe('attached');
     console.log(`runc run with the hook: ${container.runMs.toFixed(0)} ms; first correct read seen ${first.seenMs.toFixed(0)} ms after runc run began; daemon side ${logged?.ms} ms`);
+  });
+
+  it('finds a rootfs given relative to the bundle (containerd\'s layout)', async () => {
+    const { container, startedMs } = await run(hook(daemon.hookSocket), true);
+    const first = await firstReads(container, startedMs);
+    expect(memTotalKb(first.meminfo)).toBe(Number(LIMIT / 1024n));
+    expect(first.online).toBe('0');
   });
 
   it('podman run --hooks-dir with deploy/oci-hooks/isolfs.json: the first instruction reads its own files', async () => {
