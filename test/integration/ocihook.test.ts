@@ -181,23 +181,39 @@ async function podmanRun(socket: string, base: string, ...command: string[]): Pr
       });
     });
   } finally {
-    removeCgroupEverywhere(parent);
+    await removeCgroupEverywhere(parent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** rmdir a cgroup path (and what is left below it) in every hierarchy mounted under /sys/fs/cgroup. */
-function removeCgroupEverywhere(cgroupPath: string): void {
+/**
+ * rmdir a cgroup path (and what is left below it) in every hierarchy mounted under /sys/fs/cgroup.
+ * podman's conmon (in <parent>/conmon) may take a moment to exit after `podman run --rm` returns:
+ * EBUSY is retried for 5 s, then what is still in those cgroups (processes our podman started) is
+ * killed by pid.
+ */
+async function removeCgroupEverywhere(cgroupPath: string): Promise<void> {
   const hierarchies = isPureV2() ? [CGROUP_ROOT] : fs.readdirSync(CGROUP_ROOT).map((h) => path.join(CGROUP_ROOT, h));
-  for (const hierarchy of hierarchies) {
-    const top = path.join(hierarchy, cgroupPath);
-    if (!fs.existsSync(top)) continue;
-    const dirs: string[] = [];
-    const walk = (d: string): void => {
-      for (const entry of fs.readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(d, entry.name));
-      dirs.push(d);
-    };
-    walk(top);
-    for (const d of dirs) fs.rmdirSync(d);
+  const dirs: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(d, entry.name));
+    dirs.push(d);
+  };
+  for (const hierarchy of hierarchies) if (fs.existsSync(path.join(hierarchy, cgroupPath))) walk(path.join(hierarchy, cgroupPath));
+  const deadline = Date.now() + 5000;
+  for (const d of dirs) {
+    while (fs.existsSync(d)) {
+      try {
+        fs.rmdirSync(d);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EBUSY') throw err;
+        if (Date.now() > deadline) {
+          for (const pid of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+          }
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
   }
 }
