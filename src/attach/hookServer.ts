@@ -113,7 +113,10 @@ function serveConnection(socket: net.Socket, options: HookServerOptions, limiter
   const started = performance.now();
   const chunks: Buffer[] = [];
   let size = 0;
-  socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+  // From the connection on, not per inactivity: a client trickling bytes is cut off all the same.
+  const deadline = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
+  deadline.unref();
+  socket.on('close', () => clearTimeout(deadline));
   socket.on('error', () => socket.destroy());
   const answer = (outcome: AttachOutcome): void => {
     if (!socket.destroyed) socket.end(`${JSON.stringify(outcome)}\n`);

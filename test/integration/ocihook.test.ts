@@ -8,7 +8,7 @@
  * (with the runtime it finds, runc here) runs the same hook from deploy/oci-hooks/isolfs.json
  * through --hooks-dir.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -111,6 +111,18 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     const first = await firstReads(container, startedMs);
     expect(memTotalKb(first.meminfo)).toBe(Number(LIMIT / 1024n));
     expect(first.online).toBe('0');
+  });
+
+  it('attaches at /proc/... when run after pivot_root (the hook by hand for a running container)', async () => {
+    const container = await runContainer({ memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000 });
+    containers.push(container);
+    const state = JSON.stringify({ ociVersion: '1.0.2', id: container.id, status: 'running', pid: container.pid, bundle: container.bundleDir });
+    const hookRun = spawnSync(HOOK, ['--socket', daemon.hookSocket, '--timeout-ms', String(HOOK_TIMEOUT_MS)], { input: state, encoding: 'utf8' });
+    expect(hookRun.status).toBe(0);
+    expect(hookRun.stderr).toBe('');
+    const read = await container.exec(['sh', '-c', 'grep MemTotal /proc/meminfo; cat /sys/devices/system/cpu/online']);
+    expect(memTotalKb(read.stdout)).toBe(Number(LIMIT / 1024n));
+    expect(read.stdout.trim().split('\n').at(-1)).toBe('0');
   });
 
   it('podman run --hooks-dir with deploy/oci-hooks/isolfs.json: the first instruction reads its own files', async () => {
