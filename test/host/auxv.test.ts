@@ -20,8 +20,10 @@ function auxv(pairs: [number, number][], wordBytes: 4 | 8, littleEndian: boolean
   pairs.forEach(([type, value], i) => {
     for (const [k, v] of [[0, type], [1, value]]) {
       const offset = (2 * i + k) * wordBytes;
-      if (wordBytes === 8) littleEndian ? buf.writeBigUInt64LE(BigInt(v), offset) : buf.writeBigUInt64BE(BigInt(v), offset);
-      else littleEndian ? buf.writeUInt32LE(v, offset) : buf.writeUInt32BE(v, offset);
+      if (wordBytes === 8 && littleEndian) buf.writeBigUInt64LE(BigInt(v), offset);
+      else if (wordBytes === 8) buf.writeBigUInt64BE(BigInt(v), offset);
+      else if (littleEndian) buf.writeUInt32LE(v, offset);
+      else buf.writeUInt32BE(v, offset);
     }
   });
   return buf;
