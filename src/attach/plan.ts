@@ -42,9 +42,9 @@ type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
 /**
  * The files attach binds, as the container sees them: the views and the control files. A bind
  * needs an existing target and nothing is created inside a container, so a file the container
- * does not have is skipped: the control
- * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
- * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
+ * does not have is skipped: the control files exist only on kernels with the feature isolfs
+ * stands in for (or where a runtime put a placeholder); elsewhere a pod mounts
+ * <mnt>/proc/sys/kernel with a hostPath volume.
  */
 export const ATTACHED_FILES: readonly ServedPath[] = [
   ...VIEW_PATHS,
