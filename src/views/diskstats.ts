@@ -1,7 +1,7 @@
 // /proc/diskstats for a container: one line per disk its cgroup did I/O on, in the host's order
 // and format, with the cgroup's own counts. Counters grow by deltas since the previous read of
 // the same container (the caller keeps the returned DiskHistory), so none goes backwards when
-// the cgroup's numbers drop (blkio.reset_stats, a child cgroup removed on v1). Fields:
+// the cgroup's numbers drop (v1 takes a removed child cgroup's I/O out of its parent's). Fields:
 // Documentation/admin-guide/iostats.rst; every source: docs/views.md#diskstats.
 import type { BlockDeviceIo, BlockIoSnapshot } from '../cgroup/snapshot';
 import type { HostDiskstats } from '../host/diskstats';

@@ -54,7 +54,7 @@ describe('renderDiskstats', () => {
     expect(renderDiskstats(gone, host)).toBe('');
   });
 
-  it('never lets a counter go backwards: a drop (reset_stats, a removed child) adds nothing, growth after it adds its delta', () => {
+  it('never lets a counter go backwards: a drop (v1: a child cgroup removed) adds nothing, growth after it adds its delta', () => {
     let history: DiskHistory | null = null;
     const read = (writeBytes: bigint, writeIos: bigint) => {
       history = advanceDiskHistory(history, snapshot(device(8, 0, { writeBytes, writeIos })), host);
