@@ -40,14 +40,14 @@ export interface AttachPlan {
 type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
 
 /**
- * The files attach binds, as the container sees them: the views (not diskstats: it is the
- * host's file anyway) and the control files. A bind needs an existing target and nothing is
- * created inside a container, so a file the container does not have is skipped: the control
- * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
- * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
+ * The files attach binds, as the container sees them: the views and the control files. A bind
+ * needs an existing target and nothing is created inside a container, so a file the container
+ * does not have is skipped: the control files exist only on kernels with the feature isolfs
+ * stands in for (or where a runtime put a placeholder); elsewhere a pod mounts
+ * <mnt>/proc/sys/kernel with a hostPath volume.
  */
 export const ATTACHED_FILES: readonly ServedPath[] = [
-  ...VIEW_PATHS.filter((p) => p !== '/proc/diskstats'),
+  ...VIEW_PATHS,
   ...CONTROL_PATHS,
 ];
 

@@ -13,6 +13,7 @@ export const VIEW_PATHS = [
   '/proc/uptime',
   '/proc/swaps',
   '/proc/diskstats',
+  '/proc/partitions',
   '/sys/devices/system/cpu/online',
 ] as const;
 export type ViewPath = (typeof VIEW_PATHS)[number];
