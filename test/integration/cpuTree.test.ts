@@ -6,11 +6,12 @@
  * sees more CPUs never leaves its cpu1 in a kernel cache another reader is served from.
  */
 import fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
-import { BOUND_FILES, runInContainer, type RunResult } from '../helpers/container';
-import { ok } from '../helpers/procText';
+import { BOUND_FILES, runInContainer, startContainer, type RunningContainer, type RunResult } from '../helpers/container';
+import { ok, until } from '../helpers/procText';
 
 const HOST_CPU_DIR = '/sys/devices/system/cpu';
 const HOST_ONLINE = fs.readFileSync(`${HOST_CPU_DIR}/online`, 'utf8').trim();
@@ -112,5 +113,45 @@ describe('the CPU directory bound whole over /sys/devices/system/cpu', () => {
     expect(out.match(/No such file or directory/g)?.length).toBe(6);
     expect(out.match(/^1$/gm)?.length).toBe(3); // one cpuN listed
     expect(fs.existsSync(`${dir}/cpu1`)).toBe(true);
+  });
+});
+
+describe('--attach delivers the CPU directory into a running container', () => {
+  let daemon: DaemonHandle;
+  let cgroup: TestCgroup;
+  let container: RunningContainer;
+
+  beforeAll(async () => {
+    cgroup = createTestCgroup('cputree-attach', { cpuQuotaUs: 50_000, cpuPeriodUs: 100_000 });
+    daemon = await startDaemon({ args: ['--attach', cgroup.key, '--attach-interval-ms', '300'] });
+    container = startContainer(cgroup, { mountpoint: null }, 'exec sleep 600');
+  });
+
+  afterAll(async () => {
+    await container?.stop();
+    await daemon?.cleanup();
+    await cgroup?.remove();
+  });
+
+  /** A shell in the container's mount namespace and cgroup (a reader of the container). */
+  const inside = (cmd: string): Promise<RunResult> => new Promise((resolve) => {
+    const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+    execFile('bash', ['-c', `${join}; exec nsenter -t ${container.process.pid} -m sh -c '${cmd}'`], { timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ stdout, stderr, code: err ? 1 : 0 });
+    });
+  });
+
+  it('the directory from the main tree, online from the container\'s copy on top; 1 CPU for getconf and ls', async () => {
+    const seen = await until('CPU directory attached', () => inside('getconf _NPROCESSORS_CONF; getconf _NPROCESSORS_ONLN; ls /sys/devices/system/cpu'),
+      (r) => r.stdout.startsWith('1\n1\n'));
+    const names = seen.stdout.split('\n').slice(2);
+    expect(names).toContain('cpu0');
+    expect(names).not.toContain('cpu1');
+    const mounts = fs.readFileSync(`/proc/${container.process.pid}/mountinfo`, 'utf8').split('\n')
+      .filter((l) => l.includes(' - fuse.isolfs ')).map((l) => l.split(' ')).map((f) => ({ root: f[3], target: f[4] }));
+    expect(mounts).toContainEqual({ root: '/sys/devices/system/cpu', target: '/sys/devices/system/cpu' });
+    expect(mounts.find((m) => m.target === '/sys/devices/system/cpu/online')?.root).toMatch(/^\/containers\/.*\/sys\/devices\/system\/cpu\/online$/);
+    // busybox cat reads with sendfile (through the page cache): online's copy answers it.
+    expect(ok(await inside('busybox cat /sys/devices/system/cpu/online'))).toBe('0\n');
   });
 });
