@@ -11,7 +11,7 @@ import {
 } from './fuse/fileBackend';
 import type { ControlPath, CpuTreePath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath, isViewPath } from './fuse/layout';
-import { CPU_TREE_LABEL, readCpuTreeFile, visibleCpuCount } from './cpuTree';
+import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
@@ -31,7 +31,6 @@ import { FileReadError, TASK_FILE_MAX_BYTES, readBoundedBuffer, readBoundedText 
 const HOST_FILE_MAX_BYTES = 4 * 1024 * 1024;
 
 const { errno: E } = osConstants;
-
 
 export type Decision =
   | { isolated: false; reason: 'host-switch-off' | 'root-cgroup' | 'opted-out' | 'opted-out-env' | 'unknown-caller' }
@@ -84,8 +83,9 @@ export class IsolfsBackend implements FileBackend {
   cpuDirCount(caller: Caller): number | null | Errno {
     const decision = this.decide(caller);
     if (!decision.isolated) return null;
-    const count = visibleCpuCount(decision.container, this.options.sources, Date.now());
-    return typeof count === 'number' ? count : this.failure(CPU_TREE_LABEL, decision.container.location, count.failure);
+    // The online view's count: rendered at most every RENDER_REUSE_MS, however many cpuN lookups.
+    const online = this.serve('/sys/devices/system/cpu/online', decision);
+    return isErrno(online) ? online : cpuCountOfOnline(online);
   }
 
   read({ file, caller, container }: FileRequest): Buffer | Errno {

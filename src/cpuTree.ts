@@ -47,13 +47,9 @@ function readHostCpuTreeFile(file: CpuTreePath, sysRoot: string): Buffer {
   return readBoundedBuffer(path.join(sysRoot, 'devices/system/cpu'), relativeCpuPath(file), CPU_FILE_MAX_BYTES);
 }
 
-/** How many CPUs `container` sees: its cpuN/ directories. */
-export function visibleCpuCount(container: ContainerRecord, sources: HostSources, nowMs: number): number | Failure {
-  try {
-    return new ViewInputs(container, sources, nowMs).visibleCpus().length;
-  } catch (err) {
-    return { failure: err };
-  }
+/** How many CPUs a container sees (its cpuN/ directories), from its rendered online view ("0-N"). */
+export function cpuCountOfOnline(online: Buffer): number {
+  return parseCpuList(online.toString('utf8')).length;
 }
 
 /**
