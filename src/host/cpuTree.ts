@@ -26,6 +26,12 @@ const MAX_DEPTH = 4;
 /** More than any kernel has (~60 here, a few hundred with cpuidle and cpufreq governors). */
 const MAX_SHARED_FILES = 2048;
 const MAX_PER_CPU_FILES = 512;
+/**
+ * Per-CPU files in all (the tree holds them for every cpuN), each an inode in daemon memory.
+ * A host with many CPUs keeps what programs read first (ESSENTIAL_PER_CPU), then topology only.
+ */
+const MAX_PER_CPU_NODES = 100_000;
+const ESSENTIAL_PER_CPU = /^(online$|topology\/|cache\/|cpufreq\/)/;
 /** The per-CPU file list is the union of the first few cpuN/ (cpu0 often lacks `online`). */
 const CPU_DIRS_SCANNED = 16;
 /** sysfs names: attribute and directory names of the kernel's CPU subsystem. */
@@ -58,7 +64,16 @@ export function scanHostCpuTree(sysRoot: string): HostCpuTree {
     for (const entry of listDir(dir)) collect({ dir, inside, into: perCpu, cap: MAX_PER_CPU_FILES, keep: () => true }, entry, 1);
   }
   for (const name of ALWAYS_SHARED) shared.add(name);
-  return { shared: [...shared].sort(byName), perCpu: [...perCpu].sort(byName), cpuIds };
+  return { shared: [...shared].sort(byName), perCpu: withinBudget([...perCpu].sort(byName), cpuIds.length), cpuIds };
+}
+
+/** `perCpu`, cut down so that a copy for each of `cpuCount` CPUs stays within MAX_PER_CPU_NODES. */
+export function withinBudget(perCpu: string[], cpuCount: number): string[] {
+  const fits = (files: string[]): boolean => files.length * Math.max(1, cpuCount) <= MAX_PER_CPU_NODES;
+  if (fits(perCpu)) return perCpu;
+  const essential = perCpu.filter((f) => ESSENTIAL_PER_CPU.test(f));
+  if (fits(essential)) return essential;
+  return perCpu.filter((f) => f === 'online' || f.startsWith('topology/'));
 }
 
 /** One scan: from `dir`, files into `into` (at most `cap`), symlinks followed only within `inside`. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scanHostCpuTree } from '../../src/host/cpuTree';
+import { scanHostCpuTree, withinBudget } from '../../src/host/cpuTree';
 import { readCpuTreeFile } from '../../src/cpuTree';
 import { TimedCache, type HostSources } from '../../src/files';
 import { ContainerRegistry, type ContainerRecord } from '../../src/containers/registry';
@@ -83,6 +83,13 @@ describe('the CPU tree on a fixture host', () => {
     expect(tree.perCpu).toEqual(expect.arrayContaining(['online', 'topology/core_id', 'cache/index3/shared_cpu_map',
       'cpufreq/related_cpus', 'cpufreq/scaling_cur_freq']));
     expect(tree.perCpu.filter((f) => f.startsWith('subsystem'))).toEqual([]);
+  });
+
+  it('keeps what programs read first when many CPUs would make the tree too big', () => {
+    const files = ['cache/index0/size', 'cpufreq/related_cpus', 'cpuidle/state0/name', 'online', 'power/control', 'topology/core_id'];
+    expect(withinBudget(files, 8)).toEqual(files);
+    expect(withinBudget(files, 20_000)).toEqual(['cache/index0/size', 'cpufreq/related_cpus', 'online', 'topology/core_id']);
+    expect(withinBudget(files, 40_000)).toEqual(['online', 'topology/core_id']);
   });
 
   it('a missing directory gives the computed files only', () => {
