@@ -32,14 +32,8 @@ export interface Failure {
 }
 
 /** The path below the CPU directory: "cpu0/topology/core_id", "smt/active". */
-export function relativeCpuPath(file: CpuTreePath): string {
+function relativeCpuPath(file: CpuTreePath): string {
   return file.slice(CPU_TREE_DIR.length + 1);
-}
-
-/** Whether `file` is a per-CPU file, and of which cpuN. */
-export function cpuIndexOf(file: CpuTreePath): number | null {
-  const match = PER_CPU.exec(relativeCpuPath(file));
-  return match ? Number(match[1]) : null;
 }
 
 /** The host's own file (a reader that is not isolated). */
@@ -82,13 +76,23 @@ function renderCpuTreePath(file: CpuTreePath, container: ContainerRecord, source
     hostRel = `cpu${hostCpu}/${perCpu[2]}`;
   }
   const hostText = needsHostText(kind) ? readBoundedText(cpuDir, hostRel, CPU_FILE_MAX_BYTES) : undefined;
-  const threadSiblings = kind === 'smt-active'
-    ? visible.map((id) => parseCpuList(readBoundedText(cpuDir, `cpu${id}/topology/thread_siblings_list`, CPU_FILE_MAX_BYTES)))
-    : undefined;
+  const threadSiblings = kind === 'smt-active' && hostText?.trim() !== '0' ? siblingsUntilShared(cpuDir, visible) : undefined;
   return renderCpuTreeFile({ kind, visible, hostText, threadSiblings });
 }
 
-/** Every path of the CPU tree, for the FUSE layout: per-CPU files under each of `cpuNames`. */
+/** The visible CPUs' thread siblings, read up to the first list that names two of them (SMT active). */
+function siblingsUntilShared(cpuDir: string, visible: number[]): number[][] {
+  const shown = new Set(visible);
+  const lists: number[][] = [];
+  for (const id of visible) {
+    const siblings = parseCpuList(readBoundedText(cpuDir, `cpu${id}/topology/thread_siblings_list`, CPU_FILE_MAX_BYTES));
+    lists.push(siblings);
+    if (siblings.filter((cpu) => shown.has(cpu)).length > 1) break;
+  }
+  return lists;
+}
+
+/** Every path of the CPU tree, for the FUSE layout: the per-CPU files under each cpuN of `cpuIds`. */
 export function cpuTreePaths(shared: readonly string[], perCpu: readonly string[], cpuIds: readonly number[]): CpuTreePath[] {
   const paths: CpuTreePath[] = shared.map((rel) => `${CPU_TREE_DIR}/${rel}` as CpuTreePath);
   for (const id of cpuIds) for (const rel of perCpu) paths.push(`${CPU_TREE_DIR}/cpu${id}/${rel}`);

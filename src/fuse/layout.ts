@@ -33,10 +33,6 @@ export type CpuTreePath = `${typeof CPU_TREE_DIR}/${string}`;
 
 export type ServedPath = ViewPath | ControlPath | CpuTreePath;
 
-export function isCpuTreePath(p: string): p is CpuTreePath {
-  return p.startsWith(`${CPU_TREE_DIR}/`);
-}
-
 export function isViewPath(p: string): p is ViewPath {
   return (VIEW_PATHS as readonly string[]).includes(p);
 }
