@@ -51,11 +51,13 @@ export function scanHostCpuTree(sysRoot: string): HostCpuTree {
   }
   const shared = new Set<string>();
   const cpuIds: number[] = [];
+  // cpufreq/policyN is per CPU: each cpuN/cpufreq of the container stands for its own.
+  const keepShared = (rel: string): boolean => !/^cpufreq\/policy\d+(\/|$)/.test(rel);
   for (const entry of listDir(top)) {
     const cpu = CPU_DIR_PATTERN.exec(entry);
-    if (cpu && isDir(path.join(top, entry))) cpuIds.push(Number(cpu[1]));
-    // cpufreq/policyN is per CPU: each cpuN/cpufreq of the container stands for its own.
-    else collect({ dir: top, inside, into: shared, cap: MAX_SHARED_FILES, keep: (rel) => !/^cpufreq\/policy\d+(\/|$)/.test(rel) }, entry, 1);
+    // cpuN names are the cpuN directories' in the tree: a cpuN that is no directory is left out.
+    if (!cpu) collect({ dir: top, inside, into: shared, cap: MAX_SHARED_FILES, keep: keepShared }, entry, 1);
+    else if (isDir(path.join(top, entry))) cpuIds.push(Number(cpu[1]));
   }
   cpuIds.sort((a, b) => a - b);
   const perCpu = new Set<string>(['online']);

@@ -54,7 +54,7 @@ describe('the CPU tree on a fixture host', () => {
       online: '0-7\n', possible: '0-7\n', present: '0-7\n', offline: '\n', kernel_max: '8191\n', isolated: '\n',
       modalias: 'cpu:type:x86,ven0000fam0006mod0055:feature:,0000,0001\n', uevent: '', 'smt/active': '1\n',
       'smt/control': 'on\n', 'vulnerabilities/meltdown': 'Not affected\n', 'cpufreq/ondemand/up_threshold': '95\n',
-      'bad name': 'x\n',
+      'bad name': 'x\n', cpu9: 'not a directory\n',
     };
     for (let n = 0; n < CPUS; n++) Object.assign(files, cpuFiles(n));
     writeTree(cpuDir, files);
@@ -79,7 +79,7 @@ describe('the CPU tree on a fixture host', () => {
     expect(tree.cpuIds).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(tree.shared).toEqual(expect.arrayContaining(['online', 'possible', 'present', 'offline', 'kernel_max', 'isolated',
       'modalias', 'uevent', 'smt/active', 'smt/control', 'vulnerabilities/meltdown', 'cpufreq/ondemand/up_threshold']));
-    expect(tree.shared.filter((f) => f.startsWith('cpufreq/policy') || f === 'probe' || f === 'bad name')).toEqual([]);
+    expect(tree.shared.filter((f) => f.startsWith('cpufreq/policy') || ['probe', 'bad name', 'cpu9'].includes(f))).toEqual([]);
     expect(tree.perCpu).toEqual(expect.arrayContaining(['online', 'topology/core_id', 'cache/index3/shared_cpu_map',
       'cpufreq/related_cpus', 'cpufreq/scaling_cur_freq']));
     expect(tree.perCpu.filter((f) => f.startsWith('subsystem'))).toEqual([]);
