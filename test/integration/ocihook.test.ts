@@ -8,7 +8,7 @@
  * (with the runtime it finds, runc here) runs the same hook from deploy/oci-hooks/isolfs.json
  * through --hooks-dir.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -194,6 +194,9 @@ async function podmanRun(socket: string, base: string, ...command: string[]): Pr
     });
   } finally {
     await removeCgroupEverywhere(parent);
+    // podman's storage driver may leave its private bind of <root>/overlay (seen after a failed run).
+    const leftovers = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${dir}/`));
+    for (const mountpoint of leftovers.reverse()) execFileSync('umount', ['-l', mountpoint]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
