@@ -5,8 +5,8 @@
  * and cpu/online. Nothing is bound at creation and the daemon's periodic scan is 10 minutes
  * away, so only the hook can have put the files there. Without a daemon, or with one that never
  * answers, the container starts anyway (the hook exits 0: at once, or at its timeout). Podman
- * (with the runtime it finds, runc here) runs the same hook from deploy/oci-hooks/isolfs.json
- * through --hooks-dir.
+ * runs the same hook from deploy/oci-hooks/isolfs.json through --hooks-dir, with runc, and with
+ * crun where crun runs (pure cgroup v2: the VM).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -125,14 +125,18 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     expect(read.stdout.trim().split('\n').at(-1)).toBe('0');
   });
 
-  it('podman run --hooks-dir with deploy/oci-hooks/isolfs.json: the first instruction reads its own files', async () => {
-    const podman = await podmanRun(daemon.hookSocket, base, 'sh', '-c', FIRST_INSTRUCTION.replace('; sleep 2147483647', ''));
+  // crun 1.8 (Debian 12) refuses a hybrid host ("cgroups in hybrid mode not supported"): it runs
+  // in the cgroup v2 VM (test/vm/run.sh), and is said to be left out here.
+  const runtimes = isPureV2() ? ['runc', 'crun'] : ['runc'];
+  if (!isPureV2()) console.warn('isolfs: hybrid cgroups here: NOT running the podman --runtime crun case (crun 1.8 refuses them; test/vm/run.sh runs it)');
+  it.each(runtimes)('podman --runtime %s run --hooks-dir with deploy/oci-hooks/isolfs.json: the first instruction reads its own files', async (runtime) => {
+    const podman = await podmanRun(daemon.hookSocket, base, runtime, 'sh', '-c', FIRST_INSTRUCTION.replace('; sleep 2147483647', ''));
     const [meminfo = '', vmstat = '', online = ''] = podman.stdout.split('=====\n');
     expect(podman.code, podman.stderr).toBe(0);
     expect(memTotalKb(meminfo)).toBe(Number(LIMIT / 1024n));
     expect(freePages(vmstat)).toBeLessThanOrEqual(Number(LIMIT / 4096n));
     expect(online.trim()).toBe('0');
-    console.log(`podman run with the hook, to its exit: ${podman.ms.toFixed(0)} ms`);
+    console.log(`podman --runtime ${runtime} run with the hook, to its exit: ${podman.ms.toFixed(0)} ms`);
   });
 
   it('without a daemon, the container starts at once with the host\'s files', async () => {
@@ -168,7 +172,7 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
  * and removed afterwards. `--ulimit`: this host forbids raising hard limits ("error setting rlimit
  * type 7"), and podman asks for more by default.
  */
-async function podmanRun(socket: string, base: string, ...command: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+async function podmanRun(socket: string, base: string, runtime: string, ...command: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const dir = fs.mkdtempSync(path.join(base, 'podman-'));
   const hooksDir = path.join(dir, 'hooks.d');
   fs.mkdirSync(hooksDir);
@@ -180,7 +184,8 @@ async function podmanRun(socket: string, base: string, ...command: string[]): Pr
   fs.cpSync(ensureRootfs(), rootfs, { recursive: true, verbatimSymlinks: true });
   const parent = `${runcCgroupPrefix()}podman`;
   const args = [
-    '--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--cgroup-manager', 'cgroupfs', '--hooks-dir', hooksDir,
+    '--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--runtime', runtime, '--cgroup-manager', 'cgroupfs',
+    '--hooks-dir', hooksDir,
     'run', '--rm', '--network', 'none', '--cgroup-parent', parent, '--memory', String(LIMIT), '--cpus', '0.5',
     '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096', '--rootfs', rootfs, ...command,
   ];
