@@ -106,6 +106,14 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     console.log(`runc run with the hook: ${container.runMs.toFixed(0)} ms; first correct read seen ${first.seenMs.toFixed(0)} ms after runc run began; daemon side ${logged?.ms} ms`);
   });
 
+  it('attaches every one of 8 containers started at once (4 attaches at a time, the rest queued)', async () => {
+    const started = await Promise.all(Array.from({ length: 8 }, () => run(hook(daemon.hookSocket))));
+    const firsts = await Promise.all(started.map(({ container, startedMs }) => firstReads(container, startedMs)));
+    expect(firsts.map((f) => memTotalKb(f.meminfo))).toEqual(new Array(8).fill(Number(LIMIT / 1024n)));
+    expect(firsts.map((f) => f.online)).toEqual(new Array(8).fill('0'));
+    console.log(`8 containers at once with the hook: first correct reads seen after ${firsts.map((f) => f.seenMs.toFixed(0)).join(', ')} ms`);
+  });
+
   it('finds a rootfs given relative to the bundle (containerd\'s layout)', async () => {
     const { container, startedMs } = await run(hook(daemon.hookSocket), true);
     const first = await firstReads(container, startedMs);
