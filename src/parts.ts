@@ -12,6 +12,8 @@ import type { ContainerRegistry } from './containers/registry';
 import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
+import { parseLoadavg } from './host/loadavg';
+import { parseCpuOnline } from './host/cpuOnline';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
@@ -58,6 +60,8 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     // Shared by every container's render for as long as a render itself is reused.
     hostMeminfoCache: new TimedCache(RENDER_REUSE_MS, () => parseMeminfo(readBoundedText(options.procRoot, 'meminfo'), options.procRoot)),
     hostStatCache: new TimedCache(RENDER_REUSE_MS, () => parseStat(readBoundedText(options.procRoot, 'stat'), options.procRoot)),
+    hostLoadavgCache: new TimedCache(RENDER_REUSE_MS, () => parseLoadavg(readBoundedText(options.procRoot, 'loadavg'), options.procRoot)),
+    hostOnlineCache: new TimedCache(RENDER_REUSE_MS, () => parseCpuOnline(readBoundedText(`${options.sysRoot}/devices/system/cpu`, 'online'), options.sysRoot)),
   };
   return new IsolfsBackend({
     procRoot: options.procRoot,
