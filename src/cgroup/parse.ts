@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import { CgroupParseError } from './snapshot';
 import { parseCpuList } from './cpulist';
-import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, readBoundedText } from '../host/boundedRead';
+import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode } from '../host/boundedRead';
+import { heldCgroupFiles } from '../host/heldFiles';
 
 // At most 20 digits: the kernel prints 64-bit values; a longer token is garbage, and BigInt of
 // a megabyte of digits would cost seconds.
@@ -19,7 +20,7 @@ export const V1_UNLIMITED_THRESHOLD = 1n << 62n;
  *  `maxBytes`) throws a FileReadError. */
 export function readOptionalFile(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): string | null {
   try {
-    return readBoundedText(dir, file, maxBytes);
+    return heldCgroupFiles.readText(dir, file, maxBytes);
   } catch (err) {
     // ENODEV/EOPNOTSUPP: some cgroup files exist but refuse reads when a feature is off.
     if (isReadErrorCode(err, 'ENOENT', 'ENODEV', 'EOPNOTSUPP')) {
