@@ -107,12 +107,18 @@ export function keyAndValue(line: string): [key: string, value: string] | null {
 /** A flat-keyed file ("key value" per line: memory.stat, cpu.stat) as a Map, in file order; a
  *  repeated key keeps its last value. Values may be negative (some kernels print sums with %ld). */
 export function parseFlatKeyed(text: string, dir: string, file: string): Map<string, bigint> {
+  // Plain loop: memory.stat (~70 lines) is parsed at every meminfo render; an error's label is
+  // built only when there is an error.
   const values = new Map<string, bigint>();
-  forEachLine(text, dir, file, (line) => {
-    const pair = keyAndValue(line.text);
-    if (pair === null) throw line.notA('"key value"');
-    values.set(pair[0], parseDecimal(pair[1], dir, file, `line ${line.number} (${pair[0]})`));
-  });
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === '') continue;
+    const pair = keyAndValue(line);
+    if (pair === null) throw new FileLine(line, i + 1, dir, file).notA('"key value"');
+    const [key, token] = pair;
+    values.set(key, SIGNED_DECIMAL.test(token) ? BigInt(token) : parseDecimal(token, dir, file, `line ${i + 1} (${key})`));
+  }
   return values;
 }
 
