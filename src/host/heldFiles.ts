@@ -16,9 +16,11 @@
 import fs from 'node:fs';
 import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, openRegular, rereadPrefix } from './boundedRead';
 
-/** Default bound: ~7 files per container of a 500-container node, with room. Each kept fd also
- *  holds the kernel's seq_file buffer (a page or two) until closed. */
+/** Default bound: ~6 files per container of a 500-container node, with room. Each kept fd also
+ *  holds the kernel's seq_file buffer (4.4 KiB measured) until closed. */
 export const DEFAULT_MAX_HELD_FILES = 4096;
+/** Never more than this share of the process's fd limit: the rest is for FUSE, sockets, the attach helper. */
+const FD_LIMIT_SHARE = 4;
 /** A kept fd unread this long may be closed for another file. */
 export const HELD_FILE_IDLE_MS = 10_000;
 
@@ -47,7 +49,7 @@ export class HeldFiles {
   private readonly holdable: (path: string) => boolean;
 
   constructor(options: HeldFilesOptions = {}) {
-    this.maxHeld = options.maxHeld ?? DEFAULT_MAX_HELD_FILES;
+    this.maxHeld = options.maxHeld ?? defaultMaxHeld();
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.holdable = options.holdable ?? onKernfs;
     if (!(this.maxHeld >= 0)) throw new RangeError(`maxHeld must be >= 0: ${this.maxHeld}`);
@@ -144,6 +146,21 @@ function textOf(fd: number, dir: string, file: string, maxBytes: number): string
   const { bytes, truncated } = rereadPrefix(fd, dir, file, maxBytes);
   if (truncated) throw new FileReadError(dir, file, 'TOO_LARGE', `larger than ${maxBytes} bytes`);
   return bytes.toString('utf8');
+}
+
+/** DEFAULT_MAX_HELD_FILES, at most a quarter of the fd limit (Node raises the soft limit to the
+ *  hard one at start; /proc/self/limits says what it is). */
+export function defaultMaxHeld(limitsText?: string): number {
+  let text = limitsText;
+  try {
+    text ??= fs.readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return Math.floor(1024 / FD_LIMIT_SHARE); // limit unknown: assume the smallest common one
+  }
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(text)?.[1];
+  if (soft === undefined) return Math.floor(1024 / FD_LIMIT_SHARE);
+  if (soft === 'unlimited') return DEFAULT_MAX_HELD_FILES;
+  return Math.min(DEFAULT_MAX_HELD_FILES, Math.floor(Number(soft) / FD_LIMIT_SHARE));
 }
 
 function onKernfs(path: string): boolean {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HELD_FILE_IDLE_MS, HeldFiles } from '../../src/host/heldFiles';
+import { HELD_FILE_IDLE_MS, HeldFiles, defaultMaxHeld } from '../../src/host/heldFiles';
 import { FileReadError } from '../../src/host/boundedRead';
 
 let dir: string;
@@ -117,5 +117,18 @@ describe('HeldFiles', () => {
     const online = cache.readText('/sys/devices/system/cpu', 'online');
     expect(online).toBe(fs.readFileSync('/sys/devices/system/cpu/online', 'utf8'));
     expect(cache.size).toBe(1);
+  });
+});
+
+describe('defaultMaxHeld', () => {
+  const limits = (soft: string): string =>
+    `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                ${soft}                files     \n`;
+  it('is 4096, at most a quarter of the fd limit', () => {
+    expect(defaultMaxHeld(limits('1048576'))).toBe(4096);
+    expect(defaultMaxHeld(limits('20000'))).toBe(4096);
+    expect(defaultMaxHeld(limits('1024'))).toBe(256);
+    expect(defaultMaxHeld(limits('unlimited'))).toBe(4096);
+    expect(defaultMaxHeld('garbage')).toBe(256);
+    expect(defaultMaxHeld()).toBeGreaterThan(0);
   });
 });
