@@ -30,15 +30,24 @@ for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n
 const parents = CONTROLLERS.map((c) => path.join('/sys/fs/cgroup', c, own.get(c) ?? '/', `isolfs-bench-render-${process.pid}`));
 const children = [];
 
-function cleanup() {
+/** Kills our sleeping processes by pid, waits until they are gone (a cgroup with a process in
+ *  it cannot be removed), then removes every cgroup we made. */
+async function cleanup() {
+  const exited = children.map((child) => (child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', resolve))));
   for (const child of children) {
     try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
   }
+  await Promise.all(exited);
   for (const parent of parents) {
     for (let i = 0; i < N; i++) {
-      try { fs.rmdirSync(path.join(parent, `c${i}`)); } catch { /* not made or busy */ }
+      const dir = path.join(parent, `c${i}`);
+      for (let attempt = 0; attempt < 50 && fs.existsSync(dir); attempt++) {
+        try { fs.rmdirSync(dir); } catch { await new Promise((resolve) => setTimeout(resolve, 20)); }
+      }
     }
-    try { fs.rmdirSync(parent); } catch { /* not made */ }
+    try { fs.rmdirSync(parent); } catch (err) { if (err.code !== 'ENOENT') console.error(`cannot remove ${parent}: ${err.code}`); }
   }
 }
 
@@ -102,5 +111,5 @@ async function main() {
   console.log(`render CPU per file (mean over ${N} containers x ${ROUNDS} rounds): ${rows.join(', ')}; all ${mean.toFixed(1)} µs; load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
 }
 
-process.on('SIGINT', () => { cleanup(); process.exit(130); });
-main().then(cleanup, (err) => { cleanup(); console.error(err); process.exit(1); });
+process.on('SIGINT', () => { cleanup().then(() => process.exit(130)); });
+main().then(cleanup, async (err) => { await cleanup(); console.error(err); process.exit(1); });
