@@ -8,7 +8,7 @@ import { loadNative, type LoopMode } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { SwitchStore } from './switches/store';
 import type { LoadavgSampler } from './loadavg/sampler';
-import { ContainerRegistry, type ContainerRecord, type DropReason } from './containers/registry';
+import { ContainerRegistry, cgroupDirsOf, type ContainerRecord, type DropReason } from './containers/registry';
 import type { IsolfsBackend } from './backend';
 import type { Logger } from './log';
 import type { Metrics } from './health/metrics';
@@ -21,6 +21,7 @@ import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
 import { newBackend, newSampler } from './parts';
+import { heldCgroupFiles } from './host/heldFiles';
 import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep, viewsMountGone } from './startup';
 
 export interface DaemonOptions {
@@ -159,6 +160,7 @@ export class Daemon {
         filesystem.removeContainer(record.key);
         views?.removeContainer(record.key);
       }
+      heldCgroupFiles.release(cgroupDirsOf(record));
       logger.debug({ container: record.key, why, attached: record.attachedLocation !== null }, 'container dropped');
     };
     const device = ownDevice(options.mountpoint);
