@@ -10,6 +10,7 @@ import { Daemon, type DaemonOptions } from './daemon';
 import { StartupError } from './startup';
 import { NativeLoadError } from './fuse/native';
 import { defaultViewsMountpoint } from './fuse/filesystem';
+import { DEFAULT_HOOK_SOCKET } from './attach/hookServer';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';
 import { runSysctl } from './sysctl';
 
@@ -41,6 +42,11 @@ Options:
                            discovery (inotify on the cgroups under PREFIX attaches a new
                            container within tens of ms) and repair's periodic check (default 30000)
   --attach-concurrency N   attach helper runs at once (default 2 per CPU, 2..32)
+  --hook-socket PATH       with --attach: the unix socket (root-only) on which the OCI hook
+                           (isolfs-oci-hook, deploy/oci-hooks/) asks for a container to be
+                           attached before its first instruction (default
+                           /run/isolfs-hook/hook.sock)
+  --no-hook-socket         do not serve the hook's socket
   --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
                            the kernel's page cache) are mounted for the attach helper (default
                            /run/isolfs/views-<hash of the mountpoint>; created if missing)
@@ -76,6 +82,8 @@ const OPTIONS = {
   'attach-interval-ms': { type: 'string', default: '30000' },
   'attach-concurrency': { type: 'string' },
   'no-repair': { type: 'boolean', default: false },
+  'hook-socket': { type: 'string', default: DEFAULT_HOOK_SOCKET },
+  'no-hook-socket': { type: 'boolean', default: false },
   'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },
   'watchdog-abort-ms': { type: 'string', default: '30000' },
@@ -146,8 +154,14 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
     http: values.http,
     attachPrefixes: values.attach ?? [],
     attachConcurrency: attachConcurrency(values['attach-concurrency'] as string | undefined),
+    hookSocket: hookSocketOf(values),
     repairMounts: !values['no-repair'],
   };
+}
+
+/** --hook-socket, or null with --no-hook-socket. */
+function hookSocketOf(values: Values): string | null {
+  return values['no-hook-socket'] ? null : path.resolve(values['hook-socket'] as string);
 }
 
 type Limits = Pick<DaemonOptions, 'loadavgIntervalMs' | 'attachIntervalMs' | 'maxOpenFiles' | 'watchdogAbortMs'>;
@@ -178,7 +192,7 @@ function serve(options: DaemonOptions, logger: ReturnType<typeof createLogger>):
   daemon.onFatal = () => stopper.stop('watchdog', 1);
   process.on('SIGINT', () => stopper.stop('SIGINT', 0));
   process.on('SIGTERM', () => stopper.stop('SIGTERM', 0));
-  daemon.serveHealth().catch((err: unknown) => {
+  Promise.all([daemon.serveHealth(), daemon.serveHook()]).catch((err: unknown) => {
     void daemon.stop();
     fail(err instanceof Error ? err.message : String(err));
   });

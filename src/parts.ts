@@ -7,11 +7,14 @@ import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
-import { TimedCache, type HostSources } from './files';
+import { TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
 import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
+import { parseLoadavg } from './host/loadavg';
+import { parseCpuOnline } from './host/cpuOnline';
+import { readSystemUnits } from './host/auxv';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
@@ -34,8 +37,15 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
     },
     containers: () => containers.all(),
     countTasks: (record) => {
+      // One count serves /proc/stat's procs_running (files.ts) and the sampler for TASK_COUNTS_TTL_MS:
+      // a container read once a second would otherwise be counted twice in some seconds.
+      const nowMs = Date.now();
+      const kept = record.taskCounts;
+      if (kept !== null && nowMs >= kept.atMs && nowMs - kept.atMs < TASK_COUNTS_TTL_MS) return kept.counts;
       try {
-        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+        const counts = readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+        record.taskCounts = { atMs: nowMs, counts };
+        return counts;
       } catch {
         return null; // the cgroup is gone: the registry's sweep drops it
       }
@@ -45,11 +55,14 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
 
 export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
   const { options, switches, metrics } = parts;
+  // sysconf(_SC_CLK_TCK) and sysconf(_SC_PAGESIZE), read once: a 64 KiB-page arm64 kernel
+  // counts /proc/vmstat in 64 KiB pages.
+  const { userHz, pageSizeBytes } = readSystemUnits();
   const sources: HostSources = {
     procRoot: options.procRoot,
     sysRoot: options.sysRoot,
-    userHz: 100,
-    pageSizeBytes: 4096n,
+    userHz,
+    pageSizeBytes,
     maxTasksPerRead: MAX_TASKS_PER_READ,
     sampler: parts.sampler,
     // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
@@ -58,6 +71,8 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     // Shared by every container's render for as long as a render itself is reused.
     hostMeminfoCache: new TimedCache(RENDER_REUSE_MS, () => parseMeminfo(readBoundedText(options.procRoot, 'meminfo'), options.procRoot)),
     hostStatCache: new TimedCache(RENDER_REUSE_MS, () => parseStat(readBoundedText(options.procRoot, 'stat'), options.procRoot)),
+    hostLoadavgCache: new TimedCache(RENDER_REUSE_MS, () => parseLoadavg(readBoundedText(options.procRoot, 'loadavg'), options.procRoot)),
+    hostOnlineCache: new TimedCache(RENDER_REUSE_MS, () => parseCpuOnline(readBoundedText(`${options.sysRoot}/devices/system/cpu`, 'online'), options.sysRoot)),
   };
   return new IsolfsBackend({
     procRoot: options.procRoot,

@@ -95,24 +95,33 @@ export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountE
   }));
 }
 
-/** Whether the bottom of the mount's stack on its path sits on the mount visible at the path beneath. */
+/**
+ * Whether the bottom of the mount's stack on its path sits on the mount visible beneath it: the
+ * nearest path above with a mount must have that parent as its visible mount (a mount on a path
+ * in between, a CPU directory bound over sysfs say, hides it too).
+ */
 function sitsOnVisible(mount: MountEntry, byId: ReadonlyMap<number, MountEntry>, top: ReadonlyMap<string, MountEntry>): boolean {
   let base = mount;
   for (let below = byId.get(base.parentId), n = 0; below?.mountpoint === mount.mountpoint && n < byId.size; below = byId.get(below.parentId), n++) base = below;
-  const parent = byId.get(base.parentId);
-  return parent === undefined || parent.id === base.id || top.get(parent.mountpoint)?.id === parent.id;
+  if (base.parentId === base.id || !byId.has(base.parentId)) return true;
+  for (let dir = parentPath(mount.mountpoint); ; dir = parentPath(dir)) {
+    const visible = top.get(dir);
+    if (visible !== undefined) return visible.id === base.parentId;
+    if (dir === '/') return true;
+  }
 }
 
 /**
- * Whether a path's stack (mountStacks) is hidden: its bottom sits on a mount that another has
- * since covered (a fresh /proc over the one our file was bound in). One level is looked at.
+ * Whether a path's stack (mountStacks) is hidden: the nearest path above with mounts does not
+ * show the mount its bottom sits on (a fresh /proc mounted over the one our file was bound in,
+ * or a mount on a directory in between).
  */
 export function stackHidden(stack: readonly MountEntry[], stacks: ReadonlyMap<string, readonly MountEntry[]>): boolean {
   const base = stack.at(-1);
-  if (base === undefined) return false;
+  if (base === undefined || base.mountpoint === '/') return false;
   for (let dir = parentPath(base.mountpoint); ; dir = parentPath(dir)) {
-    const beneath = stacks.get(dir);
-    if (beneath?.some((m) => m.id === base.parentId)) return beneath[0]?.id !== base.parentId;
+    const visible = stacks.get(dir)?.[0];
+    if (visible !== undefined) return visible.id !== base.parentId;
     if (dir === '/') return false;
   }
 }

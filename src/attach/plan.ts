@@ -7,7 +7,7 @@ import path from 'node:path';
 import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
-import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
+import { CONTROL_PATHS, CPU_TREE_DIR, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { mountStacks, readMountinfo, stackHidden, type MountEntry } from './mountinfo';
 
 /** One mount namespace to plan for. */
@@ -20,6 +20,12 @@ export interface PlanRequest {
   attach: boolean;
   /** "major:minor" of our live mounts. */
   ourDevices: OurDevices;
+  /**
+   * Where the container's / is as the process sees it: "/" (default) once it runs in its root;
+   * the rootfs path before the runtime's pivot_root (the OCI hook), so that the binds are made
+   * under the rootfs, which pivot_root keeps (binds on the old root's /proc are thrown away).
+   */
+  root?: string;
 }
 
 /** "major:minor" of each of our live mounts: the main tree's and the container-views tree's. */
@@ -40,14 +46,14 @@ export interface AttachPlan {
 type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
 
 /**
- * The files attach binds, as the container sees them: the views (not diskstats: it is the
- * host's file anyway) and the control files. A bind needs an existing target and nothing is
- * created inside a container, so a file the container does not have is skipped: the control
- * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
- * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
+ * The files attach binds, as the container sees them: the views and the control files. A bind
+ * needs an existing target and nothing is created inside a container, so a file the container
+ * does not have is skipped: the control files exist only on kernels with the feature isolfs
+ * stands in for (or where a runtime put a placeholder); elsewhere a pod mounts
+ * <mnt>/proc/sys/kernel with a hostPath volume.
  */
 export const ATTACHED_FILES: readonly ServedPath[] = [
-  ...VIEW_PATHS.filter((p) => p !== '/proc/diskstats'),
+  ...VIEW_PATHS,
   ...CONTROL_PATHS,
 ];
 
@@ -137,20 +143,43 @@ export class AttachPlanner {
   /** A pair for every attached file the container has that is not already its copy from our mount. */
   private async planAttach(look: Look, location: CgroupLocation): Promise<void> {
     const { procDir, request } = look;
+    const cpuDirNew = await this.planCpuDir(look);
     // Which unmounted targets exist, asked all at once (each lstat is a trip through libuv's pool).
-    const unmounted = ATTACHED_FILES.filter((file) => !look.stacks.has(file));
-    const existing = await Promise.all(unmounted.map((file) => exists(path.join(procDir, 'root', file))));
+    const unmounted = ATTACHED_FILES.map((file) => targetIn(request, file)).filter((target) => !look.stacks.has(target));
+    const existing = await Promise.all(unmounted.map((target) => exists(path.join(procDir, 'root', target))));
     const present = new Set(unmounted.filter((_, i) => existing[i]));
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
-      const stack = look.stacks.get(file);
+      const target = targetIn(request, file);
+      const stack = look.stacks.get(target);
+      // Under a CPU directory bound now, a copy bound before is hidden: it is bound again on top.
+      // So is one whose parent was mounted over since (a fresh /proc after an early attach).
+      const hidden = (cpuDirNew && file.startsWith(`${CPU_TREE_DIR}/`)) || (stack !== undefined && stackHidden(stack, look.stacks));
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
-      if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own && !stackHidden(stack, look.stacks)) continue;
-      if (!(stack || present.has(file))) continue;
-      const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
-      look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
+      if (stack && !hidden && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
+      if (!(stack || present.has(target))) continue;
+      const detachMountIds = stack && !hidden ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
+      look.pairs.set(target, { source: this.mountpointOf(tree) + own, target, detachMountIds });
     }
+  }
+
+  /**
+   * The CPU directory whole (true: a pair was planned), from the main tree: which cpuN names
+   * exist depends on who reads, which the main tree answers per reader at each lookup (a
+   * per-container copy would need a tree whose shape follows the container's quota). `online`
+   * from the container's copy goes on top of it (ATTACHED_FILES, after this pair), so readers
+   * that read through the page cache (sendfile, mmap) get its bytes.
+   */
+  private async planCpuDir(look: Look): Promise<boolean> {
+    const { procDir, request } = look;
+    const target = targetIn(request, CPU_TREE_DIR);
+    const stack = look.stacks.get(target);
+    if (stack && stack[0].device === request.ourDevices.main && isOurMount(stack[0], request.ourDevices) && stack[0].root === CPU_TREE_DIR) return false;
+    if (!(stack || (await exists(path.join(procDir, 'root', target))))) return false;
+    const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
+    look.pairs.set(target, { source: this.options.mountpoint + CPU_TREE_DIR, target, detachMountIds });
+    return true;
   }
 
   /**
@@ -268,6 +297,11 @@ export class AttachPlanner {
 }
 
 const ISOLFS_FSTYPE = 'fuse.isolfs';
+
+/** Where a container path is in the namespace's process's root (under the rootfs before pivot_root). */
+function targetIn(request: PlanRequest, file: string): string {
+  return path.posix.join(request.root ?? '/', file);
+}
 
 /** A mount of one of our live connections (a device is unique to it), whatever file it shows. */
 function isOurMount(mount: MountEntry, ourDevices: OurDevices): boolean {

@@ -139,6 +139,23 @@ describe('a file bound in a /proc that was mounted over since (unshare --mount-p
   });
 });
 
+describe('a file bound beneath a directory that was mounted over since (a CPU directory bound over sysfs)', () => {
+  const lines = [
+    '600 580 0:52 / / rw,relatime - ext4 /dev/vda rw',
+    '602 600 0:20 / /sys rw,relatime - sysfs sysfs rw',
+    '700 602 0:91 /containers/x/sys/devices/system/cpu/online /sys/devices/system/cpu/online rw,relatime - fuse.isolfs isolfs:/mnt rw',
+    '710 602 0:90 /containers/x/sys/devices/system/cpu /sys/devices/system/cpu rw,relatime - fuse.isolfs isolfs:/mnt rw',
+  ];
+  it('is hidden; the copy bound again inside the directory is the visible one', () => {
+    const stacks = mountStacks(parseMountinfo(lines.join('\n')));
+    expect(stackHidden(stacks.get('/sys/devices/system/cpu/online') ?? [], stacks)).toBe(true);
+    const again = [...lines, '720 710 0:91 /containers/x/sys/devices/system/cpu/online /sys/devices/system/cpu/online rw,relatime - fuse.isolfs isolfs:/mnt rw'];
+    const after = mountStacks(parseMountinfo(again.join('\n')));
+    expect(after.get('/sys/devices/system/cpu/online')?.[0]?.id).toBe(720);
+    expect(stackHidden(after.get('/sys/devices/system/cpu/online') ?? [], after)).toBe(false);
+  });
+});
+
 describe('LookSchedule', () => {
   it('looks at a cgroup at each delay, then stops; a new event starts the dense looks over', async () => {
     vi.useFakeTimers();
