@@ -10,7 +10,9 @@ import {
   type WriteRequest,
 } from './fuse/fileBackend';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
-import { isControlPath } from './fuse/layout';
+import { isControlPath, isPressurePath } from './fuse/layout';
+import { PressureFiles } from './pressure/files';
+import type { TriggerLease } from './fuse/fileBackend';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
@@ -65,8 +67,12 @@ export class IsolfsBackend implements FileBackend {
   /** The last version handed out (currentContent): versions are never reused. */
   private lastVersion = 0;
   private readonly switchListeners: Array<() => void> = [];
+  /** /proc/pressure/*: content and PSI triggers. */
+  readonly pressure: PressureFiles;
 
-  constructor(private readonly options: BackendOptions) {}
+  constructor(private readonly options: BackendOptions) {
+    this.pressure = new PressureFiles(options.procRoot, options.logger);
+  }
 
   /** Also tell `listener` after a switch changed (the container-views tree refreshes its files). */
   addSwitchListener(listener: () => void): void {
@@ -84,10 +90,21 @@ export class IsolfsBackend implements FileBackend {
       // Anyone who sees the copy may read it (writes are checked): the bit it shows says less
       // than the container's meminfo beside it, which is as visible.
       if (isControlPath(file)) return this.readControlFor(file, location);
+      if (isPressurePath(file)) return this.pressure.read(file, pressureSource(this.decideFor(location)));
       return this.serve(file, this.decideFor(location));
     }
     if (isControlPath(file)) return this.readControl(file, caller);
+    if (isPressurePath(file)) return this.pressure.read(file, pressureSource(this.decide(caller)));
     return this.serve(file, this.decide(caller));
+  }
+
+  /** A PSI trigger: to the real file of the cgroup the pressure file shows (as a read of it now). */
+  openTrigger({ file, caller, container, data }: WriteRequest): TriggerLease | Errno {
+    if (!isPressurePath(file)) return { errno: E.EACCES };
+    const location = container === undefined ? null : this.options.containers.attachedLocation(container);
+    if (container !== undefined && !location) return { errno: E.ENOENT };
+    const decision = location ? this.decideFor(location) : this.decide(caller);
+    return this.pressure.openTrigger(file, pressureSource(decision), caller, data);
   }
 
   /**
@@ -297,6 +314,10 @@ export class IsolfsBackend implements FileBackend {
     if (!line) return false;
     return line[1].trim().split(/\s+/).length === 1;
   }
+}
+
+function pressureSource(decision: Decision) {
+  return PressureFiles.sourceOf(decision.isolated ? decision.container.location : null);
 }
 
 /** Whether cgroup `key` is `container` itself or one of its descendants (paths, not prefixes). */

@@ -24,8 +24,20 @@ export const CONTROL_PATHS = [
 ] as const;
 export type ControlPath = (typeof CONTROL_PATHS)[number];
 
-export type ServedPath = ViewPath | ControlPath;
+/**
+ * Pressure (PSI) files: per-caller content like the views, but each open file may carry a PSI
+ * trigger (a write) that poll(2) waits on, so their per-container copies need per-open state
+ * and live in the main tree, never in the page-cache tree.
+ */
+export const PRESSURE_PATHS = ['/proc/pressure/cpu', '/proc/pressure/memory', '/proc/pressure/io'] as const;
+export type PressurePath = (typeof PRESSURE_PATHS)[number];
+
+export type ServedPath = ViewPath | ControlPath | PressurePath;
 
 export function isControlPath(p: string): p is ControlPath {
   return (CONTROL_PATHS as readonly string[]).includes(p);
+}
+
+export function isPressurePath(p: string): p is PressurePath {
+  return (PRESSURE_PATHS as readonly string[]).includes(p);
 }
