@@ -1,0 +1,198 @@
+/**
+ * End to end: /proc/pressure/{cpu,memory,io} per cgroup, and PSI triggers that wake poll(2).
+ * The real daemon; two real cgroups beneath ours (on a hybrid host each also gets a cgroup in the
+ * unified hierarchy, where the kernel keeps PSI per cgroup, as runc makes one); one kept under
+ * memory pressure by a real writer (hybrid: a v1 memory limit, whose reclaim waits on writeback)
+ * or allocator (v2: memory.high throttling), the other idle; readers in containers with the
+ * served file bound over /proc/pressure/memory; a small Python reader that writes a trigger and
+ * polls for POLLPRI, as systemd-oomd and Kubernetes agents do.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
+import { runInContainer, startContainer, type RunningContainer } from '../helpers/container';
+import { ok, until } from '../helpers/procText';
+
+const MIB = 1024n * 1024n;
+const PRESSURE_FILES = ['/proc/pressure/cpu', '/proc/pressure/memory', '/proc/pressure/io'];
+/** Debian's python3 (scripts/deps.sh): a uid-65534 reader must be able to run it (not a pyenv shim). */
+const PYTHON = '/usr/bin/python3';
+
+interface Psi {
+  someAvg10: number;
+  someTotalUs: bigint;
+}
+
+function parsePsi(text: string): Psi {
+  const m = /^some avg10=(\d+\.\d\d) avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)$/m.exec(text);
+  if (!m) throw new Error(`not a PSI file:\n${text}`);
+  return { someAvg10: Number(m[1]), someTotalUs: BigInt(m[2]) };
+}
+
+/**
+ * The trigger reader: opens the file, writes the trigger, polls for POLLPRI up to a timeout and
+ * prints one JSON line: what the write and the poll gave. argv: file trigger timeout_s [count].
+ * With count > 1 it opens that many files, each with the trigger, and reports the errno of the
+ * first refused one.
+ */
+const READER = String.raw`
+import errno, json, os, select, sys, time
+path, trigger, timeout = sys.argv[1], sys.argv[2].encode() + b"\n", float(sys.argv[3])
+count = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+out = {}
+fds = []
+for i in range(count):
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    fds.append(fd)
+    try:
+        os.write(fd, trigger)
+    except OSError as e:
+        out["writeErrno"] = errno.errorcode[e.errno]
+        out["accepted"] = i
+        break
+else:
+    out["accepted"] = count
+if "writeErrno" not in out:
+    try:
+        os.write(fds[0], trigger)
+    except OSError as e:
+        out["secondWriteErrno"] = errno.errorcode[e.errno]
+    p = select.poll()
+    p.register(fds[0], select.POLLPRI)
+    start = time.time()
+    events = p.poll(timeout * 1000)
+    out["pollSeconds"] = round(time.time() - start, 2)
+    out["pri"] = any(ev & select.POLLPRI for _, ev in events)
+print(json.dumps(out))
+`;
+
+interface ReaderResult {
+  accepted: number;
+  writeErrno?: string;
+  secondWriteErrno?: string;
+  pri?: boolean;
+  pollSeconds?: number;
+}
+
+describe('/proc/pressure per cgroup', () => {
+  let daemon: DaemonHandle;
+  let loaded: TestCgroup;
+  let idle: TestCgroup;
+  let load: RunningContainer | null = null;
+  let workDir: string;
+  let readerPath: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon();
+    loaded = createTestCgroup('psi-loaded', { memoryLimitBytes: 32n * MIB, unified: true });
+    idle = createTestCgroup('psi-idle', { unified: true });
+    for (const cgroup of [loaded, idle]) {
+      // Without a cgroup2 directory there is no per-cgroup PSI to test: fail loudly.
+      expect(cgroup.dirs.get('unified'), 'no cgroup2 (unified) hierarchy on this host').toBeDefined();
+    }
+    workDir = fs.mkdtempSync(path.join('/var/tmp', 'isolfs-psi-'));
+    fs.chmodSync(workDir, 0o755); // the unprivileged reader runs the script too
+    readerPath = path.join(workDir, 'psi_reader.py');
+    fs.writeFileSync(readerPath, READER, { mode: 0o644 });
+    let command: string;
+    if (isPureV2()) {
+      // v2: anonymous memory past memory.high is throttled (the penalty sleep is a memory stall).
+      fs.writeFileSync(path.join(loaded.dirs.get('memory') as string, 'memory.high'), String(16n * MIB));
+      command = `exec ${PYTHON} -c 'import time
+b = bytearray(28 << 20)
+while True:
+    for i in range(0, len(b), 4096): b[i] = (b[i] + 1) & 255'`;
+    } else {
+      // v1: writing a file through a 32 MiB memory cgroup: its reclaim waits on the writeback.
+      command = `while true; do dd if=/dev/zero of=${workDir}/written bs=1M count=256 status=none; done`;
+    }
+    load = startContainer(loaded, { mountpoint: null }, command);
+  });
+
+  afterAll(async () => {
+    await load?.stop();
+    await daemon?.cleanup();
+    await loaded?.remove();
+    await idle?.remove();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  function realPsi(cgroup: TestCgroup): Psi {
+    return parsePsi(fs.readFileSync(path.join(cgroup.dirs.get('unified') as string, 'memory.pressure'), 'utf8'));
+  }
+
+  async function servedPsi(cgroup: TestCgroup): Promise<Psi> {
+    const result = await runInContainer(cgroup, { mountpoint: daemon.mountpoint, files: ['/proc/pressure/memory'] }, 'cat /proc/pressure/memory');
+    return parsePsi(ok(result));
+  }
+
+  async function reader(cgroup: TestCgroup, args: string): Promise<ReaderResult> {
+    const result = await runInContainer(cgroup, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES }, `${PYTHON} ${readerPath} ${args}`);
+    return JSON.parse(ok(result)) as ReaderResult;
+  }
+
+  it('the kernel format: every file has some and full lines', async () => {
+    const result = await runInContainer(idle, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES },
+      'for f in cpu memory io; do cat /proc/pressure/$f; done');
+    const lines = ok(result).trim().split('\n');
+    expect(lines).toHaveLength(6);
+    for (const [i, line] of lines.entries()) {
+      expect(line).toMatch(new RegExp(`^${i % 2 === 0 ? 'some' : 'full'} avg10=\\d+\\.\\d\\d avg60=\\d+\\.\\d\\d avg300=\\d+\\.\\d\\d total=\\d+$`));
+    }
+  });
+
+  it('a container under memory pressure sees its own non-zero some avg10; its idle sibling sees its own', async () => {
+    // avg10 is updated every 2 s: wait for the load to show in the real cgroup file first.
+    await until('memory pressure in the loaded cgroup', () => realPsi(loaded).someAvg10, (v) => v > 0, 30_000);
+    const before = realPsi(loaded);
+    const served = await servedPsi(loaded);
+    const after = realPsi(loaded);
+    expect(served.someAvg10).toBeGreaterThan(0);
+    // The served total is the container's own, read between two reads of its cgroup's file.
+    expect(served.someTotalUs).toBeGreaterThanOrEqual(before.someTotalUs);
+    expect(served.someTotalUs).toBeLessThanOrEqual(after.someTotalUs);
+
+    const idleBefore = realPsi(idle);
+    const idleServed = await servedPsi(idle);
+    const idleAfter = realPsi(idle);
+    expect(idleServed.someAvg10).toBeLessThan(1);
+    expect(idleServed.someTotalUs).toBeGreaterThanOrEqual(idleBefore.someTotalUs);
+    expect(idleServed.someTotalUs).toBeLessThanOrEqual(idleAfter.someTotalUs);
+    expect(idleServed.someTotalUs).toBeLessThan(served.someTotalUs);
+  });
+
+  it('a PSI trigger written to /proc/pressure/memory wakes poll(2) with POLLPRI; a second write is EBUSY', async () => {
+    await until('memory pressure in the loaded cgroup', () => realPsi(loaded).someAvg10, (v) => v > 0, 30_000);
+    // 10 ms of stall in a 2 s window (a multiple of 2 s: allowed to unprivileged writers too).
+    const result = await reader(loaded, '/proc/pressure/memory "some 10000 2000000" 20');
+    expect(result).toMatchObject({ accepted: 1, secondWriteErrno: 'EBUSY', pri: true });
+  });
+
+  it("the idle sibling's trigger on its own file does not fire while the other container stalls", async () => {
+    const result = await reader(idle, '/proc/pressure/memory "some 100000 2000000" 4');
+    expect(result).toMatchObject({ accepted: 1, pri: false });
+  });
+
+  it('the kernel validates the trigger (EINVAL passed back); a writer without CAP_SYS_RESOURCE needs 2 s windows', async () => {
+    expect(await reader(idle, '/proc/pressure/memory "bogus 1 2" 0')).toMatchObject({ accepted: 0, writeErrno: 'EINVAL' });
+    expect(await reader(idle, '/proc/pressure/memory "some 3000000 2000000" 0')).toMatchObject({ accepted: 0, writeErrno: 'EINVAL' });
+    const setpriv = 'setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all --bounding-set=-all';
+    const unprivileged = await runInContainer(idle, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES },
+      `${setpriv} ${PYTHON} ${readerPath} /proc/pressure/memory "some 100000 1000000" 0; ${setpriv} ${PYTHON} ${readerPath} /proc/pressure/memory "some 100000 2000000" 0`);
+    const [oneSecond, twoSeconds] = ok(unprivileged).trim().split('\n').map((l) => JSON.parse(l) as ReaderResult);
+    expect(oneSecond).toMatchObject({ accepted: 0, writeErrno: 'EINVAL' });
+    expect(twoSeconds).toMatchObject({ accepted: 1 });
+  });
+
+  it('triggers are bounded per container (EMFILE) and their fds are released with the files', async () => {
+    const daemonPid = daemon.process.pid as number;
+    const pressureFds = () => fs.readdirSync(`/proc/${daemonPid}/fd`)
+      .filter((fd) => { try { return fs.readlinkSync(`/proc/${daemonPid}/fd/${fd}`).endsWith('.pressure'); } catch { return false; } }).length;
+    const result = await reader(idle, '/proc/pressure/io "some 100000 2000000" 0 40');
+    expect(result).toMatchObject({ accepted: 32, writeErrno: 'EMFILE' });
+    // The reader exited: every file was released, and with it each real fd.
+    await until('pressure fds released', pressureFds, (n) => n === 0, 10_000);
+  });
+});
