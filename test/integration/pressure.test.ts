@@ -9,10 +9,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
-import { runInContainer, startContainer, type RunningContainer } from '../helpers/container';
+import { runInContainer, startContainer, type RunResult, type RunningContainer } from '../helpers/container';
 import { ok, until } from '../helpers/procText';
 
 const MIB = 1024n * 1024n;
@@ -194,5 +195,61 @@ while True:
     expect(result).toMatchObject({ accepted: 32, writeErrno: 'EMFILE' });
     // The reader exited: every file was released, and with it each real fd.
     await until('pressure fds released', pressureFds, (n) => n === 0, 10_000);
+  });
+});
+
+/** Runs `cmd` in the container's mount namespace, from its cgroup (as its own processes do). */
+function runInside(container: RunningContainer, cgroup: TestCgroup, cmd: string): Promise<RunResult> {
+  const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', `${join}; exec nsenter -t ${container.process.pid} -m sh -c '${cmd}'`], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ stdout, stderr, code: err ? (typeof err.code === 'number' ? err.code : 1) : 0 });
+    });
+  });
+}
+
+describe('/proc/pressure delivered by --attach (runc refuses binds over /proc/pressure at creation)', () => {
+  let daemon: DaemonHandle;
+  let cgroup: TestCgroup;
+  let container: RunningContainer;
+  let workDir: string;
+
+  beforeAll(async () => {
+    cgroup = createTestCgroup('psi-attach', { unified: true });
+    expect(cgroup.dirs.get('unified'), 'no cgroup2 (unified) hierarchy on this host').toBeDefined();
+    daemon = await startDaemon({ args: ['--attach', cgroup.key, '--attach-interval-ms', '300'] });
+    workDir = fs.mkdtempSync(path.join('/var/tmp', 'isolfs-psi-attach-'));
+    fs.writeFileSync(path.join(workDir, 'psi_reader.py'), READER);
+    // Its own /proc (--mount-proc) has /proc/pressure/* to bind over; nothing bound at creation.
+    container = startContainer(cgroup, { mountpoint: null }, 'exec sleep 600');
+  });
+
+  afterAll(async () => {
+    await container?.stop();
+    await daemon?.cleanup();
+    await cgroup?.remove();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it("binds the container's own copies over /proc/pressure/{cpu,memory,io}; they show its cgroup's PSI and take triggers", async () => {
+    const own = `/containers/${encodeURIComponent(cgroup.key)}`;
+    const mounts = () => fs.readFileSync(`/proc/${container.process.pid}/mountinfo`, 'utf8').split('\n')
+      .filter((l) => l.includes(' - fuse.isolfs ') && l.split(' ')[4].startsWith('/proc/pressure/'))
+      .map((l) => `${l.split(' ')[4]} ${l.split(' ')[3]}`);
+    await until('pressure files attached', mounts, (m) => m.length === 3, 20_000);
+    expect(mounts().sort()).toEqual(PRESSURE_FILES.map((f) => `${f} ${own}${f}`).sort());
+
+    const unified = cgroup.dirs.get('unified') as string;
+    const before = parsePsi(fs.readFileSync(path.join(unified, 'io.pressure'), 'utf8'));
+    const served = parsePsi(ok(await runInside(container, cgroup, 'cat /proc/pressure/io')));
+    const after = parsePsi(fs.readFileSync(path.join(unified, 'io.pressure'), 'utf8'));
+    expect(served.someTotalUs).toBeGreaterThanOrEqual(before.someTotalUs);
+    expect(served.someTotalUs).toBeLessThanOrEqual(after.someTotalUs);
+
+    // A trigger through the attached copy reaches the container's cgroup: CPU stall of its own.
+    const result = await runInside(container, cgroup,
+      // four spinners on two CPUs, each ended by timeout(1) (nothing left running in the cgroup)
+      `for i in 1 2 3 4; do timeout 8 yes >/dev/null 2>&1 & done; ${PYTHON} ${workDir}/psi_reader.py /proc/pressure/cpu "some 1000 2000000" 20; wait`);
+    expect(JSON.parse(ok(result).trim().split('\n').pop() as string)).toMatchObject({ accepted: 1, pri: true });
   });
 });
