@@ -9,7 +9,13 @@
  * handle of the FUSE file's last POLL is notified so the reader polls again and JS, asking
  * pollwatch_take_event, answers POLLPRI. Everything here runs on the main thread; nothing is
  * decided here (JS decides which handles have a watch, and what a POLL answers).
+ *
+ * One-shot: after an event the fd is not polled again until the file's next POLL that waits
+ * (pollwatch_keep_handle re-arms it). An fd that stays ready (its cgroup was removed: kernfs then
+ * answers POLLERR|POLLPRI forever) would otherwise fire on every loop iteration and spin the
+ * daemon; this way it costs one wake-up per POLL of its reader, as the kernel's own file would.
  */
+#include <poll.h>
 #include "pollwatch.h"
 
 #include <stdlib.h>
@@ -22,6 +28,7 @@ typedef struct watch_s {
   uint64_t fh;
   int fd;
   int pending;
+  int armed; /* in libuv's poll set */
   uv_poll_t *uv;
   struct fuse_pollhandle *ph; /* the poller to notify; NULL when none waits */
   struct watch_s *next;
@@ -48,10 +55,11 @@ static void notify(watch_t *w) {
 
 static void on_event(uv_poll_t *handle, int status, int events) {
   (void)events;
+  (void)status;
   watch_t *w = handle->data;
   w->pending = 1;
-  /* an fd that fails polling (the cgroup went away) is stopped: it would fire forever */
-  if (status < 0) uv_poll_stop(handle);
+  uv_poll_stop(handle);
+  w->armed = 0;
   notify(w);
 }
 
@@ -83,13 +91,20 @@ int pollwatch_add(uv_loop_t *loop, const void *owner, uint64_t fh, int fd) {
   w->fh = fh;
   w->fd = fd;
   w->uv = uv;
+  w->armed = 1;
   *slot = w;
   return 0;
 }
 
 int pollwatch_take_event(const void *owner, uint64_t fh) {
   watch_t *w = *find_slot(owner, fh);
-  if (w == NULL || !w->pending) return 0;
+  if (w == NULL) return 0;
+  if (!w->pending && !w->armed) {
+    /* not in the poll set since its last event: ask the fd itself, without waiting */
+    struct pollfd pfd = {.fd = w->fd, .events = POLLPRI};
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLPRI | POLLERR))) w->pending = 1;
+  }
+  if (!w->pending) return 0;
   w->pending = 0;
   return 1;
 }
@@ -99,6 +114,7 @@ int pollwatch_keep_handle(const void *owner, uint64_t fh, struct fuse_pollhandle
   if (w == NULL) return 0;
   if (w->ph) fuse_pollhandle_destroy(w->ph);
   w->ph = ph;
+  if (!w->armed && uv_poll_start(w->uv, UV_PRIORITIZED, on_event) == 0) w->armed = 1;
   return 1;
 }
 
