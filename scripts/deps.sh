@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
-  want+=(lxcfs runc busybox-static qemu-system-x86)
+  want+=(lxcfs runc busybox-static qemu-system-x86 gcc)  # gcc: test/integration/pressure.test.ts builds its C reader
 fi
 
 scripts/apt-install.sh isolfs "${want[@]}"

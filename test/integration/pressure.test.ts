@@ -4,12 +4,12 @@
  * unified hierarchy, where the kernel keeps PSI per cgroup, as runc makes one); one kept under
  * memory pressure by a real writer (hybrid: a v1 memory limit, whose reclaim waits on writeback)
  * or allocator (v2: memory.high throttling), the other idle; readers in containers with the
- * served file bound over /proc/pressure/memory; a small Python reader that writes a trigger and
+ * served file bound over /proc/pressure/memory; a small C reader that writes a trigger and
  * polls for POLLPRI, as systemd-oomd and Kubernetes agents do.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
@@ -18,7 +18,7 @@ import { ok, until } from '../helpers/procText';
 
 const MIB = 1024n * 1024n;
 const PRESSURE_FILES = ['/proc/pressure/cpu', '/proc/pressure/memory', '/proc/pressure/io'];
-/** Debian's python3 (scripts/deps.sh): a uid-65534 reader must be able to run it (not a pyenv shim). */
+/** Debian's python3 (scripts/deps.sh), for the v2 load (not a pyenv shim: containers run as other users too). */
 const PYTHON = '/usr/bin/python3';
 
 interface Psi {
@@ -32,49 +32,14 @@ function parsePsi(text: string): Psi {
   return { someAvg10: Number(m[1]), someTotalUs: BigInt(m[2]) };
 }
 
-/**
- * The trigger reader: opens the file, writes the trigger, polls for POLLPRI up to a timeout and
- * prints one JSON line: what the write and the poll gave. argv: file trigger timeout_s [count]
- * [waits]. With count > 1 it opens that many files, each with the trigger, and reports the errno
- * of the first refused one; with waits > 1 it polls again after each POLLPRI (events: how many
- * came before the timeout).
- */
-const READER = String.raw`
-import errno, json, os, select, sys, time
-path, trigger, timeout = sys.argv[1], sys.argv[2].encode() + b"\n", float(sys.argv[3])
-count = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-waits = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-out = {}
-fds = []
-for i in range(count):
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    fds.append(fd)
-    try:
-        os.write(fd, trigger)
-    except OSError as e:
-        out["writeErrno"] = errno.errorcode[e.errno]
-        out["accepted"] = i
-        break
-else:
-    out["accepted"] = count
-if "writeErrno" not in out:
-    try:
-        os.write(fds[0], trigger)
-    except OSError as e:
-        out["secondWriteErrno"] = errno.errorcode[e.errno]
-    p = select.poll()
-    p.register(fds[0], select.POLLPRI)
-    start = time.time()
-    out["events"] = 0
-    while out["events"] < waits:
-        left = timeout - (time.time() - start)
-        if left <= 0 or not any(ev & select.POLLPRI for _, ev in p.poll(left * 1000)):
-            break
-        out["events"] += 1
-    out["pollSeconds"] = round(time.time() - start, 2)
-    out["pri"] = out["events"] > 0
-print(json.dumps(out))
-`;
+/** The trigger reader (psi/psi_reader.c), compiled into the test's directory. */
+const READER_SOURCE = path.join(__dirname, 'psi', 'psi_reader.c');
+
+function compileReader(dir: string): string {
+  const binary = path.join(dir, 'psi_reader');
+  execFileSync('cc', ['-O2', '-Wall', '-o', binary, READER_SOURCE]);
+  return binary;
+}
 
 interface ReaderResult {
   accepted: number;
@@ -102,9 +67,8 @@ describe('/proc/pressure per cgroup', () => {
       expect(cgroup.dirs.get('unified'), 'no cgroup2 (unified) hierarchy on this host').toBeDefined();
     }
     workDir = fs.mkdtempSync(path.join('/var/tmp', 'isolfs-psi-'));
-    fs.chmodSync(workDir, 0o755); // the unprivileged reader runs the script too
-    readerPath = path.join(workDir, 'psi_reader.py');
-    fs.writeFileSync(readerPath, READER, { mode: 0o644 });
+    fs.chmodSync(workDir, 0o755); // the unprivileged reader runs it too
+    readerPath = compileReader(workDir);
     let command: string;
     if (isPureV2()) {
       // v2: anonymous memory past memory.high is throttled (the penalty sleep is a memory stall).
@@ -138,7 +102,7 @@ while True:
   }
 
   async function reader(cgroup: TestCgroup, args: string): Promise<ReaderResult> {
-    const result = await runInContainer(cgroup, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES }, `${PYTHON} ${readerPath} ${args}`);
+    const result = await runInContainer(cgroup, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES }, `${readerPath} ${args}`);
     return JSON.parse(ok(result)) as ReaderResult;
   }
 
@@ -190,7 +154,7 @@ while True:
     expect(await reader(idle, '/proc/pressure/memory "some 3000000 2000000" 0')).toMatchObject({ accepted: 0, writeErrno: 'EINVAL' });
     const setpriv = 'setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all --bounding-set=-all';
     const unprivileged = await runInContainer(idle, { mountpoint: daemon.mountpoint, files: PRESSURE_FILES },
-      `${setpriv} ${PYTHON} ${readerPath} /proc/pressure/memory "some 100000 1000000" 0; ${setpriv} ${PYTHON} ${readerPath} /proc/pressure/memory "some 100000 2000000" 0`);
+      `${setpriv} ${readerPath} /proc/pressure/memory "some 100000 1000000" 0; ${setpriv} ${readerPath} /proc/pressure/memory "some 100000 2000000" 0`);
     const [oneSecond, twoSeconds] = ok(unprivileged).trim().split('\n').map((l) => JSON.parse(l) as ReaderResult);
     expect(oneSecond).toMatchObject({ accepted: 0, writeErrno: 'EINVAL' });
     expect(twoSeconds).toMatchObject({ accepted: 1 });
@@ -228,7 +192,7 @@ describe('/proc/pressure delivered by --attach (runc refuses binds over /proc/pr
     expect(cgroup.dirs.get('unified'), 'no cgroup2 (unified) hierarchy on this host').toBeDefined();
     daemon = await startDaemon({ args: ['--attach', cgroup.key, '--attach-interval-ms', '300'] });
     workDir = fs.mkdtempSync(path.join('/var/tmp', 'isolfs-psi-attach-'));
-    fs.writeFileSync(path.join(workDir, 'psi_reader.py'), READER);
+    compileReader(workDir);
     // Its own /proc (--mount-proc) has /proc/pressure/* to bind over; nothing bound at creation.
     container = startContainer(cgroup, { mountpoint: null }, 'exec sleep 600');
   });
@@ -258,7 +222,7 @@ describe('/proc/pressure delivered by --attach (runc refuses binds over /proc/pr
     // A trigger through the attached copy reaches the container's cgroup: CPU stall of its own.
     const result = await runInside(container, cgroup,
       // four spinners on two CPUs, each ended by timeout(1) (nothing left running in the cgroup)
-      `for i in 1 2 3 4; do timeout 8 yes >/dev/null 2>&1 & done; ${PYTHON} ${workDir}/psi_reader.py /proc/pressure/cpu "some 1000 2000000" 20; wait`);
+      `for i in 1 2 3 4; do timeout 8 yes >/dev/null 2>&1 & done; ${workDir}/psi_reader /proc/pressure/cpu "some 1000 2000000" 20; wait`);
     expect(JSON.parse(ok(result).trim().split('\n').pop() as string)).toMatchObject({ accepted: 1, pri: true });
   });
 });
