@@ -6,13 +6,12 @@
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import {
-  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
-  type WriteRequest,
+  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type TriggerLease,
+  type VersionedContent, type WriteRequest,
 } from './fuse/fileBackend';
 import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
 import { isControlPath, isPressurePath } from './fuse/layout';
 import { PressureFiles } from './pressure/files';
-import type { TriggerLease } from './fuse/fileBackend';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
