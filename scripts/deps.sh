@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what isolfs needs on a Debian machine, as root, then builds it.
 #   scripts/deps.sh            runtime + build dependencies (the daemon and the demo)
-#   scripts/deps.sh --test     also what the tests and benchmarks use (lxcfs, runc, busybox, qemu)
+#   scripts/deps.sh --test     also what the tests and benchmarks use (lxcfs, runc, busybox, qemu, htop, tmux)
 # Only installs what is missing, so a second run costs seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
-  want+=(lxcfs runc busybox-static qemu-system-x86 gcc)  # gcc: test/integration/pressure.test.ts builds its C reader
+  # gcc: test/integration/pressure.test.ts builds its C reader
+  want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux gcc)
 fi
 
 scripts/apt-install.sh isolfs "${want[@]}"

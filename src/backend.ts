@@ -6,12 +6,11 @@
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import {
-  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type TriggerLease,
-  type VersionedContent, type WriteRequest,
+  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
+  type WriteRequest,
 } from './fuse/fileBackend';
-import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
-import { isControlPath, isPressurePath } from './fuse/layout';
-import { PressureFiles } from './pressure/files';
+import { isControlPath, isPressurePath, isViewPath, type ControlPath, type CpuTreePath, type ServedPath, type ViewPath } from './fuse/layout';
+import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
@@ -66,12 +65,8 @@ export class IsolfsBackend implements FileBackend {
   /** The last version handed out (currentContent): versions are never reused. */
   private lastVersion = 0;
   private readonly switchListeners: Array<() => void> = [];
-  /** /proc/pressure/*: content and PSI triggers. */
-  readonly pressure: PressureFiles;
 
-  constructor(private readonly options: BackendOptions) {
-    this.pressure = new PressureFiles(options.procRoot, options.logger);
-  }
+  constructor(private readonly options: BackendOptions) {}
 
   /** Also tell `listener` after a switch changed (the container-views tree refreshes its files). */
   addSwitchListener(listener: () => void): void {
@@ -79,7 +74,17 @@ export class IsolfsBackend implements FileBackend {
   }
 
   observe(file: ServedPath, result: string, seconds: number): void {
-    this.options.onRequest?.(file, result, seconds);
+    // Metric labels come from a small fixed set: the CPU tree's files count as one.
+    this.options.onRequest?.(isViewPath(file) || isControlPath(file) || isPressurePath(file) ? file : CPU_TREE_LABEL, result, seconds);
+  }
+
+  /** How many cpuN/ directories the reader sees; null: the host's. */
+  cpuDirCount(caller: Caller): number | null | Errno {
+    const decision = this.decide(caller);
+    if (!decision.isolated) return null;
+    // The online view's count: rendered at most every RENDER_REUSE_MS, however many cpuN lookups.
+    const online = this.serve('/sys/devices/system/cpu/online', decision);
+    return isErrno(online) ? online : cpuCountOfOnline(online);
   }
 
   read({ file, caller, container }: FileRequest): Buffer | Errno {
@@ -89,21 +94,10 @@ export class IsolfsBackend implements FileBackend {
       // Anyone who sees the copy may read it (writes are checked): the bit it shows says less
       // than the container's meminfo beside it, which is as visible.
       if (isControlPath(file)) return this.readControlFor(file, location);
-      if (isPressurePath(file)) return this.pressure.read(file, pressureSource(this.decideFor(location)));
       return this.serve(file, this.decideFor(location));
     }
     if (isControlPath(file)) return this.readControl(file, caller);
-    if (isPressurePath(file)) return this.pressure.read(file, pressureSource(this.decide(caller)));
     return this.serve(file, this.decide(caller));
-  }
-
-  /** A PSI trigger: to the real file of the cgroup the pressure file shows (as a read of it now). */
-  openTrigger({ file, caller, container, data }: WriteRequest): TriggerLease | Errno {
-    if (!isPressurePath(file)) return { errno: E.EACCES };
-    const location = container === undefined ? null : this.options.containers.attachedLocation(container);
-    if (container !== undefined && !location) return { errno: E.ENOENT };
-    const decision = location ? this.decideFor(location) : this.decide(caller);
-    return this.pressure.openTrigger(file, pressureSource(decision), caller, data);
   }
 
   /**
@@ -128,7 +122,9 @@ export class IsolfsBackend implements FileBackend {
    * file (every reader of the container within that time gets the same bytes), so a container
    * read in a loop costs one render per period instead of one per read. Failures are not kept.
    */
-  private serve(file: ViewPath, decision: Decision): Buffer | Errno {
+  private serve(file: Exclude<ServedPath, ControlPath>, decision: Decision): Buffer | Errno {
+    // Pressure files: served by IsolfsBackendWithPressure (pressure/backend.ts), never here.
+    if (!isViewPath(file)) return isPressurePath(file) ? { errno: E.ENOSYS } : this.serveCpuTree(file, decision);
     if (!decision.isolated) return this.hostFile(file);
     const record = decision.container;
     const nowMs = Date.now();
@@ -142,6 +138,14 @@ export class IsolfsBackend implements FileBackend {
     } catch (err) {
       return this.failure(file, record.location, err);
     }
+  }
+
+  /** A file of the CPU tree beside `online`, rendered per read (a few small sysfs files). */
+  private serveCpuTree(file: CpuTreePath, decision: Decision): Buffer | Errno {
+    const record = decision.isolated ? decision.container : null;
+    const result = readCpuTreeFile(file, record, this.options.sources, Date.now());
+    if (!('failure' in result)) return result;
+    return record ? this.failure(CPU_TREE_LABEL, record.location, result.failure) : { errno: E.EIO };
   }
 
   write({ file, caller, data, offset, container }: WriteRequest): number | Errno {
@@ -276,7 +280,7 @@ export class IsolfsBackend implements FileBackend {
     }
   }
 
-  private failure(file: ViewPath, location: CgroupLocation, err: unknown): Errno {
+  private failure(file: ViewPath | typeof CPU_TREE_LABEL, location: CgroupLocation, err: unknown): Errno {
     const key = `fail:${file}:${location.key}`;
     if (this.rateLimited.allow(key, Date.now())) {
       const detail = err instanceof CgroupParseError ? { dir: err.dir, cgroupFile: err.file } : {};
@@ -313,10 +317,6 @@ export class IsolfsBackend implements FileBackend {
     if (!line) return false;
     return line[1].trim().split(/\s+/).length === 1;
   }
-}
-
-function pressureSource(decision: Decision) {
-  return PressureFiles.sourceOf(decision.isolated ? decision.container.location : null);
 }
 
 /** Whether cgroup `key` is `container` itself or one of its descendants (paths, not prefixes). */

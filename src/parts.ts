@@ -9,9 +9,11 @@ import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
-import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
+import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
+import { IsolfsBackendWithPressure } from './pressure/backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
+import { readSystemUnits } from './host/auxv';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
@@ -45,11 +47,14 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
 
 export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
   const { options, switches, metrics } = parts;
+  // sysconf(_SC_CLK_TCK) and sysconf(_SC_PAGESIZE), read once: a 64 KiB-page arm64 kernel
+  // counts /proc/vmstat in 64 KiB pages.
+  const { userHz, pageSizeBytes } = readSystemUnits();
   const sources: HostSources = {
     procRoot: options.procRoot,
     sysRoot: options.sysRoot,
-    userHz: 100,
-    pageSizeBytes: 4096n,
+    userHz,
+    pageSizeBytes,
     maxTasksPerRead: MAX_TASKS_PER_READ,
     sampler: parts.sampler,
     // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)
@@ -59,7 +64,7 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     hostMeminfoCache: new TimedCache(RENDER_REUSE_MS, () => parseMeminfo(readBoundedText(options.procRoot, 'meminfo'), options.procRoot)),
     hostStatCache: new TimedCache(RENDER_REUSE_MS, () => parseStat(readBoundedText(options.procRoot, 'stat'), options.procRoot)),
   };
-  return new IsolfsBackend({
+  return new IsolfsBackendWithPressure({
     procRoot: options.procRoot,
     sysRoot: options.sysRoot,
     hierarchy: parts.hierarchy,

@@ -825,6 +825,14 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 /* POLL: the events asked go to JS as `flags`; the poll handle (if the kernel wants a
  * notification) waits in the request's slot until replyPoll keeps or destroys it. */
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph) {
+  session_t *s = fuse_req_userdata(req);
+  /* A page-cache session has no open files (OPEN is ENOSYS): ENOSYS makes the kernel answer its
+   * polls itself (always ready), as before POLL was handled at all. */
+  if (s->page_cache) {
+    if (ph) fuse_pollhandle_destroy(ph);
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   request_t *r = new_request(OP_POLL, ino);
   if (r == NULL) {
     if (ph) fuse_pollhandle_destroy(ph);

@@ -75,6 +75,12 @@ export interface FileBackend {
    * events the open file's pollers wait for; or an errno (the kernel's, or a bound's).
    */
   openTrigger?: (request: WriteRequest) => TriggerLease | Errno;
+  /**
+   * How many cpuN/ directories of /sys/devices/system/cpu the caller sees: cpu0 to
+   * cpu<count-1>; null: the host's own. Asked at every LOOKUP and READDIR of those names, whose
+   * answer depends on the reader.
+   */
+  cpuDirCount?: (caller: Caller) => number | null | Errno;
   /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
   observe?: (file: ServedPath, result: string, seconds: number) => void;
 }

@@ -11,8 +11,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import type { Caller, Errno, TriggerLease } from '../fuse/fileBackend';
-import type { PressurePath } from '../fuse/layout';
+import type { Caller, Errno, FileRequest, TriggerLease, WriteRequest } from '../fuse/fileBackend';
+import type { Decision } from '../backend';
+import type { ContainerRegistry } from '../containers/registry';
+import { isPressurePath, type PressurePath } from '../fuse/layout';
 import { CgroupParseError, type CgroupLocation, type PressureResource } from '../cgroup/snapshot';
 import { RateLimitedLog, type Logger } from '../log';
 import { readV2Pressure } from '../cgroup/v2/pressure';
@@ -32,12 +34,23 @@ export type PressureSource = { cgroupDir: string; key: string } | { host: true }
 
 const HOST_KEY = '(host)';
 
+/** What decides whether a reader is isolated, and as which container (the backend). */
+export interface Decider {
+  decide: (caller: Caller) => Decision;
+  decideFor: (location: CgroupLocation) => Decision;
+}
+
 export class PressureFiles {
   private total = 0;
   private readonly perContainer = new Map<string, number>();
   private readonly rateLimited = new RateLimitedLog(60_000);
 
-  constructor(private readonly procRoot: string, private readonly logger: Logger) {}
+  constructor(
+    private readonly procRoot: string,
+    private readonly logger: Logger,
+    private readonly decider: Decider,
+    private readonly containers: Pick<ContainerRegistry, 'attachedLocation'>,
+  ) {}
 
   /**
    * Where the pressure of a reader comes from: an isolated container's cgroup2 dir (null when it
@@ -48,6 +61,30 @@ export class PressureFiles {
     return location.unifiedDir === null ? null : { cgroupDir: location.unifiedDir, key: location.key };
   }
 
+  /**
+   * The source a request's file shows, as the views decide: a per-container copy's container
+   * (ENOENT once it is gone), else the caller's cgroup; the host's where not isolated.
+   */
+  sourceFor(caller: Caller, container: string | undefined): PressureSource | null | Errno {
+    const location = container === undefined ? null : this.containers.attachedLocation(container);
+    if (container !== undefined && !location) return { errno: E.ENOENT };
+    const decision = location ? this.decider.decideFor(location) : this.decider.decide(caller);
+    return PressureFiles.sourceOf(decision.isolated ? decision.container.location : null);
+  }
+
+  /** A read of a pressure file (FileBackend.read). */
+  read(request: FileRequest & { file: PressurePath }): Buffer | Errno {
+    const source = this.sourceFor(request.caller, request.container);
+    return source !== null && 'errno' in source ? source : this.readFrom(request.file, source);
+  }
+
+  /** A PSI trigger written to a pressure file (FileBackend.openTrigger). */
+  openTrigger({ file, caller, container, data }: WriteRequest): TriggerLease | Errno {
+    if (!isPressurePath(file)) return { errno: E.EACCES };
+    const source = this.sourceFor(caller, container);
+    return source !== null && 'errno' in source ? source : this.openTriggerOn(file, source, caller, data);
+  }
+
   get triggers(): number {
     return this.total;
   }
@@ -56,7 +93,7 @@ export class PressureFiles {
    * The file's content; ENOENT when there is no such file (PSI off, pure v1), EIO (logged) for a
    * malformed one, the kernel's errno for an unreadable host file.
    */
-  read(file: PressurePath, source: PressureSource | null): Buffer | Errno {
+  readFrom(file: PressurePath, source: PressureSource | null): Buffer | Errno {
     if (source === null) return { errno: E.ENOENT };
     try {
       if ('host' in source) return readBoundedBuffer(path.join(this.procRoot, 'pressure'), resourceOf(file));
@@ -76,7 +113,7 @@ export class PressureFiles {
    * Writes the trigger `data` (as written to /proc/pressure/<resource> by `writer`) to the real
    * file of `source`, on an fd of its own: the lease, or the errno the kernel (or a bound) gave.
    */
-  openTrigger(file: PressurePath, source: PressureSource | null, writer: Caller, data: Buffer): TriggerLease | Errno {
+  openTriggerOn(file: PressurePath, source: PressureSource | null, writer: Caller, data: Buffer): TriggerLease | Errno {
     const result = this.writeTrigger(file, source, writer, data);
     if ('errno' in result && this.rateLimited.allow(`trigger:${file}:${result.errno}`, Date.now())) {
       this.logger.info({ file, pid: writer.pid, errno: result.errno, triggers: this.total }, 'PSI trigger refused');

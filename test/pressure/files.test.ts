@@ -12,6 +12,7 @@ import { isErrno, type TriggerLease } from '../../src/fuse/fileBackend';
 import { MAX_TRIGGERS_PER_CONTAINER, PressureFiles } from '../../src/pressure/files';
 import { createLogger } from '../../src/log';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
+import type { ContainerRecord } from '../../src/containers/registry';
 
 const { errno: E } = osConstants;
 const PSI = 'some avg10=1.50 avg60=0.20 avg300=0.00 total=123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=4\n';
@@ -34,21 +35,23 @@ describe('PressureFiles', () => {
       fs.mkdirSync(path.join(dir, 'proc', String(pid)));
       fs.writeFileSync(path.join(dir, 'proc', String(pid), 'status'), `Name:\tx\nCapEff:\t${capEff}\n`);
     }
-    files = new PressureFiles(path.join(dir, 'proc'), createLogger('silent'));
+    // Decisions are the backend's (tested there): here everyone is the isolated container c1.
+    const decide = () => ({ isolated: true as const, container: { location } as ContainerRecord });
+    files = new PressureFiles(path.join(dir, 'proc'), createLogger('silent'), { decide, decideFor: decide }, { attachedLocation: () => location });
     location = { key: '/c1', version: 2, dirs: {}, roots: {}, unifiedDir: cgroup };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("an isolated container reads its cgroup's file; others the host's; without a cgroup2 dir ENOENT", () => {
-    expect(files.read('/proc/pressure/memory', PressureFiles.sourceOf(location))).toEqual(Buffer.from(PSI));
-    expect(files.read('/proc/pressure/memory', PressureFiles.sourceOf(null))?.toString()).toContain('avg10=9.99');
-    expect(files.read('/proc/pressure/memory', PressureFiles.sourceOf({ ...location, unifiedDir: null }))).toEqual({ errno: E.ENOENT });
+    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf(location))).toEqual(Buffer.from(PSI));
+    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf(null))?.toString()).toContain('avg10=9.99');
+    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf({ ...location, unifiedDir: null }))).toEqual({ errno: E.ENOENT });
     fs.writeFileSync(path.join(location.unifiedDir as string, 'io.pressure'), 'garbage\n');
-    expect(files.read('/proc/pressure/io', PressureFiles.sourceOf(location))).toEqual({ errno: E.EIO });
+    expect(files.readFrom('/proc/pressure/io', PressureFiles.sourceOf(location))).toEqual({ errno: E.EIO });
   });
 
   it("writes /proc's cut of the trigger to the cgroup's file, on an fd of its own", () => {
-    const lease = files.openTrigger('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 150000 1000000\n'));
+    const lease = files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 150000 1000000\n'));
     expect(isErrno(lease)).toBe(false);
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'memory.pressure'), 'utf8')).toMatch(/^some 150000 1000000(?!\n)/); // the newline was cut
     expect(files.triggers).toBe(1);
@@ -59,35 +62,45 @@ describe('PressureFiles', () => {
 
   it('a writer without CAP_SYS_RESOURCE: a window not a multiple of 2 s is EINVAL, nothing written', () => {
     const source = PressureFiles.sourceOf(location);
-    expect(files.openTrigger('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 1000000\n'))).toEqual({ errno: E.EINVAL });
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 1000000\n'))).toEqual({ errno: E.EINVAL });
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'cpu.pressure'), 'utf8')).toBe(PSI);
-    const lease = files.openTrigger('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 2000000\n'));
+    const lease = files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 2000000\n'));
     expect(isErrno(lease)).toBe(false);
     if (!isErrno(lease)) lease.release(true);
-    expect(files.openTrigger('/proc/pressure/cpu', source, NOBODY, Buffer.alloc(0))).toEqual({ errno: E.EINVAL });
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.alloc(0))).toEqual({ errno: E.EINVAL });
   });
 
   it(`at most ${MAX_TRIGGERS_PER_CONTAINER} triggers per container (EMFILE), counted apart from the host's`, () => {
     const source = PressureFiles.sourceOf(location);
     const leases: TriggerLease[] = [];
     for (let i = 0; i < MAX_TRIGGERS_PER_CONTAINER; i++) {
-      const lease = files.openTrigger('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
+      const lease = files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
       if (isErrno(lease)) throw new Error(`refused at ${i}: ${lease.errno}`);
       leases.push(lease);
     }
-    expect(files.openTrigger('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.EMFILE });
-    const host = files.openTrigger('/proc/pressure/memory', PressureFiles.sourceOf(null), ROOT, Buffer.from('some 1 2000000\n'));
+    expect(files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.EMFILE });
+    const host = files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(null), ROOT, Buffer.from('some 1 2000000\n'));
     expect(isErrno(host)).toBe(false);
     leases.pop()?.release(true);
-    const again = files.openTrigger('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
+    const again = files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
     expect(isErrno(again)).toBe(false);
     for (const lease of [...leases, host, again]) if (!isErrno(lease)) lease.release(true);
     expect(files.triggers).toBe(0);
   });
 
+  it('requests: a per-container copy shows its container (ENOENT once gone); triggers only on pressure files', () => {
+    expect(files.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual(Buffer.from(PSI));
+    const gone = new PressureFiles(path.join(dir, 'proc'), createLogger('silent'),
+      { decide: () => ({ isolated: false, reason: 'host-switch-off' }), decideFor: () => ({ isolated: false, reason: 'host-switch-off' }) },
+      { attachedLocation: () => undefined });
+    expect(gone.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual({ errno: E.ENOENT });
+    expect(gone.read({ file: '/proc/pressure/memory', caller: ROOT })?.toString()).toContain('avg10=9.99');
+    expect(files.openTrigger({ file: '/proc/meminfo', caller: ROOT, data: Buffer.from('x'), offset: 0 })).toEqual({ errno: E.EACCES });
+  });
+
   it("the kernel's errno comes back (here: no such file)", () => {
     fs.rmSync(path.join(location.unifiedDir as string, 'memory.pressure'));
-    expect(files.openTrigger('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.ENOENT });
+    expect(files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.ENOENT });
     expect(files.triggers).toBe(0);
   });
 });
