@@ -358,7 +358,7 @@ static void fail_request(request_t *r);
 /* A malloc'd copy of `len` bytes (never a zero-size allocation), or NULL. */
 static char *copy_of(const void *data, size_t len) {
   char *copy = malloc(len > 0 ? len : 1);
-  if (copy) memcpy(copy, data, len);
+  if (copy && len > 0) memcpy(copy, data, len); /* an empty Buffer's data may be NULL */
   return copy;
 }
 
