@@ -13,7 +13,7 @@ export class IsolfsBackendWithPressure extends IsolfsBackend {
 
   constructor(options: BackendOptions) {
     super(options);
-    this.pressure = new PressureFiles(options.procRoot, options.logger, this, options.containers);
+    this.pressure = new PressureFiles({ procRoot: options.procRoot, unifiedRoot: options.hierarchy.unifiedRoot }, options.logger, this, options.containers);
   }
 
   override read(request: FileRequest): Buffer | Errno {

@@ -45,20 +45,31 @@ export class PressureFiles {
   private readonly perContainer = new Map<string, number>();
   private readonly rateLimited = new RateLimitedLog(60_000);
 
+  private readonly procRoot: string;
+  private readonly unifiedRoot: string | null;
+
+  /** `unifiedRoot`: where the cgroup2 hierarchy is mounted (null: none, a pure v1 host). */
   constructor(
-    private readonly procRoot: string,
+    roots: { procRoot: string; unifiedRoot: string | null },
     private readonly logger: Logger,
     private readonly decider: Decider,
     private readonly containers: Pick<ContainerRegistry, 'attachedLocation'>,
-  ) {}
+  ) {
+    this.procRoot = roots.procRoot;
+    this.unifiedRoot = roots.unifiedRoot;
+  }
 
   /**
-   * Where the pressure of a reader comes from: an isolated container's cgroup2 dir (null when it
-   * has none: a pure v1 host), else the host's file. `location` null: not isolated.
+   * Where the pressure of a reader comes from: an isolated container's cgroup2 dir, else the
+   * host's file (`location` null: not isolated). null (ENOENT) when the container has no cgroup2
+   * dir of its own: a pure v1 host, or a runtime that left it in the cgroup2 root, whose PSI is
+   * the whole host's.
    */
-  static sourceOf(location: CgroupLocation | null): PressureSource | null {
+  sourceOf(location: CgroupLocation | null): PressureSource | null {
     if (location === null) return { host: true };
-    return location.unifiedDir === null ? null : { cgroupDir: location.unifiedDir, key: location.key };
+    const dir = location.unifiedDir;
+    if (dir === null || dir === this.unifiedRoot) return null;
+    return { cgroupDir: dir, key: location.key };
   }
 
   /**
@@ -69,7 +80,7 @@ export class PressureFiles {
     const location = container === undefined ? null : this.containers.attachedLocation(container);
     if (container !== undefined && !location) return { errno: E.ENOENT };
     const decision = location ? this.decider.decideFor(location) : this.decider.decide(caller);
-    return PressureFiles.sourceOf(decision.isolated ? decision.container.location : null);
+    return this.sourceOf(decision.isolated ? decision.container.location : null);
   }
 
   /** A read of a pressure file (FileBackend.read). */

@@ -37,21 +37,23 @@ describe('PressureFiles', () => {
     }
     // Decisions are the backend's (tested there): here everyone is the isolated container c1.
     const decide = () => ({ isolated: true as const, container: { location } as ContainerRecord });
-    files = new PressureFiles(path.join(dir, 'proc'), createLogger('silent'), { decide, decideFor: decide }, { attachedLocation: () => location });
+    files = new PressureFiles({ procRoot: path.join(dir, 'proc'), unifiedRoot: path.join(dir, 'cgroup') }, createLogger('silent'), { decide, decideFor: decide }, { attachedLocation: () => location });
     location = { key: '/c1', version: 2, dirs: {}, roots: {}, unifiedDir: cgroup };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("an isolated container reads its cgroup's file; others the host's; without a cgroup2 dir ENOENT", () => {
-    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf(location))).toEqual(Buffer.from(PSI));
-    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf(null))?.toString()).toContain('avg10=9.99');
-    expect(files.readFrom('/proc/pressure/memory', PressureFiles.sourceOf({ ...location, unifiedDir: null }))).toEqual({ errno: E.ENOENT });
+    expect(files.readFrom('/proc/pressure/memory', files.sourceOf(location))).toEqual(Buffer.from(PSI));
+    expect(files.readFrom('/proc/pressure/memory', files.sourceOf(null))?.toString()).toContain('avg10=9.99');
+    expect(files.readFrom('/proc/pressure/memory', files.sourceOf({ ...location, unifiedDir: null }))).toEqual({ errno: E.ENOENT });
+    // A container left in the cgroup2 root: the root's PSI is the host's, not the container's.
+    expect(files.sourceOf({ ...location, unifiedDir: path.join(dir, 'cgroup') })).toBeNull();
     fs.writeFileSync(path.join(location.unifiedDir as string, 'io.pressure'), 'garbage\n');
-    expect(files.readFrom('/proc/pressure/io', PressureFiles.sourceOf(location))).toEqual({ errno: E.EIO });
+    expect(files.readFrom('/proc/pressure/io', files.sourceOf(location))).toEqual({ errno: E.EIO });
   });
 
   it("writes /proc's cut of the trigger to the cgroup's file, on an fd of its own", () => {
-    const lease = files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 150000 1000000\n'));
+    const lease = files.openTriggerOn('/proc/pressure/memory', files.sourceOf(location), ROOT, Buffer.from('some 150000 1000000\n'));
     expect(isErrno(lease)).toBe(false);
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'memory.pressure'), 'utf8')).toMatch(/^some 150000 1000000(?!\n)/); // the newline was cut
     expect(files.triggers).toBe(1);
@@ -61,7 +63,7 @@ describe('PressureFiles', () => {
   });
 
   it('a writer without CAP_SYS_RESOURCE: a window not a multiple of 2 s is EINVAL, nothing written', () => {
-    const source = PressureFiles.sourceOf(location);
+    const source = files.sourceOf(location);
     expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 1000000\n'))).toEqual({ errno: E.EINVAL });
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'cpu.pressure'), 'utf8')).toBe(PSI);
     const lease = files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 2000000\n'));
@@ -71,7 +73,7 @@ describe('PressureFiles', () => {
   });
 
   it(`at most ${MAX_TRIGGERS_PER_CONTAINER} triggers per container (EMFILE), counted apart from the host's`, () => {
-    const source = PressureFiles.sourceOf(location);
+    const source = files.sourceOf(location);
     const leases: TriggerLease[] = [];
     for (let i = 0; i < MAX_TRIGGERS_PER_CONTAINER; i++) {
       const lease = files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
@@ -79,7 +81,7 @@ describe('PressureFiles', () => {
       leases.push(lease);
     }
     expect(files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.EMFILE });
-    const host = files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(null), ROOT, Buffer.from('some 1 2000000\n'));
+    const host = files.openTriggerOn('/proc/pressure/memory', files.sourceOf(null), ROOT, Buffer.from('some 1 2000000\n'));
     expect(isErrno(host)).toBe(false);
     leases.pop()?.release(true);
     const again = files.openTriggerOn('/proc/pressure/io', source, ROOT, Buffer.from('some 1 2000000\n'));
@@ -90,7 +92,7 @@ describe('PressureFiles', () => {
 
   it('requests: a per-container copy shows its container (ENOENT once gone); triggers only on pressure files', () => {
     expect(files.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual(Buffer.from(PSI));
-    const gone = new PressureFiles(path.join(dir, 'proc'), createLogger('silent'),
+    const gone = new PressureFiles({ procRoot: path.join(dir, 'proc'), unifiedRoot: path.join(dir, 'cgroup') }, createLogger('silent'),
       { decide: () => ({ isolated: false, reason: 'host-switch-off' }), decideFor: () => ({ isolated: false, reason: 'host-switch-off' }) },
       { attachedLocation: () => undefined });
     expect(gone.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual({ errno: E.ENOENT });
@@ -100,7 +102,7 @@ describe('PressureFiles', () => {
 
   it("the kernel's errno comes back (here: no such file)", () => {
     fs.rmSync(path.join(location.unifiedDir as string, 'memory.pressure'));
-    expect(files.openTriggerOn('/proc/pressure/memory', PressureFiles.sourceOf(location), ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.ENOENT });
+    expect(files.openTriggerOn('/proc/pressure/memory', files.sourceOf(location), ROOT, Buffer.from('some 1 2000000\n'))).toEqual({ errno: E.ENOENT });
     expect(files.triggers).toBe(0);
   });
 });
