@@ -87,9 +87,9 @@ while True:
   afterAll(async () => {
     await load?.stop();
     await daemon?.cleanup();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
     await loaded?.remove();
     await idle?.remove();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   function realPsi(cgroup: TestCgroup): Psi {
@@ -200,8 +200,8 @@ describe('/proc/pressure delivered by --attach (runc refuses binds over /proc/pr
   afterAll(async () => {
     await container?.stop();
     await daemon?.cleanup();
-    await cgroup?.remove();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    await cgroup?.remove();
   });
 
   it("binds the container's own copies over /proc/pressure/{cpu,memory,io}; they show its cgroup's PSI and take triggers", async () => {
