@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
-  want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux podman crun)
+  # gcc: test/integration/pressure.test.ts builds its C reader
+  want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux podman crun gcc)
 fi
 
 scripts/apt-install.sh isolfs "${want[@]}"
