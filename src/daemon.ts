@@ -43,6 +43,8 @@ export interface DaemonOptions {
   /** --attach PREFIX...: attach per-container files into containers under these cgroups. */
   attachPrefixes: string[];
   attachIntervalMs: number;
+  /** --attach-concurrency: attach helper runs at once (default: AttachManager's, 2 per CPU). */
+  attachConcurrency?: number;
   /** --hook-socket: where the OCI hook asks for an attach (with --attach); null = not served. */
   hookSocket: string | null;
   /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
@@ -191,6 +193,7 @@ export class Daemon {
       helperPath: defaultAttachHelperPath(),
       prefixes: options.attachPrefixes,
       intervalMs: options.attachIntervalMs,
+      maxConcurrentAttaches: options.attachConcurrency,
       hostIsolated: () => this.switches.hostIsolated,
       // A container's subtree is in both trees: its views in one, its control files in the other.
       tree: { addContainer: (key) => filesystem.addContainer(key) && views.addContainer(key) },
