@@ -227,9 +227,9 @@ export class Daemon {
 
   /** With --attach: the OCI hook's socket (attach/hookServer.ts); not listening is a start-up error. */
   async serveHook(): Promise<void> {
-    const { options, attachManager: manager, hierarchy } = this;
+    const { options, attachManager: manager } = this;
     if (options.hookSocket === null || manager === null || options.attachPrefixes.length === 0) return;
-    const attachOptions = { ...options, manager, hierarchy, prefixes: options.attachPrefixes, hostIsolated: () => this.switches.hostIsolated };
+    const attachOptions = { manager, procRoot: options.procRoot };
     try {
       this.hook = await startHookServer({ socketPath: options.hookSocket, logger: this.logger, attach: (request) => attachForHook(attachOptions, request) });
     } catch (err) {

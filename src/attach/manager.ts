@@ -67,6 +67,8 @@ interface NamespaceTarget {
   ns: number;
   pid: number;
   location: CgroupLocation | null;
+  /** Where the container's / is in the process's root (PlanRequest.root; the OCI hook's rootfs). */
+  root?: string;
 }
 
 /** What attachNow did. */
@@ -162,9 +164,10 @@ export class AttachManager {
    * Attaches the container of `pid` now, if its cgroup is under a prefix (and repairs any dead
    * mount of ours there), and answers when the helper is done. Then looks at the container's
    * cgroup again a few times (a runtime's pivot_root throws away what was attached before it).
-   * Never rejects.
+   * `root`: the rootfs path while the runtime has not yet switched to it (the OCI hook, before
+   * pivot_root), so that the binds are made where pivot_root keeps them. Never rejects.
    */
-  async attachNow(pid: number): Promise<AttachNowResult> {
+  async attachNow(pid: number, { root }: { root?: string } = {}): Promise<AttachNowResult> {
     if (!(Number.isInteger(pid) && pid > 0)) return { outcome: 'skipped', reason: 'process-gone', container: null };
     const ns = namespaceInode(path.join(this.options.procRoot, String(pid)));
     const location = ns === null ? null : this.locate(pid);
@@ -176,7 +179,7 @@ export class AttachManager {
     const matching = this.matchingKey(location);
     if (matching === null) return { outcome: 'skipped', reason: 'not-under-prefix', container: location.key };
     try {
-      const results = await this.visit(pass, { ns, pid, location }, 'now');
+      const results = await this.visit(pass, { ns, pid, location, root }, 'now');
       // Then a few quick looks (a runtime's pivot_root may throw the mounts away), attached now or not.
       this.looks?.start(matching);
       return {
@@ -254,7 +257,7 @@ export class AttachManager {
    * or a look finding one under way leaves it be; attachNow waits for it and looks again.
    */
   private async visit(pass: Pass, target: NamespaceTarget, kind: LookKind): Promise<AttachResult[]> {
-    const { ns, pid, location } = target;
+    const { ns, pid, location, root } = target;
     const pending = this.inflight.get(ns);
     if (pending !== undefined) {
       if (kind !== 'now') return [];
@@ -266,7 +269,7 @@ export class AttachManager {
       // A look of the event schedule skips a namespace whose mounts keep vanishing (slow retries only).
       if (kind === 'look' && !this.outcomes.quickLookAllowed(ns, matching) && !this.outcomes.due(pass, ns, matching)) return [];
       pass.report.inspected++;
-      const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: pass.ourDevices });
+      const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: pass.ourDevices, root });
       return await this.outcomes.record(pass, { ns, pid, matching, state, plan }, () => this.apply(plan));
     });
     this.inflight.set(ns, run);
