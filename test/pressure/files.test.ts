@@ -65,6 +65,9 @@ describe('PressureFiles', () => {
   it('a writer without CAP_SYS_RESOURCE: a window not a multiple of 2 s is EINVAL, nothing written', () => {
     const source = files.sourceOf(location);
     expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 1000000\n'))).toEqual({ errno: E.EINVAL });
+    // The kernel reads a %u modulo 2^32 and needs no space after "some": 0.5 s and 1 s windows.
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 4295467296\n'))).toEqual({ errno: E.EINVAL });
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some150000 1000000\n'))).toEqual({ errno: E.EINVAL });
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'cpu.pressure'), 'utf8')).toBe(PSI);
     const lease = files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 2000000\n'));
     expect(isErrno(lease)).toBe(false);
