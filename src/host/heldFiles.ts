@@ -73,7 +73,7 @@ export class HeldFiles {
     if (kept !== undefined) {
       this.held.delete(path);
       try {
-        if (!this.stillNamed(path, kept, nowMs)) throw new Error('renamed');
+        if (!stillNamed(path, kept, nowMs)) throw new Error('renamed');
         const text = textOf(kept.fd, dir, file, maxBytes);
         kept.readAtMs = nowMs;
         this.held.set(path, kept);
@@ -132,15 +132,6 @@ export class HeldFiles {
     }
   }
 
-  /** Whether `path` still names the kept file, looked at once per HELD_FILE_CHECK_MS. */
-  private stillNamed(path: string, kept: Held, nowMs: number): boolean {
-    if (nowMs - kept.checkedAtMs < HELD_FILE_CHECK_MS && nowMs >= kept.checkedAtMs) return true;
-    const stat = fs.statSync(path, { throwIfNoEntry: false });
-    if (stat === undefined || stat.dev !== kept.dev || stat.ino !== kept.ino) return false;
-    kept.checkedAtMs = nowMs;
-    return true;
-  }
-
   private holdableDir(dir: string, path: string): boolean {
     if (this.maxHeld === 0) return false;
     let holdable = this.holdableDirs.get(dir);
@@ -164,6 +155,15 @@ export class HeldFiles {
     fs.closeSync(kept.fd);
     return true;
   }
+}
+
+/** Whether `path` still names the kept file, looked at once per HELD_FILE_CHECK_MS. */
+function stillNamed(path: string, kept: Held, nowMs: number): boolean {
+  if (nowMs - kept.checkedAtMs < HELD_FILE_CHECK_MS && nowMs >= kept.checkedAtMs) return true;
+  const stat = fs.statSync(path, { throwIfNoEntry: false });
+  if (stat === undefined || stat.dev !== kept.dev || stat.ino !== kept.ino) return false;
+  kept.checkedAtMs = nowMs;
+  return true;
 }
 
 function textOf(fd: number, dir: string, file: string, maxBytes: number): string {
