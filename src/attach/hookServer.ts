@@ -59,7 +59,8 @@ export interface HookServer {
 }
 
 /**
- * Listens on socketPath: its directory is created (or chmodded) 0700, a stale socket left by a
+ * Listens on socketPath: its directory is created (or chmodded) 0700 and must be ours (not a
+ * symlink, not another user's), a stale socket left by a
  * killed predecessor is replaced (only a socket: any other file there is an error), and the
  * socket is made 0600.
  */
@@ -67,6 +68,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { socketPath, logger } = options;
   const dir = path.dirname(socketPath);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Ours and a real directory: another user owning it could open it up again or put their own
+  // socket in its place; a symlink would move the socket wherever it points.
+  const dirStat = fs.lstatSync(dir);
+  if (!dirStat.isDirectory()) throw new Error(`${dir} is not a directory (a symlink?): the hook socket goes in a directory of its own`);
+  if (dirStat.uid !== process.geteuid?.()) throw new Error(`${dir} is owned by uid ${dirStat.uid}, not by us: the hook socket goes in a directory only we can change`);
   fs.chmodSync(dir, 0o700);
   await removeStaleSocket(socketPath);
   const limiter = new Limiter(MAX_ATTACHING);
