@@ -128,5 +128,9 @@ describe('hook server', () => {
     expect(parseRequest(JSON.stringify({ state: STATE }))).toEqual({ pid: 4242, bundle: '/run/bundle/c1', hookPid: null, id: 'c1' });
     expect(parseRequest(JSON.stringify({ hookPid: -1, state: STATE }))).toMatch(/hookPid/);
     expect(parseRequest(JSON.stringify({ state: { ...STATE, pid: 1.5 } }))).toMatch(/state.pid/);
+    // Read as /proc/<hookPid>/root/<bundle>: a '..' would climb out of the hook's root lexically.
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/../../../etc' } }))).toMatch(/state.bundle/);
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/run/x/..' } }))).toMatch(/state.bundle/);
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/run/x..y/c1' } }))).toMatchObject({ bundle: '/run/x..y/c1' });
   });
 });
