@@ -174,8 +174,9 @@ export function parseRequest(text: string): HookAttachRequest | string {
   if (typeof state !== 'object' || state === null) return 'no state';
   const { pid, bundle, id } = state as { pid?: unknown; bundle?: unknown; id?: unknown };
   if (!isPid(pid)) return 'state.pid must be a positive integer (a createRuntime hook gets the container\'s init)';
-  if (typeof bundle !== 'string' || !path.isAbsolute(bundle) || bundle.length > 4096 || bundle.includes('\0')) {
-    return 'state.bundle must be an absolute path';
+  // No '..': the bundle is read as /proc/<hookPid>/root/<bundle>, which a '..' would climb out of.
+  if (typeof bundle !== 'string' || !path.isAbsolute(bundle) || bundle.length > 4096 || bundle.includes('\0') || bundle.split('/').includes('..')) {
+    return 'state.bundle must be an absolute path without ".."';
   }
   if (hookPid !== undefined && !isPid(hookPid)) return 'hookPid must be a positive integer';
   return { pid, bundle, hookPid: hookPid ?? null, id: typeof id === 'string' ? id.slice(0, 256) : '' };
