@@ -59,7 +59,8 @@ export interface HookServer {
 }
 
 /**
- * Listens on socketPath: its directory is created (or chmodded) 0700, a stale socket left by a
+ * Listens on socketPath: its directory is created (or chmodded) 0700 and must be ours (not a
+ * symlink, not another user's), a stale socket left by a
  * killed predecessor is replaced (only a socket: any other file there is an error), and the
  * socket is made 0600.
  */
@@ -67,6 +68,11 @@ export async function startHookServer(options: HookServerOptions): Promise<HookS
   const { socketPath, logger } = options;
   const dir = path.dirname(socketPath);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Ours and a real directory: another user owning it could open it up again or put their own
+  // socket in its place; a symlink would move the socket wherever it points.
+  const dirStat = fs.lstatSync(dir);
+  if (!dirStat.isDirectory()) throw new Error(`${dir} is not a directory (a symlink?): the hook socket goes in a directory of its own`);
+  if (dirStat.uid !== process.geteuid?.()) throw new Error(`${dir} is owned by uid ${dirStat.uid}, not by us: the hook socket goes in a directory only we can change`);
   fs.chmodSync(dir, 0o700);
   await removeStaleSocket(socketPath);
   const limiter = new Limiter(MAX_ATTACHING);
@@ -168,8 +174,9 @@ export function parseRequest(text: string): HookAttachRequest | string {
   if (typeof state !== 'object' || state === null) return 'no state';
   const { pid, bundle, id } = state as { pid?: unknown; bundle?: unknown; id?: unknown };
   if (!isPid(pid)) return 'state.pid must be a positive integer (a createRuntime hook gets the container\'s init)';
-  if (typeof bundle !== 'string' || !path.isAbsolute(bundle) || bundle.length > 4096 || bundle.includes('\0')) {
-    return 'state.bundle must be an absolute path';
+  // No '..': the bundle is read as /proc/<hookPid>/root/<bundle>, which a '..' would climb out of.
+  if (typeof bundle !== 'string' || !path.isAbsolute(bundle) || bundle.length > 4096 || bundle.includes('\0') || bundle.split('/').includes('..')) {
+    return 'state.bundle must be an absolute path without ".."';
   }
   if (hookPid !== undefined && !isPid(hookPid)) return 'hookPid must be a positive integer';
   return { pid, bundle, hookPid: hookPid ?? null, id: typeof id === 'string' ? id.slice(0, 256) : '' };

@@ -6,8 +6,12 @@
 //
 // Only kernfs files (cgroupfs, sysfs) are kept: when their cgroup is removed, or a v2 controller
 // is disabled, a kept fd answers ENODEV, and a cgroup recreated under the same path is another
-// file, so a kept fd never serves what a fresh open would not. A failed read through a kept fd
-// closes it and opens the path again. Files elsewhere (test fixtures, tmpfs) are opened per read.
+// file. A cgroup v1 directory can also be renamed (cgroup1_rename, by whoever may write its
+// parent: a delegated subtree) and another made under its old name, while the kept fd still reads
+// the renamed one; so a kept fd's path is looked at again (one stat, dev and inode compared) when
+// it was last looked at HELD_FILE_CHECK_MS ago, and a path that names another file now is opened
+// again. A failed read through a kept fd closes it and opens the path again. Files elsewhere
+// (test fixtures, tmpfs) are opened per read.
 //
 // Bounded: at most `maxHeld` fds (a delegated subtree can make 100k cgroups); when full, the
 // least recently read one is closed only if unread for HELD_FILE_IDLE_MS, else the new file is
@@ -23,6 +27,8 @@ export const DEFAULT_MAX_HELD_FILES = 4096;
 const FD_LIMIT_SHARE = 4;
 /** A kept fd unread this long may be closed for another file. */
 export const HELD_FILE_IDLE_MS = 10_000;
+/** A kept fd's path is checked to name the same file at most this often (as ancestors' limits are reused). */
+export const HELD_FILE_CHECK_MS = 1000;
 
 /** statfs f_type of the file systems whose files are kept: cgroup v1, cgroup v2, sysfs. */
 const KERNFS_MAGICS: ReadonlySet<number> = new Set([0x27e0eb, 0x63677270, 0x62656572]);
@@ -30,6 +36,10 @@ const KERNFS_MAGICS: ReadonlySet<number> = new Set([0x27e0eb, 0x63677270, 0x6265
 interface Held {
   fd: number;
   readAtMs: number;
+  /** The file the fd reads (fstat at open), and when its path was last seen to name it. */
+  dev: number;
+  ino: number;
+  checkedAtMs: number;
 }
 
 export interface HeldFilesOptions {
@@ -63,12 +73,13 @@ export class HeldFiles {
     if (kept !== undefined) {
       this.held.delete(path);
       try {
+        if (!stillNamed(path, kept, nowMs)) throw new Error('renamed');
         const text = textOf(kept.fd, dir, file, maxBytes);
         kept.readAtMs = nowMs;
         this.held.set(path, kept);
         return text;
       } catch {
-        fs.closeSync(kept.fd); // its cgroup went (ENODEV), or the file changed kind: open it again
+        fs.closeSync(kept.fd); // its cgroup went (ENODEV) or was renamed, or the file changed kind: open it again
       }
     }
     const fd = this.open(dir, file);
@@ -79,8 +90,12 @@ export class HeldFiles {
       fs.closeSync(fd);
       throw err;
     }
-    if (this.holdableDir(dir, path) && this.makeRoom(nowMs)) this.held.set(path, { fd, readAtMs: nowMs });
-    else fs.closeSync(fd);
+    if (this.holdableDir(dir, path) && this.makeRoom(nowMs)) {
+      const { dev, ino } = fs.fstatSync(fd);
+      this.held.set(path, { fd, readAtMs: nowMs, dev, ino, checkedAtMs: nowMs });
+    } else {
+      fs.closeSync(fd);
+    }
     return text;
   }
 
@@ -140,6 +155,15 @@ export class HeldFiles {
     fs.closeSync(kept.fd);
     return true;
   }
+}
+
+/** Whether `path` still names the kept file, looked at once per HELD_FILE_CHECK_MS. */
+function stillNamed(path: string, kept: Held, nowMs: number): boolean {
+  if (nowMs - kept.checkedAtMs < HELD_FILE_CHECK_MS && nowMs >= kept.checkedAtMs) return true;
+  const stat = fs.statSync(path, { throwIfNoEntry: false });
+  if (stat === undefined || stat.dev !== kept.dev || stat.ino !== kept.ino) return false;
+  kept.checkedAtMs = nowMs;
+  return true;
 }
 
 function textOf(fd: number, dir: string, file: string, maxBytes: number): string {

@@ -135,9 +135,12 @@ export class PressureFiles {
   private writeTrigger(file: PressurePath, source: PressureSource | null, writer: Caller, data: Buffer): TriggerLease | Errno {
     if (source === null) return { errno: E.ENOENT };
     const isHost = 'host' in source;
-    const payload = isHost ? data : procTriggerPayload(data);
-    if (payload === null) return { errno: E.EINVAL };
-    if (unprivilegedWindowRefused(payload.toString('latin1'), this.privileged(writer))) return { errno: E.EINVAL };
+    // What the kernel's /proc write parses: judged so for the host's file too, which is given
+    // `data` as it came (its psi_write cuts it the same way, under our privilege).
+    const parsed = procTriggerPayload(data);
+    if (parsed === null) return { errno: E.EINVAL };
+    const payload = isHost ? data : parsed;
+    if (unprivilegedWindowRefused(parsed.toString('latin1'), this.privileged(writer))) return { errno: E.EINVAL };
     const key = isHost ? HOST_KEY : source.key;
     const used = this.perContainer.get(key) ?? 0;
     if (this.total >= MAX_TRIGGERS || used >= MAX_TRIGGERS_PER_CONTAINER) return { errno: E.EMFILE };

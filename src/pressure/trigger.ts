@@ -27,26 +27,35 @@ export interface TriggerSpec {
   windowUs: number;
 }
 
-/** sscanf(buf, "some %u %u") / "full %u %u" as the kernel does it; null when it would not match. */
+/**
+ * sscanf(buf, "some %u %u") / "full %u %u" as the kernel's vsscanf does it; null when it would not
+ * match. The format's space matches any whitespace, none included ("some5 2000000" parses), and
+ * %u keeps the low 32 bits of a longer number (measured on 6.18: "some 1 4296967296" is a 2 s
+ * window). Trailing text is ignored.
+ */
 export function parseTrigger(payload: string): TriggerSpec | null {
-  // sscanf: the literal word, then whitespace-skipping %u conversions; trailing text ignored.
-  const m = /^(some|full)\s+(\d+)\s+(\d+)/.exec(payload);
+  // \s on latin1 text is the kernel's isspace (9-13, 32, 0xa0); the greedy first number and the
+  // \s+ after it split two numbers where the kernel's %u does.
+  const m = /^(some|full)\s*(\d+)\s+(\d+)/.exec(payload);
   if (!m) return null;
-  const thresholdUs = Number(m[2]);
-  const windowUs = Number(m[3]);
-  if (thresholdUs > 0xffffffff || windowUs > 0xffffffff) return null; // %u overflow: let the kernel judge
-  return { full: m[1] === 'full', thresholdUs, windowUs };
+  return { full: m[1] === 'full', thresholdUs: lowU32(m[2]), windowUs: lowU32(m[3]) };
+}
+
+function lowU32(digits: string): number {
+  return Number(BigInt(digits) & 0xffffffffn);
 }
 
 /**
  * The one check the kernel makes on the opener's capabilities, which our own (root) write would
- * pass: without CAP_SYS_RESOURCE a window must be a multiple of 2 s. Anything else malformed is
- * left to the kernel's write, whose errno goes back as it is.
+ * pass: without CAP_SYS_RESOURCE a window must be a multiple of 2 s. An unprivileged writer's
+ * trigger we cannot parse is refused here too (the kernel refuses it as well), so no spelling our
+ * parser reads otherwise than the kernel reaches it under our privilege. Anything else malformed
+ * is left to the kernel's write, whose errno goes back as it is.
  */
 export function unprivilegedWindowRefused(payload: string, privileged: boolean): boolean {
   if (privileged) return false;
   const spec = parseTrigger(payload);
-  return spec !== null && spec.windowUs % UNPRIVILEGED_WINDOW_MULTIPLE_US !== 0;
+  return spec === null || spec.windowUs % UNPRIVILEGED_WINDOW_MULTIPLE_US !== 0;
 }
 
 /** Whether a /proc/<pid>/status text shows CAP_SYS_RESOURCE in CapEff. */

@@ -106,9 +106,31 @@ describe('hook server', () => {
     await expect(startHookServer({ socketPath: plain, logger, attach })).rejects.toThrow(/not a socket/);
   });
 
+  it("refuses a socket directory that is a symlink or another user's: its owner could swap the socket or open it up", async () => {
+    const attach = (): Promise<AttachOutcome> => Promise.resolve({ result: 'skipped', reason: '' });
+    const runDir = path.dirname(socketPath);
+    fs.mkdirSync(runDir, { mode: 0o700 });
+    fs.chownSync(runDir, 65534, 65534);
+    await expect(startHookServer({ socketPath, logger, attach })).rejects.toThrow(/owned by uid 65534/);
+    expect(fs.existsSync(socketPath)).toBe(false);
+    fs.rmdirSync(runDir);
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-hook-elsewhere-'));
+    try {
+      fs.symlinkSync(elsewhere, runDir);
+      await expect(startHookServer({ socketPath, logger, attach })).rejects.toThrow(/not a directory/);
+      expect(fs.readdirSync(elsewhere)).toEqual([]);
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('parses only what it uses from the state', () => {
     expect(parseRequest(JSON.stringify({ state: STATE }))).toEqual({ pid: 4242, bundle: '/run/bundle/c1', hookPid: null, id: 'c1' });
     expect(parseRequest(JSON.stringify({ hookPid: -1, state: STATE }))).toMatch(/hookPid/);
     expect(parseRequest(JSON.stringify({ state: { ...STATE, pid: 1.5 } }))).toMatch(/state.pid/);
+    // Read as /proc/<hookPid>/root/<bundle>: a '..' would climb out of the hook's root lexically.
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/../../../etc' } }))).toMatch(/state.bundle/);
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/run/x/..' } }))).toMatch(/state.bundle/);
+    expect(parseRequest(JSON.stringify({ state: { ...STATE, bundle: '/run/x..y/c1' } }))).toMatchObject({ bundle: '/run/x..y/c1' });
   });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HELD_FILE_IDLE_MS, HeldFiles, defaultMaxHeld } from '../../src/host/heldFiles';
+import { HELD_FILE_CHECK_MS, HELD_FILE_IDLE_MS, HeldFiles, defaultMaxHeld } from '../../src/host/heldFiles';
 
 let dir: string;
 let nowMs: number;
@@ -47,6 +47,27 @@ describe('HeldFiles', () => {
     fs.writeFileSync(path.join(dir, 'a'), 'a\n');
     expect(files.readText(dir, 'a')).toBe('a\n');
     expect(openFds()).toBe(before + 1);
+  });
+
+  it('a path that names another file now (its directory renamed, another made there) is read anew within HELD_FILE_CHECK_MS', () => {
+    const files = held(10);
+    const sub = path.join(dir, 'sub');
+    expect(files.readText(sub, 'd')).toBe('d 1\n');
+    fs.renameSync(sub, path.join(dir, 'old'));
+    fs.mkdirSync(sub);
+    fs.writeFileSync(path.join(sub, 'd'), 'd new\n');
+    nowMs += HELD_FILE_CHECK_MS - 1;
+    expect(files.readText(sub, 'd')).toBe('d 1\n'); // not looked at again yet: no stat per read
+    nowMs += 1;
+    expect(files.readText(sub, 'd')).toBe('d new\n');
+    expect(files.size).toBe(1);
+    fs.writeFileSync(path.join(dir, 'old', 'd'), 'd old\n');
+    expect(files.readText(sub, 'd')).toBe('d new\n');
+    // Gone from the path altogether: the error a fresh read gives.
+    fs.rmSync(sub, { recursive: true });
+    nowMs += HELD_FILE_CHECK_MS;
+    expect(() => files.readText(sub, 'd')).toThrow(/ENOENT/);
+    expect(files.size).toBe(0);
   });
 
   it('answers errors as a fresh read does, and keeps nothing of them', () => {

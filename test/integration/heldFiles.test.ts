@@ -3,17 +3,21 @@
  * real cgroup, removed and then recreated under the same path, the kept fd is refused by the
  * kernel (ENODEV), the cache opens the path again and reads the new cgroup's value.
  */
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
-import { HeldFiles } from '../../src/host/heldFiles';
+import { HELD_FILE_CHECK_MS, HeldFiles } from '../../src/host/heldFiles';
 import type { FileReadError } from '../../src/host/boundedRead';
 
 const MIB = 1024n * 1024n;
 let cgroup: TestCgroup | null = null;
 const files = new HeldFiles();
+/** Directories a test made by hand (a renamed cgroup and the one made in its place), removed after it. */
+const madeDirs: string[] = [];
 
 afterEach(async () => {
   files.clear();
+  for (const dir of madeDirs.splice(0)) { try { fs.rmdirSync(dir); } catch { /* not made, or gone */ } }
   await cgroup?.remove();
   cgroup = null;
 });
@@ -45,5 +49,38 @@ describe('kept cgroup files on a real cgroup', () => {
     expect(cgroup.dirs.get('memory')).toBe(dir);
     expect(files.readText(dir, limitFile).trim()).toBe(String(200n * MIB));
     expect(files.size).toBe(1);
+  });
+
+  // cgroup2 has no rename (its kernfs gives it none): a kept fd's path cannot change cgroups there.
+  it.runIf(isPureV2())('cgroup2 refuses to rename a cgroup', () => {
+    cgroup = createTestCgroup('held-rename', { memoryLimitBytes: 100n * MIB });
+    const dir = cgroup.dirs.get('memory') as string;
+    expect(() => fs.renameSync(dir, `${dir}-old`)).toThrow();
+  });
+
+  it.skipIf(isPureV2())('a cgroup renamed away (v1) and another made under its path: the kept fd is not read as the new one', () => {
+    cgroup = createTestCgroup('held-rename', { memoryLimitBytes: 100n * MIB });
+    const dir = cgroup.dirs.get('memory');
+    if (dir === undefined) throw new Error('no memory cgroup made');
+    let nowMs = 1000;
+    const timed = new HeldFiles({ nowMs: () => nowMs });
+    try {
+      expect(timed.readText(dir, 'memory.limit_in_bytes').trim()).toBe(String(100n * MIB));
+      expect(timed.size).toBe(1);
+      // cgroup v1 renames a directory within its parent (cgroup1_rename): whoever may write the
+      // parent (a delegated subtree) can move a cgroup away and make another under its name.
+      fs.renameSync(dir, `${dir}-old`);
+      madeDirs.push(`${dir}-old`);
+      fs.mkdirSync(dir);
+      madeDirs.unshift(dir);
+      fs.writeFileSync(`${dir}/memory.limit_in_bytes`, String(200n * MIB));
+      // The renamed cgroup is alive: its kept fd still reads it. Within HELD_FILE_CHECK_MS the
+      // path is looked at again and the new cgroup's file is read.
+      nowMs += HELD_FILE_CHECK_MS;
+      expect(timed.readText(dir, 'memory.limit_in_bytes').trim()).toBe(String(200n * MIB));
+      expect(timed.size).toBe(1);
+    } finally {
+      timed.clear();
+    }
   });
 });

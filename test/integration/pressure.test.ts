@@ -162,8 +162,11 @@ while True:
 
   it('triggers are bounded per container (EMFILE) and their fds are released with the files', async () => {
     const daemonPid = daemon.process.pid as number;
+    // Trigger fds only (O_RDWR): the daemon also keeps cgroup files open for reading
+    // (host/heldFiles.ts), the .pressure files earlier tests read among them.
+    const readWrite = (fd: string) => (Number.parseInt(/^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/${daemonPid}/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0', 8) & 3) === 2;
     const pressureFds = () => fs.readdirSync(`/proc/${daemonPid}/fd`)
-      .filter((fd) => { try { return fs.readlinkSync(`/proc/${daemonPid}/fd/${fd}`).endsWith('.pressure'); } catch { return false; } }).length;
+      .filter((fd) => { try { return fs.readlinkSync(`/proc/${daemonPid}/fd/${fd}`).endsWith('.pressure') && readWrite(fd); } catch { return false; } }).length;
     const result = await reader(idle, '/proc/pressure/io "some 100000 2000000" 0 40');
     expect(result).toMatchObject({ accepted: 32, writeErrno: 'EMFILE' });
     // The reader exited: every file was released, and with it each real fd.

@@ -65,11 +65,27 @@ describe('PressureFiles', () => {
   it('a writer without CAP_SYS_RESOURCE: a window not a multiple of 2 s is EINVAL, nothing written', () => {
     const source = files.sourceOf(location);
     expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 1000000\n'))).toEqual({ errno: E.EINVAL });
+    // The kernel reads a %u modulo 2^32 and needs no space after "some": 0.5 s and 1 s windows.
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 4295467296\n'))).toEqual({ errno: E.EINVAL });
+    expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some150000 1000000\n'))).toEqual({ errno: E.EINVAL });
     expect(fs.readFileSync(path.join(location.unifiedDir as string, 'cpu.pressure'), 'utf8')).toBe(PSI);
     const lease = files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.from('some 150000 2000000\n'));
     expect(isErrno(lease)).toBe(false);
     if (!isErrno(lease)) lease.release(true);
     expect(files.openTriggerOn('/proc/pressure/cpu', source, NOBODY, Buffer.alloc(0))).toEqual({ errno: E.EINVAL });
+  });
+
+  it("a writer without CAP_SYS_RESOURCE on the host's file: the window is judged as the kernel's /proc write cuts it", () => {
+    const host = path.join(dir, 'proc', 'pressure', 'memory');
+    const before = fs.readFileSync(host, 'utf8');
+    // psi_write drops the last byte: "some 150000 10000000" (10 s) is read as a 1 s window.
+    expect(files.openTriggerOn('/proc/pressure/memory', { host: true }, NOBODY, Buffer.from('some 150000 10000000'))).toEqual({ errno: E.EINVAL });
+    // ... of the first 32 at most: 32 bytes and more end in a 1 s window here.
+    expect(files.openTriggerOn('/proc/pressure/memory', { host: true }, NOBODY, Buffer.from(`some 150000${' '.repeat(13)}10000000 and more`))).toEqual({ errno: E.EINVAL });
+    expect(fs.readFileSync(host, 'utf8')).toBe(before);
+    const lease = files.openTriggerOn('/proc/pressure/memory', { host: true }, NOBODY, Buffer.from('some 150000 2000000\n'));
+    expect(isErrno(lease)).toBe(false);
+    if (!isErrno(lease)) lease.release(true);
   });
 
   it(`at most ${MAX_TRIGGERS_PER_CONTAINER} triggers per container (EMFILE), counted apart from the host's`, () => {

@@ -57,7 +57,18 @@ describe('PSI trigger writes', () => {
     expect(parseTrigger('some  1\t2')).toEqual({ full: false, thresholdUs: 1, windowUs: 2 });
     expect(parseTrigger('avg 1 2')).toBeNull();
     expect(parseTrigger('some 1')).toBeNull();
-    expect(parseTrigger('some 1 99999999999')).toBeNull();
+  });
+
+  it('reads numbers and spaces as the kernel does (6.18, measured): %u wraps mod 2^32, "some" needs no space after it', () => {
+    // An unprivileged write of "some 100000 4296967296" to /proc/pressure/memory is accepted
+    // (a 2 s window), "some 100000 4295467296" refused (0.5 s), "some100000 2000000" accepted.
+    expect(parseTrigger('some 1 4296967296')).toEqual({ full: false, thresholdUs: 1, windowUs: 2000000 });
+    expect(parseTrigger('some 1 4295467296')).toEqual({ full: false, thresholdUs: 1, windowUs: 500000 });
+    expect(parseTrigger('some 1 99999999999')).toEqual({ full: false, thresholdUs: 1, windowUs: 99999999999 % 2 ** 32 });
+    expect(parseTrigger('some 1 18446744073709551617')).toEqual({ full: false, thresholdUs: 1, windowUs: 1 });
+    expect(parseTrigger('some100000 2000000')).toEqual({ full: false, thresholdUs: 100000, windowUs: 2000000 });
+    expect(parseTrigger('full\t5\n1000000')).toEqual({ full: true, thresholdUs: 5, windowUs: 1000000 });
+    expect(parseTrigger('some 12')).toBeNull();
   });
 
   it('a writer without CAP_SYS_RESOURCE: only windows of a multiple of 2 s (kernel >= 6.5)', () => {
@@ -65,8 +76,14 @@ describe('PSI trigger writes', () => {
     expect(unprivilegedWindowRefused('some 150000 2000000', false)).toBe(false);
     expect(unprivilegedWindowRefused('full 150000 4000000', false)).toBe(false);
     expect(unprivilegedWindowRefused('some 150000 1000000', true)).toBe(false);
-    // Malformed: left to the kernel, whose errno goes back.
-    expect(unprivilegedWindowRefused('bogus', false)).toBe(false);
+    // What the kernel reads as a 0.5 s or 1 s window, however it is spelled: our own write would
+    // pass as privileged (the daemon has CAP_SYS_RESOURCE where it is deployed).
+    expect(unprivilegedWindowRefused('some 150000 4295467296', false)).toBe(true);
+    expect(unprivilegedWindowRefused('some150000 1000000', false)).toBe(true);
+    // Malformed: refused for an unprivileged writer (the kernel refuses it too), so no spelling
+    // our parser misses can reach the kernel under our privilege; a privileged one gets the kernel's errno.
+    expect(unprivilegedWindowRefused('bogus', false)).toBe(true);
+    expect(unprivilegedWindowRefused('bogus', true)).toBe(false);
   });
 
   it('CAP_SYS_RESOURCE is bit 24 of CapEff', () => {
