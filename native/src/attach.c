@@ -59,6 +59,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Older glibc/kernel headers may lack these (open_tree/move_mount are Linux 5.2+). */
@@ -110,6 +113,9 @@
 
 /* Mount ids per target; the caller (src/attach/attach.ts MAX_DETACH_IDS) keeps the same bound. */
 #define MAX_DETACH_IDS 16
+/* --batch bounds: namespaces per run and arguments in all (src/attach/attachBatch.ts keeps within them). */
+#define MAX_BATCH_GROUPS 64
+#define MAX_BATCH_ARGS 2048
 
 enum mode { MODE_ATTACH, MODE_CHECK, MODE_UNMOUNT };
 
@@ -357,19 +363,223 @@ static int unmount_one(const struct item *it) {
     return 0;
 }
 
+/* One target namespace of a run: its process and its items (a slice of the run's items). */
+struct group {
+    long pid;
+    struct item *items;
+    int count;
+};
+
+/* Set in a --batch child: fatal errors become a "fatal" line on stdout (the run goes on). */
+static int batch_child;
+
+static void group_fatal(int err, const char *what, long pid) {
+    if (!batch_child) fatal(err, what, pid);
+    printf("fatal %s pid %ld: %s: %s\n", errno_name(err), pid, what, strerror(err));
+    fflush(stdout);
+    _exit(3);
+}
+
+/* Parses one SRC:DST:IDS, DST:IDS or DST argument into it (modifies arg). */
+static void parse_item(char *arg, enum mode mode, struct item *it) {
+    it->tree_fd = -1;
+    if (mode == MODE_ATTACH) {
+        char *ids_colon = strrchr(arg, ':');
+        if (!ids_colon) usage("attach arguments are SRC:DST:IDS");
+        *ids_colon = '\0';
+        parse_detach_ids(ids_colon + 1, it);
+        char *colon = strrchr(arg, ':');
+        if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST:IDS");
+        *colon = '\0';
+        it->src = arg;
+        it->dst = colon + 1;
+    } else if (mode == MODE_UNMOUNT) {
+        char *ids_colon = strrchr(arg, ':');
+        if (!ids_colon) usage("unmount arguments are DST:IDS");
+        *ids_colon = '\0';
+        parse_detach_ids(ids_colon + 1, it);
+        it->dst = arg;
+    } else {
+        it->dst = arg;
+    }
+    if (it->dst[0] != '/') usage("DST must be an absolute path");
+    if (has_whitespace(it->dst)) usage("DST must not contain whitespace");
+}
+
+/*
+ * In the host's namespace: opens the group's mount namespace and root, and clones its sources.
+ * Returns 0, or an errno with *what set (nothing was opened then).
+ */
+static int prepare_group(struct group *g, enum mode mode, int read_only, int *ns_fd, int *root_fd, const char **what) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", g->pid);
+    *ns_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*ns_fd < 0) { *what = "cannot open its mount namespace"; return errno == ENOENT ? ESRCH : errno; }
+    snprintf(path, sizeof path, "/proc/%ld/root", g->pid);
+    *root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*root_fd < 0) {
+        int err = errno == ENOENT ? ESRCH : errno;
+        close(*ns_fd);
+        *what = "cannot open its root";
+        return err;
+    }
+    if (mode != MODE_ATTACH) return 0;
+    /* Sources are host paths: clone them before leaving the host's namespace. */
+    for (int i = 0; i < g->count; i++) {
+        struct item *it = &g->items[i];
+        it->tree_fd = sys_open_tree(AT_FDCWD, it->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (it->tree_fd < 0) {
+            it->src_errno = errno;
+            it->src_what = "cannot clone source (open_tree)";
+            continue;
+        }
+        if (read_only && sys_mount_setattr_rdonly(it->tree_fd) != 0) {
+            it->src_errno = errno;
+            it->src_what = "cannot make the clone read-only (mount_setattr)";
+            close(it->tree_fd);
+            it->tree_fd = -1;
+        }
+    }
+    return 0;
+}
+
+static void release_group(struct group *g, int ns_fd, int root_fd) {
+    for (int i = 0; i < g->count; i++) {
+        if (g->items[i].tree_fd >= 0) close(g->items[i].tree_fd);
+        g->items[i].tree_fd = -1;
+    }
+    close(ns_fd);
+    close(root_fd);
+}
+
+/* Enters the group's namespace and root (no way back: run it in a process of its own) and does its items. */
+static int run_group(struct group *g, enum mode mode, int ns_fd, int root_fd) {
+    if (setns(ns_fd, CLONE_NEWNS) != 0) group_fatal(errno, "setns into its mount namespace", g->pid);
+    /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
+     * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
+    if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) group_fatal(errno, "entering its root directory", g->pid);
+    int failed = 0;
+    for (int i = 0; i < g->count; i++) {
+        int rc;
+        switch (mode) {
+        case MODE_ATTACH: rc = attach_one(&g->items[i]); break;
+        case MODE_CHECK: rc = check_one(g->items[i].dst); break;
+        default: rc = unmount_one(&g->items[i]); break;
+        }
+        if (rc != 0) failed = 1;
+        fflush(stdout);
+    }
+    return failed ? 1 : 0;
+}
+
+/*
+ * Waits for a group's child at most timeout_ms, then kills it (a namespace whose process hangs,
+ * e.g. on a FUSE request, costs only its own pairs). Returns its exit code, or -1 (killed) with
+ * *what set. SIGCHLD is blocked (main), so sigtimedwait sees it.
+ */
+static int wait_group(pid_t child, long timeout_ms, const char **what) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    for (;;) {
+        int status;
+        pid_t done = waitpid(child, &status, WNOHANG);
+        if (done == child) {
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            *what = "its helper process was killed by a signal";
+            return -1;
+        }
+        struct timespec now, left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = deadline.tv_sec - now.tv_sec;
+        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) { left.tv_sec--; left.tv_nsec += 1000000000L; }
+        if (left.tv_sec < 0) {
+            kill(child, SIGKILL);
+            waitpid(child, &status, 0);
+            *what = "timed out in the container (killed)";
+            return -1;
+        }
+        sigtimedwait(&chld, NULL, &left);
+    }
+}
+
+/*
+ * --batch: one group after the other, each "ns PID" followed by its item lines (as one run of
+ * the single form prints them) or by one "fatal ERRNAME ..." line (nothing more was done there).
+ * Sources are cloned here, in the host's namespace, just before the group's child enters the
+ * container; the child inherits them. Returns 0 if every item of every group succeeded.
+ */
+static int run_batch(struct group *groups, int group_count, int read_only, long timeout_ms) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int failed = 0;
+    for (int g = 0; g < group_count; g++) {
+        struct group *grp = &groups[g];
+        printf("ns %ld\n", grp->pid);
+        fflush(stdout);
+        int ns_fd, root_fd;
+        const char *what = NULL;
+        int err = prepare_group(grp, MODE_ATTACH, read_only, &ns_fd, &root_fd, &what);
+        if (err != 0) {
+            printf("fatal %s pid %ld: %s: %s\n", errno_name(err), grp->pid, what, strerror(err));
+            failed = 1;
+            continue;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            batch_child = 1;
+            sigprocmask(SIG_UNBLOCK, &chld, NULL);
+            fflush(stdout);
+            _exit(run_group(grp, MODE_ATTACH, ns_fd, root_fd));
+        }
+        if (child < 0) {
+            err = errno;
+            printf("fatal %s pid %ld: fork: %s\n", errno_name(err), grp->pid, strerror(err));
+            failed = 1;
+        } else {
+            int rc = wait_group(child, timeout_ms, &what);
+            if (rc < 0) printf("fatal ETIMEDOUT pid %ld: %s\n", grp->pid, what);
+            if (rc != 0) failed = 1;
+        }
+        fflush(stdout);
+        release_group(grp, ns_fd, root_fd);
+    }
+    return failed ? 1 : 0;
+}
+
+static long parse_positive(const char *s, const char *why) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v <= 0 || v > INT_MAX) usage(why);
+    return v;
+}
+
 int main(int argc, char **argv) {
     long pid = -1;
     int read_only = 0;
+    int batch = 0;
+    long timeout_ms = 2000;
     enum mode mode = MODE_ATTACH;
     int first = 1;
     for (; first < argc; first++) {
         const char *a = argv[first];
         if (strcmp(a, "--pid") == 0) {
             if (++first >= argc) usage("--pid needs a value");
-            char *end;
-            errno = 0;
-            pid = strtol(argv[first], &end, 10);
-            if (errno || *end || end == argv[first] || pid <= 0 || pid > INT_MAX) usage("--pid must be a positive integer");
+            pid = parse_positive(argv[first], "--pid must be a positive integer");
+        } else if (strcmp(a, "--batch") == 0) {
+            batch = 1;
+        } else if (strcmp(a, "--ns-timeout-ms") == 0) {
+            if (++first >= argc) usage("--ns-timeout-ms needs a value");
+            timeout_ms = parse_positive(argv[first], "--ns-timeout-ms must be a positive integer");
         } else if (strcmp(a, "--read-only") == 0) {
             read_only = 1;
         } else if (strcmp(a, "--check") == 0) {
@@ -385,83 +595,36 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (pid < 0) usage("--pid is required");
+    if (batch && (pid >= 0 || mode != MODE_ATTACH)) usage("--batch takes @PID arguments and attaches only");
+    if (!batch && pid < 0) usage("--pid is required");
     if (read_only && mode != MODE_ATTACH) usage("--read-only only applies to attaching");
     int count = argc - first;
     if (count <= 0) usage("nothing to do");
+    if (count > MAX_BATCH_ARGS) usage("too many arguments");
     const char *force = getenv("ISOLFS_ATTACH_TEST_HANDLE_MNT_ID");
     pre_5_8_statx = force != NULL && strcmp(force, "1") == 0;
 
     struct item *items = calloc((size_t)count, sizeof *items);
-    if (!items) fatal(ENOMEM, "allocating", pid);
+    struct group *groups = calloc((size_t)count, sizeof *groups);
+    if (!items || !groups) fatal(ENOMEM, "allocating", pid);
+    int group_count = 0, item_count = 0;
+    if (!batch) groups[group_count++] = (struct group){ .pid = pid, .items = items };
     for (int i = 0; i < count; i++) {
         char *arg = argv[first + i];
-        items[i].tree_fd = -1;
-        if (mode == MODE_ATTACH) {
-            char *ids_colon = strrchr(arg, ':');
-            if (!ids_colon) usage("attach arguments are SRC:DST:IDS");
-            *ids_colon = '\0';
-            parse_detach_ids(ids_colon + 1, &items[i]);
-            char *colon = strrchr(arg, ':');
-            if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST:IDS");
-            *colon = '\0';
-            items[i].src = arg;
-            items[i].dst = colon + 1;
-        } else if (mode == MODE_UNMOUNT) {
-            char *ids_colon = strrchr(arg, ':');
-            if (!ids_colon) usage("unmount arguments are DST:IDS");
-            *ids_colon = '\0';
-            parse_detach_ids(ids_colon + 1, &items[i]);
-            items[i].dst = arg;
-        } else {
-            items[i].dst = arg;
+        if (batch && arg[0] == '@') {
+            if (group_count == MAX_BATCH_GROUPS) usage("too many namespaces in one batch");
+            groups[group_count++] = (struct group){ .pid = parse_positive(arg + 1, "@PID must be a positive integer"), .items = &items[item_count] };
+            continue;
         }
-        if (items[i].dst[0] != '/') usage("DST must be an absolute path");
-        if (has_whitespace(items[i].dst)) usage("DST must not contain whitespace");
+        if (group_count == 0) usage("--batch: the first argument must be @PID");
+        parse_item(arg, mode, &items[item_count++]);
+        groups[group_count - 1].count++;
     }
+    if (batch) return run_batch(groups, group_count, read_only, timeout_ms);
 
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
-    int ns_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (ns_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its mount namespace", pid);
-    snprintf(path, sizeof path, "/proc/%ld/root", pid);
-    int root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its root", pid);
-
-    /* Sources are host paths: clone them before leaving the host's namespace. */
-    if (mode == MODE_ATTACH) {
-        for (int i = 0; i < count; i++) {
-            items[i].tree_fd = sys_open_tree(AT_FDCWD, items[i].src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-            if (items[i].tree_fd < 0) {
-                items[i].src_errno = errno;
-                items[i].src_what = "cannot clone source (open_tree)";
-                continue;
-            }
-            if (read_only && sys_mount_setattr_rdonly(items[i].tree_fd) != 0) {
-                items[i].src_errno = errno;
-                items[i].src_what = "cannot make the clone read-only (mount_setattr)";
-                close(items[i].tree_fd);
-                items[i].tree_fd = -1;
-                continue;
-            }
-        }
-    }
-
-    if (setns(ns_fd, CLONE_NEWNS) != 0) fatal(errno, "setns into its mount namespace", pid);
-    /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
-     * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
-    if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) fatal(errno, "entering its root directory", pid);
-
-    int failed = 0;
-    for (int i = 0; i < count; i++) {
-        int rc;
-        switch (mode) {
-        case MODE_ATTACH: rc = attach_one(&items[i]); break;
-        case MODE_CHECK: rc = check_one(items[i].dst); break;
-        default: rc = unmount_one(&items[i]); break;
-        }
-        if (rc != 0) failed = 1;
-        fflush(stdout);
-    }
-    return failed ? 1 : 0;
+    int ns_fd, root_fd;
+    const char *what = NULL;
+    int err = prepare_group(&groups[0], mode, read_only, &ns_fd, &root_fd, &what);
+    if (err != 0) fatal(err, what, pid);
+    return run_group(&groups[0], mode, ns_fd, root_fd);
 }
