@@ -3,7 +3,8 @@
  *
  * Why a separate program: setns(CLONE_NEWNS) refuses a process whose fs_struct is shared, i.e.
  * any multi-threaded process, so Node cannot enter a container's mount namespace itself. This
- * helper is single-threaded, does one job per invocation and exits.
+ * helper is single-threaded, does one job per invocation (with --batch, one per namespace, each
+ * in a forked child: entering a namespace has no way back) and exits.
  *
  * Why open_tree + move_mount: runc refuses bind mounts over /proc files outside a short list
  * (/proc/vmstat is not on it), so a pod cannot ask for them at creation. A detached clone of a
@@ -16,6 +17,13 @@
  *   isolfs-attach --pid PID --check DST [DST ...]    report the state of each DST
  *   isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]
  *                                                 detach the named mounts on DST, attach nothing
+ *   isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID SRC:DST:IDS ... [@PID ...]
+ *                                                 attach, in each listed namespace in turn (at most
+ *                                                 MAX_BATCH_GROUPS): its sources cloned here, then a
+ *                                                 forked child enters it (killed after MS, default
+ *                                                 2000); output per namespace: "ns PID", then its
+ *                                                 lines as below, or one "fatal ERRNAME pid PID: ..."
+ *                                                 (gone, cannot enter, timed out: nothing more there)
  *
  * SRC:DST:IDS is split at the LAST two colons (host sources may contain colons; container
  * targets are fixed paths such as /proc/vmstat), DST:IDS at the last one. IDS is empty or a
@@ -154,6 +162,8 @@ static const char *errno_name(int err) {
     case ESTALE: return "ESTALE";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EOVERFLOW: return "EOVERFLOW";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EINTR: return "EINTR";
     default: {
         static char buf[16];
         snprintf(buf, sizeof buf, "E%d", err);
@@ -167,7 +177,8 @@ static void usage(const char *why) {
             "isolfs-attach: %s\n"
             "usage: isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]\n"
             "       isolfs-attach --pid PID --check DST [DST ...]\n"
-            "       isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]\n",
+            "       isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]\n"
+            "       isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID SRC:DST:IDS ... [@PID ...]\n",
             why);
     exit(2);
 }
@@ -512,10 +523,11 @@ static int run_group(struct group *g, enum mode mode, int ns_fd, int root_fd) {
 
 /*
  * Waits for a group's child at most timeout_ms, then kills it (a namespace whose process hangs,
- * e.g. on a FUSE request, costs only its own pairs). Returns its exit code, or -1 (killed) with
- * *what set. SIGCHLD is blocked (main), so sigtimedwait sees it.
+ * e.g. on a FUSE request, costs only its own pairs). Returns its exit code, or -1 with *err
+ * (ETIMEDOUT: killed at the timeout; EINTR: killed by another signal) and *what set. SIGCHLD is
+ * blocked (run_batch), so sigtimedwait sees it.
  */
-static int wait_group(pid_t child, long timeout_ms, const char **what) {
+static int wait_group(pid_t child, long timeout_ms, int *err, const char **what) {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -529,6 +541,7 @@ static int wait_group(pid_t child, long timeout_ms, const char **what) {
         pid_t done = waitpid(child, &status, WNOHANG);
         if (done == child) {
             if (WIFEXITED(status)) return WEXITSTATUS(status);
+            *err = EINTR;
             *what = "its helper process was killed by a signal";
             return -1;
         }
@@ -540,6 +553,7 @@ static int wait_group(pid_t child, long timeout_ms, const char **what) {
         if (left.tv_sec < 0) {
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
+            *err = ETIMEDOUT;
             *what = "timed out in the container (killed)";
             return -1;
         }
@@ -583,8 +597,8 @@ static int run_batch(struct group *groups, int group_count, int read_only, long 
             printf("fatal %s pid %ld: fork: %s\n", errno_name(err), grp->pid, strerror(err));
             failed = 1;
         } else {
-            int rc = wait_group(child, timeout_ms, &what);
-            if (rc < 0) printf("fatal ETIMEDOUT pid %ld: %s\n", grp->pid, what);
+            int rc = wait_group(child, timeout_ms, &err, &what);
+            if (rc < 0) printf("fatal %s pid %ld: %s\n", errno_name(err), grp->pid, what);
             if (rc != 0) failed = 1;
         }
         fflush(stdout);
