@@ -9,7 +9,7 @@
  * that namespace's lines before the next (native/src/attach.c, --batch).
  *
  * Bounds: at most maxRuns helper runs at once, each at most maxNamespaces namespaces and
- * maxPairs pairs (the helper refuses more than 64 and 2048); each namespace's child is killed after
+ * maxPairs pairs (the helper refuses more than 64 namespaces and 2048 arguments); each namespace's child is killed after
  * nsTimeoutMs (its pairs fail with ETIMEDOUT, the others go on); a namespace whose process is
  * gone (ESRCH) fails alone. The rules of attach.ts hold: sources are cloned before entering a
  * container, the helper never runs synchronously on the event loop.
@@ -24,7 +24,7 @@ export interface AttachBatcherOptions {
   maxRuns?: number;
   /** Namespaces per run (default 32, at most 64). */
   maxNamespaces?: number;
-  /** Pairs per run (default 1024, at most 2000). */
+  /** Pairs per run (default 1024, at most 1984: with 64 @PID words, the helper's 2048 arguments). */
   maxPairs?: number;
   /** How long the first request waits for others when a run could start at once (default 2 ms). */
   windowMs?: number;
@@ -61,7 +61,7 @@ export class AttachBatcher {
   constructor(private readonly options: AttachBatcherOptions) {
     this.maxRuns = Math.max(1, options.maxRuns ?? 2);
     this.maxNamespaces = Math.min(64, Math.max(1, options.maxNamespaces ?? 32));
-    this.maxPairs = Math.min(2000, Math.max(1, options.maxPairs ?? 1024));
+    this.maxPairs = Math.min(1984, Math.max(1, options.maxPairs ?? 1024));
     this.windowMs = options.windowMs ?? 2;
     this.nsTimeoutMs = options.nsTimeoutMs ?? 2000;
   }
