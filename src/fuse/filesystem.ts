@@ -246,12 +246,8 @@ export class IsolfsFilesystem {
     if (!node) return E.ENOENT;
     const hidden = this.cpuDirs.lookupErrno(req, node);
     if (hidden !== 0) return hidden;
-    // A page-cache file's LOOKUP renders nothing: it answers the version native holds, valid for
-    // 0 s, so the kernel asks GETATTR (which renders) before it reads. Lookups come from attach and
-    // repair (open_tree of 14 sources per container: rendering each kept the main thread of a node
-    // of 500 containers busy for seconds), not from readers inside a container.
-    const attr = node.kind === 'file' && this.cached && this.session
-      ? { sizeBytes: node.sizeBytes ?? 0, mtimeNsec: node.mtimeNsec ?? 0, timeoutSec: 0 } : this.attributes(node);
+    // A page-cache file's LOOKUP renders nothing (CachedFiles.atLookup).
+    const attr = node.kind === 'file' && this.cached && this.session ? CachedFiles.atLookup(node) : this.attributes(node);
     if (typeof attr === 'number') return attr;
     // A cpuN name depends on the reader: never cached (see cpuDirs.ts).
     const entryTimeoutSec = node.container === undefined && !(node.kind === 'dir' && node.cpu) ? STATIC_TIMEOUT_SEC : CONTAINER_ENTRY_TIMEOUT_SEC;
