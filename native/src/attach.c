@@ -3,7 +3,8 @@
  *
  * Why a separate program: setns(CLONE_NEWNS) refuses a process whose fs_struct is shared, i.e.
  * any multi-threaded process, so Node cannot enter a container's mount namespace itself. This
- * helper is single-threaded, does one job per invocation and exits.
+ * helper is single-threaded, does one job per invocation (with --batch, one per namespace, each
+ * in a forked child: entering a namespace has no way back) and exits.
  *
  * Why open_tree + move_mount: runc refuses bind mounts over /proc files outside a short list
  * (/proc/vmstat is not on it), so a pod cannot ask for them at creation. A detached clone of a
@@ -16,6 +17,13 @@
  *   isolfs-attach --pid PID --check DST [DST ...]    report the state of each DST
  *   isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]
  *                                                 detach the named mounts on DST, attach nothing
+ *   isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID SRC:DST:IDS ... [@PID ...]
+ *                                                 attach, in each listed namespace in turn (at most
+ *                                                 MAX_BATCH_GROUPS): its sources cloned here, then a
+ *                                                 forked child enters it (killed after MS, default
+ *                                                 2000); output per namespace: "ns PID", then its
+ *                                                 lines as below, or one "fatal ERRNAME pid PID: ..."
+ *                                                 (gone, cannot enter, timed out: nothing more there)
  *
  * SRC:DST:IDS is split at the LAST two colons (host sources may contain colons; container
  * targets are fixed paths such as /proc/vmstat), DST:IDS at the last one. IDS is empty or a
@@ -59,6 +67,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Older glibc/kernel headers may lack these (open_tree/move_mount are Linux 5.2+). */
@@ -110,6 +121,9 @@
 
 /* Mount ids per target; the caller (src/attach/attach.ts MAX_DETACH_IDS) keeps the same bound. */
 #define MAX_DETACH_IDS 16
+/* --batch bounds: namespaces per run and arguments in all (src/attach/attachBatch.ts keeps within them). */
+#define MAX_BATCH_GROUPS 64
+#define MAX_BATCH_ARGS 2048
 
 enum mode { MODE_ATTACH, MODE_CHECK, MODE_UNMOUNT };
 
@@ -148,6 +162,8 @@ static const char *errno_name(int err) {
     case ESTALE: return "ESTALE";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EOVERFLOW: return "EOVERFLOW";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EINTR: return "EINTR";
     default: {
         static char buf[16];
         snprintf(buf, sizeof buf, "E%d", err);
@@ -161,7 +177,8 @@ static void usage(const char *why) {
             "isolfs-attach: %s\n"
             "usage: isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]\n"
             "       isolfs-attach --pid PID --check DST [DST ...]\n"
-            "       isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]\n",
+            "       isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]\n"
+            "       isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID SRC:DST:IDS ... [@PID ...]\n",
             why);
     exit(2);
 }
@@ -357,19 +374,264 @@ static int unmount_one(const struct item *it) {
     return 0;
 }
 
+/* One target namespace of a run: its process and its items (a slice of the run's items). */
+struct group {
+    long pid;
+    struct item *items;
+    int count;
+};
+
+/* Set in a --batch child: fatal errors become a "fatal" line on stdout (the run goes on). */
+static int batch_child;
+
+static void group_fatal(int err, const char *what, long pid) {
+    if (!batch_child) fatal(err, what, pid);
+    printf("fatal %s pid %ld: %s: %s\n", errno_name(err), pid, what, strerror(err));
+    fflush(stdout);
+    _exit(3);
+}
+
+/* Parses one SRC:DST:IDS, DST:IDS or DST argument into it (modifies arg). */
+static void parse_item(char *arg, enum mode mode, struct item *it) {
+    it->tree_fd = -1;
+    if (mode == MODE_ATTACH) {
+        char *ids_colon = strrchr(arg, ':');
+        if (!ids_colon) usage("attach arguments are SRC:DST:IDS");
+        *ids_colon = '\0';
+        parse_detach_ids(ids_colon + 1, it);
+        char *colon = strrchr(arg, ':');
+        if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST:IDS");
+        *colon = '\0';
+        it->src = arg;
+        it->dst = colon + 1;
+    } else if (mode == MODE_UNMOUNT) {
+        char *ids_colon = strrchr(arg, ':');
+        if (!ids_colon) usage("unmount arguments are DST:IDS");
+        *ids_colon = '\0';
+        parse_detach_ids(ids_colon + 1, it);
+        it->dst = arg;
+    } else {
+        it->dst = arg;
+    }
+    if (it->dst[0] != '/') usage("DST must be an absolute path");
+    if (has_whitespace(it->dst)) usage("DST must not contain whitespace");
+}
+
+/*
+ * The directories of a group's sources, opened once each (O_PATH): a container's 14 sources sit in
+ * 4 directories of its subtree, whose names our daemon lets no kernel cache, so a walk of each
+ * full path asked it ~50 LOOKUPs per container; from the directory, one per file.
+ */
+#define DIR_CACHE_SIZE 16
+struct dir_cache {
+    char paths[DIR_CACHE_SIZE][PATH_MAX];
+    int fds[DIR_CACHE_SIZE];
+    int count;
+};
+
+/* open_tree(OPEN_TREE_CLONE) of src, through its directory's fd when it can be kept. */
+static int clone_source(struct dir_cache *dirs, const char *src) {
+    const unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    const char *slash = strrchr(src, '/');
+    const char *base = slash ? slash + 1 : src;
+    size_t dir_len = slash ? (size_t)(slash - src) : 0;
+    /* Only plain names under an absolute directory; anything else walks the whole path. */
+    if (!slash || slash == src || dir_len >= PATH_MAX || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return sys_open_tree(AT_FDCWD, src, flags);
+    int d = 0;
+    for (; d < dirs->count; d++)
+        if (strncmp(dirs->paths[d], src, dir_len) == 0 && dirs->paths[d][dir_len] == '\0') break;
+    if (d == dirs->count) {
+        if (dirs->count == DIR_CACHE_SIZE) return sys_open_tree(AT_FDCWD, src, flags);
+        memcpy(dirs->paths[d], src, dir_len);
+        dirs->paths[d][dir_len] = '\0';
+        int fd = open(dirs->paths[d], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return sys_open_tree(AT_FDCWD, src, flags); /* its own errno, as before */
+        dirs->fds[d] = fd;
+        dirs->count++;
+    }
+    return sys_open_tree(dirs->fds[d], base, flags);
+}
+
+/*
+ * In the host's namespace: opens the group's mount namespace and root, and clones its sources.
+ * Returns 0, or an errno with *what set (nothing was opened then).
+ */
+static int prepare_group(struct group *g, enum mode mode, int read_only, int *ns_fd, int *root_fd, const char **what) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", g->pid);
+    *ns_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*ns_fd < 0) { *what = "cannot open its mount namespace"; return errno == ENOENT ? ESRCH : errno; }
+    snprintf(path, sizeof path, "/proc/%ld/root", g->pid);
+    *root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*root_fd < 0) {
+        int err = errno == ENOENT ? ESRCH : errno;
+        close(*ns_fd);
+        *what = "cannot open its root";
+        return err;
+    }
+    if (mode != MODE_ATTACH) return 0;
+    /* Sources are host paths: clone them before leaving the host's namespace. */
+    struct dir_cache dirs = { .count = 0 };
+    for (int i = 0; i < g->count; i++) {
+        struct item *it = &g->items[i];
+        it->tree_fd = clone_source(&dirs, it->src);
+        if (it->tree_fd < 0) {
+            it->src_errno = errno;
+            it->src_what = "cannot clone source (open_tree)";
+            continue;
+        }
+        if (read_only && sys_mount_setattr_rdonly(it->tree_fd) != 0) {
+            it->src_errno = errno;
+            it->src_what = "cannot make the clone read-only (mount_setattr)";
+            close(it->tree_fd);
+            it->tree_fd = -1;
+        }
+    }
+    for (int d = 0; d < dirs.count; d++) close(dirs.fds[d]);
+    return 0;
+}
+
+static void release_group(struct group *g, int ns_fd, int root_fd) {
+    for (int i = 0; i < g->count; i++) {
+        if (g->items[i].tree_fd >= 0) close(g->items[i].tree_fd);
+        g->items[i].tree_fd = -1;
+    }
+    close(ns_fd);
+    close(root_fd);
+}
+
+/* Enters the group's namespace and root (no way back: run it in a process of its own) and does its items. */
+static int run_group(struct group *g, enum mode mode, int ns_fd, int root_fd) {
+    if (setns(ns_fd, CLONE_NEWNS) != 0) group_fatal(errno, "setns into its mount namespace", g->pid);
+    /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
+     * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
+    if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) group_fatal(errno, "entering its root directory", g->pid);
+    int failed = 0;
+    for (int i = 0; i < g->count; i++) {
+        int rc;
+        switch (mode) {
+        case MODE_ATTACH: rc = attach_one(&g->items[i]); break;
+        case MODE_CHECK: rc = check_one(g->items[i].dst); break;
+        default: rc = unmount_one(&g->items[i]); break;
+        }
+        if (rc != 0) failed = 1;
+        fflush(stdout);
+    }
+    return failed ? 1 : 0;
+}
+
+/*
+ * Waits for a group's child at most timeout_ms, then kills it (a namespace whose process hangs,
+ * e.g. on a FUSE request, costs only its own pairs). Returns its exit code, or -1 with *err
+ * (ETIMEDOUT: killed at the timeout; EINTR: killed by another signal) and *what set. SIGCHLD is
+ * blocked (run_batch), so sigtimedwait sees it.
+ */
+static int wait_group(pid_t child, long timeout_ms, int *err, const char **what) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    for (;;) {
+        int status;
+        pid_t done = waitpid(child, &status, WNOHANG);
+        if (done == child) {
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            *err = EINTR;
+            *what = "its helper process was killed by a signal";
+            return -1;
+        }
+        struct timespec now, left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left.tv_sec = deadline.tv_sec - now.tv_sec;
+        left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
+        if (left.tv_nsec < 0) { left.tv_sec--; left.tv_nsec += 1000000000L; }
+        if (left.tv_sec < 0) {
+            kill(child, SIGKILL);
+            waitpid(child, &status, 0);
+            *err = ETIMEDOUT;
+            *what = "timed out in the container (killed)";
+            return -1;
+        }
+        sigtimedwait(&chld, NULL, &left);
+    }
+}
+
+/*
+ * --batch: one group after the other, each "ns PID" followed by its item lines (as one run of
+ * the single form prints them) or by one "fatal ERRNAME ..." line (nothing more was done there).
+ * Sources are cloned here, in the host's namespace, just before the group's child enters the
+ * container; the child inherits them. Returns 0 if every item of every group succeeded.
+ */
+static int run_batch(struct group *groups, int group_count, int read_only, long timeout_ms) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int failed = 0;
+    for (int g = 0; g < group_count; g++) {
+        struct group *grp = &groups[g];
+        printf("ns %ld\n", grp->pid);
+        fflush(stdout);
+        int ns_fd, root_fd;
+        const char *what = NULL;
+        int err = prepare_group(grp, MODE_ATTACH, read_only, &ns_fd, &root_fd, &what);
+        if (err != 0) {
+            printf("fatal %s pid %ld: %s: %s\n", errno_name(err), grp->pid, what, strerror(err));
+            failed = 1;
+            continue;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            batch_child = 1;
+            sigprocmask(SIG_UNBLOCK, &chld, NULL);
+            fflush(stdout);
+            _exit(run_group(grp, MODE_ATTACH, ns_fd, root_fd));
+        }
+        if (child < 0) {
+            err = errno;
+            printf("fatal %s pid %ld: fork: %s\n", errno_name(err), grp->pid, strerror(err));
+            failed = 1;
+        } else {
+            int rc = wait_group(child, timeout_ms, &err, &what);
+            if (rc < 0) printf("fatal %s pid %ld: %s\n", errno_name(err), grp->pid, what);
+            if (rc != 0) failed = 1;
+        }
+        fflush(stdout);
+        release_group(grp, ns_fd, root_fd);
+    }
+    return failed ? 1 : 0;
+}
+
+static long parse_positive(const char *s, const char *why) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v <= 0 || v > INT_MAX) usage(why);
+    return v;
+}
+
 int main(int argc, char **argv) {
     long pid = -1;
     int read_only = 0;
+    int batch = 0;
+    long timeout_ms = 2000;
     enum mode mode = MODE_ATTACH;
     int first = 1;
     for (; first < argc; first++) {
         const char *a = argv[first];
         if (strcmp(a, "--pid") == 0) {
             if (++first >= argc) usage("--pid needs a value");
-            char *end;
-            errno = 0;
-            pid = strtol(argv[first], &end, 10);
-            if (errno || *end || end == argv[first] || pid <= 0 || pid > INT_MAX) usage("--pid must be a positive integer");
+            pid = parse_positive(argv[first], "--pid must be a positive integer");
+        } else if (strcmp(a, "--batch") == 0) {
+            batch = 1;
+        } else if (strcmp(a, "--ns-timeout-ms") == 0) {
+            if (++first >= argc) usage("--ns-timeout-ms needs a value");
+            timeout_ms = parse_positive(argv[first], "--ns-timeout-ms must be a positive integer");
         } else if (strcmp(a, "--read-only") == 0) {
             read_only = 1;
         } else if (strcmp(a, "--check") == 0) {
@@ -385,83 +647,36 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (pid < 0) usage("--pid is required");
+    if (batch && (pid >= 0 || mode != MODE_ATTACH)) usage("--batch takes @PID arguments and attaches only");
+    if (!batch && pid < 0) usage("--pid is required");
     if (read_only && mode != MODE_ATTACH) usage("--read-only only applies to attaching");
     int count = argc - first;
     if (count <= 0) usage("nothing to do");
+    if (count > MAX_BATCH_ARGS) usage("too many arguments");
     const char *force = getenv("ISOLFS_ATTACH_TEST_HANDLE_MNT_ID");
     pre_5_8_statx = force != NULL && strcmp(force, "1") == 0;
 
     struct item *items = calloc((size_t)count, sizeof *items);
-    if (!items) fatal(ENOMEM, "allocating", pid);
+    struct group *groups = calloc((size_t)count, sizeof *groups);
+    if (!items || !groups) fatal(ENOMEM, "allocating", pid);
+    int group_count = 0, item_count = 0;
+    if (!batch) groups[group_count++] = (struct group){ .pid = pid, .items = items };
     for (int i = 0; i < count; i++) {
         char *arg = argv[first + i];
-        items[i].tree_fd = -1;
-        if (mode == MODE_ATTACH) {
-            char *ids_colon = strrchr(arg, ':');
-            if (!ids_colon) usage("attach arguments are SRC:DST:IDS");
-            *ids_colon = '\0';
-            parse_detach_ids(ids_colon + 1, &items[i]);
-            char *colon = strrchr(arg, ':');
-            if (!colon || colon == arg || colon[1] == '\0') usage("attach arguments are SRC:DST:IDS");
-            *colon = '\0';
-            items[i].src = arg;
-            items[i].dst = colon + 1;
-        } else if (mode == MODE_UNMOUNT) {
-            char *ids_colon = strrchr(arg, ':');
-            if (!ids_colon) usage("unmount arguments are DST:IDS");
-            *ids_colon = '\0';
-            parse_detach_ids(ids_colon + 1, &items[i]);
-            items[i].dst = arg;
-        } else {
-            items[i].dst = arg;
+        if (batch && arg[0] == '@') {
+            if (group_count == MAX_BATCH_GROUPS) usage("too many namespaces in one batch");
+            groups[group_count++] = (struct group){ .pid = parse_positive(arg + 1, "@PID must be a positive integer"), .items = &items[item_count] };
+            continue;
         }
-        if (items[i].dst[0] != '/') usage("DST must be an absolute path");
-        if (has_whitespace(items[i].dst)) usage("DST must not contain whitespace");
+        if (group_count == 0) usage("--batch: the first argument must be @PID");
+        parse_item(arg, mode, &items[item_count++]);
+        groups[group_count - 1].count++;
     }
+    if (batch) return run_batch(groups, group_count, read_only, timeout_ms);
 
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
-    int ns_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (ns_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its mount namespace", pid);
-    snprintf(path, sizeof path, "/proc/%ld/root", pid);
-    int root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0) fatal(errno == ENOENT ? ESRCH : errno, "cannot open its root", pid);
-
-    /* Sources are host paths: clone them before leaving the host's namespace. */
-    if (mode == MODE_ATTACH) {
-        for (int i = 0; i < count; i++) {
-            items[i].tree_fd = sys_open_tree(AT_FDCWD, items[i].src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-            if (items[i].tree_fd < 0) {
-                items[i].src_errno = errno;
-                items[i].src_what = "cannot clone source (open_tree)";
-                continue;
-            }
-            if (read_only && sys_mount_setattr_rdonly(items[i].tree_fd) != 0) {
-                items[i].src_errno = errno;
-                items[i].src_what = "cannot make the clone read-only (mount_setattr)";
-                close(items[i].tree_fd);
-                items[i].tree_fd = -1;
-                continue;
-            }
-        }
-    }
-
-    if (setns(ns_fd, CLONE_NEWNS) != 0) fatal(errno, "setns into its mount namespace", pid);
-    /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
-     * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
-    if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) fatal(errno, "entering its root directory", pid);
-
-    int failed = 0;
-    for (int i = 0; i < count; i++) {
-        int rc;
-        switch (mode) {
-        case MODE_ATTACH: rc = attach_one(&items[i]); break;
-        case MODE_CHECK: rc = check_one(items[i].dst); break;
-        default: rc = unmount_one(&items[i]); break;
-        }
-        if (rc != 0) failed = 1;
-        fflush(stdout);
-    }
-    return failed ? 1 : 0;
+    int ns_fd, root_fd;
+    const char *what = NULL;
+    int err = prepare_group(&groups[0], mode, read_only, &ns_fd, &root_fd, &what);
+    if (err != 0) fatal(err, what, pid);
+    return run_group(&groups[0], mode, ns_fd, root_fd);
 }

@@ -77,32 +77,32 @@ export function defaultAttachHelperPath(): string {
   return path.join(nativeBuildDir(), 'isolfs-attach');
 }
 
-function validateTarget(target: string): void {
+export function validateTarget(target: string): void {
   // The helper splits SRC:DST:IDS at the last two colons and prints space-separated lines.
   if (!target.startsWith('/') || /[\s:]/.test(target)) {
     throw new AttachHelperError(`invalid target ${JSON.stringify(target)}: must be absolute, without whitespace or ':'`, null, 'EINVAL', '');
   }
 }
 
-function validatePid(pid: number): void {
+export function validatePid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0) throw new AttachHelperError(`invalid pid ${pid}`, null, 'EINVAL', '');
 }
 
 /** Mount ids are the kernel's positive ints; the helper reads them as a comma-separated list. */
-function validateMountIds(pair: DetachTarget): void {
+export function validateMountIds(pair: DetachTarget): void {
   const ids = pair.detachMountIds;
   const valid = ids.length <= MAX_DETACH_IDS && ids.every((id) => Number.isInteger(id) && id > 0 && id <= 0x7fffffff);
   if (!valid) throw new AttachHelperError(`invalid mount ids to detach from ${pair.target}: ${JSON.stringify(ids)}`, null, 'EINVAL', '');
 }
 
-interface HelperOutput {
+export interface HelperOutput {
   lines: string[];
   stderr: string;
   exitCode: number;
 }
 
 /** Runs the helper; exit codes 0 and 1 are answers (1: some item failed), anything else throws. */
-function runHelper(helperPath: string, args: string[], timeoutMs: number): Promise<HelperOutput> {
+export function runHelper(helperPath: string, args: string[], timeoutMs: number): Promise<HelperOutput> {
   return new Promise((resolve, reject) => {
     execFile(helperPath, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
       const exitCode = exitCodeOf(err);
@@ -150,7 +150,7 @@ function lineFor(output: HelperOutput, index: number, target: string): { word: s
  * One attach or unmount line (`detachLimit`: how many ids were named): "ok DST detached=N" or
  * "err DST ERRNAME message". Anything else is a broken helper.
  */
-function parseResult(output: HelperOutput, index: number, target: string, detachLimit: number): AttachResult {
+export function parseResult(output: HelperOutput, index: number, target: string, detachLimit: number): AttachResult {
   const { word, rest } = lineFor(output, index, target);
   const detached = /^detached=(\d+)$/.exec(rest);
   if (word === 'ok' && detached && Number(detached[1]) <= detachLimit) {
@@ -161,6 +161,16 @@ function parseResult(output: HelperOutput, index: number, target: string, detach
   throw new AttachHelperError(`isolfs-attach answered ${JSON.stringify(output.lines[index])}`, output.exitCode, null, output.stderr);
 }
 
+/** Throws AttachHelperError (EINVAL) unless pid and every pair can be put on the helper's command line. */
+export function validatePairs(pid: number, pairs: readonly AttachPair[]): void {
+  validatePid(pid);
+  for (const pair of pairs) {
+    validateTarget(pair.target);
+    validateMountIds(pair);
+    if (pair.source === '' || pair.source.startsWith('@')) throw new AttachHelperError(`invalid source for ${pair.target}: ${JSON.stringify(pair.source)}`, null, 'EINVAL', '');
+  }
+}
+
 /**
  * Bind each source (a host path) over its target inside the mount namespace of `pid` (any
  * process of the container; its root directory is where targets are resolved), after detaching
@@ -169,13 +179,8 @@ function parseResult(output: HelperOutput, index: number, target: string, detach
  * could be done (e.g. errno ESRCH: the process is gone).
  */
 export async function attachFiles(helperPath: string, pid: number, pairs: readonly AttachPair[], opts: AttachOptions = {}): Promise<AttachResult[]> {
-  validatePid(pid);
+  validatePairs(pid, pairs);
   if (pairs.length === 0) return [];
-  for (const pair of pairs) {
-    validateTarget(pair.target);
-    validateMountIds(pair);
-    if (pair.source === '') throw new AttachHelperError(`empty source for ${pair.target}`, null, 'EINVAL', '');
-  }
   const args = ['--pid', String(pid)];
   if (opts.readOnly) args.push('--read-only');
   args.push('--', ...pairs.map((p) => `${p.source}:${p.target}:${p.detachMountIds.join(',')}`));

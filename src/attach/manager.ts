@@ -25,8 +25,10 @@
  *
  * A look plans (plan.ts: reads mountinfo only, returns what to do, including which mounts to
  * detach from each target: mountsToDetach states the rule), then applies (apply(): creates the
- * container's subtree, tells the registry, runs the helper). Looks run at most
- * maxConcurrentAttaches at once (a Limiter; default 2 per CPU), one at a time per namespace.
+ * container's subtree, tells the registry, runs the helper). Helper runs are batched
+ * (attachBatch.ts: the namespaces ready meanwhile share one run, at most NAMESPACES_PER_RUN),
+ * at most maxConcurrentAttaches runs at once (default 2 per CPU); looks run at most that many
+ * times NAMESPACES_PER_RUN at once (a Limiter), one at a time per namespace.
  *
  * Why mountinfo rather than the helper's --check: mountinfo names the filesystem's device, which
  * tells our live connection from a previous daemon's dead one and from another FUSE filesystem
@@ -35,10 +37,9 @@
  * The helper (isolfs-attach) stats its sources through our own mount, so it is only ever run
  * asynchronously: the event loop must stay free to answer those requests.
  */
-import os from 'node:os';
 import path from 'node:path';
 import type { AttachResult } from './attach';
-import { attachFiles } from './attach';
+import { AttachBatcher } from './attachBatch';
 import { locateProcess } from '../identity/processCgroup';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, mountSourceName } from '../fuse/filesystem';
@@ -47,7 +48,7 @@ import { findOwnMount, readMountinfo, realMountpointPath } from './mountinfo';
 import { AttachPlanner, type AttachPlan, type OurDevices, type PlanRequest } from './plan';
 import { listPids, namespaceInode, readCgroupPids } from './namespaces';
 import type { AttachManagerOptions } from './managerOptions';
-import { Limiter } from './limiter';
+import { Limiter, defaultHelperRuns } from './limiter';
 import { CgroupWatch } from './cgroupWatch';
 import { LookSchedule } from './lookSchedule';
 import { type LookKind, type Pass, type ScanReport, Outcomes } from './outcomes';
@@ -59,6 +60,8 @@ export type { ScanReport } from './outcomes';
 const VERIFY_EVERY_SCANS = 6;
 /** Let FUSE requests in between: a node may have tens of thousands of processes. */
 const YIELD_EVERY_PIDS = 256;
+/** Namespaces one helper run attaches (attachBatch.ts): the looks ready meanwhile share a run. */
+const NAMESPACES_PER_RUN = 32;
 /** Our devices and the planner's verdicts on foreign connections are kept this long between scans. */
 const PASS_CACHE_MS = 1000;
 
@@ -90,6 +93,7 @@ export class AttachManager {
   private readonly ownMountNamespace: number | null;
   private readonly verifyEveryScans: number;
   private readonly limiter: Limiter;
+  private readonly batcher: AttachBatcher;
   private readonly outcomes: Outcomes;
   private scanCount = 0;
   private readonly ourSource: string;
@@ -106,7 +110,10 @@ export class AttachManager {
   constructor(private readonly options: AttachManagerOptions) {
     this.ownMountNamespace = namespaceInode(path.join(options.procRoot, 'self'));
     this.verifyEveryScans = options.verifyEveryScans ?? VERIFY_EVERY_SCANS;
-    this.limiter = new Limiter(options.maxConcurrentAttaches ?? defaultConcurrency());
+    const helperRuns = options.maxConcurrentAttaches ?? defaultHelperRuns();
+    this.batcher = new AttachBatcher({ helperPath: options.helperPath, maxRuns: helperRuns, maxNamespaces: NAMESPACES_PER_RUN });
+    // Enough looks at once to fill every helper run.
+    this.limiter = new Limiter(helperRuns * NAMESPACES_PER_RUN);
     this.ourSource = mountSourceName(options.mountpoint);
     this.realMountpoint = realMountpointPath(options.mountpoint);
     this.realViewsMountpoint = realMountpointPath(options.viewsMountpoint);
@@ -304,7 +311,7 @@ export class AttachManager {
         pairs = pairs.filter((p) => !inSubtree(p.source));
       }
     }
-    return await attachFiles(this.options.helperPath, plan.pid, pairs);
+    return await this.batcher.attach(plan.pid, pairs);
   }
 
   /**
@@ -344,15 +351,6 @@ export class AttachManager {
   private warn(key: string, fields: object, message: string): void {
     if (this.rateLimited.allow(key, Date.now())) this.options.logger.warn(fields, message);
   }
-}
-
-/**
- * 2 per CPU: a helper run waits on fork/exec, setns, the kernel's mount lock (one for the whole
- * system) and our own FUSE answers. Measured at 200 containers on 2 busy CPUs: 2 and 8 at once
- * attach equally fast (CPU-bound); fewer leave more of the CPU to the readers meanwhile.
- */
-function defaultConcurrency(): number {
-  return Math.min(32, Math.max(2, 2 * os.availableParallelism()));
 }
 
 function yieldToEventLoop(): Promise<void> {

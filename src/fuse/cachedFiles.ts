@@ -3,7 +3,7 @@
  * container-views tree (one content for every reader of an inode). The kernel reads them at
  * page-cache speed and asks us only for attributes once those expire (GETATTR, here) and for
  * pages it does not have (READ, answered by native from the inode's content). Content is brought
- * up to date at GETATTR and LOOKUP, so its cost follows reads: a file nobody reads costs nothing.
+ * up to date at GETATTR, so its cost follows reads: a file nobody reads costs nothing.
  */
 import { constants as osConstants } from 'node:os';
 import { isErrno, type FileBackend, type VersionedContent } from './fileBackend';
@@ -53,6 +53,16 @@ export class CachedFiles {
       if (typeof current === 'number') return current;
     }
     return { sizeBytes: node.sizeBytes ?? 0, mtimeNsec: node.mtimeNsec ?? 0 };
+  }
+
+  /**
+   * What LOOKUP answers: the version native holds, valid 0 s, nothing rendered; the kernel asks
+   * GETATTR (which renders) before it reads. Lookups come from attach and repair (open_tree of 14
+   * sources per container: rendering each kept the main thread of a node of 500 containers busy
+   * for seconds), not from readers inside a container (a bind's root is never looked up).
+   */
+  static atLookup(node: FileNode): CachedAttributes & { timeoutSec: number } {
+    return { sizeBytes: node.sizeBytes ?? 0, mtimeNsec: node.mtimeNsec ?? 0, timeoutSec: 0 };
   }
 
   /**

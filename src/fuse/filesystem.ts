@@ -246,7 +246,8 @@ export class IsolfsFilesystem {
     if (!node) return E.ENOENT;
     const hidden = this.cpuDirs.lookupErrno(req, node);
     if (hidden !== 0) return hidden;
-    const attr = this.attributes(node);
+    // A page-cache file's LOOKUP renders nothing (CachedFiles.atLookup).
+    const attr = node.kind === 'file' && this.cached && this.session ? CachedFiles.atLookup(node) : this.attributes(node);
     if (typeof attr === 'number') return attr;
     // A cpuN name depends on the reader: never cached (see cpuDirs.ts).
     const entryTimeoutSec = node.container === undefined && !(node.kind === 'dir' && node.cpu) ? STATIC_TIMEOUT_SEC : CONTAINER_ENTRY_TIMEOUT_SEC;

@@ -157,11 +157,14 @@ function recordingStatfs(answer: (target: string) => Promise<unknown>): { statfs
   return { statfs, probed };
 }
 
+/** How the manager starts the helper (attachBatch.ts), before the first namespace. */
+const BATCH_ARGS = ['--batch', '--ns-timeout-ms', '2000', '--'];
+
 function enotconn(): Promise<never> {
   return Promise.reject(Object.assign(new Error('dead'), { code: 'ENOTCONN' }));
 }
 
-/** A stand-in for isolfs-attach: logs its arguments, answers "ok DST detached=<ids named>". */
+/** A stand-in for isolfs-attach --batch: logs its arguments, answers "ns PID" and "ok DST detached=<ids named>". */
 function fakeHelper(dir: string, body?: string): { path: string; calls: () => string[][] } {
   const helper = path.join(dir, 'isolfs-attach');
   const log = `${helper}.log`;
@@ -169,6 +172,7 @@ function fakeHelper(dir: string, body?: string): { path: string; calls: () => st
 printf '%s\\n' "$*" >> '${log}'
 ${body ?? `while [ "$1" != "--" ]; do shift; done; shift
 for pair in "$@"; do
+  case "$pair" in @*) echo "ns \${pair#@}"; continue;; esac
   ids=\${pair##*:}; rest=\${pair%:*}; dst=\${rest##*:}
   n=0; [ -n "$ids" ] && n=$(printf '%s\\n' "$ids" | tr ',' '\\n' | wc -l)
   echo "ok $dst detached=$n"
@@ -341,7 +345,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     const helper = fakeHelper(dir);
     const { manager } = makeManager(procRoot, { statfs, statfsTimeoutMs: 20, helperPath: helper.path });
     /** What each helper run named for detaching, target by target. */
-    const named = (): Record<string, string>[] => helper.calls().map((args) => Object.fromEntries(args.slice(3).map((pair) => {
+    const named = (): Record<string, string>[] => helper.calls().map((args) => Object.fromEntries(args.slice(5).filter((a) => !a.startsWith('@')).map((pair) => {
       const [, target = '', ids = ''] = pair.split(':');
       return [target, ids];
     })));
@@ -384,7 +388,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     // One helper run binds from both mounts; the subtree is asked for once (the daemon's tree adds it to both).
     expect(await manager.apply(plan)).toHaveLength(files.length + 1);
     expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
-    expect(helper.calls()).toEqual([['--pid', String(PID), '--', ...plan.pairs.map((p) => `${p.source}:${p.target}:`)]]);
+    expect(helper.calls()).toEqual([[...BATCH_ARGS, `@${PID}`, ...plan.pairs.map((p) => `${p.source}:${p.target}:`)]]);
   });
 
   it('replaces a view attached from our main tree (an older version\'s) with the views tree\'s copy; the views tree\'s stays', async () => {
@@ -466,7 +470,7 @@ describe('AttachManager.apply and scan', () => {
     const results = await manager.apply(plan);
     expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
     expect(helper.calls()).toEqual([[
-      '--pid', String(PID), '--',
+      ...BATCH_ARGS, `@${PID}`,
       `${VIEWS}${OWN}/proc/meminfo:/proc/meminfo:610`, `${VIEWS}${OWN}/proc/vmstat:/proc/vmstat:`,
     ]]);
     expect(results).toEqual([
