@@ -7,7 +7,7 @@ import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
-import { TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from './files';
+import { TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
 import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
 import { IsolfsBackendWithPressure } from './pressure/backend';
@@ -38,15 +38,8 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
     },
     containers: () => containers.all(),
     countTasks: (record) => {
-      // One count serves /proc/stat's procs_running (files.ts) and the sampler for TASK_COUNTS_TTL_MS:
-      // a container read once a second would otherwise be counted twice in some seconds.
-      const nowMs = Date.now();
-      const kept = record.taskCounts;
-      if (kept !== null && nowMs >= kept.atMs && nowMs - kept.atMs < TASK_COUNTS_TTL_MS) return kept.counts;
       try {
-        const counts = readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
-        record.taskCounts = { atMs: nowMs, counts };
-        return counts;
+        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
       } catch {
         return null; // the cgroup is gone: the registry's sweep drops it
       }
