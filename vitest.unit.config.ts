@@ -18,6 +18,8 @@ const ROOT_ONLY = [
   'test/fuse/native.test.ts', // mounts the native addon itself (both loops)
   'test/fuse/pagecache.test.ts', // mounts the native addon in a page-cache session (both loops)
   'test/attach/attach.test.ts', // runs the real isolfs-attach helper in runc containers
+  'test/attach/attachBatch.test.ts', // runs isolfs-attach --batch in real mount namespaces (unshare -m)
+  'test/attach/hookServer.test.ts', // a socket directory owned by another uid needs chown
 ];
 
 /**
