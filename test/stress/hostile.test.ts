@@ -337,8 +337,9 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
       // calls (1 KiB chunks here every other time) can see the version change between two, and
       // an EOF read can return the tail of a newer, longer version (README, "Which path gives
       // which speed"; measured ~1 in 5,000-30,000 multi-call passes). Bounded, never another
-      // container's bytes (cross, above, is 0 for everyone).
-      const allowed = r.spec.shared ? 0 : Math.floor(res.ops / 1000);
+      // container's bytes (cross, above, is 0 for everyone). One per started thousand: the 60 s
+      // sanitizer run's slow readers make fewer than 1,000 passes (1 torn in 791 seen there).
+      const allowed = r.spec.shared ? 0 : Math.ceil(res.ops / 1000);
       expect(res.torn, `${who} got torn files (at most ${allowed}): ${JSON.stringify(res.samples.torn)}`).toBeLessThanOrEqual(allowed);
       expect(res.ok, `${who} never read its view`).toBeGreaterThan(0);
     }
