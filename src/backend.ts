@@ -12,6 +12,7 @@ import {
 import { isControlPath, isPressurePath, isViewPath, type ControlPath, type CpuTreePath, type ServedPath, type ViewPath } from './fuse/layout';
 import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
+import { inHostPidNamespace } from './identity/pidNamespace';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
 import { CgroupParseError } from './cgroup/snapshot';
@@ -21,7 +22,7 @@ import { parseSwitchWrite } from './switches/controlInput';
 import { renderView, hostPathOf, type HostSources } from './files';
 import type { ContainerRecord, ContainerRegistry } from './containers/registry';
 import { RateLimitedLog, type Logger } from './log';
-import { FileReadError, TASK_FILE_MAX_BYTES, readBoundedBuffer, readBoundedText } from './host/boundedRead';
+import { FileReadError, readBoundedBuffer } from './host/boundedRead';
 
 /**
  * Cap for the host's own files served as they are (switch off): /proc/cpuinfo is the largest,
@@ -59,12 +60,16 @@ export const RENDER_REUSE_MS = 50;
 
 /** Who "reads" a per-container file: nobody in particular (its content is the container's). */
 const ANY_READER: Caller = { pid: 0, uid: 0, gid: 0 };
+/** The tenant of callers we cannot place (outside our pid namespace, exited): one shared share. */
+export const UNPLACED_TENANT = '(unplaced)';
 
 export class IsolfsBackend implements FileBackend {
   private readonly rateLimited = new RateLimitedLog(60_000);
   /** The last version handed out (currentContent): versions are never reused. */
   private lastVersion = 0;
   private readonly switchListeners: Array<() => void> = [];
+  /** The last pid placed, reused within the same millisecond (an OPEN asks its tenant, then renders). */
+  private lastLocated: { pid: number; atMs: number; location: CgroupLocation } | null = null;
 
   constructor(private readonly options: BackendOptions) {}
 
@@ -85,6 +90,12 @@ export class IsolfsBackend implements FileBackend {
     // The online view's count: rendered at most every RENDER_REUSE_MS, however many cpuN lookups.
     const online = this.serve('/sys/devices/system/cpu/online', decision);
     return isErrno(online) ? online : cpuCountOfOnline(online);
+  }
+
+  /** Whose share a request takes (registry.tenantOf); callers we cannot place share one. */
+  tenantOf(caller: Caller, container: string | undefined): string {
+    const key = container ?? this.locate(caller.pid)?.key;
+    return key === undefined ? UNPLACED_TENANT : this.options.containers.tenantOf(key);
   }
 
   read({ file, caller, container }: FileRequest): Buffer | Errno {
@@ -152,7 +163,7 @@ export class IsolfsBackend implements FileBackend {
     if (!isControlPath(file)) return { errno: E.EACCES };
     if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
     if (file === '/proc/sys/kernel/stats_isolated') {
-      if (!this.inHostPidNamespace(caller.pid)) return this.refuse(file, caller, 'writer is not in the host pid namespace');
+      if (!inHostPidNamespace(this.options.procRoot, caller.pid)) return this.refuse(file, caller, 'writer is not in the host pid namespace');
       return this.setHostSwitch(caller, parseSwitchWrite(data, offset), data.length);
     }
     // Through a per-container copy the write is for that container; through the shared file,
@@ -234,7 +245,10 @@ export class IsolfsBackend implements FileBackend {
   }
 
   private locate(pid: number): CgroupLocation | null {
+    const nowMs = Date.now();
+    if (this.lastLocated?.pid === pid && this.lastLocated.atMs === nowMs) return this.lastLocated.location;
     const found = locateProcess(this.options.procRoot, this.options.hierarchy, pid);
+    if (found.found) this.lastLocated = { pid, atMs: nowMs, location: found.location };
     // Unknown callers get the host's file: a reader that exited is not waiting any more, and one
     // we cannot place must not be shown some other cgroup's view.
     return found.found ? found.location : this.unknownCaller(pid, found.why);
@@ -298,25 +312,6 @@ export class IsolfsBackend implements FileBackend {
     return { errno: E.EPERM };
   }
 
-  /**
-   * Whether the writer lives in the pid namespace our procfs belongs to (the host's, under
-   * hostPID). `NSpid` in /proc/<pid>/status lists the task's id in that namespace and in every
-   * nested one, so exactly one entry means "not in a child pid namespace". Unlike comparing
-   * /proc/<pid>/ns/pid links this needs no ptrace access (readlink of /proc/1/ns/pid is refused
-   * in some sandboxes even to root).
-   */
-  private inHostPidNamespace(pid: number): boolean {
-    if (pid <= 0) return false;
-    let status: string;
-    try {
-      status = readBoundedText(path.join(this.options.procRoot, String(pid)), 'status', TASK_FILE_MAX_BYTES);
-    } catch {
-      return false;
-    }
-    const line = /^NSpid:\s*(.*)$/m.exec(status);
-    if (!line) return false;
-    return line[1].trim().split(/\s+/).length === 1;
-  }
 }
 
 /** Whether cgroup `key` is `container` itself or one of its descendants (paths, not prefixes). */

@@ -53,6 +53,14 @@ Options:
   --no-repair              leave containers' dead isolfs mounts alone (default: replace them)
   --max-open-files N       open files the daemon keeps at once, all readers together; past it
                            an open gets ENFILE and a (rate-limited) warning (default 65536)
+  --max-open-files-per-container N
+                           open files one container may hold at once (default 4096, at most
+                           --max-open-files); past it its opens get ENFILE and a warning, and
+                           other containers still open theirs. A container is the attached
+                           container (--attach, the OCI hook) the reader's cgroup is in, so
+                           child cgroups made inside it share its share; a reader in none is
+                           its own container per cgroup. PSI triggers: 32 per container, 1024
+                           in all, counted the same way
   --watchdog-abort-ms N    a read through the mount unanswered for N ms: abort our FUSE
                            connection (no reader stays stuck) and exit 1; /healthz fails
                            from N/3 (default 30000). An external umount exits at once.
@@ -86,6 +94,7 @@ const OPTIONS = {
   'no-hook-socket': { type: 'boolean', default: false },
   'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },
+  'max-open-files-per-container': { type: 'string', default: '4096' },
   'watchdog-abort-ms': { type: 'string', default: '30000' },
 } as const;
 
@@ -164,7 +173,7 @@ function hookSocketOf(values: Values): string | null {
   return values['no-hook-socket'] ? null : path.resolve(values['hook-socket'] as string);
 }
 
-type Limits = Pick<DaemonOptions, 'loadavgIntervalMs' | 'attachIntervalMs' | 'maxOpenFiles' | 'watchdogAbortMs'>;
+type Limits = Pick<DaemonOptions, 'loadavgIntervalMs' | 'attachIntervalMs' | 'maxOpenFiles' | 'maxOpenFilesPerContainer' | 'watchdogAbortMs'>;
 
 /** The numeric flags, each checked against its lower bound. */
 function checkedLimits(values: Values): Limits {
@@ -174,9 +183,12 @@ function checkedLimits(values: Values): Limits {
   if (!Number.isInteger(attachIntervalMs) || attachIntervalMs < 100) fail('--attach-interval-ms must be an integer >= 100', 2);
   const maxOpenFiles = positiveInteger(values['max-open-files'] as string);
   if (maxOpenFiles === null) fail(`--max-open-files must be an integer >= 1\n${USAGE}`, 2);
+  const perContainer = positiveInteger(values['max-open-files-per-container'] as string);
+  if (perContainer === null) fail(`--max-open-files-per-container must be an integer >= 1\n${USAGE}`, 2);
+  const maxOpenFilesPerContainer = Math.min(perContainer, maxOpenFiles);
   const watchdogAbortMs = positiveInteger(values['watchdog-abort-ms'] as string);
   if (watchdogAbortMs === null || watchdogAbortMs < 1000) fail(`--watchdog-abort-ms must be an integer >= 1000\n${USAGE}`, 2);
-  return { loadavgIntervalMs, attachIntervalMs, maxOpenFiles, watchdogAbortMs };
+  return { loadavgIntervalMs, attachIntervalMs, maxOpenFiles, maxOpenFilesPerContainer, watchdogAbortMs };
 }
 
 /** Starts the daemon and wires signals, the watchdog and the health endpoint to one shutdown. */

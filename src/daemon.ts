@@ -51,6 +51,8 @@ export interface DaemonOptions {
   repairMounts: boolean;
   /** --max-open-files: open handles past this many are answered ENFILE. */
   maxOpenFiles: number;
+  /** --max-open-files-per-container: one tenant's open handles past this many are answered ENFILE. */
+  maxOpenFilesPerContainer?: number;
   /** --watchdog-abort-ms: a probe unanswered this long aborts the connection (a third: unhealthy). */
   watchdogAbortMs: number;
 }

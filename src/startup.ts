@@ -179,7 +179,10 @@ export function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, opt
     cpuTree: cpuTreeLayout(scanHostCpuTree(options.sysRoot)),
     maxOpenHandles: options.maxOpenFiles,
     // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
+    maxOpenHandlesPerTenant: options.maxOpenFilesPerContainer,
     onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
+    onTenantLimit: (tenant, refused) => logger.warn({ container: tenant, maxOpenFilesPerContainer: options.maxOpenFilesPerContainer, refused },
+      "a container's open-file limit reached: answering ENFILE to it"),
   });
   try {
     filesystem.mount(options.mountpoint, options.loop);

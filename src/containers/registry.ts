@@ -142,6 +142,21 @@ export class ContainerRegistry {
     return this.records.get(key)?.attachedLocation ?? undefined;
   }
 
+  /**
+   * The tenant cgroup `key` belongs to, for per-tenant bounds (open files, PSI triggers): the
+   * outermost attached container that is `key` or one of its ancestors (a container may make
+   * child cgroups, even get them attached as containers of their own, but never a cgroup above
+   * its own), else `key` itself.
+   */
+  tenantOf(key: string): string {
+    if (this.records.get('/')?.attachedLocation) return '/';
+    for (let slash = key.indexOf('/', 1); ; slash = key.indexOf('/', slash + 1)) {
+      const ancestor = slash < 0 ? key : key.slice(0, slash);
+      if (this.records.get(ancestor)?.attachedLocation) return ancestor;
+      if (slash < 0) return key;
+    }
+  }
+
   find(key: string): ContainerRecord | undefined {
     return this.records.get(key);
   }

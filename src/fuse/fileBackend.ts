@@ -81,6 +81,11 @@ export interface FileBackend {
    * answer depends on the reader.
    */
   cpuDirCount?: (caller: Caller) => number | null | Errno;
+  /**
+   * Who a request counts against for per-tenant bounds (open files, PSI triggers): a key that
+   * nothing inside a container can multiply (backend.ts). Without it, every caller is one tenant.
+   */
+  tenantOf?: (caller: Caller, container: string | undefined) => string;
   /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
   observe?: (file: ServedPath, result: string, seconds: number) => void;
 }

@@ -15,14 +15,20 @@ export const REPLIED = -1;
 
 /** Open handles allowed by default: ~100 bytes each once read, so 65536 cost a few MB. */
 export const DEFAULT_MAX_OPEN_HANDLES = 65536;
+/** Open handles allowed to one tenant (backend's tenantOf) by default: no pod can take the pool. */
+export const DEFAULT_MAX_OPEN_HANDLES_PER_TENANT = 4096;
 /** onLimit is called at most this often while opens are refused. */
 const LIMIT_REPORT_INTERVAL_MS = 10_000;
 
 export interface OpenFilesOptions {
   /** Past this many open files, OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES). */
   maxOpenHandles?: number;
+  /** Past this many open files of one tenant, its OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES_PER_TENANT). */
+  maxOpenHandlesPerTenant?: number;
   /** Told how many opens were refused since its last call (at most every 10 s): a log line. */
   onLimit?: (refused: number) => void;
+  /** Told of a tenant at its own cap (at most every 10 s per tenant): a log line. */
+  onTenantLimit?: (tenant: string, refused: number) => void;
 }
 
 /**
@@ -36,6 +42,8 @@ interface OpenHandle {
   /** Opened for reading: the native side holds its content (see read()). */
   readable: boolean;
   caller: Caller;
+  /** Whose share of the open handles it takes. */
+  tenant: string;
   /** A pressure file's PSI trigger: its real fd is watched by native (see poll()). */
   trigger?: TriggerLease;
 }
@@ -50,8 +58,13 @@ export class OpenFiles {
   private readonly handles = new Map<number, OpenHandle>();
   private nextFh = 1;
   private readonly maxOpenHandles: number;
+  private readonly maxOpenHandlesPerTenant: number;
+  /** Open handles per tenant (only tenants with some). */
+  private readonly perTenant = new Map<string, number>();
   private refusedOpens = 0;
   private lastLimitReportMs = Number.NEGATIVE_INFINITY;
+  /** Per tenant at its cap: opens refused since its last report, and when that was (bounded: see refuseTenantOpen). */
+  private readonly tenantRefusals = new Map<string, { refused: number; reportedMs: number }>();
 
   constructor(
     private readonly native: NativeAddon,
@@ -59,6 +72,7 @@ export class OpenFiles {
     private readonly options: OpenFilesOptions = {},
   ) {
     this.maxOpenHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
+    this.maxOpenHandlesPerTenant = Math.min(options.maxOpenHandlesPerTenant ?? DEFAULT_MAX_OPEN_HANDLES_PER_TENANT, this.maxOpenHandles);
   }
 
   get count(): number {
@@ -69,10 +83,14 @@ export class OpenFiles {
   open(req: FuseRequest, node: FileNode, reading: boolean): number {
     if (this.handles.size >= this.maxOpenHandles) return this.refuseOpen();
     const caller = callerOf(req);
+    const tenant = this.backend.tenantOf?.(caller, node.container) ?? '';
+    const held = this.perTenant.get(tenant) ?? 0;
+    if (held >= this.maxOpenHandlesPerTenant) return this.refuseTenantOpen(tenant);
     const content = reading ? this.render(node, caller) : undefined;
     if (content !== undefined && isErrno(content)) return content.errno;
     const fh = this.nextFh++;
-    this.handles.set(fh, { node, readable: content !== undefined, caller });
+    this.handles.set(fh, { node, readable: content !== undefined, caller, tenant });
+    this.perTenant.set(tenant, held + 1);
     // Direct I/O: read(2) comes to us for every reader. splice, sendfile (busybox cat) and mmap
     // read through the page cache instead, up to the inode's size (0 here), so they see an empty
     // file. A shared inode's content depends on the reader, so nothing of it ever goes into its
@@ -161,7 +179,13 @@ export class OpenFiles {
 
   /** RELEASE: native has answered it (id -1) and dropped its copy; the handle goes, with its trigger. */
   release(fh: number, session: NativeSession | null): void {
-    const trigger = this.handles.get(fh)?.trigger;
+    const handle = this.handles.get(fh);
+    if (handle) {
+      const left = (this.perTenant.get(handle.tenant) ?? 1) - 1;
+      if (left > 0) this.perTenant.set(handle.tenant, left);
+      else this.perTenant.delete(handle.tenant);
+    }
+    const trigger = handle?.trigger;
     if (trigger) {
       // native closes the fd (now, or it did at unmount): never close a number it may reuse
       if (session) this.native.unwatchPoll(session, fh);
@@ -179,6 +203,28 @@ export class OpenFiles {
       const refused = this.refusedOpens;
       this.refusedOpens = 0;
       this.options.onLimit(refused);
+    }
+    return E.ENFILE;
+  }
+
+  /**
+   * ENFILE for a tenant at its own cap (the node-wide one is not reached), told to
+   * onTenantLimit at most every 10 s per tenant. The reports kept are bounded by the tenants
+   * at their cap, each of which holds maxOpenHandlesPerTenant handles.
+   */
+  private refuseTenantOpen(tenant: string): number {
+    const nowMs = Date.now();
+    const report = this.tenantRefusals.get(tenant) ?? { refused: 0, reportedMs: Number.NEGATIVE_INFINITY };
+    report.refused++;
+    if (nowMs - report.reportedMs >= LIMIT_REPORT_INTERVAL_MS) {
+      this.options.onTenantLimit?.(tenant, report.refused);
+      report.refused = 0;
+      report.reportedMs = nowMs;
+    }
+    this.tenantRefusals.set(tenant, report);
+    if (this.tenantRefusals.size > this.maxOpenHandles / this.maxOpenHandlesPerTenant + 1) {
+      for (const [key, kept] of this.tenantRefusals) if (nowMs - kept.reportedMs >= LIMIT_REPORT_INTERVAL_MS) this.tenantRefusals.delete(key);
+      if (this.tenantRefusals.size > this.maxOpenHandles / this.maxOpenHandlesPerTenant + 1) this.tenantRefusals.clear();
     }
     return E.ENFILE;
   }

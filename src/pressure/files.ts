@@ -26,7 +26,10 @@ const { errno: E } = osConstants;
 
 /** Triggers (each one open fd of the daemon) at once, in all. */
 export const MAX_TRIGGERS = 1024;
-/** Triggers at once per container (the host's file counts as one "container"). */
+/**
+ * Triggers at once per tenant (the backend's tenantOf: the attached container a reader's cgroup
+ * is in, which child cgroups made inside it cannot multiply), whichever file they are on.
+ */
 export const MAX_TRIGGERS_PER_CONTAINER = 32;
 
 /** Where a pressure file's content comes from: a cgroup2 directory, or the host's file. */
@@ -38,6 +41,8 @@ const HOST_KEY = '(host)';
 export interface Decider {
   decide: (caller: Caller) => Decision;
   decideFor: (location: CgroupLocation) => Decision;
+  /** Whose share of the triggers a request takes. */
+  tenantOf: (caller: Caller, container: string | undefined) => string;
 }
 
 export class PressureFiles {
@@ -93,7 +98,8 @@ export class PressureFiles {
   openTrigger({ file, caller, container, data }: WriteRequest): TriggerLease | Errno {
     if (!isPressurePath(file)) return { errno: E.EACCES };
     const source = this.sourceFor(caller, container);
-    return source !== null && 'errno' in source ? source : this.openTriggerOn(file, source, caller, data);
+    if (source !== null && 'errno' in source) return source;
+    return this.openTriggerOn(file, source, { ...caller, tenant: this.decider.tenantOf(caller, container) }, data);
   }
 
   get triggers(): number {
@@ -124,15 +130,18 @@ export class PressureFiles {
    * Writes the trigger `data` (as written to /proc/pressure/<resource> by `writer`) to the real
    * file of `source`, on an fd of its own: the lease, or the errno the kernel (or a bound) gave.
    */
-  openTriggerOn(file: PressurePath, source: PressureSource | null, writer: Caller, data: Buffer): TriggerLease | Errno {
-    const result = this.writeTrigger(file, source, writer, data);
-    if ('errno' in result && this.rateLimited.allow(`trigger:${file}:${result.errno}`, Date.now())) {
-      this.logger.info({ file, pid: writer.pid, errno: result.errno, triggers: this.total }, 'PSI trigger refused');
+  openTriggerOn(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant?: string }, data: Buffer): TriggerLease | Errno {
+    const tenant = writer.tenant ?? (source === null || 'host' in source ? HOST_KEY : source.key);
+    const result = this.writeTrigger(file, source, { ...writer, tenant }, data);
+    if ('errno' in result && this.rateLimited.allow(`trigger:${file}:${result.errno}:${tenant}`, Date.now())) {
+      const held = this.perContainer.get(tenant) ?? 0;
+      const why = result.errno !== E.EMFILE ? undefined : held >= MAX_TRIGGERS_PER_CONTAINER ? 'tenant at its cap' : 'node-wide cap';
+      this.logger.info({ file, pid: writer.pid, errno: result.errno, tenant, tenantTriggers: held, triggers: this.total, why }, 'PSI trigger refused');
     }
     return result;
   }
 
-  private writeTrigger(file: PressurePath, source: PressureSource | null, writer: Caller, data: Buffer): TriggerLease | Errno {
+  private writeTrigger(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant: string }, data: Buffer): TriggerLease | Errno {
     if (source === null) return { errno: E.ENOENT };
     const isHost = 'host' in source;
     // What the kernel's /proc write parses: judged so for the host's file too, which is given
@@ -141,7 +150,7 @@ export class PressureFiles {
     if (parsed === null) return { errno: E.EINVAL };
     const payload = isHost ? data : parsed;
     if (unprivilegedWindowRefused(parsed.toString('latin1'), this.privileged(writer))) return { errno: E.EINVAL };
-    const key = isHost ? HOST_KEY : source.key;
+    const key = writer.tenant;
     const used = this.perContainer.get(key) ?? 0;
     if (this.total >= MAX_TRIGGERS || used >= MAX_TRIGGERS_PER_CONTAINER) return { errno: E.EMFILE };
     const realPath = isHost ? path.join(this.procRoot, 'pressure', resourceOf(file)) : path.join(source.cgroupDir, `${resourceOf(file)}.pressure`);

@@ -37,7 +37,7 @@ describe('PressureFiles', () => {
     }
     // Decisions are the backend's (tested there): here everyone is the isolated container c1.
     const decide = () => ({ isolated: true as const, container: { location } as ContainerRecord });
-    files = new PressureFiles({ procRoot: path.join(dir, 'proc'), unifiedRoot: path.join(dir, 'cgroup') }, createLogger('silent'), { decide, decideFor: decide }, { attachedLocation: () => location });
+    files = new PressureFiles({ procRoot: path.join(dir, 'proc'), unifiedRoot: path.join(dir, 'cgroup') }, createLogger('silent'), { decide, decideFor: decide, tenantOf: () => '/c1' }, { attachedLocation: () => location });
     location = { key: '/c1', version: 2, dirs: {}, roots: {}, unifiedDir: cgroup };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -109,7 +109,7 @@ describe('PressureFiles', () => {
   it('requests: a per-container copy shows its container (ENOENT once gone); triggers only on pressure files', () => {
     expect(files.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual(Buffer.from(PSI));
     const gone = new PressureFiles({ procRoot: path.join(dir, 'proc'), unifiedRoot: path.join(dir, 'cgroup') }, createLogger('silent'),
-      { decide: () => ({ isolated: false, reason: 'host-switch-off' }), decideFor: () => ({ isolated: false, reason: 'host-switch-off' }) },
+      { decide: () => ({ isolated: false, reason: 'host-switch-off' }), decideFor: () => ({ isolated: false, reason: 'host-switch-off' }), tenantOf: () => '(host)' },
       { attachedLocation: () => undefined });
     expect(gone.read({ file: '/proc/pressure/cpu', caller: ROOT, container: '/c1' })).toEqual({ errno: E.ENOENT });
     expect(gone.read({ file: '/proc/pressure/memory', caller: ROOT })?.toString()).toContain('avg10=9.99');
