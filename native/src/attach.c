@@ -12,12 +12,12 @@
  * *after* entering it (move_mount), without the host path ever being visible inside.
  *
  * Usage:
- *   isolfs-attach --pid PID [--read-only] SRC:DST:IDS [SRC:DST:IDS ...]
+ *   isolfs-attach --pid PID [--read-only] [--root ROOT] SRC:DST:IDS [SRC:DST:IDS ...]
  *                                                 detach the named mounts on DST, attach SRC over it
  *   isolfs-attach --pid PID --check DST [DST ...]    report the state of each DST
  *   isolfs-attach --pid PID --unmount DST:IDS [DST:IDS ...]
  *                                                 detach the named mounts on DST, attach nothing
- *   isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID SRC:DST:IDS ... [@PID ...]
+ *   isolfs-attach --batch [--read-only] [--ns-timeout-ms MS] -- @PID[=ROOT] SRC:DST:IDS ... [@PID ...]
  *                                                 attach, in each listed namespace in turn (at most
  *                                                 MAX_BATCH_GROUPS): its sources cloned here, then a
  *                                                 forked child enters it (killed after MS, default
@@ -31,7 +31,11 @@
  * field, as the caller read them from the container's mountinfo). DST is resolved inside the
  * container: after setns the helper chroots to /proc/PID/root, the root that process sees. DST
  * must already exist (a bind covers an existing file; nothing is ever created inside a
- * container) and must not contain whitespace (output is space-separated).
+ * container) and must not contain whitespace (output is space-separated). ROOT (the OCI hook's
+ * rootfs before pivot_root, a path in the process's root): every DST is under it, and the
+ * helper chroots into it too, so DST past ROOT resolves with the rootfs as "/" (an image's
+ * absolute symlink cannot point into the host's root). A DST with a symlink on its path, or
+ * that is one, is refused (ELOOP), as runc refuses one for /proc.
  *
  * Before attaching (and for --unmount, instead of it), the helper detaches the topmost mount on
  * DST while its id is in IDS, and nothing else: which mounts to replace is the caller's
@@ -130,6 +134,7 @@ enum mode { MODE_ATTACH, MODE_CHECK, MODE_UNMOUNT };
 struct item {
     const char *src; /* attach only */
     const char *dst;
+    const char *path; /* dst as resolved in the group's root: dst, or dst past the group's --root */
     int tree_fd;     /* attach only: the detached clone of src, or -1 */
     int detach_ids[MAX_DETACH_IDS]; /* attach and unmount: mounts the caller named for detaching */
     int detach_count;
@@ -282,10 +287,10 @@ static int detach_named(const struct item *it, const char **what) {
     int detached = 0;
     while (detached < it->detach_count) {
         unsigned long long mnt_id;
-        if (top_mount_id(it->dst, &mnt_id) != 0) {
+        if (top_mount_id(it->path, &mnt_id) != 0) {
             int err = errno;
             struct statx stx;
-            if (err == EOPNOTSUPP && is_mount_root(it->dst, &stx, AT_STATX_DONT_SYNC) == 0) return detached;
+            if (err == EOPNOTSUPP && is_mount_root(it->path, &stx, AT_STATX_DONT_SYNC) == 0) return detached;
             errno = err;
             if (errno == ENOENT) *what = "target does not exist in the container (not created)";
             else if (errno == EOPNOTSUPP) *what = "cannot read the top mount's id (no STATX_MNT_ID, and its file system has no file handles): not detached";
@@ -293,13 +298,36 @@ static int detach_named(const struct item *it, const char **what) {
             return -1;
         }
         if (!is_named(it, mnt_id)) return detached;
-        if (umount2(it->dst, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
+        if (umount2(it->path, MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
             *what = "cannot detach a named mount";
             return -1;
         }
         detached++;
     }
     return detached;
+}
+
+/*
+ * Refuses a target with a symlink among the directories leading to it, as runc refuses one for
+ * /proc: a bind must land on the container's own file, never where an image's link points
+ * (before pivot_root, an absolute link would point into the host's root). Returns 0, or -1 with
+ * *what set. Components that cannot be looked at (gone, a dead mount) are left to the steps
+ * after, which report them.
+ */
+static int symlink_on_path(const char *path, const char **what) {
+    char prefix[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof prefix) return 0;
+    for (const char *slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        memcpy(prefix, path, (size_t)(slash - path));
+        prefix[slash - path] = '\0';
+        struct stat st;
+        if (lstat(prefix, &st) == 0 && S_ISLNK(st.st_mode)) {
+            *what = "a directory on the target's path is a symlink: refused";
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int attach_one(const struct item *it) {
@@ -309,6 +337,10 @@ static int attach_one(const struct item *it) {
         return -1;
     }
     const char *what = NULL;
+    if (symlink_on_path(it->path, &what) != 0) {
+        item_error(it->dst, ELOOP, what);
+        return -1;
+    }
     int detached = detach_named(it, &what);
     if (detached < 0) {
         item_error(it->dst, errno, what);
@@ -316,16 +348,20 @@ static int attach_one(const struct item *it) {
     }
     struct statx stx;
     /* FORCE_SYNC: a dead FUSE mount must answer ENOTCONN, not its cached attributes. */
-    if (statx(AT_FDCWD, it->dst, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) != 0) {
+    if (statx(AT_FDCWD, it->path, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) != 0) {
         int err = errno;
         if (err == ENOENT) item_error(it->dst, err, "target does not exist in the container (not created)");
         else if (err == ENOTCONN) item_error(it->dst, err, "target is a dead FUSE mount not named for detaching");
         else item_error(it->dst, err, "cannot stat target");
         return -1;
     }
+    if (S_ISLNK(stx.stx_mode)) {
+        item_error(it->dst, ELOOP, "target is a symlink: refused");
+        return -1;
+    }
     /* Without MOVE_MOUNT_T_SYMLINKS the final component is not followed: a symlink planted by the
      * container cannot redirect the mount. The path itself resolves under the container's root. */
-    if (sys_move_mount(it->tree_fd, "", AT_FDCWD, it->dst, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    if (sys_move_mount(it->tree_fd, "", AT_FDCWD, it->path, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
         item_error(it->dst, errno, "move_mount failed");
         return -1;
     }
@@ -377,6 +413,8 @@ static int unmount_one(const struct item *it) {
 /* One target namespace of a run: its process and its items (a slice of the run's items). */
 struct group {
     long pid;
+    /* Where the container's / is in the process's root (before pivot_root: its rootfs); NULL: "/". */
+    const char *root;
     struct item *items;
     int count;
 };
@@ -389,6 +427,23 @@ static void group_fatal(int err, const char *what, long pid) {
     printf("fatal %s pid %ld: %s: %s\n", errno_name(err), pid, what, strerror(err));
     fflush(stdout);
     _exit(3);
+}
+
+/*
+ * A group's ROOT (@PID=ROOT, --root): every DST must be under it, and is resolved past it once
+ * the helper has made ROOT its root (run_group).
+ */
+static void set_root(struct group *g) {
+    if (g->root == NULL) return;
+    size_t len = strlen(g->root);
+    if (g->root[0] != '/' || has_whitespace(g->root)) usage("ROOT must be an absolute path without whitespace");
+    while (len > 1 && g->root[len - 1] == '/') len--;
+    if (len == 1) { g->root = NULL; return; }
+    for (int i = 0; i < g->count; i++) {
+        struct item *it = &g->items[i];
+        if (strncmp(it->dst, g->root, len) != 0 || it->dst[len] != '/') usage("every DST must be under ROOT");
+        it->path = it->dst + len;
+    }
 }
 
 /* Parses one SRC:DST:IDS, DST:IDS or DST argument into it (modifies arg). */
@@ -413,6 +468,7 @@ static void parse_item(char *arg, enum mode mode, struct item *it) {
     } else {
         it->dst = arg;
     }
+    it->path = it->dst;
     if (it->dst[0] != '/') usage("DST must be an absolute path");
     if (has_whitespace(it->dst)) usage("DST must not contain whitespace");
 }
@@ -507,6 +563,9 @@ static int run_group(struct group *g, enum mode mode, int ns_fd, int root_fd) {
     /* setns puts root and cwd at the namespace's root mount; the process may have chrooted or
      * pivoted elsewhere, so take the root it actually sees (opened above, before setns). */
     if (fchdir(root_fd) != 0 || chroot(".") != 0 || chdir("/") != 0) group_fatal(errno, "entering its root directory", g->pid);
+    /* Targets under a rootfs are resolved with the rootfs as "/": an image's absolute symlink
+     * then points into the image, never into the host's root the process still has. */
+    if (g->root != NULL && (chroot(g->root) != 0 || chdir("/") != 0)) group_fatal(errno, "entering the container's rootfs", g->pid);
     int failed = 0;
     for (int i = 0; i < g->count; i++) {
         int rc;
@@ -617,6 +676,7 @@ static long parse_positive(const char *s, const char *why) {
 
 int main(int argc, char **argv) {
     long pid = -1;
+    const char *root = NULL;
     int read_only = 0;
     int batch = 0;
     long timeout_ms = 2000;
@@ -627,6 +687,9 @@ int main(int argc, char **argv) {
         if (strcmp(a, "--pid") == 0) {
             if (++first >= argc) usage("--pid needs a value");
             pid = parse_positive(argv[first], "--pid must be a positive integer");
+        } else if (strcmp(a, "--root") == 0) {
+            if (++first >= argc) usage("--root needs a value");
+            root = argv[first];
         } else if (strcmp(a, "--batch") == 0) {
             batch = 1;
         } else if (strcmp(a, "--ns-timeout-ms") == 0) {
@@ -650,6 +713,7 @@ int main(int argc, char **argv) {
     if (batch && (pid >= 0 || mode != MODE_ATTACH)) usage("--batch takes @PID arguments and attaches only");
     if (!batch && pid < 0) usage("--pid is required");
     if (read_only && mode != MODE_ATTACH) usage("--read-only only applies to attaching");
+    if (root != NULL && (batch || mode != MODE_ATTACH)) usage("--root only applies to attaching one namespace (--batch: @PID=ROOT)");
     int count = argc - first;
     if (count <= 0) usage("nothing to do");
     if (count > MAX_BATCH_ARGS) usage("too many arguments");
@@ -665,13 +729,17 @@ int main(int argc, char **argv) {
         char *arg = argv[first + i];
         if (batch && arg[0] == '@') {
             if (group_count == MAX_BATCH_GROUPS) usage("too many namespaces in one batch");
-            groups[group_count++] = (struct group){ .pid = parse_positive(arg + 1, "@PID must be a positive integer"), .items = &items[item_count] };
+            char *eq = strchr(arg, '=');
+            if (eq != NULL) *eq = '\0';
+            groups[group_count++] = (struct group){ .pid = parse_positive(arg + 1, "@PID must be a positive integer"), .root = eq ? eq + 1 : NULL, .items = &items[item_count] };
             continue;
         }
         if (group_count == 0) usage("--batch: the first argument must be @PID");
         parse_item(arg, mode, &items[item_count++]);
         groups[group_count - 1].count++;
     }
+    if (!batch) groups[0].root = root;
+    for (int g = 0; g < group_count; g++) set_root(&groups[g]);
     if (batch) return run_batch(groups, group_count, read_only, timeout_ms);
 
     int ns_fd, root_fd;

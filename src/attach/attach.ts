@@ -84,6 +84,14 @@ export function validateTarget(target: string): void {
   }
 }
 
+/** Throws AttachHelperError (EINVAL) unless `root` is a path the helper takes and every target is under it. */
+export function validateRoot(root: string, pairs: readonly AttachPair[]): void {
+  validateTarget(root);
+  const under = root.endsWith('/') ? root : `${root}/`;
+  const outside = pairs.find((p) => !p.target.startsWith(under));
+  if (outside) throw new AttachHelperError(`target ${JSON.stringify(outside.target)} is not under ${JSON.stringify(root)}`, null, 'EINVAL', '');
+}
+
 export function validatePid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0) throw new AttachHelperError(`invalid pid ${pid}`, null, 'EINVAL', '');
 }

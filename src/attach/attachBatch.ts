@@ -15,7 +15,7 @@
  * container, the helper never runs synchronously on the event loop.
  */
 import {
-  type AttachPair, type AttachResult, AttachHelperError, type HelperOutput, parseResult, runHelper, validatePairs,
+  type AttachPair, type AttachResult, AttachHelperError, type HelperOutput, parseResult, runHelper, validatePairs, validateRoot,
 } from './attach';
 
 export interface AttachBatcherOptions {
@@ -35,6 +35,8 @@ export interface AttachBatcherOptions {
 interface Request {
   pid: number;
   pairs: readonly AttachPair[];
+  /** The container's rootfs before pivot_root (the OCI hook): targets resolve with it as "/". */
+  root: string | undefined;
   resolve: (results: AttachResult[]) => void;
   reject: (err: unknown) => void;
 }
@@ -67,11 +69,12 @@ export class AttachBatcher {
   }
 
   /** As attachFiles(helperPath, pid, pairs): one result per pair, or AttachHelperError for this pid alone. */
-  attach(pid: number, pairs: readonly AttachPair[]): Promise<AttachResult[]> {
+  attach(pid: number, pairs: readonly AttachPair[], root?: string): Promise<AttachResult[]> {
     validatePairs(pid, pairs);
+    if (root !== undefined) validateRoot(root, pairs);
     if (pairs.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.queue.push({ pid, pairs, resolve, reject });
+      this.queue.push({ pid, pairs, root, resolve, reject });
       this.schedule();
     });
   }
@@ -109,7 +112,7 @@ export class AttachBatcher {
     this.namespaces += batch.length;
     const args = ['--batch', '--ns-timeout-ms', String(this.nsTimeoutMs), '--'];
     for (const r of batch) {
-      args.push(`@${r.pid}`, ...r.pairs.map((p) => `${p.source}:${p.target}:${p.detachMountIds.join(',')}`));
+      args.push(r.root === undefined ? `@${r.pid}` : `@${r.pid}=${r.root}`, ...r.pairs.map((p) => `${p.source}:${p.target}:${p.detachMountIds.join(',')}`));
     }
     let output: HelperOutput;
     try {

@@ -311,7 +311,7 @@ export class AttachManager {
         pairs = pairs.filter((p) => !inSubtree(p.source));
       }
     }
-    return await this.batcher.attach(plan.pid, pairs);
+    return await this.batcher.attach(plan.pid, pairs, plan.root);
   }
 
   /**

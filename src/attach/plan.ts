@@ -40,6 +40,8 @@ export interface AttachPlan {
   pairs: AttachPair[];
   /** Targets whose pair replaces a dead predecessor's mount (repair) rather than attaching. */
   repairTargets: ReadonlySet<string>;
+  /** PlanRequest.root when not "/": the helper resolves the targets (all under it) with it as "/". */
+  root?: string;
 }
 
 /** How a mount on a target relates to us (see mountsToDetach). */
@@ -120,7 +122,8 @@ export class AttachPlanner {
     const repairsInContainer = await this.planRepairs(look);
     if (request.attach && location !== null) await this.planAttach(look, location);
     const container = repairsInContainer || request.attach ? location : null;
-    return { pid, container, pairs: [...look.pairs.values()], repairTargets: look.repairTargets };
+    const root = request.root !== undefined && request.root !== '/' ? { root: request.root } : {};
+    return { pid, container, pairs: [...look.pairs.values()], repairTargets: look.repairTargets, ...root };
   }
 
   /**

@@ -58,6 +58,12 @@ export interface RuncContainerOptions {
    * rootfs there (runc refuses a symlink); default: the shared rootfs's absolute path.
    */
   relativeRoot?: boolean;
+  /** With relativeRoot: changes the bundle's copy of the rootfs before the container is created. */
+  prepareRootfs?: (rootfsDir: string) => void;
+  /** Mounts of `runc spec`'s defaults left out, by destination (e.g. '/sys'). */
+  dropMounts?: string[];
+  /** linux.rootfsPropagation (runc's default: rslave). */
+  rootfsPropagation?: string;
   /** OCI hooks by stage (createRuntime, ...), as in config.json. */
   hooks?: Record<string, OciHook[]>;
 }
@@ -213,7 +219,10 @@ function writeConfig(bundleDir: string, rootfs: string, cgroupsPath: string, opt
   if (options.relativeRoot) {
     fs.cpSync(rootfs, path.join(bundleDir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
     config.root.path = 'rootfs';
+    options.prepareRootfs?.(path.join(bundleDir, 'rootfs'));
   }
+  config.mounts = config.mounts.filter((m) => !options.dropMounts?.includes(m.destination));
+  if (options.rootfsPropagation !== undefined) config.linux.rootfsPropagation = options.rootfsPropagation;
   config.hostname = 'isolfs-test';
   config.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=16m'] });
   for (const bind of options.binds ?? []) {

@@ -121,6 +121,37 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     expect(first.online).toBe('0');
   });
 
+  it('refuses a target reached through an image\'s symlink (sys/devices -> a host path): the host path is untouched, the rest is attached, the container starts', async () => {
+    // The image's /sys/devices names a host directory that has system/cpu. Before pivot_root the
+    // runtime's root is the host's, so a target resolved there would be a host path; no sysfs is
+    // mounted over /sys (a config without one), so the link is what the hook's target meets.
+    const victim = fs.mkdtempSync(path.join(base, 'victim-'));
+    fs.mkdirSync(path.join(victim, 'system', 'cpu'), { recursive: true });
+    fs.writeFileSync(path.join(victim, 'system', 'cpu', 'online'), 'the host\'s own file\n');
+    const startedMs = performance.now();
+    const container = await runContainer({
+      memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, args: ['sh', '-c', FIRST_INSTRUCTION], hooks: hook(daemon.hookSocket),
+      relativeRoot: true, dropMounts: ['/sys', '/sys/fs/cgroup'],
+      prepareRootfs: (rootfs) => {
+        fs.rmSync(path.join(rootfs, 'sys'), { recursive: true, force: true });
+        fs.mkdirSync(path.join(rootfs, 'sys'));
+        fs.symlinkSync(victim, path.join(rootfs, 'sys', 'devices'));
+      },
+    });
+    containers.push(container);
+    const first = await firstReads(container, startedMs);
+    expect(memTotalKb(first.meminfo)).toBe(Number(LIMIT / 1024n));
+    const logged = daemon.logs.map((l) => JSON.parse(l) as { msg: string; pid?: number; result?: string; reason?: string })
+      .find((l) => l.msg === 'OCI hook request' && l.pid === container.pid);
+    expect(logged?.result, JSON.stringify(logged)).toBe('failed');
+    expect(logged?.reason).toMatch(/sys\/devices\/system\/cpu: ELOOP a directory on the target's path is a symlink: refused/);
+    expect(logged?.reason).not.toMatch(/\/proc\/meminfo/);
+    expect(fs.readFileSync(path.join(victim, 'system', 'cpu', 'online'), 'utf8')).toBe('the host\'s own file\n');
+    expect(fs.readdirSync(path.join(victim, 'system', 'cpu'))).toEqual(['online']);
+    const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(victim));
+    expect(mounted).toEqual([]);
+  });
+
   it('attaches at /proc/... when run after pivot_root (the hook by hand for a running container)', async () => {
     const container = await runContainer({ memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000 });
     containers.push(container);
