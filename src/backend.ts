@@ -6,19 +6,18 @@
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import {
-  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
-  type WriteRequest,
+  isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type GrantedWrite,
+  type VersionedContent, type WriteGrant,
 } from './fuse/fileBackend';
 import { isControlPath, isPressurePath, isViewPath, type ControlPath, type CpuTreePath, type ServedPath, type ViewPath } from './fuse/layout';
 import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
-import { inHostPidNamespace } from './identity/pidNamespace';
+import { ControlWrites } from './switches/controlWrites';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
 import { CgroupParseError } from './cgroup/snapshot';
 import type { SwitchStore } from './switches/store';
 import type { EnvOptOut } from './switches/envOptOut';
-import { parseSwitchWrite } from './switches/controlInput';
 import { renderView, hostPathOf, type HostSources } from './files';
 import type { ContainerRecord, ContainerRegistry } from './containers/registry';
 import { RateLimitedLog, type Logger } from './log';
@@ -71,7 +70,16 @@ export class IsolfsBackend implements FileBackend {
   /** The last pid placed, reused within the same millisecond (an OPEN asks its tenant, then renders). */
   private lastLocated: { pid: number; atMs: number; location: CgroupLocation } | null = null;
 
-  constructor(private readonly options: BackendOptions) {}
+  private readonly controlWrites: ControlWrites;
+
+  constructor(private readonly options: BackendOptions) {
+    this.controlWrites = new ControlWrites({
+      procRoot: options.procRoot, switches: options.switches, logger: options.logger,
+      attachedLocation: (key) => options.containers.attachedLocation(key),
+      locate: (pid) => this.locate(pid),
+      changed: () => this.switchChanged(),
+    });
+  }
 
   /** Also tell `listener` after a switch changed (the container-views tree refreshes its files). */
   addSwitchListener(listener: () => void): void {
@@ -159,63 +167,14 @@ export class IsolfsBackend implements FileBackend {
     return record ? this.failure(CPU_TREE_LABEL, record.location, result.failure) : { errno: E.EIO };
   }
 
-  write({ file, caller, data, offset, container }: WriteRequest): number | Errno {
-    if (!isControlPath(file)) return { errno: E.EACCES };
-    if (caller.uid !== 0) return this.refuse(file, caller, 'writer is not uid 0');
-    if (file === '/proc/sys/kernel/stats_isolated') {
-      if (!inHostPidNamespace(this.options.procRoot, caller.pid)) return this.refuse(file, caller, 'writer is not in the host pid namespace');
-      return this.setHostSwitch(caller, parseSwitchWrite(data, offset), data.length);
-    }
-    // Through a per-container copy the write is for that container; through the shared file,
-    // for the writer's cgroup. Either way the writer changes only its own container's switch.
-    const location = container !== undefined ? this.containerOfWriter(file, caller, container) : this.locate(caller.pid);
-    if (location === null) return { errno: E.ESRCH };
-    if (isErrno(location)) return location;
-    if (location.key === '/') return this.refuse(file, caller, "the host's root cgroup is not a container");
-    return this.setContainerSwitch(location, caller, parseSwitchWrite(data, offset), data.length);
+  /** An open of a switch file for writing: what its writes may change (ControlWrites, decided at open). */
+  authorizeWrite(request: FileRequest): WriteGrant | Errno {
+    return this.controlWrites.authorize(request);
   }
 
-  /** kernel.stats_isolated := value (null: not a valid write); answers `accepted` bytes once persisted. */
-  private setHostSwitch(caller: Caller, value: boolean | null, accepted: number): number | Errno {
-    if (value === null) return { errno: E.EINVAL };
-    try {
-      this.options.switches.setHostIsolated(value);
-    } catch (err) {
-      this.options.logger.error({ err: String(err) }, 'cannot persist kernel.stats_isolated: write refused');
-      return { errno: E.EIO };
-    }
-    this.options.logger.info({ value: value ? 1 : 0, pid: caller.pid }, 'kernel.stats_isolated changed');
-    this.switchChanged();
-    return accepted;
-  }
-
-  /** kernel.container_stats_isolated of the container at `location` := value, as setHostSwitch. */
-  private setContainerSwitch(location: CgroupLocation, caller: Caller, value: boolean | null, accepted: number): number | Errno {
-    if (value === null) return { errno: E.EINVAL };
-    try {
-      this.options.switches.setContainer(location.key, value);
-    } catch (err) {
-      this.options.logger.error({ err: String(err), container: location.key }, 'cannot persist kernel.container_stats_isolated: write refused');
-      return { errno: E.EIO };
-    }
-    this.options.logger.info({ container: location.key, value: value ? 1 : 0, pid: caller.pid }, 'kernel.container_stats_isolated changed');
-    this.switchChanged();
-    return accepted;
-  }
-
-  /**
-   * The container a write through its per-container copy may change: only when the writer is
-   * in that container's cgroup or below it. The copy is visible wherever the mount is (the host,
-   * any pod given the mount), so being able to open it proves nothing; host root is no
-   * exception (it changes a container's switch from inside it, as the kernel's write did).
-   */
-  private containerOfWriter(file: ControlPath, caller: Caller, container: string): CgroupLocation | Errno | null {
-    const target = this.options.containers.attachedLocation(container);
-    if (!target) return null; // the container went away since its dir was made
-    const writer = this.locate(caller.pid);
-    if (writer !== null && isSameOrBelow(writer.key, target.key)) return target;
-    return this.refuse(file, caller, 'writer is not in the container whose copy it writes',
-      { container: target.key, writerCgroup: writer?.key ?? null });
+  /** A write through an open file authorizeWrite allowed. */
+  write({ grant, data, offset }: GrantedWrite): number | Errno {
+    return isControlPath(grant.file) ? this.controlWrites.write(grant, data, offset) : { errno: E.EACCES };
   }
 
   private switchChanged(): void {
@@ -303,20 +262,4 @@ export class IsolfsBackend implements FileBackend {
     }
     return { errno: E.EIO };
   }
-
-  private refuse(file: ControlPath, caller: Caller, why: string, detail: object = {}): Errno {
-    // Rate-limited per file, reason and writer: a container writing in a loop must not flood the log.
-    if (this.rateLimited.allow(`refuse:${file}:${why}:${caller.uid}:${JSON.stringify(detail)}`, Date.now())) {
-      this.options.logger.warn({ file, pid: caller.pid, uid: caller.uid, why, ...detail }, 'control write refused');
-    }
-    return { errno: E.EPERM };
-  }
-
-}
-
-/** Whether cgroup `key` is `container` itself or one of its descendants (paths, not prefixes). */
-export function isSameOrBelow(key: string, container: string): boolean {
-  if (key === container) return true;
-  const prefix = container.endsWith('/') ? container : `${container}/`;
-  return key.startsWith(prefix);
 }

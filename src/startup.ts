@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { NativeAddon } from './fuse/native';
 import { IsolfsFilesystem, mountSourceName } from './fuse/filesystem';
+import { DEFAULT_MAX_OPEN_HANDLES_PER_TENANT } from './fuse/openFiles';
 import type { IsolfsBackend } from './backend';
 import type { DaemonOptions } from './daemon';
 import { StateFileError } from './switches/store';
@@ -179,7 +180,7 @@ export function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, opt
     cpuTree: cpuTreeLayout(scanHostCpuTree(options.sysRoot)),
     maxOpenHandles: options.maxOpenFiles,
     // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
-    maxOpenHandlesPerTenant: options.maxOpenFilesPerContainer,
+    maxOpenHandlesPerTenant: options.maxOpenFilesPerContainer ?? DEFAULT_MAX_OPEN_HANDLES_PER_TENANT,
     onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),
     onTenantLimit: (tenant, refused) => logger.warn({ container: tenant, maxOpenFilesPerContainer: options.maxOpenFilesPerContainer, refused },
       "a container's open-file limit reached: answering ENFILE to it"),

@@ -50,6 +50,28 @@ export interface WriteRequest extends FileRequest {
   offset: number;
 }
 
+/**
+ * What an open for writing was allowed, decided at open against the opener, as the kernel checks
+ * /proc/sys permissions and a PSI trigger's privilege (the file's f_cred) at open(2): the open
+ * file carries it, whoever writes through it later.
+ */
+export interface WriteGrant {
+  file: ServedPath;
+  /** Who opened the file for writing. */
+  opener: Caller;
+  /** A switch file: the container whose switch writes change (null: the host's switch). */
+  container: string | null;
+  /** A pressure file: whether the opener had CAP_SYS_RESOURCE (the kernel's unprivileged-trigger rule). */
+  privileged?: boolean;
+}
+
+/** A write through an open file, with what its open was allowed. */
+export interface GrantedWrite {
+  grant: WriteGrant;
+  data: Buffer;
+  offset: number;
+}
+
 /** A PSI trigger's real fd (a kernel pressure file the trigger was written to), until released. */
 export interface TriggerLease {
   fd: number;
@@ -68,13 +90,19 @@ export interface FileBackend {
    * caches: its version changes only when its bytes do.
    */
   currentContent: (request: ContainerFileRequest) => VersionedContent | Errno;
-  /** A write to a control file; returns the bytes accepted or an errno. */
-  write: (request: WriteRequest) => number | Errno;
   /**
-   * A write to a pressure file (a PSI trigger): the real fd it was written to, whose POLLPRI
-   * events the open file's pollers wait for; or an errno (the kernel's, or a bound's).
+   * An open for writing of a writable file (a control or a pressure file): what writes through it
+   * may do, or the errno the open answers (EACCES for a non-root opener of a switch file).
    */
-  openTrigger?: (request: WriteRequest) => TriggerLease | Errno;
+  authorizeWrite: (request: FileRequest) => WriteGrant | Errno;
+  /** A write to a control file through an open authorizeWrite allowed; the bytes accepted or an errno. */
+  write: (request: GrantedWrite) => number | Errno;
+  /**
+   * A write to a pressure file (a PSI trigger), as its opener (`caller`, with `privileged` as
+   * authorizeWrite found it): the real fd it was written to, whose POLLPRI events the open
+   * file's pollers wait for; or an errno (the kernel's, or a bound's).
+   */
+  openTrigger?: (request: WriteRequest & { privileged?: boolean }) => TriggerLease | Errno;
   /**
    * How many cpuN/ directories of /sys/devices/system/cpu the caller sees: cpu0 to
    * cpu<count-1>; null: the host's own. Asked at every LOOKUP and READDIR of those names, whose

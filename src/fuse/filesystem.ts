@@ -349,6 +349,6 @@ export class IsolfsFilesystem {
     const access = req.flags & O_ACCMODE;
     const writing = access === O_WRONLY || access === O_RDWR;
     if (writing && !node.writable) return E.EACCES;
-    return this.files.open(req, node, access !== O_WRONLY);
+    return this.files.open(req, node, access !== O_WRONLY, writing);
   }
 }

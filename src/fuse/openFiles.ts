@@ -3,7 +3,7 @@
  * READs and WRITEs that reach TypeScript. The bytes come from the FileBackend.
  */
 import { constants as osConstants } from 'node:os';
-import { isErrno, type Caller, type Errno, type FileBackend, type TriggerLease } from './fileBackend';
+import { isErrno, type Caller, type Errno, type FileBackend, type TriggerLease, type WriteGrant } from './fileBackend';
 import type { FileNode } from './inodes';
 import { isControlPath, isPressurePath } from './layout';
 import type { FuseRequest, NativeAddon, NativeSession } from './native';
@@ -23,7 +23,7 @@ const LIMIT_REPORT_INTERVAL_MS = 10_000;
 export interface OpenFilesOptions {
   /** Past this many open files, OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES). */
   maxOpenHandles?: number;
-  /** Past this many open files of one tenant, its OPEN answers ENFILE (default DEFAULT_MAX_OPEN_HANDLES_PER_TENANT). */
+  /** Past this many open files of one tenant, its OPEN answers ENFILE (default: maxOpenHandles; the daemon's: DEFAULT_MAX_OPEN_HANDLES_PER_TENANT). */
   maxOpenHandlesPerTenant?: number;
   /** Told how many opens were refused since its last call (at most every 10 s): a log line. */
   onLimit?: (refused: number) => void;
@@ -44,6 +44,8 @@ interface OpenHandle {
   caller: Caller;
   /** Whose share of the open handles it takes. */
   tenant: string;
+  /** Opened for writing: what its writes may do, decided at open against the opener. */
+  grant?: WriteGrant;
   /** A pressure file's PSI trigger: its real fd is watched by native (see poll()). */
   trigger?: TriggerLease;
 }
@@ -72,24 +74,29 @@ export class OpenFiles {
     private readonly options: OpenFilesOptions = {},
   ) {
     this.maxOpenHandles = options.maxOpenHandles ?? DEFAULT_MAX_OPEN_HANDLES;
-    this.maxOpenHandlesPerTenant = Math.min(options.maxOpenHandlesPerTenant ?? DEFAULT_MAX_OPEN_HANDLES_PER_TENANT, this.maxOpenHandles);
+    this.maxOpenHandlesPerTenant = Math.min(options.maxOpenHandlesPerTenant ?? this.maxOpenHandles, this.maxOpenHandles);
   }
 
   get count(): number {
     return this.handles.size;
   }
 
-  /** OPEN of `node`, a file the caller may open so; a write-only open renders nothing. */
-  open(req: FuseRequest, node: FileNode, reading: boolean): number {
+  /**
+   * OPEN of `node`; a write-only open renders nothing. `writing`: a writable file opened for
+   * writing, whose permission is decided here, against the opener, as the kernel decides it.
+   */
+  open(req: FuseRequest, node: FileNode, reading: boolean, writing = false): number {
     if (this.handles.size >= this.maxOpenHandles) return this.refuseOpen();
     const caller = callerOf(req);
     const tenant = this.backend.tenantOf?.(caller, node.container) ?? '';
     const held = this.perTenant.get(tenant) ?? 0;
     if (held >= this.maxOpenHandlesPerTenant) return this.refuseTenantOpen(tenant);
+    const grant = writing ? this.backend.authorizeWrite({ file: node.path, caller, container: node.container }) : undefined;
+    if (grant !== undefined && isErrno(grant)) return grant.errno;
     const content = reading ? this.render(node, caller) : undefined;
     if (content !== undefined && isErrno(content)) return content.errno;
     const fh = this.nextFh++;
-    this.handles.set(fh, { node, readable: content !== undefined, caller, tenant });
+    this.handles.set(fh, { node, readable: content !== undefined, caller, tenant, grant });
     this.perTenant.set(tenant, held + 1);
     // Direct I/O: read(2) comes to us for every reader. splice, sendfile (busybox cat) and mmap
     // read through the page cache instead, up to the inode's size (0 here), so they see an empty
@@ -128,10 +135,12 @@ export class OpenFiles {
   write(req: FuseRequest, session: NativeSession | null): number {
     const handle = this.handles.get(req.fh);
     if (!handle) return E.EBADF;
-    const { path, container } = handle.node;
+    const { path } = handle.node;
+    // The kernel refuses write(2) on an fd not opened for writing before we hear of it.
+    if (!handle.grant) return E.EBADF;
     if (isPressurePath(path)) return this.writeTrigger(req, handle, session);
     if (!isControlPath(path)) return E.EACCES;
-    const result = this.backend.write({ file: path, caller: callerOf(req), container, data: req.data ?? EMPTY, offset: req.offset });
+    const result = this.backend.write({ grant: handle.grant, data: req.data ?? EMPTY, offset: req.offset });
     this.backend.observe?.(path, isErrno(result) ? `errno-${result.errno}` : 'write', 0);
     if (isErrno(result)) return result.errno;
     this.native.replyWrite(req.id, result);
@@ -147,7 +156,9 @@ export class OpenFiles {
     if (!(session && this.backend.openTrigger)) return E.EOPNOTSUPP;
     const data = req.data ?? EMPTY;
     const { path, container } = handle.node;
-    const lease = this.backend.openTrigger({ file: path, caller: callerOf(req), container, data, offset: req.offset });
+    // As its opener: the file's cgroup and the trigger's privilege are the opener's (f_cred).
+    const privileged = handle.grant?.privileged;
+    const lease = this.backend.openTrigger({ file: path, caller: handle.caller, container, data, offset: req.offset, ...(privileged === undefined ? {} : { privileged }) });
     this.backend.observe?.(path, isErrno(lease) ? `errno-${lease.errno}` : 'trigger', 0);
     if (isErrno(lease)) return lease.errno;
     const watched = this.native.watchPoll(session, req.fh, lease.fd);

@@ -4,7 +4,7 @@
  * decideFor); everything else is the backend's.
  */
 import { IsolfsBackend, type BackendOptions } from '../backend';
-import type { Errno, FileRequest, TriggerLease, WriteRequest } from '../fuse/fileBackend';
+import type { Errno, FileRequest, TriggerLease, WriteGrant, WriteRequest } from '../fuse/fileBackend';
 import { isPressurePath } from '../fuse/layout';
 import { PressureFiles } from './files';
 
@@ -21,7 +21,13 @@ export class IsolfsBackendWithPressure extends IsolfsBackend {
     return isPressurePath(file) ? this.pressure.read({ ...request, file }) : super.read(request);
   }
 
-  openTrigger(request: WriteRequest): TriggerLease | Errno {
+  /** An open of a pressure file for writing: anyone may (0666, as the kernel's), privileged as the opener is now. */
+  override authorizeWrite(request: FileRequest): WriteGrant | Errno {
+    if (!isPressurePath(request.file)) return super.authorizeWrite(request);
+    return { file: request.file, opener: request.caller, container: null, privileged: this.pressure.privileged(request.caller) };
+  }
+
+  openTrigger(request: WriteRequest & { privileged?: boolean }): TriggerLease | Errno {
     return this.pressure.openTrigger(request);
   }
 }

@@ -95,11 +95,11 @@ export class PressureFiles {
   }
 
   /** A PSI trigger written to a pressure file (FileBackend.openTrigger). */
-  openTrigger({ file, caller, container, data }: WriteRequest): TriggerLease | Errno {
+  openTrigger({ file, caller, container, data, privileged }: WriteRequest & { privileged?: boolean }): TriggerLease | Errno {
     if (!isPressurePath(file)) return { errno: E.EACCES };
     const source = this.sourceFor(caller, container);
     if (source !== null && 'errno' in source) return source;
-    return this.openTriggerOn(file, source, { ...caller, tenant: this.decider.tenantOf(caller, container) }, data);
+    return this.openTriggerOn(file, source, { ...caller, tenant: this.decider.tenantOf(caller, container), privileged }, data);
   }
 
   get triggers(): number {
@@ -130,7 +130,7 @@ export class PressureFiles {
    * Writes the trigger `data` (as written to /proc/pressure/<resource> by `writer`) to the real
    * file of `source`, on an fd of its own: the lease, or the errno the kernel (or a bound) gave.
    */
-  openTriggerOn(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant?: string }, data: Buffer): TriggerLease | Errno {
+  openTriggerOn(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant?: string; privileged?: boolean | undefined }, data: Buffer): TriggerLease | Errno {
     const tenant = writer.tenant ?? (source === null || 'host' in source ? HOST_KEY : source.key);
     const result = this.writeTrigger(file, source, { ...writer, tenant }, data);
     if ('errno' in result && this.rateLimited.allow(`trigger:${file}:${result.errno}:${tenant}`, Date.now())) {
@@ -141,7 +141,7 @@ export class PressureFiles {
     return result;
   }
 
-  private writeTrigger(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant: string }, data: Buffer): TriggerLease | Errno {
+  private writeTrigger(file: PressurePath, source: PressureSource | null, writer: Caller & { tenant: string; privileged?: boolean | undefined }, data: Buffer): TriggerLease | Errno {
     if (source === null) return { errno: E.ENOENT };
     const isHost = 'host' in source;
     // What the kernel's /proc write parses: judged so for the host's file too, which is given
@@ -149,7 +149,7 @@ export class PressureFiles {
     const parsed = procTriggerPayload(data);
     if (parsed === null) return { errno: E.EINVAL };
     const payload = isHost ? data : parsed;
-    if (unprivilegedWindowRefused(parsed.toString('latin1'), this.privileged(writer))) return { errno: E.EINVAL };
+    if (unprivilegedWindowRefused(parsed.toString('latin1'), writer.privileged ?? this.privileged(writer))) return { errno: E.EINVAL };
     const key = writer.tenant;
     const used = this.perContainer.get(key) ?? 0;
     if (this.total >= MAX_TRIGGERS || used >= MAX_TRIGGERS_PER_CONTAINER) return { errno: E.EMFILE };
@@ -183,8 +183,8 @@ export class PressureFiles {
     };
   }
 
-  /** Whether the writer has CAP_SYS_RESOURCE (the kernel asks it of the opener). Unknown: no. */
-  private privileged(writer: Caller): boolean {
+  /** Whether `opener` has CAP_SYS_RESOURCE (the kernel asks it of the file's opener, f_cred). Unknown: no. */
+  privileged(writer: Caller): boolean {
     if (writer.pid <= 0) return false;
     try {
       return hasSysResource(readBoundedText(path.join(this.procRoot, String(writer.pid)), 'status', TASK_FILE_MAX_BYTES));

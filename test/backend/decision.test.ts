@@ -179,11 +179,14 @@ describe('IsolfsBackend control-file writes', () => {
     fx = makeFixture(false);
   });
   afterEach(() => fs.rmSync(fx.dir, { recursive: true, force: true }));
-  const write = (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', { pid, uid }: { pid: number; uid: number }, value: string, copy?: string) =>
-    fx.backend.write({ file, caller: { pid, uid, gid: uid }, data: Buffer.from(value), offset: 0, container: copy });
+  /** Opens for writing (authorizeWrite: the permission is the opener's, decided at open), then writes. */
+  const write = (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', { pid, uid }: { pid: number; uid: number }, value: string, copy?: string) => {
+    const grant = fx.backend.authorizeWrite({ file, caller: { pid, uid, gid: uid }, container: copy });
+    return 'errno' in grant ? grant : fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
+  };
 
-  it('refuses the host switch to a writer that is not uid 0, leaving it unchanged', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 1000 }, '0')).toEqual({ errno: E.EPERM });
+  it('refuses the host switch to an opener that is not uid 0 (EACCES, as /proc/sys answers at open), leaving it unchanged', () => {
+    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 1000 }, '0')).toEqual({ errno: E.EACCES });
     expect(fx.switches.hostIsolated).toBe(true);
   });
 

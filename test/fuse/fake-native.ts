@@ -89,6 +89,7 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   } as unknown as NativeAddon;
   const fullBackend: FileBackend = {
     read: ({ caller, container }) => Buffer.from(`content of ${container ?? `uid ${caller.uid}`}\n`),
+    authorizeWrite: ({ file, caller, container }) => ({ file, opener: caller, container: container ?? null }),
     write: ({ data }) => data.length,
     // As the real backend: the read content, with a version that changes only with the bytes.
     currentContent: ({ file, container }) => {

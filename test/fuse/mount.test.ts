@@ -134,7 +134,8 @@ describe('answers to what the files do not allow', () => {
 
 describe('SIGTERM while other mount namespaces hold the mount', () => {
   it('logs "unmounted" and exits within 3 s with an open fd and a bind held elsewhere', async () => {
-    const daemon = await startDaemon();
+    // One reader (the host's cgroup) holds them all: past the default share of one container (4096).
+    const daemon = await startDaemon({ args: ['--max-open-files-per-container', '65536'] });
     const holders: ReturnType<typeof spawn>[] = [];
     try {
       const M = daemon.mountpoint;
@@ -176,7 +177,8 @@ function rssKb(pid: number): { total: number; cHeap: number } {
 
 describe('memory per open handle', () => {
   it('30,000 idle handles held by uid 65534 cost native memory under 0.8 KB each and under 2 KB in all, and native memory comes back when they close', async () => {
-    const daemon = await startDaemon();
+    // One reader (the host's cgroup) holds them all: past the default share of one container (4096).
+    const daemon = await startDaemon({ args: ['--max-open-files-per-container', '65536'] });
     const holders: ReturnType<typeof spawn>[] = [];
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-fds-'));
     fs.chmodSync(scratch, 0o777); // the holders (uid 65534) say they are ready there

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { WriteRequest } from '../../src/fuse/fileBackend';
+import type { GrantedWrite } from '../../src/fuse/fileBackend';
 import { containerDirName } from '../../src/fuse/filesystem';
 import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../../src/fuse/layout';
 import { FUSE_OP_NAMES, NativeLoadError, REQUEST_FIELD_NAMES, checkAddon, nativeBuildDir } from '../../src/fuse/native';
@@ -151,29 +151,37 @@ describe('OPEN, READ and RELEASE', () => {
 });
 
 describe('WRITE', () => {
-  it('hands a control file write to the backend with the writer, bytes, offset and container', () => {
-    const writes: WriteRequest[] = [];
+  it('hands a control file write to the backend with what its open was granted (the opener\'s), bytes and offset', () => {
+    const writes: GrantedWrite[] = [];
     const { fs: filesystem, open, request, lookupPath } = harness({}, {
       write: (written) => { writes.push(written); return 2; },
     });
     filesystem.addContainer('/c1');
-    const shared = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY });
-    const own = open(lookupPath(`/containers/${containerDirName('/c1')}/proc/sys/kernel/container_stats_isolated`), { flags: O_WRONLY });
-    const reply = request('write', 0, { fh: shared.fh, data: Buffer.from('1\n'), offset: 0, pid: 7, uid: 0, gid: 5 });
+    const shared = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY, pid: 7, uid: 0, gid: 5 });
+    const own = open(lookupPath(`/containers/${containerDirName('/c1')}/proc/sys/kernel/container_stats_isolated`), { flags: O_WRONLY, pid: 8, uid: 0, gid: 0 });
+    const reply = request('write', 0, { fh: shared.fh, data: Buffer.from('1\n'), offset: 0, pid: 70, uid: 1000, gid: 1000 });
     expect([reply.kind, reply.args[0]]).toEqual(['write', 2]);
-    request('write', 0, { fh: own.fh, data: Buffer.from('0\n'), offset: 3, pid: 8, uid: 0, gid: 0 });
+    request('write', 0, { fh: own.fh, data: Buffer.from('0\n'), offset: 3, pid: 80, uid: 1000, gid: 1000 });
     expect(writes).toEqual([
-      { file: '/proc/sys/kernel/stats_isolated', caller: { pid: 7, uid: 0, gid: 5 }, data: Buffer.from('1\n'), offset: 0, container: undefined },
-      { file: '/proc/sys/kernel/container_stats_isolated', caller: { pid: 8, uid: 0, gid: 0 }, data: Buffer.from('0\n'), offset: 3, container: '/c1' },
+      { grant: { file: '/proc/sys/kernel/stats_isolated', opener: { pid: 7, uid: 0, gid: 5 }, container: null }, data: Buffer.from('1\n'), offset: 0 },
+      { grant: { file: '/proc/sys/kernel/container_stats_isolated', opener: { pid: 8, uid: 0, gid: 0 }, container: '/c1' }, data: Buffer.from('0\n'), offset: 3 },
     ]);
   });
 
-  it('answers the backend errno, EACCES for a view handle and EBADF for an unknown handle', () => {
+  it('answers the open\'s errno from authorizeWrite at OPEN, never at WRITE', () => {
+    const { open, outcome, lookupPath } = harness({}, { authorizeWrite: () => ({ errno: E.EACCES }) });
+    const node = lookupPath('/proc/sys/kernel/stats_isolated');
+    expect(outcome('open', node, { flags: O_WRONLY, uid: 1000 })).toBe(E.EACCES);
+    const reading = open(node, { flags: 0, uid: 1000 });
+    expect(outcome('write', 0, { fh: reading.fh, data: Buffer.from('1'), uid: 0 })).toBe(E.EBADF);
+  });
+
+  it('answers the backend errno, and EBADF for a handle not opened for writing or unknown', () => {
     const { open, outcome, lookupPath } = harness({}, { write: () => ({ errno: E.EPERM }) });
     const control = open(lookupPath('/proc/sys/kernel/stats_isolated'), { flags: O_WRONLY });
     const view = open(lookupPath('/proc/meminfo'));
     expect(outcome('write', 0, { fh: control.fh, data: Buffer.from('1') })).toBe(E.EPERM);
-    expect(outcome('write', 0, { fh: view.fh, data: Buffer.from('1') })).toBe(E.EACCES);
+    expect(outcome('write', 0, { fh: view.fh, data: Buffer.from('1') })).toBe(E.EBADF);
     expect(outcome('write', 0, { fh: 424242, data: Buffer.from('1') })).toBe(E.EBADF);
   });
 });

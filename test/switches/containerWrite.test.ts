@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { IsolfsBackend, isSameOrBelow } from '../../src/backend';
+import { IsolfsBackend } from '../../src/backend';
+import { isSameOrBelow } from '../../src/switches/controlWrites';
 import { SwitchStore } from '../../src/switches/store';
 import { EnvOptOut } from '../../src/switches/envOptOut';
 import type { HostSources } from '../../src/files';
@@ -43,8 +44,10 @@ describe('writes to kernel.container_stats_isolated', () => {
     fs.writeFileSync(path.join(dir, 'proc', String(pid), 'cgroup'), `4:memory:${cgroup}\n0::${cgroup}\n`);
     fs.writeFileSync(path.join(dir, 'proc', String(pid), 'status'), `Name:\tsh\nNSpid:\t${pid}${nested ? '\t1' : ''}\n`);
   };
-  const write = (pid: number, value: string, container?: string) =>
-    fx.backend.write({ file: FILE, caller: { pid, uid: 0, gid: 0 }, data: Buffer.from(value), offset: 0, container });
+  const write = (pid: number, value: string, container?: string) => {
+    const grant = fx.backend.authorizeWrite({ file: FILE, caller: { pid, uid: 0, gid: 0 }, container });
+    return 'errno' in grant ? grant : fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
+  };
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-cw-'));
@@ -90,7 +93,7 @@ describe('writes to kernel.container_stats_isolated', () => {
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBeUndefined();
     const refused = fx.warnings.filter((w) => w.startsWith('control write refused'));
     expect(refused).toHaveLength(1);
-    expect(refused[0]).toMatch(/writer is not in the container whose copy it writes/);
+    expect(refused[0]).toMatch(/opener is not in the container whose copy it opens/);
     expect(refused[0]).toContain(`"container":"${CONTAINER}"`);
   });
 
