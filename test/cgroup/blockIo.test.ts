@@ -77,6 +77,19 @@ describe('readBlockIo on v2 (io.stat)', () => {
     expect(read).toThrow(/broken\.service\/io\.stat: line 1 \(wbytes\) is not an unsigned integer: "lots"/);
   });
 
+  it('takes keys named like Object.prototype\'s (__proto__, constructor, toString, ...) for unknown keys: nothing but the six counters', () => {
+    const io = readBlockIo(v2Location('/system.slice/odd-keys.service'));
+    expect(io?.devices).toEqual([
+      { major: 8, minor: 0, readBytes: 4096n, writeBytes: 8192n, discardBytes: 0n, readIos: 1n, writeIos: 2n, discardIos: 0n },
+      { major: 8, minor: 16, readBytes: 512n, writeBytes: 0n, discardBytes: 0n, readIos: 1n, writeIos: 0n, discardIos: 0n },
+    ]);
+    for (const device of io?.devices ?? []) {
+      expect(Object.keys(device).sort((x, y) => x.localeCompare(y))).toEqual(['discardBytes', 'discardIos', 'major', 'minor', 'readBytes', 'readIos', 'writeBytes', 'writeIos']);
+      expect(Object.getPrototypeOf(device)).toBe(Object.prototype);
+    }
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
   it('reads kernels before 5.0 (no dbytes/dios) as 0 discards; values past 2^53 exactly', () => {
     const big = (2n ** 63n + 5n).toString();
     expect(parseIoStat(`8:16 rbytes=${big} wbytes=1 rios=2 wios=3\n`, '/cg').devices).toEqual([

@@ -5,12 +5,15 @@ import type { BlockDeviceIo, BlockIoSnapshot } from '../snapshot';
 import { forEachLine, parseDeviceNumber, parseUnsigned, readOptionalFile } from '../parse';
 
 const FILE = 'io.stat';
-/** The counters isolfs reads, by io.stat key. dbytes/dios came with kernel 5.0: 0 before. */
-const KEYS = {
-  rbytes: 'readBytes', wbytes: 'writeBytes', dbytes: 'discardBytes',
-  rios: 'readIos', wios: 'writeIos', dios: 'discardIos',
-} as const;
-type CounterName = (typeof KEYS)[keyof typeof KEYS];
+type CounterName = 'readBytes' | 'writeBytes' | 'discardBytes' | 'readIos' | 'writeIos' | 'discardIos';
+/**
+ * The counters isolfs reads, by io.stat key. dbytes/dios came with kernel 5.0: 0 before. A Map:
+ * a key from the file ("__proto__", "constructor") must never find an Object.prototype member.
+ */
+const KEYS: ReadonlyMap<string, CounterName> = new Map([
+  ['rbytes', 'readBytes'], ['wbytes', 'writeBytes'], ['dbytes', 'discardBytes'],
+  ['rios', 'readIos'], ['wios', 'writeIos'], ['dios', 'discardIos'],
+]);
 
 /** io.stat of the v2 cgroup at `dir`; null when it has none (the io controller is not enabled
  *  for it). */
@@ -33,7 +36,7 @@ export function parseIoStat(text: string, dir: string): BlockIoSnapshot {
     for (const field of fields) {
       const equals = field.indexOf('=');
       if (equals <= 0) throw line.notA('"MAJ:MIN key=value ..."');
-      const name = KEYS[field.slice(0, equals) as keyof typeof KEYS] as CounterName | undefined;
+      const name = KEYS.get(field.slice(0, equals));
       if (name === undefined) continue;
       io[name] = parseUnsigned(field.slice(equals + 1), dir, FILE, `line ${line.number} (${field.slice(0, equals)})`);
       found.add(name);
