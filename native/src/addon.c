@@ -1564,14 +1564,25 @@ static napi_value js_unwatch_poll(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* takePollEvent(session, fh): whether the handle's fd fired since the last call (forgotten now). */
+/* takePollEvent(session, fh): the poll bits the handle's fd adds (pollwatch_take_event). */
 static napi_value js_take_poll_event(napi_env env, napi_callback_info info) {
   js_args_t a;
   if (!get_args(env, info, 2, "takePollEvent(session, fh)", &a)) return NULL;
   session_t *s = get_session(env, a.argv[0], "takePollEvent(session, fh)");
   if (s == NULL) return NULL;
   napi_value out;
-  napi_get_boolean(env, pollwatch_take_event(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
+  napi_create_uint32(env, (uint32_t)pollwatch_take_event(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
+  return out;
+}
+
+/* pollWatchGone(session, fh): whether the handle's fd answered POLLERR (its cgroup was removed). */
+static napi_value js_poll_watch_gone(napi_env env, napi_callback_info info) {
+  js_args_t a;
+  if (!get_args(env, info, 2, "pollWatchGone(session, fh)", &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], "pollWatchGone(session, fh)");
+  if (s == NULL) return NULL;
+  napi_value out;
+  napi_get_boolean(env, pollwatch_gone(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
   return out;
 }
 
@@ -1693,6 +1704,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"watchPoll", NULL, js_watch_poll, NULL, NULL, NULL, napi_default, NULL},
       {"unwatchPoll", NULL, js_unwatch_poll, NULL, NULL, NULL, napi_default, NULL},
       {"takePollEvent", NULL, js_take_poll_event, NULL, NULL, NULL, napi_default, NULL},
+      {"pollWatchGone", NULL, js_poll_watch_gone, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},
       {"setnsCgroup", NULL, js_setns_cgroup, NULL, NULL, NULL, napi_default, NULL},
       {"libfuseVersion", NULL, js_libfuse_version, NULL, NULL, NULL, napi_default, NULL},

@@ -14,6 +14,8 @@
  * (pollwatch_keep_handle re-arms it). An fd that stays ready (its cgroup was removed: kernfs then
  * answers POLLERR|POLLPRI forever) would otherwise fire on every loop iteration and spin the
  * daemon; this way it costs one wake-up per POLL of its reader, as the kernel's own file would.
+ * Such an fd is "gone" from then on: every POLL answers POLLERR|POLLPRI at once, as kernfs_fop_poll
+ * answers for a removed file, and the fd is not polled again.
  */
 #include <poll.h>
 #include "pollwatch.h"
@@ -28,6 +30,7 @@ typedef struct watch_s {
   uint64_t fh;
   int fd;
   int pending;
+  int gone;  /* the fd answered POLLERR: kernfs's answer for a removed cgroup's file, forever */
   int armed; /* in libuv's poll set */
   uv_poll_t *uv;
   struct fuse_pollhandle *ph; /* the poller to notify; NULL when none waits */
@@ -53,10 +56,21 @@ static void notify(watch_t *w) {
   w->ph = NULL;
 }
 
+/* Asks the fd itself, without waiting: an event is latched (a PSI poll consumes it), POLLERR is gone. */
+static void ask_fd(watch_t *w) {
+  struct pollfd pfd = {.fd = w->fd, .events = POLLPRI};
+  if (poll(&pfd, 1, 0) != 1) return;
+  if (pfd.revents & POLLERR) w->gone = 1;
+  if (pfd.revents & (POLLPRI | POLLERR)) w->pending = 1;
+}
+
 static void on_event(uv_poll_t *handle, int status, int events) {
   (void)events;
-  (void)status;
   watch_t *w = handle->data;
+  /* A removed cgroup's file answers POLLERR|POLLPRI, which libuv reports as POLLPRI: ask the fd
+   * (a live trigger's event was consumed by epoll's own poll; one since is latched, not lost). */
+  if (status < 0) w->gone = 1;
+  else ask_fd(w);
   w->pending = 1;
   uv_poll_stop(handle);
   w->armed = 0;
@@ -99,14 +113,22 @@ int pollwatch_add(uv_loop_t *loop, const void *owner, uint64_t fh, int fd) {
 int pollwatch_take_event(const void *owner, uint64_t fh) {
   watch_t *w = *find_slot(owner, fh);
   if (w == NULL) return 0;
-  if (!w->pending && !w->armed) {
-    /* not in the poll set since its last event: ask the fd itself, without waiting */
-    struct pollfd pfd = {.fd = w->fd, .events = POLLPRI};
-    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLPRI | POLLERR))) w->pending = 1;
+  /* not in the poll set since its last event: ask the fd itself */
+  if (!w->pending && !w->armed && !w->gone) ask_fd(w);
+  if (w->gone) {
+    w->pending = 0;
+    return POLLPRI | POLLERR;
   }
   if (!w->pending) return 0;
   w->pending = 0;
-  return 1;
+  return POLLPRI;
+}
+
+int pollwatch_gone(const void *owner, uint64_t fh) {
+  watch_t *w = *find_slot(owner, fh);
+  if (w == NULL) return 0;
+  if (!w->gone && !w->pending) ask_fd(w);
+  return w->gone;
 }
 
 int pollwatch_keep_handle(const void *owner, uint64_t fh, struct fuse_pollhandle *ph) {
@@ -114,7 +136,8 @@ int pollwatch_keep_handle(const void *owner, uint64_t fh, struct fuse_pollhandle
   if (w == NULL) return 0;
   if (w->ph) fuse_pollhandle_destroy(w->ph);
   w->ph = ph;
-  if (!w->armed && uv_poll_start(w->uv, UV_PRIORITIZED, on_event) == 0) w->armed = 1;
+  /* gone: every POLL answers at once (POLLERR), nothing to wait for */
+  if (!w->armed && !w->gone && uv_poll_start(w->uv, UV_PRIORITIZED, on_event) == 0) w->armed = 1;
   return 1;
 }
 

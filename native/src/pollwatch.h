@@ -12,9 +12,12 @@
 /* Watches `fd` for handle `fh` of session `owner`, and owns it from now on (closed at removal).
  * 0, or an errno (EEXIST: the handle has a watch; the fd is then not taken). */
 int pollwatch_add(uv_loop_t *loop, const void *owner, uint64_t fh, int fd);
-/* 1 if an event came since the last call (and forgets it), else 0. While the fd is out of the
- * poll set (after an event) its readiness is asked directly, without waiting. */
+/* POLLPRI if an event came since the last call (and forgets it), POLLPRI|POLLERR once the fd
+ * answered POLLERR (its cgroup was removed: from then on, every call), else 0. While the fd is
+ * out of the poll set (after an event) its readiness is asked directly, without waiting. */
 int pollwatch_take_event(const void *owner, uint64_t fh);
+/* 1 once the fd answered POLLERR (asked now if need be; an event met is kept), else 0. */
+int pollwatch_gone(const void *owner, uint64_t fh);
 /* Keeps `ph` to notify at the next event (replacing an older one) and polls the fd again if an
  * event had stopped it: 1, or 0 if the handle has no watch (the caller still owns `ph`). */
 int pollwatch_keep_handle(const void *owner, uint64_t fh, struct fuse_pollhandle *ph);

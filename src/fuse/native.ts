@@ -145,8 +145,13 @@ export interface NativeAddon {
    */
   watchPoll: (session: NativeSession, fh: number, fd: number) => number;
   unwatchPoll: (session: NativeSession, fh: number) => boolean;
-  /** Whether the watched fd of `fh` fired since the last call (the event is consumed). */
-  takePollEvent: (session: NativeSession, fh: number) => boolean;
+  /**
+   * The poll bits the watched fd of `fh` adds: POLLPRI if it fired since the last call (the event
+   * is consumed), POLLPRI|POLLERR on every call once it answered POLLERR (its cgroup was removed), else 0.
+   */
+  takePollEvent: (session: NativeSession, fh: number) => number;
+  /** Whether the watched fd of `fh` answered POLLERR (its cgroup was removed). */
+  pollWatchGone: (session: NativeSession, fh: number) => boolean;
   pending: () => number;
   libfuseVersion: () => number;
   setnsCgroup: (nsPath: string) => void;

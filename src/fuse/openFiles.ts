@@ -152,7 +152,8 @@ export class OpenFiles {
    * then watches for this handle. One per open file, as in the kernel (EBUSY after).
    */
   private writeTrigger(req: FuseRequest, handle: OpenHandle, session: NativeSession | null): number {
-    if (handle.trigger) return E.EBUSY;
+    // A trigger whose cgroup was removed: ENODEV, as kernfs answers a removed file's write.
+    if (handle.trigger) return session && this.native.pollWatchGone(session, req.fh) ? E.ENODEV : E.EBUSY;
     if (!(session && this.backend.openTrigger)) return E.EOPNOTSUPP;
     const data = req.data ?? EMPTY;
     const { path, container } = handle.node;
@@ -173,7 +174,8 @@ export class OpenFiles {
 
   /**
    * POLL, answered as the kernel's pressure files answer it (psi_trigger_poll): without a
-   * trigger POLLERR | POLLPRI; with one, POLLPRI once per event of its real fd. Other files are
+   * trigger POLLERR | POLLPRI; with one, POLLPRI once per event of its real fd, and POLLERR |
+   * POLLPRI at every POLL once its cgroup was removed (kernfs_fop_poll). Other files are
    * always ready, as a regular file is.
    */
   poll(req: FuseRequest, session: NativeSession | null): number {
@@ -182,7 +184,7 @@ export class OpenFiles {
     let revents = DEFAULT_POLLMASK;
     if (isPressurePath(handle.node.path)) {
       if (!handle.trigger) revents |= POLLERR | POLLPRI;
-      else if (session && this.native.takePollEvent(session, req.fh)) revents |= POLLPRI;
+      else if (session) revents |= this.native.takePollEvent(session, req.fh) & (POLLPRI | POLLERR);
     }
     this.native.replyPoll(req.id, revents);
     return REPLIED;

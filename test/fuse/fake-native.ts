@@ -78,10 +78,11 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
     unwatchPoll: (_s: unknown, fh: number) => watches.delete(fh),
     takePollEvent: (_s: unknown, fh: number) => {
       const watch = watches.get(fh);
-      if (!watch?.pending) return false;
+      if (!watch?.pending) return 0;
       watch.pending = false;
-      return true;
+      return 0x2; // POLLPRI
     },
+    pollWatchGone: () => false,
     setContent: (_s: unknown, fh: number, content: Buffer) => { setContents.push({ fh, content }); },
     setInodeContent: (_s: unknown, ino: number, content: Buffer) => { inodeContents.set(ino, Buffer.from(content)); },
     dropInodeContent: (_s: unknown, ino: number) => { inodeContents.delete(ino); },
