@@ -20,13 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonHandle, startDaemon } from '../helpers/daemon';
 import { type ConformanceImage, IMAGE_PACKAGES, conformanceImage } from './image';
 import { type Container, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, runContainer, ulimitFlags } from './podman';
-import { type Limits, PROBES } from './probes';
+import { type Limits, PROBES, waitForAttach } from './probes';
 import { type Mode, type Observation, renderSection, verdictOf } from './table';
 
 const MIB = 1 << 20;
 const RESULTS_FILE = path.join(__dirname, 'results.md');
-/** Attach lands within one scan interval (the daemon's default, 5000 ms) of the container's start. */
-const ATTACH_BOUND_MS = 5000 + 5000;
 
 const hostCpus = os.cpus().length;
 const hostMemTotalKb = Number(/^MemTotal:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1]);
@@ -54,17 +52,6 @@ let daemon: DaemonHandle | undefined;
 let parent: string | undefined;
 const containers = new Map<string, { container: Container; limits: Limits; attachMs?: number }>();
 const observations = new Map<string, Observation[]>(CONFIGS.map((c) => [c.label, []]));
-
-async function waitForAttach(container: Container, memoryBytes: number): Promise<number> {
-  while (true) {
-    const meminfo = await container.sh('cat /proc/meminfo', 10_000);
-    const kb = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo.stdout)?.[1]);
-    const elapsed = Date.now() - container.startedAtMs;
-    if (kb * 1024 === memoryBytes) return elapsed;
-    if (elapsed > ATTACH_BOUND_MS) throw new Error(`not attached ${elapsed} ms after podman run: MemTotal ${kb} kB`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function header(): string {
   const version = (args: string[]): string => { try { return execFileSync(args[0], args.slice(1), { encoding: 'utf8' }).trim(); } catch { return '?'; } };

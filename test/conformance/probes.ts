@@ -42,6 +42,20 @@ export interface Probe {
 }
 
 const MIB = 1 << 20;
+/** Attach lands within one scan interval (the daemon's default, 5000 ms) of the container's start. */
+export const ATTACH_BOUND_MS = 5000 + 5000;
+
+/** Waits until the container reads its own MemTotal (the daemon attached); ms since its start. */
+export async function waitForAttach(container: Container, memoryBytes: number): Promise<number> {
+  while (true) {
+    const meminfo = await container.sh('cat /proc/meminfo', 10_000);
+    const kb = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo.stdout)?.[1]);
+    const elapsed = Date.now() - container.startedAtMs;
+    if (kb * 1024 === memoryBytes) return elapsed;
+    if (elapsed > ATTACH_BOUND_MS) throw new Error(`not attached ${elapsed} ms after the container started: MemTotal ${kb} kB`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function output(c: Container, command: string): Promise<string> {
   const r = await c.sh(command);

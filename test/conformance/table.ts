@@ -55,7 +55,7 @@ export function renderSection(section: TableSection): string {
   const lines = [
     `#### ${section.title}`,
     '',
-    '| program | reads | bind mode (`-v`) | attach mode (`--attach`) | expected | result |',
+    '| program | reads | bound at creation (`-v`) | attached (`--attach`) | expected | result |',
     '|---|---|---|---|---|---|',
   ];
   for (const probe of probes) {
