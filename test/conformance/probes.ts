@@ -103,7 +103,7 @@ export const PROBES: Probe[] = [
   },
   {
     program: '`/proc/vmstat` nr_free_pages (what vmstat-style collectors read)', reads: '/proc/vmstat', kind: 'isolfs',
-    bindGap: 'not bindable: runc refuses a bind over /proc/vmstat; the host\'s',
+    bindGap: 'the host\'s: runc refuses the bind',
     run: cmd('cat /proc/vmstat'), report: match(/^nr_free_pages (\d+)/m),
     expected: (l) => `<= ${l.memoryBytes / 4096} pages`, ok: (r, l) => Number(r) <= l.memoryBytes / 4096,
   },
@@ -149,7 +149,7 @@ export const PROBES: Probe[] = [
   },
   {
     program: 'htop CPU meters', reads: '/proc/stat, /sys/devices/system/cpu/cpu*/', kind: 'gap',
-    note: 'htop counts the /sys/devices/system/cpu/cpuN directories, which isolfs does not serve',
+    note: 'htop counts the /sys/devices/system/cpu/cpuN directories (and their `online` files), which isolfs does not serve',
     run: (c) => c.screen('htop', 3000), report: (out) => String(out.split('\n').filter((l) => /^\s*\d+\[/.test(l)).length),
     expected: (l) => String(l.cpus),
   },

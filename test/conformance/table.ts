@@ -41,7 +41,7 @@ function resultCell(bind: Observation | undefined, attach: Observation | undefin
   if (probe?.kind === 'limit') return `limit: ${probe.note ?? 'not a file'}`;
   if (probe?.kind === 'gap') return `gap: ${probe.note ?? 'not served'}`;
   if (verdicts.includes('FAIL')) return `**FAIL** (bind ${bind ? verdictOf(bind) : '-'}, attach ${attach ? verdictOf(attach) : '-'})`;
-  if (verdicts.includes('bind gap')) return 'pass (attach); bind: see the bind column';
+  if (verdicts.includes('bind gap')) return 'pass attached; cannot be bound';
   return 'pass';
 }
 
