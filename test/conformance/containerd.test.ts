@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonHandle, startDaemon } from '../helpers/daemon';
 import { type Containerd, runCtr, startContainerd, unpackedRootfs } from './containerd';
 import { conformanceImage } from './image';
-import { BIND_PATHS, type Container, cgroupParent, removeCgroupParent } from './podman';
+import { BIND_PATHS, type Container, cgroupParent, removeCgroupParent, requireCommands } from './podman';
 import { type Limits, PROBES, waitForAttach } from './probes';
 import { type Mode, type Observation, renderSection, verdictOf } from './table';
 
@@ -34,6 +34,7 @@ const observations: Observation[] = [];
 describe('containerd (ctr run, kubepods-like cgroup): what real programs report under isolfs', () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the conformance suite needs root (containerd, FUSE, cgroups)');
+    requireCommands(['containerd', 'ctr', 'podman', 'mmdebstrap', 'runc']);
     const rootfs = unpackedRootfs(conformanceImage());
     parent = cgroupParent();
     containerd = await startContainerd();

@@ -56,6 +56,9 @@ export async function startContainerd(): Promise<Containerd> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  // Answered, but not by ours: a containerd a killed run left serves the socket.
+  await new Promise((r) => setTimeout(r, 200));
+  if (child.exitCode !== null) throw new Error(`another containerd serves ${SOCKET} (left by a killed run?): ${log.join('').slice(-1000)}`);
   return {
     process: child,
     stop: async () => {

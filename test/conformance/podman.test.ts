@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonHandle, startDaemon } from '../helpers/daemon';
 import { type ConformanceImage, IMAGE_PACKAGES, conformanceImage } from './image';
-import { type Container, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, runContainer, ulimitFlags } from './podman';
+import { type Container, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, requireCommands, runContainer, ulimitFlags } from './podman';
 import { type Limits, PROBES, waitForAttach } from './probes';
 import { type Mode, type Observation, renderSection, verdictOf } from './table';
 
@@ -67,6 +67,7 @@ function header(): string {
 describe('podman conformance: what real programs report under isolfs', () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the conformance suite needs root (podman, FUSE, cgroups)');
+    requireCommands(['podman', 'mmdebstrap', 'tmux', 'runc']);
     image = conformanceImage();
     if (image.buildSeconds !== null) console.log(`isolfs conformance: built the image in ${image.buildSeconds.toFixed(1)} s`);
     if (image.importSeconds !== null) console.log(`isolfs conformance: imported the image in ${image.importSeconds.toFixed(1)} s`);

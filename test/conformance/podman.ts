@@ -115,12 +115,29 @@ export async function removeCgroupParent(parent: string): Promise<void> {
   }
 }
 
-/** Removes containers an earlier run of this suite left (its process, named in them, is gone). */
+/** Fails loudly, naming the package list, when a program the suite runs is not installed. */
+export function requireCommands(commands: string[]): void {
+  const missing = commands.filter((c) => {
+    try { execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' }); return false; } catch { return true; }
+  });
+  if (missing.length > 0) throw new Error(`not installed: ${missing.join(', ')} (scripts/deps.sh --test installs them)`);
+}
+
+/**
+ * Removes what an earlier run of this suite left when it was killed (its process, named in them,
+ * is gone): its containers, then its cgroup parents.
+ */
 export async function removeStaleContainers(): Promise<void> {
   const listed = await podman(['ps', '-a', '--format', '{{.Names}}']);
   for (const name of listed.stdout.split('\n')) {
     const pid = /^isolfs-conformance-(\d+)-/.exec(name)?.[1];
     if (pid !== undefined && !fs.existsSync(`/proc/${pid}`)) await podman(['rm', '-f', '-t', '0', name]);
+  }
+  const ours = path.dirname(cgroupParent());
+  const memoryDir = isPureV2() ? path.join(CGROUP_ROOT, ours) : path.join(CGROUP_ROOT, 'memory', ours);
+  for (const name of fs.readdirSync(memoryDir)) {
+    const pid = new RegExp(`^${NAME_PREFIX}(\\d+)$`).exec(name)?.[1];
+    if (pid !== undefined && !fs.existsSync(`/proc/${pid}`)) await removeCgroupParent(path.join(ours, name));
   }
 }
 
