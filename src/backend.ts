@@ -9,8 +9,9 @@ import {
   isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
   type WriteRequest,
 } from './fuse/fileBackend';
-import type { ControlPath, ServedPath, ViewPath } from './fuse/layout';
-import { isControlPath } from './fuse/layout';
+import type { ControlPath, CpuTreePath, ServedPath, ViewPath } from './fuse/layout';
+import { isControlPath, isViewPath } from './fuse/layout';
+import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
 import type { CgroupLocation } from './cgroup/snapshot';
@@ -74,7 +75,17 @@ export class IsolfsBackend implements FileBackend {
   }
 
   observe(file: ServedPath, result: string, seconds: number): void {
-    this.options.onRequest?.(file, result, seconds);
+    // Metric labels come from a small fixed set: the CPU tree's files count as one.
+    this.options.onRequest?.(isViewPath(file) || isControlPath(file) ? file : CPU_TREE_LABEL, result, seconds);
+  }
+
+  /** How many cpuN/ directories the reader sees; null: the host's. */
+  cpuDirCount(caller: Caller): number | null | Errno {
+    const decision = this.decide(caller);
+    if (!decision.isolated) return null;
+    // The online view's count: rendered at most every RENDER_REUSE_MS, however many cpuN lookups.
+    const online = this.serve('/sys/devices/system/cpu/online', decision);
+    return isErrno(online) ? online : cpuCountOfOnline(online);
   }
 
   read({ file, caller, container }: FileRequest): Buffer | Errno {
@@ -112,7 +123,8 @@ export class IsolfsBackend implements FileBackend {
    * file (every reader of the container within that time gets the same bytes), so a container
    * read in a loop costs one render per period instead of one per read. Failures are not kept.
    */
-  private serve(file: ViewPath, decision: Decision): Buffer | Errno {
+  private serve(file: ViewPath | CpuTreePath, decision: Decision): Buffer | Errno {
+    if (!isViewPath(file)) return this.serveCpuTree(file, decision);
     if (!decision.isolated) return this.hostFile(file);
     const record = decision.container;
     const nowMs = Date.now();
@@ -126,6 +138,14 @@ export class IsolfsBackend implements FileBackend {
     } catch (err) {
       return this.failure(file, record.location, err);
     }
+  }
+
+  /** A file of the CPU tree beside `online`, rendered per read (a few small sysfs files). */
+  private serveCpuTree(file: CpuTreePath, decision: Decision): Buffer | Errno {
+    const record = decision.isolated ? decision.container : null;
+    const result = readCpuTreeFile(file, record, this.options.sources, Date.now());
+    if (!('failure' in result)) return result;
+    return record ? this.failure(CPU_TREE_LABEL, record.location, result.failure) : { errno: E.EIO };
   }
 
   write({ file, caller, data, offset, container }: WriteRequest): number | Errno {
@@ -260,7 +280,7 @@ export class IsolfsBackend implements FileBackend {
     }
   }
 
-  private failure(file: ViewPath, location: CgroupLocation, err: unknown): Errno {
+  private failure(file: ViewPath | typeof CPU_TREE_LABEL, location: CgroupLocation, err: unknown): Errno {
     const key = `fail:${file}:${location.key}`;
     if (this.rateLimited.allow(key, Date.now())) {
       const detail = err instanceof CgroupParseError ? { dir: err.dir, cgroupFile: err.file } : {};

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { ViewPath } from './fuse/layout';
 import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './cgroup/snapshot';
-import { readCpuLimits, readCpuUsage, readMemory, readTaskCounts } from './cgroup/read';
+import { readBlockIo, readCpuLimits, readCpuUsage, readMemory, readTaskCounts } from './cgroup/read';
 import { readOldestProcess, type OldestProcess } from './cgroup/tasks';
 import type { ContainerRecord } from './containers/registry';
 import type { CpuinfoBlock, HostMeminfo, HostStat } from './host/snapshot';
@@ -27,6 +27,10 @@ import { renderVmstat } from './views/vmstat';
 import { renderLoadavg } from './views/loadavg';
 import { renderUptime } from './views/uptime';
 import { renderSwaps } from './views/swaps';
+import { advanceDiskHistory, blockIoTotals, renderDiskstats, shownDevices, type DiskHistory } from './views/diskstats';
+import { renderPartitions } from './views/partitions';
+import { parseDiskstats, type HostDiskstats } from './host/diskstats';
+import { parsePartitions } from './host/partitions';
 import { visibleCpus } from './views/visibleCpus';
 import type { LoadavgSampler } from './loadavg/sampler';
 
@@ -81,6 +85,7 @@ const HOST_FILES: Record<ViewPath, { root: 'proc' | 'sys'; rel: string }> = {
   '/proc/uptime': { root: 'proc', rel: 'uptime' },
   '/proc/swaps': { root: 'proc', rel: 'swaps' },
   '/proc/diskstats': { root: 'proc', rel: 'diskstats' },
+  '/proc/partitions': { root: 'proc', rel: 'partitions' },
   '/sys/devices/system/cpu/online': { root: 'sys', rel: 'devices/system/cpu/online' },
 };
 
@@ -149,6 +154,19 @@ export class ViewInputs {
   oldestProcess(): OldestProcess | null {
     return this.once('oldest', () => readOldestProcess(this.location, this.sources.procRoot));
   }
+  hostDiskstats(): HostDiskstats {
+    return this.once('diskstats', () => parseDiskstats(this.hostText('/proc/diskstats'), this.sources.procRoot));
+  }
+  /** The container's block I/O per disk, advanced in its record (never backwards); null when its
+   *  cgroup has no blkio / io accounting. */
+  diskHistory(): DiskHistory | null {
+    return this.once('disk', () => {
+      const io = readBlockIo(this.location);
+      if (io === null) return null;
+      this.container.diskHistory = advanceDiskHistory(this.container.diskHistory, io, this.hostDiskstats());
+      return this.container.diskHistory;
+    });
+  }
   /** Host CPU ids the container sees, ascending: the numbering every CPU view shares. */
   visibleCpus(): number[] {
     return this.once('visible', () => visibleCpus(this.hostOnlineCpus(), this.cpuLimits()));
@@ -178,7 +196,12 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
   },
   '/proc/vmstat': (r) => {
     const memory = r.memory();
-    return memory ? renderVmstat({ host: parseVmstat(r.hostText('/proc/vmstat')), memory, pageSizeBytes: r.sources.pageSizeBytes, hostMemTotalKb: r.hostMeminfo().get('MemTotal') ?? 0n }) : r.hostText('/proc/vmstat');
+    if (memory === null) return r.hostText('/proc/vmstat');
+    const disks = r.diskHistory();
+    return renderVmstat({
+      host: parseVmstat(r.hostText('/proc/vmstat')), memory, pageSizeBytes: r.sources.pageSizeBytes,
+      hostMemTotalKb: r.hostMeminfo().get('MemTotal') ?? 0n, blockIo: disks === null ? null : blockIoTotals(disks),
+    });
   },
   '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.container), parseLoadavg(r.hostText('/proc/loadavg'))),
   '/proc/uptime': (r) => {
@@ -199,9 +222,16 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
     const swapTotalKb = r.hostMeminfo().get('SwapTotal') ?? 0n;
     return memory ? renderSwaps(r.hostText('/proc/swaps'), memory, swapTotalKb) : r.hostText('/proc/swaps');
   },
-  // Per-device I/O needs blkio/io accounting mapped to device names; not yet: the host's file,
-  // so programs that read it keep working (documented in the README).
-  '/proc/diskstats': (r) => r.hostText('/proc/diskstats'),
+  // No blkio / io accounting for the cgroup: the host's files, as meminfo without a memory cgroup.
+  '/proc/diskstats': (r) => {
+    const disks = r.diskHistory();
+    return disks === null ? r.hostText('/proc/diskstats') : renderDiskstats(disks, r.hostDiskstats());
+  },
+  '/proc/partitions': (r) => {
+    const disks = r.diskHistory();
+    const host = r.hostText('/proc/partitions');
+    return disks === null ? host : renderPartitions(parsePartitions(host, r.sources.procRoot), shownDevices(disks));
+  },
 };
 
 /** Renders `file` for `container` (at its record's location). Throws on unreadable/malformed input. */

@@ -12,6 +12,7 @@ import type { ContainerRegistry } from './containers/registry';
 import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
+import { readSystemUnits } from './host/auxv';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
@@ -45,11 +46,14 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
 
 export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'backend'>): IsolfsBackend {
   const { options, switches, metrics } = parts;
+  // sysconf(_SC_CLK_TCK) and sysconf(_SC_PAGESIZE), read once: a 64 KiB-page arm64 kernel
+  // counts /proc/vmstat in 64 KiB pages.
+  const { userHz, pageSizeBytes } = readSystemUnits();
   const sources: HostSources = {
     procRoot: options.procRoot,
     sysRoot: options.sysRoot,
-    userHz: 100,
-    pageSizeBytes: 4096n,
+    userHz,
+    pageSizeBytes,
     maxTasksPerRead: MAX_TASKS_PER_READ,
     sampler: parts.sampler,
     // /proc/cpuinfo is expensive for the kernel to produce (it asks every CPU for its clock)

@@ -12,6 +12,9 @@ import type { DaemonOptions } from './daemon';
 import { StateFileError } from './switches/store';
 import { findOwnMount, readMountinfo, realMountpointPath } from './attach/mountinfo';
 import type { Logger } from './log';
+import type { CpuTreePath } from './fuse/layout';
+import { scanHostCpuTree, type HostCpuTree } from './host/cpuTree';
+import { cpuTreePaths } from './cpuTree';
 
 /** A start-up problem an operator can fix; printed as one line, exit status 1. */
 export class StartupError extends Error {}
@@ -162,8 +165,18 @@ export function mountViews(
   return views;
 }
 
+/**
+ * The CPU tree's files: a cpuN/ for each N the host has and each N below its CPU count (an
+ * isolated reader sees cpu0..cpu<n-1> whatever ids its host CPUs have).
+ */
+function cpuTreeLayout(host: HostCpuTree): { paths: CpuTreePath[]; hostCpuIds: number[] } {
+  const ids = new Set([...host.cpuIds, ...host.cpuIds.map((_, i) => i)]);
+  return { paths: cpuTreePaths(host.shared, host.perCpu, [...ids].sort((a, b) => a - b)), hostCpuIds: host.cpuIds };
+}
+
 export function mountFilesystem(native: NativeAddon, backend: IsolfsBackend, options: DaemonOptions, logger: Logger): IsolfsFilesystem {
   const filesystem = new IsolfsFilesystem(native, backend, {
+    cpuTree: cpuTreeLayout(scanHostCpuTree(options.sysRoot)),
     maxOpenHandles: options.maxOpenFiles,
     // Called at most every few seconds by the filesystem, with the opens refused meanwhile.
     onLimit: (refused) => logger.warn({ maxOpenFiles: options.maxOpenFiles, refused }, 'open-file limit reached: answering ENFILE'),

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
-import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
+import { CONTROL_PATHS, CPU_TREE_DIR, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
 
 /** One mount namespace to plan for. */
@@ -40,14 +40,14 @@ export interface AttachPlan {
 type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
 
 /**
- * The files attach binds, as the container sees them: the views (not diskstats: it is the
- * host's file anyway) and the control files. A bind needs an existing target and nothing is
- * created inside a container, so a file the container does not have is skipped: the control
- * files exist only on kernels with the feature isolfs stands in for (or where a runtime put a
- * placeholder); elsewhere a pod mounts <mnt>/proc/sys/kernel with a hostPath volume.
+ * The files attach binds, as the container sees them: the views and the control files. A bind
+ * needs an existing target and nothing is created inside a container, so a file the container
+ * does not have is skipped: the control files exist only on kernels with the feature isolfs
+ * stands in for (or where a runtime put a placeholder); elsewhere a pod mounts
+ * <mnt>/proc/sys/kernel with a hostPath volume.
  */
 export const ATTACHED_FILES: readonly ServedPath[] = [
-  ...VIEW_PATHS.filter((p) => p !== '/proc/diskstats'),
+  ...VIEW_PATHS,
   ...CONTROL_PATHS,
 ];
 
@@ -135,16 +135,36 @@ export class AttachPlanner {
   /** A pair for every attached file the container has that is not already its copy from our mount. */
   private async planAttach(look: Look, location: CgroupLocation): Promise<void> {
     const { procDir, request } = look;
+    const cpuDirNew = await this.planCpuDir(look);
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
       const stack = look.stacks.get(file);
+      // Under a CPU directory bound now, a copy bound before is hidden: it is bound again on top.
+      const hidden = cpuDirNew && file.startsWith(`${CPU_TREE_DIR}/`);
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
-      if (stack && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
+      if (stack && !hidden && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
       if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
-      const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
+      const detachMountIds = stack && !hidden ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
       look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
     }
+  }
+
+  /**
+   * The CPU directory whole (true: a pair was planned), from the main tree: which cpuN names
+   * exist depends on who reads, which the main tree answers per reader at each lookup (a
+   * per-container copy would need a tree whose shape follows the container's quota). `online`
+   * from the container's copy goes on top of it (ATTACHED_FILES, after this pair), so readers
+   * that read through the page cache (sendfile, mmap) get its bytes.
+   */
+  private async planCpuDir(look: Look): Promise<boolean> {
+    const { procDir, request } = look;
+    const stack = look.stacks.get(CPU_TREE_DIR);
+    if (stack && stack[0].device === request.ourDevices.main && isOurMount(stack[0], request.ourDevices) && stack[0].root === CPU_TREE_DIR) return false;
+    if (!(stack || (await exists(path.join(procDir, 'root', CPU_TREE_DIR))))) return false;
+    const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
+    look.pairs.set(CPU_TREE_DIR, { source: this.options.mountpoint + CPU_TREE_DIR, target: CPU_TREE_DIR, detachMountIds });
+    return true;
   }
 
   /**

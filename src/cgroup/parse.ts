@@ -200,3 +200,17 @@ export function readFirstCpuset(places: [dir: string, file: string][], cpuCountL
   }
   return null;
 }
+
+/** The kernel's dev_t: 12 bits of major, 20 of minor (MAJORBITS/MINORBITS). */
+const MAX_MAJOR = (1 << 12) - 1;
+const MAX_MINOR = (1 << 20) - 1;
+
+/** A "MAJ:MIN" device token (blkio, io.stat); null when the token is not that shape or out of
+ *  the kernel's range. */
+export function parseDeviceNumber(token: string): { major: number; minor: number } | null {
+  const match = /^(\d{1,7}):(\d{1,7})$/.exec(token);
+  if (match === null) return null;
+  const major = Number(match[1]);
+  const minor = Number(match[2]);
+  return major <= MAX_MAJOR && minor <= MAX_MINOR ? { major, minor } : null;
+}

@@ -1,12 +1,14 @@
 // The driver: reads a located cgroup into the normalised snapshots, choosing the v1 or v2 reader
 // per controller, so views never learn the version. Errors are CgroupParseErrors naming the file.
-import type { CgroupLocation, Controller, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './snapshot';
+import type { BlockIoSnapshot, CgroupLocation, Controller, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './snapshot';
 import { controllerVersion, v1ControllerDir } from './hierarchy';
 import { readV1Memory } from './v1/memory';
 import { readV2Memory } from './v2/memory';
 import { readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } from './v1/cpu';
 import { readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
 import { readTreeTaskCounts } from './tasks';
+import { readV1BlockIo } from './v1/blkio';
+import { readV2BlockIo } from './v2/io';
 
 type ControllerReader<T> = (dir: string, root: string) => T;
 
@@ -50,4 +52,12 @@ export function readCpuUsage(loc: CgroupLocation): CpuUsage | null {
 /** Thread states and process count of the cgroup and its child cgroups (tasks.ts). */
 export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
   return readTreeTaskCounts(loc, procRoot, maxTasks);
+}
+
+/** Block I/O per device: v1 blkio, else v2 io (io.stat); null when the cgroup has neither (or
+ *  the files are absent). */
+export function readBlockIo(loc: CgroupLocation): BlockIoSnapshot | null {
+  const blkioDir = v1ControllerDir(loc, 'blkio');
+  if (blkioDir !== null) return readV1BlockIo(blkioDir);
+  return controllerVersion(loc, 'io') === 2 ? readV2BlockIo(loc.dirs.io as string) : null;
 }

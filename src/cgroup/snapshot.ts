@@ -82,6 +82,27 @@ export interface CpuUsage {
   perCpu: Array<{ userNs: bigint; systemNs: bigint }> | null;
 }
 
+/**
+ * Block I/O the cgroup did, per device (v1 blkio.throttle.*_recursive, v2 io.stat): cumulative
+ * since the cgroup was made, this cgroup and its descendants. Counted per disk (the request
+ * queue), never per partition. Devices are in the order the kernel listed them.
+ */
+export interface BlockIoSnapshot {
+  devices: BlockDeviceIo[];
+}
+
+export interface BlockDeviceIo {
+  major: number;
+  minor: number;
+  readBytes: bigint;
+  writeBytes: bigint;
+  discardBytes: bigint;
+  /** I/Os (bios) as the cgroup counts them; v1 counts a split bio once per part. */
+  readIos: bigint;
+  writeIos: bigint;
+  discardIos: bigint;
+}
+
 /** Task states of the cgroup (threads, counted the way the kernel's loadavg counts). */
 export interface TaskCounts {
   /** Threads in state R. */

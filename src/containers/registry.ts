@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import { processListDir } from '../cgroup/hierarchy';
 import type { CgroupLocation, TaskCounts } from '../cgroup/snapshot';
 import type { StatHistory } from '../views/stat';
+import type { DiskHistory } from '../views/diskstats';
 import type { VersionedContent } from '../fuse/fileBackend';
 import type { ServedPath } from '../fuse/layout';
 
@@ -55,6 +56,8 @@ export interface ContainerRecord {
   lastUsedMs: number;
   /** /proc/stat's previous counters, so that none goes backwards. */
   statHistory: StatHistory | null;
+  /** /proc/diskstats' (and vmstat's pgpgin/pgpgout) previous counters, so that none goes backwards. */
+  diskHistory: DiskHistory | null;
   /** The last task count (procs_running/procs_blocked), reused for TASK_COUNTS_TTL_MS. */
   taskCounts: { atMs: number; counts: TaskCounts } | null;
   /** Null until its loadavg is read (and again once unread for long): only the others are sampled. */
@@ -236,7 +239,7 @@ export class ContainerRegistry {
 function newRecord(location: CgroupLocation, cgroupDir: CgroupDirIdentity | null, nowMs: number): ContainerRecord {
   return {
     key: location.key, location, cgroupDir, lastUsedMs: nowMs,
-    statHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null, pageContent: null, rendered: null,
+    statHistory: null, diskHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null, pageContent: null, rendered: null,
   };
 }
 

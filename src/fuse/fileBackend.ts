@@ -63,6 +63,12 @@ export interface FileBackend {
   currentContent: (request: ContainerFileRequest) => VersionedContent | Errno;
   /** A write to a control file; returns the bytes accepted or an errno. */
   write: (request: WriteRequest) => number | Errno;
+  /**
+   * How many cpuN/ directories of /sys/devices/system/cpu the caller sees: cpu0 to
+   * cpu<count-1>; null: the host's own. Asked at every LOOKUP and READDIR of those names, whose
+   * answer depends on the reader.
+   */
+  cpuDirCount?: (caller: Caller) => number | null | Errno;
   /** Called after every open/read/write with the outcome, for metrics (must be cheap). */
   observe?: (file: ServedPath, result: string, seconds: number) => void;
 }

@@ -12,8 +12,9 @@ import { createHash } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { CachedFiles, PAGE_CACHE_ATTR_TIMEOUT_SEC } from './cachedFiles';
 import type { FileBackend } from './fileBackend';
+import { ReaderCpuDirs, withCpuTree, type CpuTreeLayout } from './cpuDirs';
 import { InodeTable, S_IFDIR, S_IFMT, modeOf, nlinkOf, sizeOf, type Node, type TreeLayout } from './inodes';
-import { CONTROL_PATHS, VIEW_PATHS, type ServedPath } from './layout';
+import { CONTROL_PATHS, CPU_TREE_DIR, VIEW_PATHS, type ServedPath } from './layout';
 import { FuseRequest, type LoopMode, type NativeAddon, type NativeSession } from './native';
 import { OpenFiles, REPLIED, type OpenFilesOptions } from './openFiles';
 
@@ -42,6 +43,8 @@ export function treeOfContainerFile(file: ServedPath): TreeKind {
 export interface FilesystemOptions extends OpenFilesOptions {
   /** Default main. */
   tree?: TreeKind;
+  /** The main tree's /sys/devices/system/cpu beside `online` (see CpuTreeLayout). */
+  cpuTree?: CpuTreeLayout;
 }
 
 const O_ACCMODE = 3;
@@ -119,6 +122,7 @@ export function containerFilePath(key: string, file: ServedPath): string {
 
 export class IsolfsFilesystem {
   private readonly inodes: InodeTable;
+  private readonly cpuDirs: ReaderCpuDirs;
   readonly tree: TreeKind;
   private readonly files: OpenFiles;
   /** The container-views tree's files (null in the main tree). */
@@ -130,7 +134,10 @@ export class IsolfsFilesystem {
 
   constructor(private readonly native: NativeAddon, backend: FileBackend, options: FilesystemOptions = {}) {
     this.tree = options.tree ?? 'main';
-    this.inodes = new InodeTable(CONTAINERS_DIR, LAYOUTS[this.tree]);
+    const cpuTree = this.tree === 'main' ? options.cpuTree : undefined;
+    this.inodes = new InodeTable(CONTAINERS_DIR, withCpuTree(LAYOUTS[this.tree], cpuTree));
+    if (cpuTree) this.inodes.markCpuDirs(CPU_TREE_DIR, cpuTree.hostCpuIds);
+    this.cpuDirs = new ReaderCpuDirs(backend);
     this.files = new OpenFiles(native, backend, options);
     this.cached = this.tree === 'container-views' ? new CachedFiles(native, backend) : null;
     this.request = new FuseRequest(native.requestFields);
@@ -238,9 +245,12 @@ export class IsolfsFilesystem {
     const parent = this.inodes.get(req.ino);
     const node = parent?.kind === 'dir' ? parent.children.get(req.name ?? '') : undefined;
     if (!node) return E.ENOENT;
+    const hidden = this.cpuDirs.lookupErrno(req, node);
+    if (hidden !== 0) return hidden;
     const attr = this.attributes(node);
     if (typeof attr === 'number') return attr;
-    const entryTimeoutSec = node.container === undefined ? STATIC_TIMEOUT_SEC : CONTAINER_ENTRY_TIMEOUT_SEC;
+    // A cpuN name depends on the reader: never cached (see cpuDirs.ts).
+    const entryTimeoutSec = node.container === undefined && !(node.kind === 'dir' && node.cpu) ? STATIC_TIMEOUT_SEC : CONTAINER_ENTRY_TIMEOUT_SEC;
     this.native.replyEntry(req.id, node.ino, modeOf(node), nlinkOf(node), attr.sizeBytes, 0, 0,
       this.mountTimeSec, entryTimeoutSec, attr.timeoutSec, attr.mtimeNsec);
     return REPLIED;
@@ -311,7 +321,9 @@ export class IsolfsFilesystem {
     const names = ['.', '..'];
     const inos = [node.ino, node.parent];
     const modes = [S_IFDIR, S_IFDIR];
+    const listed = this.cpuDirs.listFilter(req);
     for (const child of node.children.values()) {
+      if (!listed(child)) continue;
       names.push(child.name);
       inos.push(child.ino);
       modes.push(modeOf(child) & S_IFMT);

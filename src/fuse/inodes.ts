@@ -24,6 +24,11 @@ export interface DirNode {
   children: Map<string, Node>;
   /** The container key of a directory of a per-container subtree (its top included); undefined = shared. */
   container?: string;
+  /**
+   * A cpuN directory of the CPU tree: shown to a reader only if it sees N+1 CPUs or more, or,
+   * reading the host's tree, if the host has it (`onHost`).
+   */
+  cpu?: { index: number; onHost: boolean };
 }
 export interface FileNode {
   kind: 'file';
@@ -114,6 +119,18 @@ export class InodeTable {
     };
     forget(dir);
     return files;
+  }
+
+  /** Marks `dir`'s cpuN children as reader-dependent (see DirNode.cpu); `hostIds`: the host's N. */
+  markCpuDirs(dirPath: string, hostIds: readonly number[]): void {
+    let dir: Node | undefined = this.nodes.get(ROOT_INO);
+    for (const part of dirPath.split('/').filter(Boolean)) dir = dir?.kind === 'dir' ? dir.children.get(part) : undefined;
+    if (dir?.kind !== 'dir') return;
+    const onHost = new Set(hostIds);
+    for (const [name, child] of dir.children) {
+      const match = /^cpu(\d+)$/.exec(name);
+      if (match && child.kind === 'dir') child.cpu = { index: Number(match[1]), onHost: onHost.has(Number(match[1])) };
+    }
   }
 
   /** Every per-container file. */

@@ -13,6 +13,7 @@ export const VIEW_PATHS = [
   '/proc/uptime',
   '/proc/swaps',
   '/proc/diskstats',
+  '/proc/partitions',
   '/sys/devices/system/cpu/online',
 ] as const;
 export type ViewPath = (typeof VIEW_PATHS)[number];
@@ -24,7 +25,18 @@ export const CONTROL_PATHS = [
 ] as const;
 export type ControlPath = (typeof CONTROL_PATHS)[number];
 
-export type ServedPath = ViewPath | ControlPath;
+/**
+ * The CPU directory: besides `online` (a view above), its files come from the host's directory
+ * as scanned at start-up (src/host/cpuTree.ts): per-CPU ones under cpuN/, the rest beside them.
+ */
+export const CPU_TREE_DIR = '/sys/devices/system/cpu';
+export type CpuTreePath = `${typeof CPU_TREE_DIR}/${string}`;
+
+export type ServedPath = ViewPath | ControlPath | CpuTreePath;
+
+export function isViewPath(p: string): p is ViewPath {
+  return (VIEW_PATHS as readonly string[]).includes(p);
+}
 
 export function isControlPath(p: string): p is ControlPath {
   return (CONTROL_PATHS as readonly string[]).includes(p);

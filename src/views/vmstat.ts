@@ -6,7 +6,7 @@ import type { HostVmstat } from '../host/snapshot';
 import { atLeastZero } from '../cgroup/bigints';
 import { containerMemFreeBytes, containerMemTotalBytes } from './memoryMath';
 
-/** Bytes the container's io controller has read from / written to block devices. */
+/** Bytes the container's cgroup has read from / written to block devices (blkio / io). */
 export interface BlockIoBytes {
   readBytes: bigint;
   writeBytes: bigint;
@@ -26,8 +26,8 @@ export interface VmstatInput {
   pageSizeBytes: bigint;
   /** The host's MemTotal, for nr_free_pages exactly as meminfo's MemFree. */
   hostMemTotalKb: bigint;
-  /** The container's block I/O, for pgpgin/pgpgout; null or absent = unknown (both 0). No
-   *  caller passes it yet (nothing reads io.stat / blkio), so both are 0 today. */
+  /** The container's block I/O (the same counts as its /proc/diskstats), for pgpgin/pgpgout;
+   *  null or absent = unknown (both 0). */
   blockIo?: BlockIoBytes | null;
 }
 

@@ -372,6 +372,8 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
     expect(plan).toEqual({
       pid: PID, container: LOCATION, repairTargets: new Set(),
       pairs: [
+        // The CPU directory whole from the main tree (per reader), online's copy on top of it.
+        { source: `${MNT}/sys/devices/system/cpu`, target: '/sys/devices/system/cpu', detachMountIds: [] },
         { source: `${VIEWS}${OWN}/proc/meminfo`, target: '/proc/meminfo', detachMountIds: [] },
         { source: `${VIEWS}${OWN}/proc/uptime`, target: '/proc/uptime', detachMountIds: [] },
         { source: `${VIEWS}${OWN}/sys/devices/system/cpu/online`, target: '/sys/devices/system/cpu/online', detachMountIds: [] },
@@ -380,7 +382,7 @@ describe('AttachManager.plan: which mounts it names for detaching', () => {
       ],
     });
     // One helper run binds from both mounts; the subtree is asked for once (the daemon's tree adds it to both).
-    expect(await manager.apply(plan)).toHaveLength(files.length);
+    expect(await manager.apply(plan)).toHaveLength(files.length + 1);
     expect(events).toEqual([`addContainer ${KEY}`, `markAttached ${KEY}`]);
     expect(helper.calls()).toEqual([['--pid', String(PID), '--', ...plan.pairs.map((p) => `${p.source}:${p.target}:`)]]);
   });

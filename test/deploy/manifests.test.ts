@@ -10,8 +10,9 @@ const DEPLOY_DIR = path.join(REPO_ROOT, 'deploy');
 const KUSTOMIZATION_FILE = 'deploy/kustomization.yaml';
 /** Applied by hand after the install, not part of `kubectl apply -k deploy/`. */
 const EXAMPLE_FILE = 'deploy/example-deployment.yaml';
-/** runc refuses a bind mount over these when it creates a container: the daemon attaches them. */
-const RUNC_REFUSES_BIND = ['/proc/vmstat'];
+/** runc refuses a bind mount over these when it creates a container (it allows a short list of
+ *  /proc files only): the daemon attaches them. */
+const RUNC_REFUSES_BIND = ['/proc/vmstat', '/proc/partitions'];
 
 const documents = loadManifests(DEPLOY_DIR);
 /** Everything but the kustomization, which is kustomize's configuration, not an API object. */

@@ -22,7 +22,7 @@ function spiedModule(actual: object): object {
   return Object.fromEntries(Object.entries(actual).map(([name, value]) => [name, typeof value === 'function' && !/^[A-Z]/.test(name) ? vi.fn(value) : value]));
 }
 
-type Snapshot = 'memory' | 'cpuLimits' | 'cpuUsage' | 'tasks' | 'oldestProcess';
+type Snapshot = 'memory' | 'cpuLimits' | 'cpuUsage' | 'tasks' | 'oldestProcess' | 'blockIo';
 type Reader = (...args: never[]) => unknown;
 
 /** The cgroup snapshots each view needs (loadavg's count is the sampler's, not the request's). */
@@ -31,11 +31,12 @@ const ASKED_FOR: Record<ViewPath, Snapshot[]> = {
   '/proc/cpuinfo': ['cpuLimits'],
   '/sys/devices/system/cpu/online': ['cpuLimits'],
   '/proc/stat': ['cpuLimits', 'cpuUsage', 'tasks'],
-  '/proc/vmstat': ['memory'],
+  '/proc/vmstat': ['memory', 'blockIo'],
   '/proc/loadavg': [],
   '/proc/uptime': ['cpuLimits', 'cpuUsage', 'oldestProcess'],
   '/proc/swaps': ['memory'],
-  '/proc/diskstats': [],
+  '/proc/diskstats': ['blockIo'],
+  '/proc/partitions': ['blockIo'],
 };
 
 describe('ViewInputs', () => {
@@ -61,6 +62,7 @@ describe('ViewInputs', () => {
       cpuUsage: read.readCpuUsage,
       tasks: read.readTaskCounts,
       oldestProcess: tasks.readOldestProcess,
+      blockIo: read.readBlockIo,
     };
     // One /proc for the host's files and the container's processes, as on a node.
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-inputs-'));
@@ -68,6 +70,7 @@ describe('ViewInputs', () => {
     fs.cpSync(path.join(__dirname, '../fixtures/proc'), procRoot, { recursive: true });
     fs.cpSync(path.join(FIXTURES, 'proc'), procRoot, { recursive: true });
     fs.writeFileSync(path.join(procRoot, 'diskstats'), '   8       0 sda 1 0 8 0 0 0 0 0 0 0 0\n');
+    fs.writeFileSync(path.join(procRoot, 'partitions'), 'major minor  #blocks  name\n\n   8        0  268435456 sda\n');
     const sysRoot = path.join(dir, 'sys');
     fs.mkdirSync(path.join(sysRoot, 'devices/system/cpu'), { recursive: true });
     fs.writeFileSync(path.join(sysRoot, 'devices/system/cpu/online'), '0-7\n');
