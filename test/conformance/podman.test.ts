@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonHandle, startDaemon } from '../helpers/daemon';
 import { type ConformanceImage, IMAGE_PACKAGES, conformanceImage } from './image';
-import { type Container, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, requireCommands, runContainer, ulimitFlags } from './podman';
+import { type Container, NOT_BINDABLE, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, requireCommands, runContainer, ulimitFlags } from './podman';
 import { type Limits, PROBES, waitForAttach } from './probes';
 import { type Mode, type Observation, renderSection, verdictOf } from './table';
 
@@ -103,14 +103,16 @@ describe('podman conformance: what real programs report under isolfs', () => {
     console.log(`isolfs conformance (${RESULTS_FILE}):\n${text}`);
   }, 120_000);
 
-  it('runc refuses a bind over /proc/vmstat at creation (why bind mode lacks it)', async () => {
+  it('runc refuses a bind over /proc/vmstat and /proc/partitions at creation (why bind mode lacks them)', async () => {
     if (!daemon || parent === undefined) throw new Error('no daemon');
-    const run = await podman([
-      'run', '--rm', '--network', 'none', ...ulimitFlags(), '--cgroup-parent', `${parent}/bind`,
-      '-v', `${daemon.mountpoint}/proc/vmstat:/proc/vmstat:ro`, image.ref, 'true',
-    ]);
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/inside \/proc/);
+    for (const file of NOT_BINDABLE) {
+      const run = await podman([
+        'run', '--rm', '--network', 'none', ...ulimitFlags(), '--cgroup-parent', `${parent}/bind`,
+        '-v', `${daemon.mountpoint}${file}:${file}:ro`, image.ref, 'true',
+      ]);
+      expect(run.code, file).not.toBe(0);
+      expect(run.stderr, file).toMatch(/inside \/proc/);
+    }
   });
 
   for (const config of CONFIGS) {

@@ -4,6 +4,8 @@
  * - Its own storage, run state and tmp dir (PODMAN_ROOT, PODMAN_RUNROOT): no other podman user's
  *   images or containers are seen or touched. `--network none` keeps the host's network config
  *   out of it; `--events-backend file` needs no journald.
+ * - runc, named: podman prefers crun when both are installed, and crun refuses a hybrid cgroup
+ *   host ("cgroups in hybrid mode not supported").
  * - The cgroupfs manager, with every container under a cgroup parent beneath this process's own
  *   cgroup (checked for every controller), which the suite removes afterwards.
  * - `--ulimit nofile=...:... --ulimit nproc=...:...` at most this process's hard limits: podman's
@@ -13,17 +15,23 @@
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { VIEW_PATHS } from '../../src/fuse/layout';
+import { CPU_TREE_DIR, VIEW_PATHS } from '../../src/fuse/layout';
 import { CGROUP_ROOT, isPureV2, ownCgroups, prepareV2 } from '../helpers/cgroups';
 
 export const PODMAN_ROOT = '/var/lib/isolfs-conformance/storage';
 export const PODMAN_RUNROOT = '/run/isolfs-conformance';
 const NAME_PREFIX = 'isolfs-conformance-';
 
-/** runc refuses a bind over /proc/vmstat at creation ("inside /proc"): attach brings that one. */
-const NOT_BINDABLE = new Set<string>(['/proc/vmstat']);
-/** What bind mode binds: every file isolfs serves per reader, but /proc/vmstat. */
-export const BIND_PATHS = VIEW_PATHS.filter((p) => !NOT_BINDABLE.has(p));
+/** runc refuses a bind over these at creation ("inside /proc"): only attach brings them. */
+export const NOT_BINDABLE: readonly string[] = ['/proc/vmstat', '/proc/partitions'];
+/**
+ * What bind mode binds: every /proc file isolfs serves per reader that runc allows, and the CPU
+ * directory whole (as LXCFS's manifests do), which brings `online` and the cpuN directories.
+ */
+export const BIND_PATHS: readonly string[] = [
+  ...VIEW_PATHS.filter((p) => p.startsWith('/proc/') && !NOT_BINDABLE.includes(p)),
+  CPU_TREE_DIR,
+];
 
 /** The `-v` arguments of bind mode (the README's list, with <mnt> = the mountpoint). */
 export function bindVolumes(mountpoint: string): string[] {
@@ -33,7 +41,7 @@ export function bindVolumes(mountpoint: string): string[] {
 export function podmanArgs(...args: string[]): string[] {
   return [
     '--root', PODMAN_ROOT, '--runroot', PODMAN_RUNROOT, '--tmpdir', path.join(PODMAN_RUNROOT, 'libpod'),
-    '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args,
+    '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc', ...args,
   ];
 }
 
