@@ -77,6 +77,11 @@ export function unpackedRootfs(image: ConformanceImage): string {
   try {
     execFileSync('tar', ['-xf', image.tarPath, '-C', building], { stdio: 'inherit', timeout: 300_000 });
     fs.renameSync(building, dir);
+    // Root file systems of older package lists go.
+    for (const name of fs.readdirSync(path.dirname(dir))) {
+      const other = path.join(path.dirname(dir), name);
+      if (name.startsWith('rootfs-conformance-image-') && other !== dir && !name.includes('.building-')) fs.rmSync(other, { recursive: true, force: true });
+    }
   } catch (error) {
     fs.rmSync(building, { recursive: true, force: true });
     throw error;

@@ -80,6 +80,11 @@ export function conformanceImage(): ConformanceImage {
     const started = process.hrtime.bigint();
     execFileSync('podman', podmanArgs('import', '--quiet', tarPath, ref), { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
     importSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // Images of older package lists go with their tars.
+    const tags = execFileSync('podman', podmanArgs('images', '--format', '{{.Repository}}:{{.Tag}}'), { encoding: 'utf8' }).split('\n');
+    for (const old of tags.filter((t) => t.startsWith('localhost/isolfs-conformance:') && t !== ref)) {
+      execFileSync('podman', podmanArgs('rmi', '--force', old), { stdio: 'ignore' });
+    }
   }
   return { ref, tarPath, buildSeconds, importSeconds };
 }
