@@ -15,6 +15,7 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY native ./native
 COPY src ./src
 COPY scripts/build.sh ./scripts/
+COPY deploy/oci-hooks ./deploy/oci-hooks
 RUN scripts/build.sh
 
 FROM node:20-bookworm-slim
@@ -28,6 +29,11 @@ COPY --from=build /src/dist /opt/isolfs/dist
 COPY --from=build /src/node_modules /opt/isolfs/node_modules
 COPY --from=build /src/native/build/Release/*.node /opt/isolfs/native/build/Release/
 COPY --from=build /src/native/build/Release/isolfs-attach /opt/isolfs/native/build/Release/isolfs-attach
+# The OCI hook and its hooks.d file: the DaemonSet's install-hook init container copies them to the
+# node (/opt/isolfs), where the container runtime runs the hook (deploy/oci-hooks/README.md).
+COPY --from=build /src/native/build/Release/isolfs-oci-hook /opt/isolfs/native/build/Release/isolfs-oci-hook
+COPY --from=build /src/deploy/oci-hooks/isolfs.json /opt/isolfs/oci-hooks/isolfs.json
+COPY --from=build /src/deploy/oci-hooks/containerd-hooks.json /opt/isolfs/oci-hooks/containerd-hooks.json
 RUN mkdir -p /var/lib/isolfs/mnt /var/lib/isolfs/state
 ENV NODE_ENV=production
 EXPOSE 9464

@@ -12,6 +12,12 @@
       "type": "executable",
       "sources": ["src/attach.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "isolfs-oci-hook",
+      "type": "executable",
+      "sources": ["src/hook.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -158,4 +158,5 @@ version=$(node "$runtime$entry_script" --version)
 node "$runtime$entry_script" --help >/dev/null
 node -e 'for (const f of process.argv.slice(1)) require(f)' "$app_root"/native/build/Release/*.node
 [ -x "$app_root/native/build/Release/isolfs-attach" ] || { echo "image-build: isolfs-attach is not executable in the runtime tree" >&2; exit 1; }
+[ -x "$app_root/native/build/Release/isolfs-oci-hook" ] || { echo "image-build: isolfs-oci-hook is not executable in the runtime tree" >&2; exit 1; }
 echo "image-build: ok: $version, runtime tree $(du -sh "$runtime" | cut -f1)"

@@ -10,6 +10,7 @@ import { Daemon, type DaemonOptions } from './daemon';
 import { StartupError } from './startup';
 import { NativeLoadError } from './fuse/native';
 import { defaultViewsMountpoint } from './fuse/filesystem';
+import { DEFAULT_HOOK_SOCKET } from './attach/hookServer';
 import { createLogger, LOG_LEVELS, type LogLevel } from './log';
 import { runSysctl } from './sysctl';
 
@@ -38,6 +39,11 @@ Options:
                            with PREFIX (e.g. /kubepods), while kernel.stats_isolated is 1;
                            repeatable
   --attach-interval-ms N   how often to look for new containers (default 5000)
+  --hook-socket PATH       with --attach: the unix socket (root-only) on which the OCI hook
+                           (isolfs-oci-hook, deploy/oci-hooks/) asks for a container to be
+                           attached before its first instruction (default
+                           /run/isolfs-hook/hook.sock)
+  --no-hook-socket         do not serve the hook's socket
   --views-mountpoint DIR   with --attach or repair: where the per-container views (served from
                            the kernel's page cache) are mounted for the attach helper (default
                            /run/isolfs/views-<hash of the mountpoint>; created if missing)
@@ -72,6 +78,8 @@ const OPTIONS = {
   attach: { type: 'string', multiple: true },
   'attach-interval-ms': { type: 'string', default: '5000' },
   'no-repair': { type: 'boolean', default: false },
+  'hook-socket': { type: 'string', default: DEFAULT_HOOK_SOCKET },
+  'no-hook-socket': { type: 'boolean', default: false },
   'views-mountpoint': { type: 'string' },
   'max-open-files': { type: 'string', default: '65536' },
   'watchdog-abort-ms': { type: 'string', default: '30000' },
@@ -141,8 +149,14 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
     http: values.http,
     attachPrefixes: values.attach ?? [],
+    hookSocket: hookSocketOf(values),
     repairMounts: !values['no-repair'],
   };
+}
+
+/** --hook-socket, or null with --no-hook-socket. */
+function hookSocketOf(values: Values): string | null {
+  return values['no-hook-socket'] ? null : path.resolve(values['hook-socket'] as string);
 }
 
 type Limits = Pick<DaemonOptions, 'loadavgIntervalMs' | 'attachIntervalMs' | 'maxOpenFiles' | 'watchdogAbortMs'>;
@@ -173,7 +187,7 @@ function serve(options: DaemonOptions, logger: ReturnType<typeof createLogger>):
   daemon.onFatal = () => stopper.stop('watchdog', 1);
   process.on('SIGINT', () => stopper.stop('SIGINT', 0));
   process.on('SIGTERM', () => stopper.stop('SIGTERM', 0));
-  daemon.serveHealth().catch((err: unknown) => {
+  Promise.all([daemon.serveHealth(), daemon.serveHook()]).catch((err: unknown) => {
     void daemon.stop();
     fail(err instanceof Error ? err.message : String(err));
   });

@@ -8,17 +8,20 @@ import { loadNative, type LoopMode } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { SwitchStore } from './switches/store';
 import type { LoadavgSampler } from './loadavg/sampler';
-import { ContainerRegistry, type ContainerRecord, type DropReason } from './containers/registry';
+import { ContainerRegistry, cgroupDirsOf, type ContainerRecord, type DropReason } from './containers/registry';
 import type { IsolfsBackend } from './backend';
 import type { Logger } from './log';
 import type { Metrics } from './health/metrics';
 import { AttachManager } from './attach/manager';
 import { defaultAttachHelperPath } from './attach/attach';
+import { attachForHook } from './attach/hookAttach';
+import { startHookServer, type HookServer } from './attach/hookServer';
 import type { HealthServer, MountCheck } from './health/server';
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import type { WatchdogCommand } from './health/watchdogWorker';
 import { startWatchdogThread } from './health/watchdogThread';
 import { newBackend, newSampler } from './parts';
+import { heldCgroupFiles } from './host/heldFiles';
 import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep, viewsMountGone } from './startup';
 
 export interface DaemonOptions {
@@ -40,6 +43,8 @@ export interface DaemonOptions {
   /** --attach PREFIX...: attach per-container files into containers under these cgroups. */
   attachPrefixes: string[];
   attachIntervalMs: number;
+  /** --hook-socket: where the OCI hook asks for an attach (with --attach); null = not served. */
+  hookSocket: string | null;
   /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
   repairMounts: boolean;
   /** --max-open-files: open handles past this many are answered ENFILE. */
@@ -96,6 +101,7 @@ export class Daemon {
   private lastSwitchSweepMs = 0;
   private stopped = false;
   private health: HealthServer | null = null;
+  private hook: HookServer | null = null;
   private readonly attachManager: AttachManager | null;
   private readonly watchdog: Worker;
   /** The watchdog's latest verdict (healthy until it says otherwise). */
@@ -154,6 +160,7 @@ export class Daemon {
         filesystem.removeContainer(record.key);
         views?.removeContainer(record.key);
       }
+      heldCgroupFiles.release(cgroupDirsOf(record));
       logger.debug({ container: record.key, why, attached: record.attachedLocation !== null }, 'container dropped');
     };
     const device = ownDevice(options.mountpoint);
@@ -215,6 +222,18 @@ export class Daemon {
     }
   }
 
+  /** With --attach: the OCI hook's socket (attach/hookServer.ts); not listening is a start-up error. */
+  async serveHook(): Promise<void> {
+    const { options, attachManager: manager, hierarchy } = this;
+    if (options.hookSocket === null || manager === null || options.attachPrefixes.length === 0) return;
+    const attachOptions = { ...options, manager, hierarchy, prefixes: options.attachPrefixes, hostIsolated: () => this.switches.hostIsolated };
+    try {
+      this.hook = await startHookServer({ socketPath: options.hookSocket, logger: this.logger, attach: (request) => attachForHook(attachOptions, request) });
+    } catch (err) {
+      throw new StartupError(`cannot serve --hook-socket ${options.hookSocket}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** /healthz: the watchdog's latest look (at most a couple of seconds old), or that we are stopping. */
   private mountCheck(): MountCheck {
     if (this.stopped) return { ok: false, detail: 'shutting down' };
@@ -259,7 +278,9 @@ export class Daemon {
     this.views?.unmount();
     this.filesystem.unmount();
     this.logger.info({ mountpoint: this.options.mountpoint }, 'unmounted');
+    const hookClosed = this.hook?.close(); // removes the socket at once: hooks fail fast from now on
     if (this.health) await withTimeout(this.health.close(), HEALTH_CLOSE_MS);
+    if (hookClosed !== undefined) await withTimeout(hookClosed, HEALTH_CLOSE_MS);
   }
 }
 

@@ -11,7 +11,7 @@ import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } 
 import { readBlockIo, readCpuLimits, readCpuUsage, readMemory, readTaskCounts } from './cgroup/read';
 import { readOldestProcess, type OldestProcess } from './cgroup/tasks';
 import type { ContainerRecord } from './containers/registry';
-import type { CpuinfoBlock, HostMeminfo, HostStat } from './host/snapshot';
+import type { CpuinfoBlock, HostLoadavg, HostMeminfo, HostStat } from './host/snapshot';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
 import { parseCpuOnline } from './host/cpuOnline';
@@ -52,6 +52,9 @@ export interface HostSources {
    */
   hostMeminfoCache?: TimedCache<HostMeminfo>;
   hostStatCache?: TimedCache<HostStat>;
+  /** The same for /proc/loadavg (every loadavg render) and the online CPUs (every CPU view). */
+  hostLoadavgCache?: TimedCache<HostLoadavg>;
+  hostOnlineCache?: TimedCache<number[]>;
 }
 
 /**
@@ -130,7 +133,10 @@ export class ViewInputs {
     return this.sources.cpuinfoCache.get(this.nowMs);
   }
   hostOnlineCpus(): number[] {
-    return this.once('online', () => parseCpuOnline(this.hostText('/sys/devices/system/cpu/online')));
+    return this.once('online', () => this.sources.hostOnlineCache?.get(this.nowMs) ?? parseCpuOnline(this.hostText('/sys/devices/system/cpu/online')));
+  }
+  hostLoadavg(): HostLoadavg {
+    return this.sources.hostLoadavgCache?.get(this.nowMs) ?? parseLoadavg(this.hostText('/proc/loadavg'));
   }
   memory(): MemorySnapshot | null {
     return this.once('memory', () => readMemory(this.location));
@@ -203,7 +209,7 @@ const VIEWS: Record<ViewPath, ViewRenderer> = {
       hostMemTotalKb: r.hostMeminfo().get('MemTotal') ?? 0n, blockIo: disks === null ? null : blockIoTotals(disks),
     });
   },
-  '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.container), parseLoadavg(r.hostText('/proc/loadavg'))),
+  '/proc/loadavg': (r) => renderLoadavg(r.sources.sampler.get(r.container), r.hostLoadavg()),
   '/proc/uptime': (r) => {
     const host = parseUptime(r.hostText('/proc/uptime'));
     const usage = r.cpuUsage();

@@ -7,11 +7,13 @@ import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
-import { TimedCache, type HostSources } from './files';
+import { TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
 import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
+import { parseLoadavg } from './host/loadavg';
+import { parseCpuOnline } from './host/cpuOnline';
 import { readSystemUnits } from './host/auxv';
 import { RateLimitedLog, type Logger } from './log';
 import type { Metrics } from './health/metrics';
@@ -35,8 +37,15 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
     },
     containers: () => containers.all(),
     countTasks: (record) => {
+      // One count serves /proc/stat's procs_running (files.ts) and the sampler for TASK_COUNTS_TTL_MS:
+      // a container read once a second would otherwise be counted twice in some seconds.
+      const nowMs = Date.now();
+      const kept = record.taskCounts;
+      if (kept !== null && nowMs >= kept.atMs && nowMs - kept.atMs < TASK_COUNTS_TTL_MS) return kept.counts;
       try {
-        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+        const counts = readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+        record.taskCounts = { atMs: nowMs, counts };
+        return counts;
       } catch {
         return null; // the cgroup is gone: the registry's sweep drops it
       }
@@ -62,6 +71,8 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     // Shared by every container's render for as long as a render itself is reused.
     hostMeminfoCache: new TimedCache(RENDER_REUSE_MS, () => parseMeminfo(readBoundedText(options.procRoot, 'meminfo'), options.procRoot)),
     hostStatCache: new TimedCache(RENDER_REUSE_MS, () => parseStat(readBoundedText(options.procRoot, 'stat'), options.procRoot)),
+    hostLoadavgCache: new TimedCache(RENDER_REUSE_MS, () => parseLoadavg(readBoundedText(options.procRoot, 'loadavg'), options.procRoot)),
+    hostOnlineCache: new TimedCache(RENDER_REUSE_MS, () => parseCpuOnline(readBoundedText(`${options.sysRoot}/devices/system/cpu`, 'online'), options.sysRoot)),
   };
   return new IsolfsBackend({
     procRoot: options.procRoot,

@@ -20,6 +20,12 @@ export interface PlanRequest {
   attach: boolean;
   /** "major:minor" of our live mounts. */
   ourDevices: OurDevices;
+  /**
+   * Where the container's / is as the process sees it: "/" (default) once it runs in its root;
+   * the rootfs path before the runtime's pivot_root (the OCI hook), so that the binds are made
+   * under the rootfs, which pivot_root keeps (binds on the old root's /proc are thrown away).
+   */
+  root?: string;
 }
 
 /** "major:minor" of each of our live mounts: the main tree's and the container-views tree's. */
@@ -139,14 +145,15 @@ export class AttachPlanner {
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
-      const stack = look.stacks.get(file);
+      const target = targetIn(request, file);
+      const stack = look.stacks.get(target);
       // Under a CPU directory bound now, a copy bound before is hidden: it is bound again on top.
       const hidden = cpuDirNew && file.startsWith(`${CPU_TREE_DIR}/`);
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
       if (stack && !hidden && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
-      if (!(stack || (await exists(path.join(procDir, 'root', file))))) continue;
+      if (!(stack || (await exists(path.join(procDir, 'root', target))))) continue;
       const detachMountIds = stack && !hidden ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
-      look.pairs.set(file, { source: this.mountpointOf(tree) + own, target: file, detachMountIds });
+      look.pairs.set(target, { source: this.mountpointOf(tree) + own, target, detachMountIds });
     }
   }
 
@@ -159,11 +166,12 @@ export class AttachPlanner {
    */
   private async planCpuDir(look: Look): Promise<boolean> {
     const { procDir, request } = look;
-    const stack = look.stacks.get(CPU_TREE_DIR);
+    const target = targetIn(request, CPU_TREE_DIR);
+    const stack = look.stacks.get(target);
     if (stack && stack[0].device === request.ourDevices.main && isOurMount(stack[0], request.ourDevices) && stack[0].root === CPU_TREE_DIR) return false;
-    if (!(stack || (await exists(path.join(procDir, 'root', CPU_TREE_DIR))))) return false;
+    if (!(stack || (await exists(path.join(procDir, 'root', target))))) return false;
     const detachMountIds = stack ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
-    look.pairs.set(CPU_TREE_DIR, { source: this.options.mountpoint + CPU_TREE_DIR, target: CPU_TREE_DIR, detachMountIds });
+    look.pairs.set(target, { source: this.options.mountpoint + CPU_TREE_DIR, target, detachMountIds });
     return true;
   }
 
@@ -262,6 +270,11 @@ export class AttachPlanner {
 }
 
 const ISOLFS_FSTYPE = 'fuse.isolfs';
+
+/** Where a container path is in the namespace's process's root (under the rootfs before pivot_root). */
+function targetIn(request: PlanRequest, file: string): string {
+  return path.posix.join(request.root ?? '/', file);
+}
 
 /** A mount of one of our live connections (a device is unique to it), whatever file it shows. */
 function isOurMount(mount: MountEntry, ourDevices: OurDevices): boolean {

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import { CgroupParseError } from './snapshot';
 import { parseCpuList } from './cpulist';
-import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, readBoundedText } from '../host/boundedRead';
+import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode } from '../host/boundedRead';
+import { heldCgroupFiles } from '../host/heldFiles';
 
 // At most 20 digits: the kernel prints 64-bit values; a longer token is garbage, and BigInt of
 // a megabyte of digits would cost seconds.
@@ -19,7 +20,7 @@ export const V1_UNLIMITED_THRESHOLD = 1n << 62n;
  *  `maxBytes`) throws a FileReadError. */
 export function readOptionalFile(dir: string, file: string, maxBytes = DEFAULT_MAX_BYTES): string | null {
   try {
-    return readBoundedText(dir, file, maxBytes);
+    return heldCgroupFiles.readText(dir, file, maxBytes);
   } catch (err) {
     // ENODEV/EOPNOTSUPP: some cgroup files exist but refuse reads when a feature is off.
     if (isReadErrorCode(err, 'ENOENT', 'ENODEV', 'EOPNOTSUPP')) {
@@ -106,12 +107,18 @@ export function keyAndValue(line: string): [key: string, value: string] | null {
 /** A flat-keyed file ("key value" per line: memory.stat, cpu.stat) as a Map, in file order; a
  *  repeated key keeps its last value. Values may be negative (some kernels print sums with %ld). */
 export function parseFlatKeyed(text: string, dir: string, file: string): Map<string, bigint> {
+  // Plain loop: memory.stat (~70 lines) is parsed at every meminfo render; an error's label is
+  // built only when there is an error.
   const values = new Map<string, bigint>();
-  forEachLine(text, dir, file, (line) => {
-    const pair = keyAndValue(line.text);
-    if (pair === null) throw line.notA('"key value"');
-    values.set(pair[0], parseDecimal(pair[1], dir, file, `line ${line.number} (${pair[0]})`));
-  });
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === '') continue;
+    const pair = keyAndValue(line);
+    if (pair === null) throw new FileLine(line, i + 1, dir, file).notA('"key value"');
+    const [key, token] = pair;
+    values.set(key, SIGNED_DECIMAL.test(token) ? BigInt(token) : parseDecimal(token, dir, file, `line ${i + 1} (${key})`));
+  }
   return values;
 }
 

@@ -57,6 +57,11 @@ function cgroupTree(dir: string, cut: Cut): string[] {
 /** Appends child directories of `parent` to `out` while it holds fewer than `room`; false
  *  when some were left out. Reads the directory in batches, never all of it at once. */
 function childDirs(parent: string, mustExist: boolean, out: string[], room: number): boolean {
+  // A directory's link count is 2 + its subdirectories (kernfs keeps it so, as most file systems
+  // do; btrfs says 1, and is read): 2 = no child cgroup, one stat instead of reading ~60 entries.
+  const stat = fs.statSync(parent, { throwIfNoEntry: false });
+  if (stat === undefined && !mustExist) return true; // a child removed since it was listed
+  if (stat?.isDirectory() === true && stat.nlink === 2) return true;
   let handle: fs.Dir;
   try {
     handle = fs.opendirSync(parent);

@@ -261,3 +261,14 @@ function lookAt(known: CgroupDirIdentity | null, location: CgroupLocation): Look
   if (known !== null && stat.ino === known.ino) return { found: 'same' };
   return { found: 'other', identity: { path: dir, ino: stat.ino } };
 }
+
+/** Every cgroup directory the container's views read (its files kept open are closed when it goes). */
+export function cgroupDirsOf(record: ContainerRecord): string[] {
+  const dirs: string[] = [];
+  for (const location of [record.location, record.attachedLocation]) {
+    if (location === null) continue;
+    for (const dir of Object.values(location.dirs)) if (dir !== undefined) dirs.push(dir);
+    if (location.unifiedDir !== null) dirs.push(location.unifiedDir);
+  }
+  return dirs;
+}

@@ -69,7 +69,7 @@ export class Metrics {
     this.scrapeTimeGauges = [containersTrackedGauge(registers, options.containersTracked ?? (() => 0)), ...processGauges(registers, pid)];
     this.samplerDuration = new Histogram({
       name: 'isolfs_loadavg_sampler_duration_seconds',
-      help: 'Duration of one load-average sampler tick (counting runnable tasks of every cgroup)',
+      help: 'Time one load-average sampler tick held the event loop, its slices summed (counting runnable tasks of every read cgroup)',
       buckets: SAMPLER_DURATION_BUCKETS_SECONDS,
       registers,
     });

@@ -75,8 +75,7 @@ function readPrefix(dir: string, file: string, maxBytes: number): { bytes: Buffe
     throw fromErrno(dir, file, err);
   }
   try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw new FileReadError(dir, file, 'NOT_REGULAR', `is ${kindOf(stat)}, not a regular file`);
+    checkRegular(fd, dir, file);
     // No trust in st_size: kernel files say 0 or 4096 whatever they hold. The read finds out.
     return readUpTo(fd, dir, file, maxBytes);
   } finally {
@@ -84,6 +83,37 @@ function readPrefix(dir: string, file: string, maxBytes: number): { bytes: Buffe
   }
 }
 
+/** Opens `dir/file` as readPrefix does (non-blocking, regular files only); the caller closes the fd. */
+export function openRegular(dir: string, file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${dir}/${file}`, OPEN_FLAGS);
+  } catch (err) {
+    throw fromErrno(dir, file, err);
+  }
+  try {
+    checkRegular(fd, dir, file);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+function checkRegular(fd: number, dir: string, file: string): void {
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFile()) throw new FileReadError(dir, file, 'NOT_REGULAR', `is ${kindOf(stat)}, not a regular file`);
+}
+
+/**
+ * The whole file again through an fd kept open (pread from offset 0: the kernel's seq_file
+ * files regenerate their content at offset 0, as at a fresh open). Bytes as readPrefix.
+ */
+export function rereadPrefix(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+  return readUpTo(fd, dir, file, maxBytes);
+}
+
+/** Reads from offset 0 whatever the fd's offset (pread), to EOF or past `maxBytes`. */
 function readUpTo(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
   // The scratch grows with what files really hold, not with the cap a caller allows.
   let buffer = scratchOf(Math.min(maxBytes + 1, 64 * 1024));
@@ -92,7 +122,7 @@ function readUpTo(fd: number, dir: string, file: string, maxBytes: number): { by
     if (total === buffer.length) buffer = growScratch(total, Math.min(maxBytes + 1, total * 2));
     let n: number;
     try {
-      n = fs.readSync(fd, buffer, total, Math.min(buffer.length, maxBytes + 1) - total, null);
+      n = fs.readSync(fd, buffer, total, Math.min(buffer.length, maxBytes + 1) - total, total);
     } catch (err) {
       throw fromErrno(dir, file, err);
     }

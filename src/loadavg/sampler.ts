@@ -54,8 +54,13 @@ export interface LoadavgSamplerOptions {
   countTasks: (record: ContainerRecord) => TaskCounts | null;
   /** Sampling period; the EXP_* constants assume 5000. Other values are for tests only. */
   intervalMs?: number;
-  /** At most this many countTasks calls per tick (default 100). */
+  /** At most this many countTasks calls per tick (default 1000). */
   maxContainersPerTick?: number;
+  /**
+   * At most this many countTasks calls at once (default 10): a tick samples the rest in later
+   * slices (setImmediate), so that requests are answered between them.
+   */
+  maxContainersPerSlice?: number;
   /** A container whose loadavg is not read this long is no longer sampled (default 10 min). */
   stopAfterUnreadMs?: number;
   /** Monotonic clock in ms (default performance.now). */
@@ -83,17 +88,40 @@ export interface LoadavgSamplerStats {
   goneLastTick: number;
   /** Containers the last tick stopped sampling: their loadavg was not read for stopAfterUnreadMs. */
   unreadLastTick: number;
-  /** Wall time the last tick took. */
+  /** Time the last tick held the event loop: its slices' wall time, summed. */
   durationLastTickMs: number;
+  /** The longest slice of the last tick: how long a request may have waited for it. */
+  longestSliceLastTickMs: number;
 }
 
 /**
- * A tick's bound: a tick runs on the event loop, and at ~0.17 ms a container (bench/full-node.sh:
- * 17 ms for 100 at 500 containers) a larger one would hold every reader's request that long.
- * Containers beyond it wait for a later tick (caught up with calc_load_n); the metric
- * isolfs_loadavg_containers_deferred and a log line say how many fell behind.
+ * A tick's bound. Counting costs ~0.17 ms a container (bench/full-node.sh: 17 ms for 100 at 500
+ * containers), so 1000 a tick are ~3.4% of a CPU; containers beyond it wait for a later tick
+ * (caught up with calc_load_n), and the metric isolfs_loadavg_containers_deferred and a log
+ * line say how many fell behind.
  */
-const DEFAULT_MAX_CONTAINERS_PER_TICK = 100;
+const DEFAULT_MAX_CONTAINERS_PER_TICK = 1000;
+/**
+ * A slice's bound: a slice runs on the event loop and holds every request that arrives meanwhile
+ * (~2 ms for 10). Sampled in one go, 100 containers held them 17 ms: the bursts of reads over
+ * 10 ms every 5 s that bench/full-node.sh showed.
+ */
+const DEFAULT_MAX_CONTAINERS_PER_SLICE = 10;
+
+/** One tick's sampling, carried over its slices. */
+interface Round {
+  chosen: [ContainerRecord, LoadState][];
+  next: number;
+  period: number;
+  due: number;
+  tracked: number;
+  unread: number;
+  truncated: number;
+  errors: number;
+  gone: number;
+  busyMs: number;
+  longestSliceMs: number;
+}
 /** The registry's idle time: a loadavg read that often keeps its container sampled. */
 const DEFAULT_STOP_AFTER_UNREAD_MS = 10 * 60_000;
 
@@ -102,6 +130,9 @@ export class LoadavgSampler {
   private readonly countTasks: (record: ContainerRecord) => TaskCounts | null;
   private readonly intervalMs: number;
   private readonly maxContainersPerTick: number;
+  private readonly maxContainersPerSlice: number;
+  /** The tick whose slices are still being run; null between ticks. */
+  private round: Round | null = null;
   private readonly stopAfterUnreadMs: number;
   private readonly nowMs: () => number;
   private readonly onError: (key: string, error: unknown) => void;
@@ -118,6 +149,7 @@ export class LoadavgSampler {
     goneLastTick: 0,
     unreadLastTick: 0,
     durationLastTickMs: 0,
+    longestSliceLastTickMs: 0,
   };
 
   constructor(options: LoadavgSamplerOptions) {
@@ -125,6 +157,8 @@ export class LoadavgSampler {
     this.countTasks = options.countTasks;
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
+    this.maxContainersPerSlice = options.maxContainersPerSlice ?? DEFAULT_MAX_CONTAINERS_PER_SLICE;
+    if (!(this.maxContainersPerSlice >= 1)) throw new RangeError(`maxContainersPerSlice must be >= 1: ${this.maxContainersPerSlice}`);
     this.stopAfterUnreadMs = options.stopAfterUnreadMs ?? DEFAULT_STOP_AFTER_UNREAD_MS;
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.onError = options.onError ?? (() => undefined);
@@ -172,40 +206,59 @@ export class LoadavgSampler {
     return { ...this.counters };
   }
 
-  /** One sampling round; the timer calls it, tests may too. Never throws. */
+  /**
+   * One sampling round; the timer calls it, tests may too. Never throws. Its first slice runs
+   * now, the others each in a later turn of the event loop; a tick while the previous one's
+   * slices still run does nothing (the next one catches up).
+   */
   tick(): void {
-    const startedMs = performance.now();
+    this.counters.ticks++;
+    if (this.round !== null) return;
     const nowMs = this.nowMs();
     const period = this.periodAt(nowMs);
-    this.counters.ticks++;
-
+    const startedMs = performance.now();
     const { due, tracked, unread } = this.collectDue(nowMs, period);
     // Never-sampled containers first, then the least recently sampled (round robin).
     due.sort(([, a], [, b]) => (a.sampledPeriod ?? -1) - (b.sampledPeriod ?? -1));
     const chosen = due.slice(0, this.maxContainersPerTick);
+    const busyMs = performance.now() - startedMs;
+    this.round = {
+      chosen, next: 0, period, due: due.length, tracked, unread, truncated: 0, errors: 0, gone: 0, busyMs, longestSliceMs: 0,
+    };
+    this.runSlice(this.round);
+  }
 
-    let truncated = 0;
-    let errors = 0;
-    let gone = 0;
-    for (const [record, load] of chosen) {
+  private runSlice(round: Round): void {
+    const startedMs = performance.now();
+    const end = Math.min(round.chosen.length, round.next + this.maxContainersPerSlice);
+    for (; round.next < end; round.next++) {
+      const [record, load] = round.chosen[round.next];
       try {
-        const counts = this.sample(record, load, period);
-        if (counts === null) gone++;
-        else if (counts.truncated) truncated++;
+        const counts = this.sample(record, load, round.period);
+        if (counts === null) round.gone++;
+        else if (counts.truncated) round.truncated++;
       } catch (error) {
-        errors++;
+        round.errors++;
         this.onError(record.key, error);
       }
     }
-
-    this.counters.containers = tracked;
-    this.counters.sampledLastTick = chosen.length;
-    this.counters.deferredLastTick = due.length - chosen.length;
-    this.counters.truncatedLastTick = truncated;
-    this.counters.errorsLastTick = errors;
-    this.counters.goneLastTick = gone;
-    this.counters.unreadLastTick = unread;
-    this.counters.durationLastTickMs = performance.now() - startedMs;
+    const sliceMs = performance.now() - startedMs;
+    round.busyMs += sliceMs;
+    round.longestSliceMs = Math.max(round.longestSliceMs, sliceMs);
+    if (round.next < round.chosen.length) {
+      setImmediate(() => this.runSlice(round)).unref();
+      return;
+    }
+    this.round = null;
+    this.counters.containers = round.tracked;
+    this.counters.sampledLastTick = round.chosen.length;
+    this.counters.deferredLastTick = round.due - round.chosen.length;
+    this.counters.truncatedLastTick = round.truncated;
+    this.counters.errorsLastTick = round.errors;
+    this.counters.goneLastTick = round.gone;
+    this.counters.unreadLastTick = round.unread;
+    this.counters.durationLastTickMs = round.busyMs;
+    this.counters.longestSliceLastTickMs = round.longestSliceMs;
     this.onTick(this.stats());
   }
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ContainerRegistry, type ContainerRecord, type DropReason } from '../../src/containers/registry';
+import { ContainerRegistry, cgroupDirsOf, type ContainerRecord, type DropReason } from '../../src/containers/registry';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
 
 const IDLE_MS = 10 * 60_000;
@@ -242,5 +242,18 @@ describe('ContainerRegistry', () => {
     registry.use(location('/a'), 0);
     registry.markAttached(location('/b'));
     expect([...registry.all()].map((r) => r.key).sort((a, b) => a.localeCompare(b))).toEqual(['/a', '/b']);
+  });
+});
+
+describe('cgroupDirsOf', () => {
+  it("lists every cgroup directory of the record's location and attached location (their kept files close when it goes)", () => {
+    const registry = new ContainerRegistry({ idleMs: 1000 });
+    const location: CgroupLocation = {
+      key: '/k', version: 1, dirs: { memory: '/m/k', cpuacct: '/a/k' }, roots: { memory: '/m', cpuacct: '/a' }, unifiedDir: '/u/k',
+    };
+    const record = registry.use(location, 0);
+    expect(cgroupDirsOf(record)).toEqual(['/m/k', '/a/k', '/u/k']);
+    registry.markAttached({ ...location, dirs: { memory: '/m/k2' }, unifiedDir: null });
+    expect(cgroupDirsOf(record)).toEqual(['/m/k', '/a/k', '/u/k', '/m/k2']);
   });
 });

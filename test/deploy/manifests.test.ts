@@ -252,6 +252,29 @@ describe('deploy/daemonset.yaml', () => {
     expect(mount!.mountPropagation ?? 'None').toBe('None');
   });
 
+  it('serves the OCI hook\'s socket in a node directory the shipped hook files name, and installs the hook on the node', () => {
+    const ds = daemonSet();
+    const spec = ds.spec.template.spec;
+    const container = isolfsContainer(ds);
+    const socket = flag(container.args ?? [], 'hook-socket');
+    expect(socket).toBe('/run/isolfs-hook/hook.sock');
+    // The runtime runs the hook on the node: the socket must be where the node sees the same path.
+    expect(hostPathOf(spec, container, socket!).hostPath).toBe(socket);
+    const hooksD = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'oci-hooks', 'isolfs.json'), 'utf8')) as { hook: { path: string; args: string[] }; stages: string[] };
+    const containerd = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'oci-hooks', 'containerd-hooks.json'), 'utf8')) as { createRuntime: Array<{ path: string; args: string[] }> };
+    expect(hooksD.stages).toEqual(['createRuntime']);
+    for (const hook of [hooksD.hook, containerd.createRuntime[0]]) {
+      expect(hook.args).toEqual(expect.arrayContaining(['--socket', socket]));
+      expect(hook.path).toBe('/opt/isolfs/bin/isolfs-oci-hook');
+    }
+    // The init container copies the binary to where the hook files look for it, on the node.
+    const install = spec.initContainers?.find((c) => c.name === 'install-hook');
+    const script = ((install as unknown as { command: string[] }).command).join('\n');
+    const mount = install?.volumeMounts?.find((m) => script.includes(`${m.mountPath}/bin/isolfs-oci-hook`));
+    expect(mount, 'a volume the init container installs the hook into').toBeDefined();
+    expect(spec.volumes?.find((v) => v.name === mount!.name)?.hostPath?.path).toBe('/opt/isolfs');
+  });
+
   it('gives the daemon the host cgroup tree and /dev/fuse', () => {
     const ds = daemonSet();
     const spec = ds.spec.template.spec;

@@ -72,6 +72,8 @@ if (SANITIZE) {
 
 export interface DaemonHandle {
   mountpoint: string;
+  /** --hook-socket: beside the mountpoint (served only with --attach). */
+  hookSocket: string;
   /** --views-mountpoint: beside the mountpoint (the daemon mounts it only with attach or repair). */
   viewsMountpoint: string;
   stateDir: string;
@@ -163,9 +165,11 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   // The container-views tree goes beside the mountpoint (not under /run/isolfs): a restart on
   // the same mountpoint finds its predecessor's there, and cleanup removes it with the rest.
   const viewsMountpoint = path.join(path.dirname(mountpoint), 'views');
+  // The OCI hook's socket too (served with --attach): the default one is the host's.
+  const hookSocket = path.join(path.dirname(mountpoint), 'hook', 'hook.sock');
   const argv = [
     process.execPath, CLI, mountpoint, '--state-dir', stateDir, '--views-mountpoint', viewsMountpoint, '--log-level', 'debug',
-    ...(options.args ?? []),
+    '--hook-socket', hookSocket, ...(options.args ?? []),
   ];
   const [command, ...args] = [...(options.wrap ?? []), ...argv];
   const watcher = SANITIZE ? startSanitizerWatcher(mountpoint) : null;
@@ -220,6 +224,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   };
   return {
     mountpoint,
+    hookSocket,
     viewsMountpoint,
     stateDir,
     process: child,

@@ -53,6 +53,21 @@ export interface RuncContainerOptions {
   capabilities?: string[];
   /** A network namespace (only loopback; default true). */
   networkNamespace?: boolean;
+  /**
+   * root.path "rootfs", relative to the bundle (as containerd writes it): a copy of the shared
+   * rootfs there (runc refuses a symlink); default: the shared rootfs's absolute path.
+   */
+  relativeRoot?: boolean;
+  /** OCI hooks by stage (createRuntime, ...), as in config.json. */
+  hooks?: Record<string, OciHook[]>;
+}
+
+/** One entry of config.json's hooks. */
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
 }
 
 export interface ExecResult {
@@ -66,6 +81,10 @@ export interface RuncContainer {
   /** The container's init as the host sees it. */
   pid: number;
   bundleDir: string;
+  /** Where the container's stdout and stderr go (and runc's own messages). */
+  logFile: string;
+  /** How long `runc run --detach` took, hooks included. */
+  runMs: number;
   /** The cgroupsPath given to runc (v1: relative, i.e. beneath our own cgroup in each controller). */
   cgroupsPath: string;
   /** Controller (v1 name, or "" for the unified hierarchy) -> host path under /sys/fs/cgroup/<hierarchy>. */
@@ -191,6 +210,10 @@ function writeConfig(bundleDir: string, rootfs: string, cgroupsPath: string, opt
     config.process.capabilities = { bounding: caps, effective: caps, permitted: caps, ambient: caps };
   }
   config.root = { path: rootfs, readonly: true };
+  if (options.relativeRoot) {
+    fs.cpSync(rootfs, path.join(bundleDir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+    config.root.path = 'rootfs';
+  }
   config.hostname = 'isolfs-test';
   config.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=16m'] });
   for (const bind of options.binds ?? []) {
@@ -214,6 +237,7 @@ function writeConfig(bundleDir: string, rootfs: string, cgroupsPath: string, opt
     if (options.cpus !== undefined) resources.cpu.cpus = options.cpus;
   }
   config.linux.resources = resources;
+  if (options.hooks) config.hooks = options.hooks;
   if (options.networkNamespace === false) config.linux.namespaces = config.linux.namespaces.filter((n) => n.type !== 'network');
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
 }
@@ -314,10 +338,12 @@ export async function runContainer(options: RuncContainerOptions = {}): Promise<
   const cgroupsPath = containerCgroupsPath(id);
   const pidFile = path.join(bundleDir, 'init.pid');
   const logFile = path.join(bundleDir, 'init.log');
+  let runMs = 0;
   try {
     writeConfig(bundleDir, rootfs, cgroupsPath, options);
     const logFd = fs.openSync(logFile, 'a');
     let code: number | null;
+    const started = performance.now();
     try {
       const child = spawn('runc', runcArgs('run', '--detach', '--bundle', bundleDir, '--pid-file', pidFile, id), {
         stdio: ['ignore', logFd, logFd],
@@ -329,6 +355,7 @@ export async function runContainer(options: RuncContainerOptions = {}): Promise<
     } finally {
       fs.closeSync(logFd);
     }
+    runMs = performance.now() - started;
     if (code !== 0) {
       const output = fs.readFileSync(logFile, 'utf8');
       throw new RuncError(`runc run ${id} exited with ${code}: ${output.trim()}`, output);
@@ -346,6 +373,8 @@ export async function runContainer(options: RuncContainerOptions = {}): Promise<
     id,
     pid,
     bundleDir,
+    logFile,
+    runMs,
     cgroupsPath,
     cgroups: () => cgroupsOf(pid),
     exec: (command, timeoutMs = 30_000) => runRunc(['exec', id, ...command], timeoutMs),

@@ -286,3 +286,44 @@ describe('LoadavgSampler (real timers)', () => {
     expect(() => setUp({ countTasks: () => null, stopAfterUnreadMs: 0 })).toThrow(RangeError);
   });
 });
+
+describe('LoadavgSampler slices', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('samples a tick in slices of maxContainersPerSlice, answering the event loop between them; a tick meanwhile adds nothing', () => {
+    let clockMs = 0;
+    const countTasks = vi.fn((_record: ContainerRecord) => counts(1));
+    const onTick = vi.fn();
+    const { sampler, container } = setUp({ countTasks, maxContainersPerSlice: 10, nowMs: () => clockMs, onTick });
+    for (let i = 0; i < 25; i++) sampler.get(container(`c${i}`)); // seeded in period 0
+    countTasks.mockClear();
+    clockMs += INTERVAL_MS;
+
+    sampler.tick();
+    expect(countTasks).toHaveBeenCalledTimes(10); // the first slice, at once
+    sampler.tick(); // the previous tick still runs: nothing more
+    expect(countTasks).toHaveBeenCalledTimes(10);
+    expect(onTick).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(0); // one turn of the event loop: the second slice
+    expect(countTasks.mock.calls.length).toBeGreaterThan(10);
+    vi.runAllTimers();
+    expect(countTasks).toHaveBeenCalledTimes(25);
+    expect(new Set(countTasks.mock.calls.map(([record]) => record.key)).size).toBe(25);
+    expect(onTick).toHaveBeenCalledTimes(1);
+    const stats = sampler.stats();
+    expect(stats).toMatchObject({ sampledLastTick: 25, deferredLastTick: 0, ticks: 2 });
+    expect(stats.longestSliceLastTickMs).toBeLessThanOrEqual(stats.durationLastTickMs);
+    expect(sampler.get(container('c24'))!.load1).toBe(calcLoad(FIXED_1, EXP_1, FIXED_1));
+
+    countTasks.mockClear();
+    clockMs += INTERVAL_MS;
+    sampler.tick(); // the next tick runs again
+    vi.runAllTimers();
+    expect(countTasks).toHaveBeenCalledTimes(25);
+  });
+});

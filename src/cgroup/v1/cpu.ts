@@ -5,14 +5,15 @@ import { MAX_CPU_COUNT } from '../cpulist';
 import {
   leastUpTree,
   parseDecimal,
+  parseSingleValue,
   parseUnsigned,
   readFirstCpuset,
   readFlatKeyed,
   readOptionalFile,
-  readSingleValue,
   shown,
 } from '../parse';
 import { atLeastZero } from '../bigints';
+import { readLimitFile } from '../limitCache';
 
 /** Effective cpuset of the v1 cpuset cgroup at `dir` (cpuset.effective_cpus; older kernels
  *  cpuset.cpus); null = no cpuset file (or empty). */
@@ -24,14 +25,20 @@ export function readV1CpusetCpus(dir: string, cpuCountLimit?: number): number[] 
  *  `root`; null = none. */
 export function readV1QuotaCpus(dir: string, root: string): number | null {
   return leastUpTree(dir, root, (level) => {
-    const quotaUs = readSingleValue(level, 'cpu.cfs_quota_us');
+    const quotaUs = readLimitValue(level, dir, 'cpu.cfs_quota_us');
     if (quotaUs === null || quotaUs < 0n) return null; // no CFS bandwidth support / -1 = unlimited
-    const periodUs = readSingleValue(level, 'cpu.cfs_period_us');
+    const periodUs = readLimitValue(level, dir, 'cpu.cfs_period_us');
     if (periodUs === null || periodUs <= 0n) {
       throw new CgroupParseError(level, 'cpu.cfs_period_us', 'missing or zero while a quota is set');
     }
     return Number(quotaUs) / Number(periodUs); // small numbers: exact enough as doubles
   });
+}
+
+/** A single-value limit file of `level` (an ancestor's shared for a while: limitCache.ts). */
+function readLimitValue(level: string, self: string, file: string): bigint | null {
+  const text = readLimitFile(level, self, file);
+  return text === null ? null : parseSingleValue(text, level, file);
 }
 
 /**

@@ -3,7 +3,8 @@
 // (memory+swap) is absent when the kernel does not account swap.
 import { CgroupParseError } from '../snapshot';
 import type { MemorySnapshot, MemoryStat } from '../snapshot';
-import { readFlatKeyed, readOptionalFile, readSingleValue, selfAndAncestors, v1LimitOrNull } from '../parse';
+import { parseSingleValue, readFlatKeyed, readOptionalFile, readSingleValue, selfAndAncestors, v1LimitOrNull } from '../parse';
+import { readLimitFile } from '../limitCache';
 import { atLeastZero, tighter } from '../bigints';
 
 /** v1 memory.stat names that are byte gauges (the rest are event counts). */
@@ -78,14 +79,19 @@ function readV1Headroom(dir: string, root: string, prefix: 'memory' | 'memory.me
   for (const level of selfAndAncestors(dir, root)) {
     if (level === rootDir) break;
     if (level !== dir && !chargesReach(level)) break;
-    const limit = readSingleValue(level, `${prefix}.limit_in_bytes`);
-    const limitBytes = limit === null ? null : v1LimitOrNull(limit);
+    const limitBytes = readV1LimitAt(level, dir, `${prefix}.limit_in_bytes`);
     if (limitBytes === null) continue;
     const usage = level === dir && ownUsage !== null ? ownUsage : readSingleValue(level, `${prefix}.usage_in_bytes`);
     const usageBytes = atLeastZero(usage ?? 0n);
     headroom = tighter(headroom, atLeastZero(limitBytes - usageBytes));
   }
   return headroom;
+}
+
+/** A v1 byte limit file of `level`, null when unlimited or absent (an ancestor's shared for a while: limitCache.ts). */
+function readV1LimitAt(level: string, self: string, file: string): bigint | null {
+  const text = readLimitFile(level, self, file);
+  return text === null ? null : v1LimitOrNull(parseSingleValue(text, level, file));
 }
 
 /** use_hierarchy per ancestor, remembered: the kernel refuses to change it while the cgroup

@@ -1,7 +1,8 @@
 // cgroup v2 cpuset and cpu controllers -> CpuLimits / CpuUsage. v2 has no per-CPU time split.
 import { CgroupParseError } from '../snapshot';
 import type { CpuUsage } from '../snapshot';
-import { leastUpTree, parseUnsigned, readFirstCpuset, readFlatKeyed, readOptionalFile, selfAndAncestors, shown } from '../parse';
+import { leastUpTree, parseUnsigned, readFirstCpuset, readFlatKeyed, selfAndAncestors, shown } from '../parse';
+import { readLimitFile } from '../limitCache';
 
 /** cpuset.cpus.effective of the v2 cgroup at `dir`, or of its nearest ancestor that has one
  *  (only cgroups with the cpuset controller enabled have the file). */
@@ -14,7 +15,7 @@ export function readV2CpusetCpus(dir: string, root: string, cpuCountLimit?: numb
  *  `root`; null = none. */
 export function readV2QuotaCpus(dir: string, root: string): number | null {
   return leastUpTree(dir, root, (level) => {
-    const text = readOptionalFile(level, 'cpu.max');
+    const text = readLimitFile(level, dir, 'cpu.max');
     if (text === null) return null;
     const [max, period, ...rest] = text.trim().split(/\s+/);
     if (max === undefined || period === undefined || rest.length > 0) {

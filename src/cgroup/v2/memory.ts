@@ -6,11 +6,11 @@ import type { MemorySnapshot, MemoryStat } from '../snapshot';
 import {
   parseByteLimit,
   readFlatKeyed,
-  readOptionalFile,
   readSingleValue,
   selfAndAncestors,
 } from '../parse';
 import { atLeastZero, tighter } from '../bigints';
+import { readLimitFile } from '../limitCache';
 
 /** v2 memory.stat names that are byte gauges (the rest are event counts). */
 const V2_BYTE_KEYS: ReadonlySet<string> = new Set([
@@ -94,8 +94,8 @@ function v2Stat(raw: Map<string, bigint>): MemoryStat {
   };
 }
 
-function readMaxFile(dir: string, file: string): bigint | null {
-  const text = readOptionalFile(dir, file);
+function readMaxFile(dir: string, self: string, file: string): bigint | null {
+  const text = readLimitFile(dir, self, file);
   return text === null ? null : parseByteLimit(text, dir, file);
 }
 
@@ -111,7 +111,7 @@ function readLimitChain(
   let limitBytes: bigint | null = null;
   let headroomBytes: bigint | null = null;
   for (const level of levels) {
-    const limit = readMaxFile(level, limitFile);
+    const limit = readMaxFile(level, levels[0], limitFile);
     if (limit === null) continue;
     const known = level === levels[0] ? firstUsage : null;
     const usage = atLeastZero(known ?? readSingleValue(level, usageFile) ?? 0n);
