@@ -7,7 +7,9 @@
  * - attach mode: no `-v` at all; the daemon runs with `--attach <cgroup parent>` and binds the
  *   container's own files in within its scan interval. The suite waits for that (MemTotal equal
  *   to the limit inside, bounded) before asking anything, and records how long it took.
- * One daemon serves both: the bind-mode containers sit outside the attach prefix.
+ * - hook mode: attach mode plus the shipped OCI hook (`podman --hooks-dir`), which has the files
+ *   in place before the container's first instruction (its init reads /proc/meminfo first).
+ * One daemon serves all three: the bind-mode containers sit outside the attach prefixes.
  *
  * The table of what each program read and reported goes to test/conformance/results.md and is
  * printed (the README's "docker / podman" section carries one run's). Root only.
@@ -17,11 +19,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonHandle, startDaemon } from '../helpers/daemon';
+import { nativeBuildDir } from '../../src/fuse/native';
+import { type DaemonHandle, PROJECT_ROOT, startDaemon } from '../helpers/daemon';
 import { type ConformanceImage, IMAGE_PACKAGES, conformanceImage } from './image';
 import { type Container, NOT_BINDABLE, bindVolumes, cgroupParent, podman, removeCgroupParent, removeStaleContainers, requireCommands, runContainer, ulimitFlags } from './podman';
 import { type Limits, PROBES, waitForAttach } from './probes';
-import { type Mode, type Observation, renderSection, verdictOf } from './table';
+import { MODES, type Observation, renderSection, verdictOf } from './table';
 
 const MIB = 1 << 20;
 const RESULTS_FILE = path.join(__dirname, 'results.md');
@@ -45,13 +48,26 @@ const CONFIGS: Config[] = [
   { label: 'quota', title: '`--memory 256m --cpus 1`', memoryMiB: 256, cpus: '1', expectCpus: 1, cpusetCount: hostCpus },
   { label: 'cpuset', title: `\`--memory 192m --cpuset-cpus ${hostCpus - 1}\``, memoryMiB: 192, cpusetCpus: String(hostCpus - 1), expectCpus: 1, cpusetCount: 1 },
 ];
-const MODES: Mode[] = ['bind', 'attach'];
 
 let image: ConformanceImage;
 let daemon: DaemonHandle | undefined;
 let parent: string | undefined;
 const containers = new Map<string, { container: Container; limits: Limits; attachMs?: number }>();
 const observations = new Map<string, Observation[]>(CONFIGS.map((c) => [c.label, []]));
+
+/**
+ * The shipped hooks.d file (deploy/oci-hooks/isolfs.json) pointed at the built hook and this
+ * daemon's socket, as the OCI hook test does.
+ */
+function writeHooksDir(handle: DaemonHandle): string {
+  const dir = path.join(path.dirname(handle.mountpoint), 'hooks.d');
+  fs.mkdirSync(dir, { recursive: true });
+  const shipped = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'oci-hooks', 'isolfs.json'), 'utf8');
+  const hook = path.join(nativeBuildDir(), 'isolfs-oci-hook');
+  if (!fs.existsSync(hook)) throw new Error(`${hook} is not built (npm run install)`);
+  fs.writeFileSync(path.join(dir, 'isolfs.json'), shipped.replace('/opt/isolfs/bin/isolfs-oci-hook', hook).replace('/run/isolfs-hook/hook.sock', handle.hookSocket));
+  return dir;
+}
 
 function header(): string {
   const version = (args: string[]): string => { try { return execFileSync(args[0], args.slice(1), { encoding: 'utf8' }).trim(); } catch { return '?'; } };
@@ -60,7 +76,8 @@ function header(): string {
     `Run ${new Date().toISOString().slice(0, 16)} UTC: ${version(['podman', '--version'])}, runc ${version(['runc', '--version']).split('\n')[0].replace('runc version ', '')},`,
     `kernel ${os.release()}, cgroup ${fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : 'v1 (hybrid)'}, ${hostCpus} host CPUs, ${Math.round(hostMemTotalKb / 1024)} MiB host RAM;`,
     `image: Debian bookworm by mmdebstrap (${IMAGE_PACKAGES.join(', ')}).`,
-    quota?.attachMs === undefined ? '' : `Attach mode: files in place ${quota.attachMs} ms after \`podman run -d\` returned (scan interval 5000 ms).`,
+    quota?.attachMs === undefined ? '' : `Attached by the scan: files in place ${quota.attachMs} ms after \`podman run -d\` returned (scan interval 5000 ms).`,
+    'Attached by the OCI hook: deploy/oci-hooks/isolfs.json through `podman --hooks-dir`, the daemon also started with `--attach` for that parent.',
   ].join('\n');
 }
 
@@ -73,12 +90,14 @@ describe('podman conformance: what real programs report under isolfs', () => {
     if (image.importSeconds !== null) console.log(`isolfs conformance: imported the image in ${image.importSeconds.toFixed(1)} s`);
     await removeStaleContainers();
     parent = cgroupParent();
-    daemon = await startDaemon({ args: ['--attach', `${parent}/attach`] });
+    daemon = await startDaemon({ args: ['--attach', `${parent}/attach`, '--attach', `${parent}/hook`] });
+    const hooksDir = writeHooksDir(daemon);
     for (const config of CONFIGS) {
       for (const mode of MODES) {
         const container = await runContainer({
           label: `${config.label}-${mode}`, image: image.ref, cgroupParent: `${parent}/${mode}`, memory: `${config.memoryMiB}m`,
           cpus: config.cpus, cpusetCpus: config.cpusetCpus, volumes: mode === 'bind' ? bindVolumes(daemon.mountpoint) : [],
+          hooksDir: mode === 'hook' ? hooksDir : undefined,
         });
         const limits: Limits = {
           memoryBytes: config.memoryMiB * MIB, cpus: config.expectCpus, cpusetCpus: config.cpusetCount, hostCpus, hostMemTotalKb,

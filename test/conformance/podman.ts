@@ -16,6 +16,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CPU_TREE_DIR, VIEW_PATHS } from '../../src/fuse/layout';
+import { FIRST_READ_FILE } from './probes';
 import { CGROUP_ROOT, isPureV2, ownCgroups, prepareV2 } from '../helpers/cgroups';
 
 export const PODMAN_ROOT = '/var/lib/isolfs-conformance/storage';
@@ -159,6 +160,8 @@ export interface ContainerOptions {
   cpusetCpus?: string;
   /** `-v` arguments, host:container[:options]. */
   volumes: string[];
+  /** A hooks.d directory for `--hooks-dir` (the OCI hook). */
+  hooksDir?: string;
 }
 
 export interface Container {
@@ -178,9 +181,12 @@ export async function runContainer(options: ContainerOptions): Promise<Container
   if (options.cpus !== undefined) limits.push('--cpus', options.cpus);
   if (options.cpusetCpus !== undefined) limits.push('--cpuset-cpus', options.cpusetCpus);
   const volumes = options.volumes.flatMap((v) => ['-v', v]);
+  const hooks = options.hooksDir === undefined ? [] : ['--hooks-dir', options.hooksDir];
+  // The init's first instruction reads /proc/meminfo and keeps what it read (FIRST_READ_FILE).
+  const init = `cat /proc/meminfo > ${FIRST_READ_FILE}; exec sleep infinity`;
   const run = await podman([
-    'run', '-d', '--name', name, '--network', 'none', ...ulimitFlags(), '--cgroup-parent', options.cgroupParent,
-    ...limits, ...volumes, options.image, 'sleep', 'infinity',
+    ...hooks, 'run', '-d', '--name', name, '--network', 'none', ...ulimitFlags(), '--cgroup-parent', options.cgroupParent,
+    ...limits, ...volumes, options.image, 'sh', '-c', init,
   ]);
   const startedAtMs = Date.now();
   const remove = async (): Promise<void> => { await podman(['rm', '-f', '-t', '0', name]); };

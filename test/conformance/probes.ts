@@ -34,6 +34,8 @@ export interface Probe {
   /** Why, for limit and gap rows. */
   note?: string;
   bindGap?: string;
+  /** In attach mode without the hook: why it cannot be right (the scan comes later). */
+  scanGap?: string;
   /** Runs the program; resolves with its output. */
   run: (c: Container) => Promise<string>;
   /** The figure it reports, from its output (null: not found). */
@@ -85,7 +87,15 @@ function formatTime(ms: number): string {
   return new Date(ms).toISOString().slice(11, 19);
 }
 
+/** What the container's init reads before anything else (podman.ts's FIRST_READ_FILE). */
+export const FIRST_READ_FILE = '/tmp/isolfs-first-read';
+
 export const PROBES: Probe[] = [
+  {
+    program: 'the container\'s first instruction (`cat /proc/meminfo` as its init)', reads: '/proc/meminfo', kind: 'isolfs',
+    scanGap: 'the host\'s: the scan attaches seconds later',
+    run: cmd(`cat ${FIRST_READ_FILE}`), report: match(/^MemTotal:\s+(\d+)/m), expected: (l) => String(l.memoryBytes / 1024),
+  },
   {
     program: '`free` (procps)', reads: '/proc/meminfo', kind: 'isolfs',
     run: cmd('free -k'), report: match(/^Mem:\s+(\d+)/m), expected: (l) => String(l.memoryBytes / 1024),

@@ -1,12 +1,14 @@
 /**
  * The suite's table, "what each program reads and what it reports under isolfs": one row per
- * probe and container, what it reported with the files bound (-v) and attached (--attach), what
- * the limits call for, and the verdict. Written to results.md beside this file and printed.
+ * probe and container, what it reported with the files bound (-v), attached by the daemon's scan
+ * (--attach) and attached by the OCI hook before the container starts, what the limits call for,
+ * and the verdict. Written to results.md beside this file and printed.
  */
 import type { Limits, Probe } from './probes';
 
-export type Mode = 'bind' | 'attach';
-export type Verdict = 'pass' | 'FAIL' | 'limit' | 'gap' | 'bind gap';
+export type Mode = 'bind' | 'attach' | 'hook';
+export const MODES: readonly Mode[] = ['bind', 'attach', 'hook'];
+export type Verdict = 'pass' | 'FAIL' | 'limit' | 'gap' | 'bind gap' | 'scan gap';
 
 export interface Observation {
   probe: Probe;
@@ -23,6 +25,7 @@ export function verdictOf(o: Observation): Verdict {
   if (probe.kind === 'limit') return 'limit';
   if (probe.kind === 'gap') return 'gap';
   if (o.mode === 'bind' && probe.bindGap !== undefined) return 'bind gap';
+  if (o.mode === 'attach' && probe.scanGap !== undefined) return 'scan gap';
   if (o.reported === null) return 'FAIL';
   const ok = probe.ok ? probe.ok(o.reported, o.limits) : o.reported === probe.expected(o.limits);
   return ok ? 'pass' : 'FAIL';
@@ -32,17 +35,20 @@ function cell(o: Observation | undefined): string {
   if (!o) return '(not run)';
   if (o.error !== undefined) return `error: ${o.error.split('\n')[0].slice(0, 80)}`;
   const value = o.reported ?? '(nothing)';
-  return o.mode === 'bind' && o.probe.bindGap !== undefined ? `${value} (${o.probe.bindGap})` : value;
+  if (o.mode === 'bind' && o.probe.bindGap !== undefined) return `${value} (${o.probe.bindGap})`;
+  if (o.mode === 'attach' && o.probe.scanGap !== undefined) return `${value} (${o.probe.scanGap})`;
+  return value;
 }
 
-function resultCell(bind: Observation | undefined, attach: Observation | undefined): string {
-  const verdicts = [bind, attach].filter((o) => o !== undefined).map(verdictOf);
-  const probe = (bind ?? attach)?.probe;
+function resultCell(observations: (Observation | undefined)[]): string {
+  const seen = observations.filter((o) => o !== undefined);
+  const probe = seen[0]?.probe;
   if (probe?.kind === 'limit') return `limit: ${probe.note ?? 'not a file'}`;
   if (probe?.kind === 'gap') return `gap: ${probe.note ?? 'not served'}`;
-  if (verdicts.includes('FAIL')) return `**FAIL** (bind ${bind ? verdictOf(bind) : '-'}, attach ${attach ? verdictOf(attach) : '-'})`;
-  if (verdicts.includes('bind gap')) return 'pass attached; cannot be bound';
-  return 'pass';
+  const verdicts = seen.map(verdictOf);
+  if (verdicts.includes('FAIL')) return `**FAIL** (${seen.map((o) => `${o.mode} ${verdictOf(o)}`).join(', ')})`;
+  const gaps = seen.filter((o) => verdictOf(o).endsWith('gap')).map((o) => o.mode);
+  return gaps.length > 0 ? `pass, except ${gaps.join(' and ')} (see the cell)` : 'pass';
 }
 
 export interface TableSection {
@@ -55,15 +61,14 @@ export function renderSection(section: TableSection): string {
   const lines = [
     `#### ${section.title}`,
     '',
-    '| program | reads | bound at creation (`-v`) | attached (`--attach`) | expected | result |',
-    '|---|---|---|---|---|---|',
+    '| program | reads | bound at creation (`-v`) | attached by the scan (`--attach`) | attached by the OCI hook | expected | result |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const probe of probes) {
-    const bind = section.observations.find((o) => o.probe === probe && o.mode === 'bind');
-    const attach = section.observations.find((o) => o.probe === probe && o.mode === 'attach');
-    const limits = (bind ?? attach)?.limits;
+    const byMode = MODES.map((mode) => section.observations.find((o) => o.probe === probe && o.mode === mode));
+    const limits = byMode.find((o) => o !== undefined)?.limits;
     const expected = limits ? probe.expected(limits) : '';
-    lines.push(`| ${probe.program} | ${probe.reads} | ${cell(bind)} | ${cell(attach)} | ${expected} | ${resultCell(bind, attach)} |`);
+    lines.push(`| ${probe.program} | ${probe.reads} | ${byMode.map(cell).join(' | ')} | ${expected} | ${resultCell(byMode)} |`);
   }
   return lines.join('\n');
 }
