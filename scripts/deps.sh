@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
-  want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux podman crun)
+  # gcc: test/integration/pressure.test.ts builds its C reader
+  want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux podman crun gcc)
   # test/conformance: podman and containerd run (as root: no uidmap) an image mmdebstrap builds
   # from Debian packages; tmux (above) gives htop a terminal.
   want+=(mmdebstrap containerd)

@@ -9,8 +9,7 @@ import {
   isErrno, type Caller, type ContainerFileRequest, type Errno, type FileBackend, type FileRequest, type VersionedContent,
   type WriteRequest,
 } from './fuse/fileBackend';
-import type { ControlPath, CpuTreePath, ServedPath, ViewPath } from './fuse/layout';
-import { isControlPath, isViewPath } from './fuse/layout';
+import { isControlPath, isPressurePath, isViewPath, type ControlPath, type CpuTreePath, type ServedPath, type ViewPath } from './fuse/layout';
 import { CPU_TREE_LABEL, cpuCountOfOnline, readCpuTreeFile } from './cpuTree';
 import { locateProcess } from './identity/processCgroup';
 import type { CgroupHierarchy } from './cgroup/hierarchy';
@@ -76,7 +75,7 @@ export class IsolfsBackend implements FileBackend {
 
   observe(file: ServedPath, result: string, seconds: number): void {
     // Metric labels come from a small fixed set: the CPU tree's files count as one.
-    this.options.onRequest?.(isViewPath(file) || isControlPath(file) ? file : CPU_TREE_LABEL, result, seconds);
+    this.options.onRequest?.(isViewPath(file) || isControlPath(file) || isPressurePath(file) ? file : CPU_TREE_LABEL, result, seconds);
   }
 
   /** How many cpuN/ directories the reader sees; null: the host's. */
@@ -123,8 +122,9 @@ export class IsolfsBackend implements FileBackend {
    * file (every reader of the container within that time gets the same bytes), so a container
    * read in a loop costs one render per period instead of one per read. Failures are not kept.
    */
-  private serve(file: ViewPath | CpuTreePath, decision: Decision): Buffer | Errno {
-    if (!isViewPath(file)) return this.serveCpuTree(file, decision);
+  private serve(file: Exclude<ServedPath, ControlPath>, decision: Decision): Buffer | Errno {
+    // Pressure files: served by IsolfsBackendWithPressure (pressure/backend.ts), never here.
+    if (!isViewPath(file)) return isPressurePath(file) ? { errno: E.ENOSYS } : this.serveCpuTree(file, decision);
     if (!decision.isolated) return this.hostFile(file);
     const record = decision.container;
     const nowMs = Date.now();

@@ -9,7 +9,8 @@ import { EnvOptOut } from './switches/envOptOut';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TASK_COUNTS_TTL_MS, TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
-import { IsolfsBackend, RENDER_REUSE_MS } from './backend';
+import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
+import { IsolfsBackendWithPressure } from './pressure/backend';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
 import { parseLoadavg } from './host/loadavg';
@@ -74,7 +75,7 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     hostLoadavgCache: new TimedCache(RENDER_REUSE_MS, () => parseLoadavg(readBoundedText(options.procRoot, 'loadavg'), options.procRoot)),
     hostOnlineCache: new TimedCache(RENDER_REUSE_MS, () => parseCpuOnline(readBoundedText(`${options.sysRoot}/devices/system/cpu`, 'online'), options.sysRoot)),
   };
-  return new IsolfsBackend({
+  return new IsolfsBackendWithPressure({
     procRoot: options.procRoot,
     sysRoot: options.sysRoot,
     hierarchy: parts.hierarchy,

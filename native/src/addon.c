@@ -41,6 +41,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "pollwatch.h"
+
 /* Operation codes. Written here only: exported to JS as `ops` (see init). */
 enum {
   OP_LOOKUP = 1,
@@ -53,6 +55,7 @@ enum {
   OP_SETATTR,
   OP_OPENDIR,
   OP_ACCESS,
+  OP_POLL,
 };
 
 typedef struct {
@@ -64,7 +67,7 @@ static const named_int_t op_codes[] = {
     {"lookup", OP_LOOKUP},   {"getattr", OP_GETATTR}, {"open", OP_OPEN},
     {"read", OP_READ},       {"write", OP_WRITE},     {"release", OP_RELEASE},
     {"readdir", OP_READDIR}, {"setattr", OP_SETATTR}, {"opendir", OP_OPENDIR},
-    {"access", OP_ACCESS},
+    {"access", OP_ACCESS},   {"poll", OP_POLL},
 };
 
 /*
@@ -111,6 +114,8 @@ typedef struct {
   int op;
   uint64_t ino;  /* the request's inode: a store before an OPEN reply goes to this one only */
   uint64_t size; /* READ/WRITE/READDIR size: replies are cut to it */
+  uint64_t fh;
+  struct fuse_pollhandle *ph; /* POLL: whom to notify later; destroyed unless a reply keeps it */
 } slot_t;
 
 /* What a reply needs to know about its request, besides the request itself. */
@@ -118,6 +123,10 @@ typedef struct {
   int op;
   uint64_t ino;
   uint64_t size;
+  uint64_t fh;
+  /* Set by the caller to take the request's poll handle (into `ph`); else it is destroyed. */
+  int want_ph;
+  struct fuse_pollhandle *ph;
 } slot_info_t;
 
 static slot_t *slots = NULL;
@@ -130,7 +139,8 @@ static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 #define SLOT_BITS 22
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
-static double slot_take(fuse_req_t req, int op, uint64_t ino, uint64_t size) {
+static double slot_take(fuse_req_t req, int op, uint64_t ino, uint64_t size, uint64_t fh,
+                        struct fuse_pollhandle *ph) {
   pthread_mutex_lock(&slot_lock);
   uint32_t index;
   if (free_count > 0) {
@@ -165,6 +175,8 @@ static double slot_take(fuse_req_t req, int op, uint64_t ino, uint64_t size) {
   slots[index].op = op;
   slots[index].ino = ino;
   slots[index].size = size;
+  slots[index].fh = fh;
+  slots[index].ph = ph;
   slots[index].generation = (slots[index].generation + 1) & 0x7fffffff;
   double id = (double)slots[index].generation * (double)(1u << SLOT_BITS) + (double)index;
   pthread_mutex_unlock(&slot_lock);
@@ -186,7 +198,11 @@ static fuse_req_t slot_release(double id, slot_info_t *info) {
       info->op = slots[index].op;
       info->ino = slots[index].ino;
       info->size = slots[index].size;
+      info->fh = slots[index].fh;
+      if (info->want_ph) info->ph = slots[index].ph;
     }
+    if (!(info && info->want_ph) && slots[index].ph) fuse_pollhandle_destroy(slots[index].ph);
+    slots[index].ph = NULL;
     slots[index].req = NULL;
     free_slots[free_count++] = index;
   }
@@ -208,6 +224,8 @@ static void slot_drop_session(void *userdata) {
   for (uint32_t i = 0; i < slot_count; i++) {
     if (slots[i].req != NULL && fuse_req_userdata(slots[i].req) == userdata) {
       fuse_reply_err(slots[i].req, EIO);
+      if (slots[i].ph) fuse_pollhandle_destroy(slots[i].ph);
+      slots[i].ph = NULL;
       slots[i].req = NULL;
       free_slots[free_count++] = i;
     }
@@ -232,6 +250,7 @@ typedef struct request_s {
   char *data;    /* write */
   size_t data_len;
   int to_set;    /* setattr */
+  struct fuse_pollhandle *ph; /* poll: goes into the request's slot */
 } request_t;
 
 /*
@@ -339,7 +358,7 @@ static void fail_request(request_t *r);
 /* A malloc'd copy of `len` bytes (never a zero-size allocation), or NULL. */
 static char *copy_of(const void *data, size_t len) {
   char *copy = malloc(len > 0 ? len : 1);
-  if (copy) memcpy(copy, data, len);
+  if (copy && len > 0) memcpy(copy, data, len); /* an empty Buffer's data may be NULL */
   return copy;
 }
 
@@ -655,7 +674,7 @@ static void dispatch(fuse_req_t req, request_t *r) {
   r->pid = ctx->pid;
   r->uid = ctx->uid;
   r->gid = ctx->gid;
-  r->id = slot_take(req, r->op, r->ino, r->size);
+  r->id = slot_take(req, r->op, r->ino, r->size, r->fh, r->ph);
   if (r->id < 0) {
     fuse_reply_err(req, ENOMEM);
     return fail_request(r); /* no id: frees only */
@@ -803,6 +822,29 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   dispatch_range(req, OP_READDIR, ino, fi->fh, size, off);
 }
 
+/* POLL: the events asked go to JS as `flags`; the poll handle (if the kernel wants a
+ * notification) waits in the request's slot until replyPoll keeps or destroys it. */
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph) {
+  session_t *s = fuse_req_userdata(req);
+  /* A page-cache session has no open files (OPEN is ENOSYS): ENOSYS makes the kernel answer its
+   * polls itself (always ready), as before POLL was handled at all. */
+  if (s->page_cache) {
+    if (ph) fuse_pollhandle_destroy(ph);
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  request_t *r = new_request(OP_POLL, ino);
+  if (r == NULL) {
+    if (ph) fuse_pollhandle_destroy(ph);
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  r->fh = fi->fh;
+  r->flags = (int)fi->poll_events;
+  r->ph = ph;
+  dispatch(req, r);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)ino;
   (void)fi;
@@ -819,6 +861,7 @@ static const struct fuse_lowlevel_ops isolfs_ops = {
     .getattr = op_getattr, .setattr = op_setattr, .access = op_access,
     .open = op_open, .read = op_read, .write = op_write, .release = op_release,
     .opendir = op_opendir, .readdir = op_readdir, .releasedir = op_releasedir,
+    .poll = op_poll,
 };
 
 /* Writes `r` into the request header. 0 if the header is gone or too short (JS replaced it). */
@@ -849,6 +892,7 @@ static int fill_header(napi_env env, session_t *s, const request_t *r) {
 /* Answers EIO (unless a notification) and frees `r`: for a request JS cannot be given. */
 static void fail_request(request_t *r) {
   fuse_req_t req = r->id >= 0 ? slot_release(r->id, NULL) : NULL;
+  if (r->id < 0 && r->ph) fuse_pollhandle_destroy(r->ph); /* never reached a slot */
   if (req) fuse_reply_err(req, EIO);
   free(r->name);
   free(r->data);
@@ -1062,6 +1106,7 @@ static void session_teardown(session_t *s) {
     s->poll = NULL;
   }
   if (!notifier_stop(s)) ended = 0;
+  pollwatch_remove_owner(s);
   if (s->se && ended) {
     slot_drop_session(s);
     fuse_session_destroy(s->se);
@@ -1275,6 +1320,7 @@ static fuse_req_t take_request(napi_env env, napi_value id_value, slot_info_t *i
 static fuse_req_t reply_begin(napi_env env, napi_callback_info info, size_t min_args,
                               const char *usage, js_args_t *a) {
   if (!get_args(env, info, min_args, usage, a)) return NULL;
+  a->slot.want_ph = 0; /* a POLL answered otherwise (replyErr) has its poll handle destroyed */
   return take_request(env, a->argv[0], &a->slot);
 }
 
@@ -1474,6 +1520,61 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
 }
 
 /* replyWrite(id, count) */
+/* replyPoll(id, revents): answers a POLL; its poll handle is kept by the handle's watch (to
+ * notify at the next event) when there is one, else destroyed. */
+static napi_value js_reply_poll(napi_env env, napi_callback_info info) {
+  js_args_t a;
+  if (!get_args(env, info, 2, "replyPoll(id, revents)", &a)) return NULL;
+  a.slot.want_ph = 1;
+  a.slot.ph = NULL;
+  fuse_req_t req = take_request(env, a.argv[0], &a.slot);
+  if (req == NULL) return NULL;
+  session_t *s = fuse_req_userdata(req);
+  if (a.slot.ph && !(a.slot.op == OP_POLL && pollwatch_keep_handle(s, a.slot.fh, a.slot.ph))) {
+    fuse_pollhandle_destroy(a.slot.ph);
+  }
+  fuse_reply_poll(req, (unsigned)num_u64(env, a.argv[1], UINT32_MAX, 0));
+  return NULL;
+}
+
+/* watchPoll(session, fh, fd): 0 or an errno. From 0 on the fd is native's (closed by unwatchPoll
+ * or teardown); its POLLPRI events wake the pollers of `fh`. */
+static napi_value js_watch_poll(napi_env env, napi_callback_info info) {
+  static const char usage[] = "watchPoll(session, fh, fd)";
+  js_args_t a;
+  if (!get_args(env, info, 3, usage, &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], usage);
+  if (s == NULL) return NULL;
+  uint64_t fh = num_u64(env, a.argv[1], UINT64_MAX, 0);
+  uint64_t fd = num_u64(env, a.argv[2], INT32_MAX, UINT64_MAX);
+  if (fd == UINT64_MAX || s->torn_down) return js_number(env, EBADF);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  return js_number(env, pollwatch_add(loop, s, fh, (int)fd));
+}
+
+/* unwatchPoll(session, fh): ends the handle's watch and closes its fd; true if it had one. */
+static napi_value js_unwatch_poll(napi_env env, napi_callback_info info) {
+  js_args_t a;
+  if (!get_args(env, info, 2, "unwatchPoll(session, fh)", &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], "unwatchPoll(session, fh)");
+  if (s == NULL) return NULL;
+  napi_value out;
+  napi_get_boolean(env, pollwatch_remove(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
+  return out;
+}
+
+/* takePollEvent(session, fh): whether the handle's fd fired since the last call (forgotten now). */
+static napi_value js_take_poll_event(napi_env env, napi_callback_info info) {
+  js_args_t a;
+  if (!get_args(env, info, 2, "takePollEvent(session, fh)", &a)) return NULL;
+  session_t *s = get_session(env, a.argv[0], "takePollEvent(session, fh)");
+  if (s == NULL) return NULL;
+  napi_value out;
+  napi_get_boolean(env, pollwatch_take_event(s, num_u64(env, a.argv[1], UINT64_MAX, 0)), &out);
+  return out;
+}
+
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   REPLY_BEGIN(2, "replyWrite(id, count)");
   fuse_reply_write(req, (size_t)num_u64(env, a.argv[1], a.slot.size, a.slot.size));
@@ -1588,6 +1689,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"invalidateAttributes", NULL, js_invalidate_attributes, NULL, NULL, NULL, napi_default, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL},
+      {"replyPoll", NULL, js_reply_poll, NULL, NULL, NULL, napi_default, NULL},
+      {"watchPoll", NULL, js_watch_poll, NULL, NULL, NULL, napi_default, NULL},
+      {"unwatchPoll", NULL, js_unwatch_poll, NULL, NULL, NULL, napi_default, NULL},
+      {"takePollEvent", NULL, js_take_poll_event, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},
       {"setnsCgroup", NULL, js_setns_cgroup, NULL, NULL, NULL, napi_default, NULL},
       {"libfuseVersion", NULL, js_libfuse_version, NULL, NULL, NULL, napi_default, NULL},

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
-import { CONTROL_PATHS, CPU_TREE_DIR, VIEW_PATHS, type ServedPath } from '../fuse/layout';
+import { CONTROL_PATHS, CPU_TREE_DIR, PRESSURE_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
 import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
 
 /** One mount namespace to plan for. */
@@ -50,11 +50,14 @@ type MountOwner = 'ours' | 'dead-predecessor' | 'dead-fuse' | 'other';
  * needs an existing target and nothing is created inside a container, so a file the container
  * does not have is skipped: the control files exist only on kernels with the feature isolfs
  * stands in for (or where a runtime put a placeholder); elsewhere a pod mounts
- * <mnt>/proc/sys/kernel with a hostPath volume.
+ * <mnt>/proc/sys/kernel with a hostPath volume. The pressure files exist where the kernel has
+ * PSI on; runc refuses binds over /proc/pressure at creation, so attach is how a container gets
+ * them.
  */
 export const ATTACHED_FILES: readonly ServedPath[] = [
   ...VIEW_PATHS,
   ...CONTROL_PATHS,
+  ...PRESSURE_PATHS,
 ];
 
 export interface PlannerOptions {
@@ -260,7 +263,7 @@ export class AttachPlanner {
     const slash = root.indexOf('/', prefix.length);
     const name = root.slice(prefix.length, slash < 0 ? undefined : slash);
     const rest = slash < 0 ? '/' : root.slice(slash);
-    const served = [...VIEW_PATHS, ...CONTROL_PATHS].find((file) => file === rest);
+    const served = [...VIEW_PATHS, ...CONTROL_PATHS, ...PRESSURE_PATHS].find((file) => file === rest);
     if (served !== undefined && location && location.key !== '/' && containerDirName(location.key) === name) {
       // The copy's tree now (a predecessor of an older version may have served it from the other).
       return { path: this.mountpointOf(treeOfContainerFile(served)) + root, inContainer: true };

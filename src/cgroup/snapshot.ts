@@ -156,3 +156,21 @@ export class CgroupParseError extends Error {
     this.name = 'CgroupParseError';
   }
 }
+
+/** One line of a PSI file: averages in hundredths of a percent (the kernel prints two decimals). */
+export interface PressureLine {
+  avg10Centi: number;
+  avg60Centi: number;
+  avg300Centi: number;
+  /** Total stall time in µs (cumulative: may pass 2^53). */
+  totalUs: bigint;
+}
+
+/** A PSI file (cpu.pressure, memory.pressure, io.pressure, /proc/pressure/*). */
+export interface PressureSnapshot {
+  some: PressureLine;
+  /** Absent from cpu pressure before kernel 5.13. */
+  full: PressureLine | null;
+}
+
+export type PressureResource = 'cpu' | 'memory' | 'io';

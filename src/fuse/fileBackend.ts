@@ -50,6 +50,13 @@ export interface WriteRequest extends FileRequest {
   offset: number;
 }
 
+/** A PSI trigger's real fd (a kernel pressure file the trigger was written to), until released. */
+export interface TriggerLease {
+  fd: number;
+  /** Once. `closeFd`: false when the fd was handed to native, which closes it. */
+  release: (closeFd: boolean) => void;
+}
+
 export interface FileBackend {
   /**
    * The whole content of the file as the caller sees it, rendered at open and again for a
@@ -63,6 +70,11 @@ export interface FileBackend {
   currentContent: (request: ContainerFileRequest) => VersionedContent | Errno;
   /** A write to a control file; returns the bytes accepted or an errno. */
   write: (request: WriteRequest) => number | Errno;
+  /**
+   * A write to a pressure file (a PSI trigger): the real fd it was written to, whose POLLPRI
+   * events the open file's pollers wait for; or an errno (the kernel's, or a bound's).
+   */
+  openTrigger?: (request: WriteRequest) => TriggerLease | Errno;
   /**
    * How many cpuN/ directories of /sys/devices/system/cpu the caller sees: cpu0 to
    * cpu<count-1>; null: the host's own. Asked at every LOOKUP and READDIR of those names, whose

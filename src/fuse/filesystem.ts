@@ -14,7 +14,7 @@ import { CachedFiles, PAGE_CACHE_ATTR_TIMEOUT_SEC } from './cachedFiles';
 import type { FileBackend } from './fileBackend';
 import { ReaderCpuDirs, withCpuTree, type CpuTreeLayout } from './cpuDirs';
 import { InodeTable, S_IFDIR, S_IFMT, modeOf, nlinkOf, sizeOf, type Node, type TreeLayout } from './inodes';
-import { CONTROL_PATHS, CPU_TREE_DIR, VIEW_PATHS, type ServedPath } from './layout';
+import { CONTROL_PATHS, CPU_TREE_DIR, PRESSURE_PATHS, VIEW_PATHS, isPressurePath, type ServedPath } from './layout';
 import { FuseRequest, type LoopMode, type NativeAddon, type NativeSession } from './native';
 import { OpenFiles, REPLIED, type OpenFilesOptions } from './openFiles';
 
@@ -31,7 +31,7 @@ const { errno: E } = osConstants;
 export type TreeKind = 'main' | 'container-views';
 
 const LAYOUTS: Record<TreeKind, TreeLayout> = {
-  main: { shared: [...VIEW_PATHS, ...CONTROL_PATHS], perContainer: CONTROL_PATHS },
+  main: { shared: [...VIEW_PATHS, ...CONTROL_PATHS, ...PRESSURE_PATHS], perContainer: [...CONTROL_PATHS, ...PRESSURE_PATHS] },
   'container-views': { shared: [], perContainer: VIEW_PATHS },
 };
 
@@ -193,11 +193,9 @@ export class IsolfsFilesystem {
   }
 
   unmount(): void {
-    if (this.session) {
-      const session = this.session;
-      this.session = null;
-      this.native.unmount(session);
-    }
+    const session = this.session;
+    this.session = null;
+    if (session) this.native.unmount(session);
   }
 
   get openHandles(): number {
@@ -235,8 +233,9 @@ export class IsolfsFilesystem {
       case ops.readdir: return this.readdir(req);
       case ops.open: return this.open(req);
       case ops.read: return this.read(req);
-      case ops.write: return this.files.write(req);
-      case ops.release: this.files.release(req.fh); return REPLIED; // native has answered it (id -1)
+      case ops.write: return this.files.write(req, this.session);
+      case ops.release: this.files.release(req.fh, this.session); return REPLIED; // native has answered it (id -1)
+      case ops.poll: return this.files.poll(req, this.session); // (a page-cache tree's: native answers ENOSYS)
       default: return E.ENOSYS;
     }
   }
@@ -290,7 +289,7 @@ export class IsolfsFilesystem {
     if (toSet & SET_ATTR_OWNERSHIP) return E.EPERM;
     if (toSet & SET_ATTR_SIZE) {
       if (node.kind !== 'file' || !node.writable) return E.EACCES;
-      if (req.uid !== 0) return E.EACCES;
+      if (req.uid !== 0 && !isPressurePath(node.path)) return E.EACCES;
     }
     if ((toSet & SET_ATTR_TIMES) && req.uid !== 0) return E.EPERM;
     return this.getattr(req);
@@ -301,7 +300,7 @@ export class IsolfsFilesystem {
     const node = this.inodes.get(req.ino);
     if (!node) return E.ENOENT;
     const mask = req.flags;
-    const writable = node.kind === 'file' && node.writable && req.uid === 0;
+    const writable = node.kind === 'file' && node.writable && (req.uid === 0 || isPressurePath(node.path));
     if ((mask & W_OK) && !writable) return E.EACCES;
     if ((mask & X_OK) && node.kind === 'file') return E.EACCES;
     return 0; // success: fuse_reply_err with 0

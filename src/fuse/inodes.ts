@@ -2,7 +2,7 @@
  * The inode table: the static tree of served files, plus one copy per attached container under
  * /containers/<key>/. Inode numbers are handed out here and never reused.
  */
-import { CONTROL_PATHS, VIEW_PATHS, isControlPath, type ServedPath } from './layout';
+import { CONTROL_PATHS, VIEW_PATHS, isControlPath, isPressurePath, type ServedPath } from './layout';
 
 /** Which files a tree has: at its top (shared, per reader) and in each container's subtree. */
 export interface TreeLayout {
@@ -63,6 +63,8 @@ const ROOT_INO = 1;
 
 export function modeOf(node: Node): number {
   if (node.kind === 'dir') return S_IFDIR | 0o555;
+  // Pressure files: 0666 like the kernel's (anyone may write a PSI trigger, kernel >= 6.5).
+  if (isPressurePath(node.path)) return S_IFREG | 0o666;
   return S_IFREG | (node.writable ? 0o644 : 0o444);
 }
 
@@ -144,7 +146,7 @@ export class InodeTable {
   }
 
   private addServedFiles(top: DirNode, files: readonly ServedPath[], container?: string): void {
-    for (const p of files) this.addFile(top, p, isControlPath(p), container);
+    for (const p of files) this.addFile(top, p, isControlPath(p) || isPressurePath(p), container);
   }
 
   private ensureDir(parent: DirNode, name: string, container?: string): DirNode {

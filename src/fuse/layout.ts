@@ -26,13 +26,21 @@ export const CONTROL_PATHS = [
 export type ControlPath = (typeof CONTROL_PATHS)[number];
 
 /**
+ * Pressure (PSI) files: per-caller content like the views, but each open file may carry a PSI
+ * trigger (a write) that poll(2) waits on, so their per-container copies need per-open state
+ * and live in the main tree, never in the page-cache tree.
+ */
+export const PRESSURE_PATHS = ['/proc/pressure/cpu', '/proc/pressure/memory', '/proc/pressure/io'] as const;
+export type PressurePath = (typeof PRESSURE_PATHS)[number];
+
+/**
  * The CPU directory: besides `online` (a view above), its files come from the host's directory
  * as scanned at start-up (src/host/cpuTree.ts): per-CPU ones under cpuN/, the rest beside them.
  */
 export const CPU_TREE_DIR = '/sys/devices/system/cpu';
 export type CpuTreePath = `${typeof CPU_TREE_DIR}/${string}`;
 
-export type ServedPath = ViewPath | ControlPath | CpuTreePath;
+export type ServedPath = ViewPath | ControlPath | PressurePath | CpuTreePath;
 
 export function isViewPath(p: string): p is ViewPath {
   return (VIEW_PATHS as readonly string[]).includes(p);
@@ -40,4 +48,8 @@ export function isViewPath(p: string): p is ViewPath {
 
 export function isControlPath(p: string): p is ControlPath {
   return (CONTROL_PATHS as readonly string[]).includes(p);
+}
+
+export function isPressurePath(p: string): p is PressurePath {
+  return (PRESSURE_PATHS as readonly string[]).includes(p);
 }

@@ -9,9 +9,10 @@ import path from 'node:path';
  * (`ops`): the codes are defined in native/src/addon.c only. loadNative checks every one is there.
  *   release: a notification (id -1): native has already answered the kernel; JS forgets the handle.
  *   access: `flags` is the mask (R_OK 4, W_OK 2, X_OK 1; F_OK 0).
+ *   poll: `flags` is the events asked; answered with replyPoll (or replyErr).
  */
 export const FUSE_OP_NAMES = [
-  'lookup', 'getattr', 'setattr', 'access', 'open', 'read', 'write', 'release', 'opendir', 'readdir',
+  'lookup', 'getattr', 'setattr', 'access', 'open', 'read', 'write', 'release', 'opendir', 'readdir', 'poll',
 ] as const;
 export type FuseOpName = (typeof FUSE_OP_NAMES)[number];
 /** Operation name -> the code the addon puts in a request's `op`. */
@@ -132,6 +133,20 @@ export interface NativeAddon {
   replyBuf: (id: number, data: Buffer) => void;
   replyWrite: (id: number, count: number) => void;
   replyDir: (id: number, names: string[], inos: number[], modes: number[], offset: number, size: number) => void;
+  /**
+   * Answers a POLL with `revents`. Its poll handle (the kernel's request to be told of a change)
+   * is kept by the file handle's watch (watchPoll) if it has one, to be notified at the watched
+   * fd's next event; else dropped.
+   */
+  replyPoll: (id: number, revents: number) => void;
+  /**
+   * Watches the kernel fd `fd` (POLLPRI) for the open handle `fh`: 0, or an errno (then `fd` is
+   * still the caller's). From 0 on the fd is native's: unwatchPoll (or unmount) closes it.
+   */
+  watchPoll: (session: NativeSession, fh: number, fd: number) => number;
+  unwatchPoll: (session: NativeSession, fh: number) => boolean;
+  /** Whether the watched fd of `fh` fired since the last call (the event is consumed). */
+  takePollEvent: (session: NativeSession, fh: number) => boolean;
   pending: () => number;
   libfuseVersion: () => number;
   setnsCgroup: (nsPath: string) => void;

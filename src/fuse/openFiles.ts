@@ -3,9 +3,9 @@
  * READs and WRITEs that reach TypeScript. The bytes come from the FileBackend.
  */
 import { constants as osConstants } from 'node:os';
-import { isErrno, type Caller, type Errno, type FileBackend } from './fileBackend';
+import { isErrno, type Caller, type Errno, type FileBackend, type TriggerLease } from './fileBackend';
 import type { FileNode } from './inodes';
-import { isControlPath } from './layout';
+import { isControlPath, isPressurePath } from './layout';
 import type { FuseRequest, NativeAddon, NativeSession } from './native';
 
 const { errno: E } = osConstants;
@@ -36,7 +36,15 @@ interface OpenHandle {
   /** Opened for reading: the native side holds its content (see read()). */
   readable: boolean;
   caller: Caller;
+  /** A pressure file's PSI trigger: its real fd is watched by native (see poll()). */
+  trigger?: TriggerLease;
 }
+
+/** poll(2) bits (FUSE passes them as they are). */
+const POLLPRI = 0x2;
+const POLLERR = 0x8;
+/** The kernel's DEFAULT_POLLMASK: POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM. */
+const DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100;
 
 export class OpenFiles {
   private readonly handles = new Map<number, OpenHandle>();
@@ -99,10 +107,11 @@ export class OpenFiles {
     return REPLIED;
   }
 
-  write(req: FuseRequest): number {
+  write(req: FuseRequest, session: NativeSession | null): number {
     const handle = this.handles.get(req.fh);
     if (!handle) return E.EBADF;
     const { path, container } = handle.node;
+    if (isPressurePath(path)) return this.writeTrigger(req, handle, session);
     if (!isControlPath(path)) return E.EACCES;
     const result = this.backend.write({ file: path, caller: callerOf(req), container, data: req.data ?? EMPTY, offset: req.offset });
     this.backend.observe?.(path, isErrno(result) ? `errno-${result.errno}` : 'write', 0);
@@ -111,8 +120,53 @@ export class OpenFiles {
     return REPLIED;
   }
 
-  /** RELEASE: native has answered it (id -1) and dropped its copy; the handle goes. */
-  release(fh: number): void {
+  /**
+   * A PSI trigger: written to the real pressure file (the backend's lease), whose fd native
+   * then watches for this handle. One per open file, as in the kernel (EBUSY after).
+   */
+  private writeTrigger(req: FuseRequest, handle: OpenHandle, session: NativeSession | null): number {
+    if (handle.trigger) return E.EBUSY;
+    if (!(session && this.backend.openTrigger)) return E.EOPNOTSUPP;
+    const data = req.data ?? EMPTY;
+    const { path, container } = handle.node;
+    const lease = this.backend.openTrigger({ file: path, caller: callerOf(req), container, data, offset: req.offset });
+    this.backend.observe?.(path, isErrno(lease) ? `errno-${lease.errno}` : 'trigger', 0);
+    if (isErrno(lease)) return lease.errno;
+    const watched = this.native.watchPoll(session, req.fh, lease.fd);
+    if (watched !== 0) {
+      lease.release(true);
+      return watched;
+    }
+    handle.trigger = lease;
+    this.native.replyWrite(req.id, data.length);
+    return REPLIED;
+  }
+
+  /**
+   * POLL, answered as the kernel's pressure files answer it (psi_trigger_poll): without a
+   * trigger POLLERR | POLLPRI; with one, POLLPRI once per event of its real fd. Other files are
+   * always ready, as a regular file is.
+   */
+  poll(req: FuseRequest, session: NativeSession | null): number {
+    const handle = this.handles.get(req.fh);
+    if (!handle) return E.EBADF;
+    let revents = DEFAULT_POLLMASK;
+    if (isPressurePath(handle.node.path)) {
+      if (!handle.trigger) revents |= POLLERR | POLLPRI;
+      else if (session && this.native.takePollEvent(session, req.fh)) revents |= POLLPRI;
+    }
+    this.native.replyPoll(req.id, revents);
+    return REPLIED;
+  }
+
+  /** RELEASE: native has answered it (id -1) and dropped its copy; the handle goes, with its trigger. */
+  release(fh: number, session: NativeSession | null): void {
+    const trigger = this.handles.get(fh)?.trigger;
+    if (trigger) {
+      // native closes the fd (now, or it did at unmount): never close a number it may reuse
+      if (session) this.native.unwatchPoll(session, fh);
+      trigger.release(false);
+    }
     this.handles.delete(fh);
   }
 

@@ -12,7 +12,7 @@ import { IsolfsFilesystem, type FilesystemOptions } from '../../src/fuse/filesys
 
 /** One answer given through the fake: which reply function, for which request id, with what. */
 export interface Reply {
-  kind: 'err' | 'entry' | 'attr' | 'open' | 'dir' | 'buf' | 'write';
+  kind: 'err' | 'entry' | 'attr' | 'open' | 'dir' | 'buf' | 'write' | 'poll';
   id: number;
   args: unknown[];
 }
@@ -49,6 +49,9 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   /** Page-cache trees: what native holds per inode (the latest set: the fake publishes at once). */
   const inodeContents = new Map<number, Buffer>();
   const invalidated: number[] = [];
+  /** Poll watches (watchPoll): fh -> the fd and whether an event is latched. */
+  const watches = new Map<number, { fd: number; pending: boolean }>();
+  let watchPollErrno = 0;
   let versions = 0;
   const lastContent = new Map<string, { bytes: Buffer; version: number }>();
   let header: Float64Array = new Float64Array(0);
@@ -67,7 +70,18 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
     },
     unmount: () => undefined,
     replyErr: record('err'), replyEntry: record('entry'), replyAttr: record('attr'), replyOpen: record('open'),
-    replyDir: record('dir'), replyBuf: record('buf'), replyWrite: record('write'),
+    replyDir: record('dir'), replyBuf: record('buf'), replyWrite: record('write'), replyPoll: record('poll'),
+    watchPoll: (_s: unknown, fh: number, fd: number) => {
+      if (watchPollErrno === 0) watches.set(fh, { fd, pending: false });
+      return watchPollErrno;
+    },
+    unwatchPoll: (_s: unknown, fh: number) => watches.delete(fh),
+    takePollEvent: (_s: unknown, fh: number) => {
+      const watch = watches.get(fh);
+      if (!watch?.pending) return false;
+      watch.pending = false;
+      return true;
+    },
     setContent: (_s: unknown, fh: number, content: Buffer) => { setContents.push({ fh, content }); },
     setInodeContent: (_s: unknown, ino: number, content: Buffer) => { inodeContents.set(ino, Buffer.from(content)); },
     dropInodeContent: (_s: unknown, ino: number) => { inodeContents.delete(ino); },
@@ -127,7 +141,10 @@ export function harness(options?: FilesystemOptions, backend?: Partial<FileBacke
   /** RELEASE is a notification: native answered the kernel already (id -1), JS must not reply. */
   const release = (fh: number): void => { call('release', 0, { fh }, -1); };
   return {
-    fs, native, call, request, outcome, lookupPath, open, release, replies, setContents, inodeContents, invalidated,
+    fs, native, call, request, outcome, lookupPath, open, release, replies, setContents, inodeContents, invalidated, watches,
+    /** The watched fd of `fh` fires (what libuv's callback latches). */
+    fire: (fh: number) => { const watch = watches.get(fh); if (watch) watch.pending = true; },
+    failWatches: (errno: number) => { watchPollErrno = errno; },
     mounted: () => ({ pageCache: mountedPageCache, options: mountOptions }),
   };
 }

@@ -41,6 +41,11 @@ export interface TestCgroupOptions {
   cpuPeriodUs?: number;
   /** cpuset.cpus, e.g. "0" */
   cpus?: string;
+  /**
+   * Hybrid hosts: also a cgroup in the unified (cgroup2) hierarchy beneath ours, as runc makes
+   * one there, so the container has PSI files of its own (dirs 'unified'). Pure v2: always.
+   */
+  unified?: boolean;
 }
 
 export interface TestCgroup {
@@ -95,6 +100,7 @@ export function createTestCgroup(name: string, options: TestCgroupOptions = {}):
       fs.mkdirSync(dir);
       created.push(dir);
       for (const c of V2_CONTROLLERS) dirs.set(c, dir);
+      dirs.set('unified', dir);
       if (options.cpus !== undefined) write(path.join(dir, 'cpuset.cpus'), options.cpus);
       if (options.memoryLimitBytes !== undefined) write(path.join(dir, 'memory.max'), String(options.memoryLimitBytes));
       if (options.memorySwapLimitBytes !== undefined) write(path.join(dir, 'memory.swap.max'), String(options.memorySwapLimitBytes));
@@ -130,6 +136,14 @@ export function createTestCgroup(name: string, options: TestCgroupOptions = {}):
         write(path.join(cpu, 'cpu.cfs_quota_us'), String(options.cpuQuotaUs));
       }
       key = memory ? memory.slice(path.join(CGROUP_ROOT, 'memory').length) : '/';
+      const unifiedRoot = path.join(CGROUP_ROOT, 'unified');
+      if (options.unified && fs.existsSync(path.join(unifiedRoot, 'cgroup.procs'))) {
+        const dir = path.join(unifiedRoot, ownCgroups().unified, leaf);
+        fs.mkdirSync(dir);
+        created.push(dir);
+        dirs.set('unified', dir);
+        procsFiles.push(path.join(dir, 'cgroup.procs'));
+      }
     }
   } catch (err) {
     for (const dir of created.reverse()) try { fs.rmdirSync(dir); } catch { /* best effort */ }

@@ -123,7 +123,7 @@ describe('requests that make no sense', () => {
     expect(code(() => fs.renameSync(path.join(mnt, 'proc/stat'), path.join(mnt, 'proc/stat2')))).toMatch(/^E/);
     expect(code(() => fs.readFileSync(path.join(mnt, 'containers/%2Fno-such-container/proc/meminfo')))).toBe('ENOENT');
     expect(fs.readdirSync(path.join(mnt, 'proc')).sort()).toEqual(
-      ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'partitions', 'stat', 'swaps', 'sys', 'uptime', 'vmstat']);
+      ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'partitions', 'pressure', 'stat', 'swaps', 'sys', 'uptime', 'vmstat']);
     expect(fs.readFileSync(path.join(mnt, 'proc/meminfo'), 'utf8')).toMatch(/^MemTotal:/);
     expect(daemon.process.exitCode).toBeNull();
   });
