@@ -122,7 +122,7 @@ describe('podman conformance: what real programs report under isolfs', () => {
     console.log(`isolfs conformance (${RESULTS_FILE}):\n${text}`);
   }, 120_000);
 
-  it('runc refuses a bind over /proc/vmstat and /proc/partitions at creation (why bind mode lacks them)', async () => {
+  it('runc refuses a bind over /proc/vmstat, /proc/partitions and /proc/pressure/* at creation (why bind mode lacks them)', async () => {
     if (!daemon || parent === undefined) throw new Error('no daemon');
     for (const file of NOT_BINDABLE) {
       const run = await podman([

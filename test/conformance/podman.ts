@@ -24,7 +24,7 @@ export const PODMAN_RUNROOT = '/run/isolfs-conformance';
 const NAME_PREFIX = 'isolfs-conformance-';
 
 /** runc refuses a bind over these at creation ("inside /proc"): only attach brings them. */
-export const NOT_BINDABLE: readonly string[] = ['/proc/vmstat', '/proc/partitions'];
+export const NOT_BINDABLE: readonly string[] = ['/proc/vmstat', '/proc/partitions', '/proc/pressure/memory'];
 /**
  * What bind mode binds: every /proc file isolfs serves per reader that runc allows, and the CPU
  * directory whole (as LXCFS's manifests do), which brings `online` and the cpuN directories.
