@@ -9,8 +9,8 @@
  * - The cgroupfs manager, with every container under a cgroup parent beneath this process's own
  *   cgroup (checked for every controller), which the suite removes afterwards.
  * - `--ulimit nofile=...:... --ulimit nproc=...:...` at most this process's hard limits: podman's
- *   defaults (nofile 1048576) fail with "error setting rlimit type 7" on a host whose hard limit
- *   is lower and that forbids raising it (this one: 20000).
+ *   defaults for root (1048576 each) fail with "error setting rlimit type 7" (then "type 6") on a
+ *   host whose hard limits are lower and that forbids raising them (this one: 20000 and 96363).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,7 +23,7 @@ export const PODMAN_ROOT = '/var/lib/isolfs-conformance/storage';
 export const PODMAN_RUNROOT = '/run/isolfs-conformance';
 const NAME_PREFIX = 'isolfs-conformance-';
 
-/** runc refuses a bind over these at creation ("inside /proc"): only attach brings them. */
+/** runc refuses a bind over these at creation ("inside /proc"; pressure/memory stands for all three): only attach brings them. */
 export const NOT_BINDABLE: readonly string[] = ['/proc/vmstat', '/proc/partitions', '/proc/pressure/memory'];
 /**
  * What bind mode binds: every /proc file isolfs serves per reader that runc allows, and the CPU
