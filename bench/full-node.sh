@@ -40,7 +40,7 @@
 #
 # Environment: N (default 500), PHASES ("isolfs lxcfs"), STEADY_S (30), IDLE_S (20), SETTLE_S
 # (5: after every container reads served content, before the steady window), ATTACH_INTERVAL_MS
-# (1000, isolfs's --attach-interval-ms), PROBE_MS (100: how often a reader that does not yet see
+# (30000, isolfs's --attach-interval-ms: the full scan, its default), PROBE_MS (100: how often a reader that does not yet see
 # served content looks again), WAIT_TIMEOUT_S (120: how long attach or repair may take before
 # the run gives up on it), QUIET_OTHER_PCT (25: a second is quiet when everything else used less
 # than this % of one CPU), ISOLFS_ARGS (extra arguments for isolfs), RESULTS_OUT=DIR (keep the raw
@@ -59,7 +59,7 @@ PHASES=${PHASES:-"isolfs lxcfs"}
 STEADY_S=${STEADY_S:-30}
 IDLE_S=${IDLE_S:-20}
 SETTLE_S=${SETTLE_S:-5}
-ATTACH_INTERVAL_MS=${ATTACH_INTERVAL_MS:-1000}
+ATTACH_INTERVAL_MS=${ATTACH_INTERVAL_MS:-30000}
 PROBE_MS=${PROBE_MS:-100}
 WAIT_TIMEOUT_S=${WAIT_TIMEOUT_S:-120}
 QUIET_OTHER_PCT=${QUIET_OTHER_PCT:-25}

@@ -38,7 +38,10 @@ Options:
   --attach PREFIX          attach the files into every container whose cgroup path starts
                            with PREFIX (e.g. /kubepods), while kernel.stats_isolated is 1;
                            repeatable
-  --attach-interval-ms N   how often to look for new containers (default 5000)
+  --attach-interval-ms N   how often the full scan runs, the safety net beside event-driven
+                           discovery (inotify on the cgroups under PREFIX attaches a new
+                           container within tens of ms) and repair's periodic check (default 30000)
+  --attach-concurrency N   attach helper runs at once (default 2 per CPU, 2..32)
   --hook-socket PATH       with --attach: the unix socket (root-only) on which the OCI hook
                            (isolfs-oci-hook, deploy/oci-hooks/) asks for a container to be
                            attached before its first instruction (default
@@ -76,7 +79,8 @@ const OPTIONS = {
   'no-join-cgroupns': { type: 'boolean', default: false },
   http: { type: 'string' },
   attach: { type: 'string', multiple: true },
-  'attach-interval-ms': { type: 'string', default: '5000' },
+  'attach-interval-ms': { type: 'string', default: '30000' },
+  'attach-concurrency': { type: 'string' },
   'no-repair': { type: 'boolean', default: false },
   'hook-socket': { type: 'string', default: DEFAULT_HOOK_SOCKET },
   'no-hook-socket': { type: 'boolean', default: false },
@@ -149,6 +153,7 @@ function daemonOptions(values: Values, mountpoint: string): DaemonOptions {
     joinHostCgroupNamespace: !values['no-join-cgroupns'] && values['proc-root'] === '/proc',
     http: values.http,
     attachPrefixes: values.attach ?? [],
+    attachConcurrency: attachConcurrency(values['attach-concurrency'] as string | undefined),
     hookSocket: hookSocketOf(values),
     repairMounts: !values['no-repair'],
   };
@@ -200,6 +205,13 @@ function serve(options: DaemonOptions, logger: ReturnType<typeof createLogger>):
 }
 
 /** A decimal integer >= 1 (no exponents, signs or fractions), or null. */
+function attachConcurrency(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = positiveInteger(text);
+  if (n === null || n > 1024) fail('--attach-concurrency must be an integer from 1 to 1024', 2);
+  return n;
+}
+
 function positiveInteger(text: string): number | null {
   if (!/^[0-9]{1,9}$/.test(text)) return null;
   const value = Number(text);

@@ -43,6 +43,8 @@ export interface DaemonOptions {
   /** --attach PREFIX...: attach per-container files into containers under these cgroups. */
   attachPrefixes: string[];
   attachIntervalMs: number;
+  /** --attach-concurrency: attach helper runs at once (default: AttachManager's, 2 per CPU). */
+  attachConcurrency?: number;
   /** --hook-socket: where the OCI hook asks for an attach (with --attach); null = not served. */
   hookSocket: string | null;
   /** Replace containers' dead isolfs mounts (a previous daemon's) with fresh ones. */
@@ -191,6 +193,7 @@ export class Daemon {
       helperPath: defaultAttachHelperPath(),
       prefixes: options.attachPrefixes,
       intervalMs: options.attachIntervalMs,
+      maxConcurrentAttaches: options.attachConcurrency,
       hostIsolated: () => this.switches.hostIsolated,
       // A container's subtree is in both trees: its views in one, its control files in the other.
       tree: { addContainer: (key) => filesystem.addContainer(key) && views.addContainer(key) },
@@ -224,9 +227,9 @@ export class Daemon {
 
   /** With --attach: the OCI hook's socket (attach/hookServer.ts); not listening is a start-up error. */
   async serveHook(): Promise<void> {
-    const { options, attachManager: manager, hierarchy } = this;
+    const { options, attachManager: manager } = this;
     if (options.hookSocket === null || manager === null || options.attachPrefixes.length === 0) return;
-    const attachOptions = { ...options, manager, hierarchy, prefixes: options.attachPrefixes, hostIsolated: () => this.switches.hostIsolated };
+    const attachOptions = { manager, procRoot: options.procRoot };
     try {
       this.hook = await startHookServer({ socketPath: options.hookSocket, logger: this.logger, attach: (request) => attachForHook(attachOptions, request) });
     } catch (err) {

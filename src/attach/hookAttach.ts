@@ -1,56 +1,44 @@
 /**
  * What an OCI hook request does (hookServer.ts): attach one container now, through the attach
- * manager's own plan and apply, under the container's rootfs when the runtime has not yet
- * switched to it (createRuntime runs before pivot_root; see native/src/hook.c).
+ * manager's attachNow (the plan, apply and bookkeeping of discovery, never two at once in one
+ * namespace), under the container's rootfs when the runtime has not yet switched to it
+ * (createRuntime runs before pivot_root; see native/src/hook.c).
  *
- * The same rules as the periodic scan: only while the host switch is on, only a container whose
- * cgroup starts with an --attach prefix, nothing created inside the container.
+ * The same rules as discovery: only while the host switch is on, only a container whose cgroup
+ * starts with an --attach prefix, nothing created inside the container.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CgroupHierarchy } from '../cgroup/hierarchy';
-import { mountSourceName } from '../fuse/filesystem';
-import { locateProcess } from '../identity/processCgroup';
 import type { AttachOutcome, HookAttachRequest } from './hookServer';
-import type { AttachManager } from './manager';
-import { findOwnMount, readMountinfo, realMountpointPath } from './mountinfo';
-import type { OurDevices } from './plan';
+import type { AttachManager, AttachNowResult } from './manager';
 
 export interface HookAttachOptions {
-  manager: Pick<AttachManager, 'plan' | 'apply'>;
-  mountpoint: string;
-  viewsMountpoint: string;
+  /** The manager's attachNow: the same plan, apply and bookkeeping as discovery, one at a time per namespace. */
+  manager: Pick<AttachManager, 'attachNow'>;
   procRoot: string;
-  hierarchy: CgroupHierarchy;
-  prefixes: readonly string[];
-  hostIsolated: () => boolean;
 }
+
+const SKIPPED_BECAUSE: Record<Extract<AttachNowResult, { outcome: 'skipped' }>['reason'], string> = {
+  'process-gone': 'the process is gone',
+  'own-namespace': "the process is in the daemon's own mount namespace",
+  'not-under-prefix': 'its cgroup is not under an --attach prefix',
+  'not-attaching': 'kernel.stats_isolated is 0',
+};
 
 /** A bundle's config.json is a few KiB (a seccomp profile makes it tens): far more is not one. */
 const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
 
 export async function attachForHook(options: HookAttachOptions, request: HookAttachRequest): Promise<AttachOutcome> {
   const { pid } = request;
-  if (!options.hostIsolated()) return { result: 'skipped', reason: 'kernel.stats_isolated is 0' };
-  const found = locateProcess(options.procRoot, options.hierarchy, pid);
-  if (!found.found) return { result: 'failed', reason: `pid ${pid}: ${found.why}` };
-  const { location } = found;
-  if (location.key === '/' || !options.prefixes.some((p) => location.key.startsWith(p))) {
-    return { result: 'skipped', reason: `cgroup ${location.key} is not under an --attach prefix` };
-  }
-  const ourDevices = ownDevices(options);
-  if (ourDevices === null) return { result: 'failed', reason: 'our own mounts are not in /proc/self/mountinfo' };
   // The bundle is a path in the runtime's namespaces: read it through the hook's root.
   const rootfs = await readRootfs(options.procRoot, request.hookPid ?? pid, request.bundle);
   const root = await containerRoot(options.procRoot, pid, rootfs);
-  const plan = await options.manager.plan({ pid, location, attach: true, ourDevices, root });
-  const results = await options.manager.apply(plan);
-  const failed = results.filter((r) => !r.ok);
-  if (failed.length > 0) {
-    return { result: 'failed', reason: failed.map((r) => (r.ok ? '' : `${r.target}: ${r.errno} ${r.message}`)).join('; ') };
-  }
-  const files = results.map((r) => (root === '/' ? r.target : `/${path.posix.relative(root, r.target)}`));
-  return { result: 'attached', container: location.key, files };
+  const done = await options.manager.attachNow(pid, { root });
+  if (done.outcome === 'skipped') return { result: 'skipped', reason: `pid ${pid}: ${SKIPPED_BECAUSE[done.reason]}` };
+  if (done.outcome === 'failed') return { result: 'failed', reason: done.error };
+  if (done.failed.length > 0) return { result: 'failed', reason: done.failed.map((f) => `${f.target}: ${f.errno} ${f.message}`).join('; ') };
+  const files = done.attached.map((target) => (root === '/' ? target : `/${path.posix.relative(root, target)}`));
+  return { result: 'attached', container: done.container, files };
 }
 
 /** The rootfs path (runtime's view) from the bundle's config.json: root.path, relative to the bundle or absolute. */
@@ -86,13 +74,4 @@ async function containerRoot(procRoot: string, pid: number, rootfs: string): Pro
   ]);
   if (rootfsStat === null || (rootfsStat.dev === rootStat.dev && rootfsStat.ino === rootStat.ino)) return '/';
   return rootfs;
-}
-
-/** "major:minor" of our two live mounts (as the manager finds them for a scan). */
-function ownDevices(options: HookAttachOptions): OurDevices | null {
-  const mounts = readMountinfo(path.join(options.procRoot, 'self')) ?? [];
-  const source = mountSourceName(options.mountpoint);
-  const main = findOwnMount(mounts, source, realMountpointPath(options.mountpoint))?.device;
-  const views = findOwnMount(mounts, source, realMountpointPath(options.viewsMountpoint))?.device;
-  return main !== undefined && views !== undefined ? { main, 'container-views': views } : null;
 }

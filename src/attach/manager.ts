@@ -1,8 +1,7 @@
 /**
  * Keeps containers' mounts of isolfs alive and, with --attach, puts them there.
  *
- * Every scan lists the host's mount namespaces (one representative process each, the lowest
- * pid) and looks at those that are new or due for another look, reading their mountinfo:
+ * Work is done per mount namespace, through one of its processes:
  *
  * - repair (always on): a namespace holding an isolfs mount that is not our live connection
  *   (a previous daemon's, dead since it was killed: "Transport endpoint is not connected") gets
@@ -12,13 +11,22 @@
  * - attach (--attach PREFIX, while the host switch is on): a namespace whose processes are in a
  *   cgroup starting with PREFIX gets the container's own copies (/containers/<key>/...) bound
  *   over /proc/... and /sys/devices/system/cpu/online, including /proc/vmstat, which runc refuses
- *   to bind at creation. A namespace already done is looked at again every few scans (mounts
- *   missing or not ours are attached again), so work per scan stays small: one stat per process,
- *   a mountinfo read per namespace looked at, at most maxNamespacesPerScan helper runs.
+ *   to bind at creation.
  *
- * Each namespace looked at is first planned (plan.ts: reads only, returns what to do, including
- * which mounts to detach from each target: mountsToDetach states the rule), then applied
- * (apply(): creates the container's subtree, tells the registry, runs the helper).
+ * How namespaces are found:
+ * - events (cgroupWatch.ts): a new cgroup under a prefix, or a process moved into one, starts a
+ *   few quick looks at just that cgroup's processes (lookSchedule.ts): a container started
+ *   without a hook is attached within tens of milliseconds of its mount namespace appearing.
+ * - the full scan, at start and every intervalMs (the safety net, default 30 s): lists every
+ *   process's mount namespace (one representative, the lowest pid), looks at those new or due
+ *   (a namespace done is looked at again every verifyEveryScans scans: mounts missing or not
+ *   ours are attached again). This is also what repairs every container after a restart.
+ * - attachNow(pid): on request (the OCI hook asks the daemon before the container starts).
+ *
+ * A look plans (plan.ts: reads mountinfo only, returns what to do, including which mounts to
+ * detach from each target: mountsToDetach states the rule), then applies (apply(): creates the
+ * container's subtree, tells the registry, runs the helper). Looks run at most
+ * maxConcurrentAttaches at once (a Limiter; default 2 per CPU), one at a time per namespace.
  *
  * Why mountinfo rather than the helper's --check: mountinfo names the filesystem's device, which
  * tells our live connection from a previous daemon's dead one and from another FUSE filesystem
@@ -27,110 +35,104 @@
  * The helper (isolfs-attach) stats its sources through our own mount, so it is only ever run
  * asynchronously: the event loop must stay free to answer those requests.
  */
+import os from 'node:os';
 import path from 'node:path';
-import { attachFiles, AttachHelperError, type AttachResult } from './attach';
+import type { AttachResult } from './attach';
+import { attachFiles } from './attach';
 import { locateProcess } from '../identity/processCgroup';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, mountSourceName } from '../fuse/filesystem';
 import { RateLimitedLog } from '../log';
 import { findOwnMount, readMountinfo, realMountpointPath } from './mountinfo';
 import { AttachPlanner, type AttachPlan, type OurDevices, type PlanRequest } from './plan';
-import { listPids, namespaceInode } from './namespaces';
+import { listPids, namespaceInode, readCgroupPids } from './namespaces';
 import type { AttachManagerOptions } from './managerOptions';
+import { Limiter } from './limiter';
+import { CgroupWatch } from './cgroupWatch';
+import { LookSchedule } from './lookSchedule';
+import { type LookKind, type Pass, type ScanReport, Outcomes } from './outcomes';
 
 export type { AttachedContainers, AttachManagerOptions, ContainerTree } from './managerOptions';
+export type { ScanReport } from './outcomes';
 
-export interface ScanReport {
-  /** Mount namespaces seen (other than ours). */
-  namespaces: number;
-  /** Of those, how many were looked at (mountinfo read): new ones and those due. */
-  inspected: number;
-  repairedMounts: number;
-  attachedContainers: number;
-  failures: number;
-  durationMs: number;
-}
-
-/**
- * How many scans pass between two looks at a namespace already handled (30 s at the default
- * interval). A look is one mountinfo read and a few lstats, no helper unless something is
- * missing or dead; it catches an attach that landed before the runtime's pivot_root (then
- * discarded with the old root), mounts someone removed, and a reused namespace inode.
- */
+/** How many scans pass between two looks at a namespace already handled. */
 const VERIFY_EVERY_SCANS = 6;
-/** Helper runs in a row after which a namespace is no longer looked at again on the next scan. */
-const MAX_QUICK_RUNS = 3;
 /** Let FUSE requests in between: a node may have tens of thousands of processes. */
 const YIELD_EVERY_PIDS = 256;
+/** Our devices and the planner's verdicts on foreign connections are kept this long between scans. */
+const PASS_CACHE_MS = 1000;
 
-interface NamespaceState {
-  /** The container attached there (null: repair only, or not under a prefix). */
-  key: string | null;
-  /** The scan number at which to look at the namespace again. */
-  verifyAtScan: number;
-  /** Helper runs in a row that found something to do here (a look that finds none resets it). */
-  runsInARow: number;
-}
-
-/** One scan in progress: its number, our mount, whether it attaches, and what it did so far. */
-interface ScanState {
-  scan: number;
-  ourDevices: OurDevices;
-  attaching: boolean;
-  helperRuns: number;
-  report: ScanReport;
-}
-
-/** A namespace the helper was run for, and what is known of it. */
-interface Applied {
+/** A namespace, the process it is looked at through, and that process's cgroup. */
+interface NamespaceTarget {
   ns: number;
   pid: number;
-  /** The container now attached there (NamespaceState.key). */
-  key: string | null;
-  /** The container under a prefix the namespace's process is in, when attaching. */
-  matching: string | null;
-  state: NamespaceState | undefined;
-  runsInARow: number;
-  plan: AttachPlan;
+  location: CgroupLocation | null;
+  /** Where the container's / is in the process's root (PlanRequest.root; the OCI hook's rootfs). */
+  root?: string;
 }
+
+/** What attachNow did. */
+export type AttachNowResult =
+  /** `attached`: targets bound by this call (empty: all were in place already); `failed`: targets that could not be. */
+  | { outcome: 'attached'; container: string; attached: string[]; failed: { target: string; errno: string; message: string }[] }
+  /** Nothing to do: the process is gone, shares our mount namespace, is not under a prefix, or
+   *  attach is off (no prefix, or the host switch is off). `container`: its cgroup key when known. */
+  | { outcome: 'skipped'; reason: 'process-gone' | 'own-namespace' | 'not-under-prefix' | 'not-attaching'; container: string | null }
+  /** The helper could not run (its message), or our own mount is missing. */
+  | { outcome: 'failed'; container: string | null; error: string };
 
 export class AttachManager {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<ScanReport> | null = null;
-  /** Mount namespaces seen (by inode) and what was done there. */
-  private readonly handled = new Map<number, NamespaceState>();
+  /** A look under way per namespace (by inode): at most one at a time there. */
+  private readonly inflight = new Map<number, Promise<AttachResult[]>>();
   private readonly rateLimited = new RateLimitedLog(60_000);
   private readonly ownMountNamespace: number | null;
-  private readonly maxPerScan: number;
   private readonly verifyEveryScans: number;
+  private readonly limiter: Limiter;
+  private readonly outcomes: Outcomes;
   private scanCount = 0;
   private readonly ourSource: string;
   /** mountinfo shows paths with symlinks resolved. */
   private readonly realMountpoint: string;
   private readonly realViewsMountpoint: string;
   private readonly planner: AttachPlanner;
+  /** Where container keys are directories (v1 memory, or cgroup2); null: no watching. */
+  private readonly keyHierarchy: string | null;
+  private readonly watch: CgroupWatch | null;
+  private readonly looks: LookSchedule | null;
+  private passCache: { devices: OurDevices | null; atMs: number } = { devices: null, atMs: Number.NEGATIVE_INFINITY };
 
   constructor(private readonly options: AttachManagerOptions) {
     this.ownMountNamespace = namespaceInode(path.join(options.procRoot, 'self'));
-    this.maxPerScan = options.maxNamespacesPerScan ?? 50;
     this.verifyEveryScans = options.verifyEveryScans ?? VERIFY_EVERY_SCANS;
+    this.limiter = new Limiter(options.maxConcurrentAttaches ?? defaultConcurrency());
     this.ourSource = mountSourceName(options.mountpoint);
     this.realMountpoint = realMountpointPath(options.mountpoint);
     this.realViewsMountpoint = realMountpointPath(options.viewsMountpoint);
+    const warn = this.warn.bind(this);
     this.planner = new AttachPlanner({
-      mountpoint: options.mountpoint,
-      viewsMountpoint: options.viewsMountpoint,
-      procRoot: options.procRoot,
-      ourSource: this.ourSource,
-      statfs: options.statfs,
-      statfsTimeoutMs: options.statfsTimeoutMs,
-      warn: (key, fields, message) => this.warn(key, fields, message),
+      mountpoint: options.mountpoint, viewsMountpoint: options.viewsMountpoint, procRoot: options.procRoot, ourSource: this.ourSource,
+      statfs: options.statfs, statfsTimeoutMs: options.statfsTimeoutMs, warn,
     });
+    this.outcomes = new Outcomes({ logger: options.logger, verifyEveryScans: this.verifyEveryScans, warn });
+    const { hierarchy } = options;
+    this.keyHierarchy = hierarchy.v1.get('memory') ?? hierarchy.unifiedRoot;
+    const watching = options.watch !== false && options.prefixes.length > 0 && this.keyHierarchy !== null;
+    this.looks = watching ? new LookSchedule({
+      look: (key, startedMs) => this.lookAtCgroup(key, startedMs),
+      delaysMs: options.lookDelaysMs,
+      overflow: (key) => this.warn('looks-full', { container: key }, 'too many new containers at once: the rest are attached by the periodic scan'),
+    }) : null;
+    this.watch = watching && this.keyHierarchy !== null
+      ? new CgroupWatch({ hierarchyRoot: this.keyHierarchy, prefixes: options.prefixes, onActivity: (key) => this.looks?.start(key), warn })
+      : null;
   }
 
-  /** Scans now, then every intervalMs. */
+  /** Watches for new containers, scans now, then every intervalMs. */
   start(): void {
     if (this.timer !== null) return;
+    this.watch?.start();
     void this.scan();
     this.timer = setInterval(() => void this.scan(), this.options.intervalMs);
     this.timer.unref();
@@ -139,9 +141,16 @@ export class AttachManager {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.watch?.stop();
+    this.looks?.stop();
   }
 
-  /** One scan; concurrent calls share the one in progress. */
+  /** Directories watched for new containers (0: event-driven discovery is off). */
+  get watchedCgroups(): number {
+    return this.watch?.watched ?? 0;
+  }
+
+  /** One full scan; concurrent calls share the one in progress. */
   scan(): Promise<ScanReport> {
     if (this.running === null) {
       this.running = this.scanOnce().finally(() => {
@@ -151,98 +160,123 @@ export class AttachManager {
     return this.running;
   }
 
-  private async scanOnce(): Promise<ScanReport> {
-    const started = performance.now();
-    const report: ScanReport = { namespaces: 0, inspected: 0, repairedMounts: 0, attachedContainers: 0, failures: 0, durationMs: 0 };
-    const scanNumber = ++this.scanCount;
-    const ourDevices = this.ourDevices();
-    if (ourDevices === null) {
-      this.warn('no-mount', {}, 'our own mount is not in /proc/self/mountinfo: nothing to attach or repair');
-      return report;
+  /**
+   * Attaches the container of `pid` now, if its cgroup is under a prefix (and repairs any dead
+   * mount of ours there), and answers when the helper is done. Then looks at the container's
+   * cgroup again a few times (a runtime's pivot_root throws away what was attached before it).
+   * `root`: the rootfs path while the runtime has not yet switched to it (the OCI hook, before
+   * pivot_root), so that the binds are made where pivot_root keeps them. Never rejects.
+   */
+  async attachNow(pid: number, { root }: { root?: string } = {}): Promise<AttachNowResult> {
+    if (!(Number.isInteger(pid) && pid > 0)) return { outcome: 'skipped', reason: 'process-gone', container: null };
+    const ns = namespaceInode(path.join(this.options.procRoot, String(pid)));
+    const location = ns === null ? null : this.locate(pid);
+    if (ns === null || location === null) return { outcome: 'skipped', reason: 'process-gone', container: null };
+    if (ns === this.ownMountNamespace) return { outcome: 'skipped', reason: 'own-namespace', container: location.key };
+    const pass = this.newPass(false);
+    if (pass === null) return { outcome: 'failed', container: location.key, error: 'our own mount is not in /proc/self/mountinfo' };
+    if (!pass.attaching) return { outcome: 'skipped', reason: 'not-attaching', container: location.key };
+    const matching = this.matchingKey(location);
+    if (matching === null) return { outcome: 'skipped', reason: 'not-under-prefix', container: location.key };
+    try {
+      const results = await this.visit(pass, { ns, pid, location, root }, 'now');
+      // Then a few quick looks (a runtime's pivot_root may throw the mounts away), attached now or not.
+      this.looks?.start(matching);
+      return {
+        outcome: 'attached', container: matching,
+        attached: results.filter((r) => r.ok).map((r) => r.target),
+        failed: results.flatMap((r) => (r.ok ? [] : [{ target: r.target, errno: r.errno, message: r.message }])),
+      };
+    } catch (err) {
+      return { outcome: 'failed', container: matching, error: String(err) };
     }
-    this.planner.startScan();
+  }
+
+  private async scanOnce(): Promise<ScanReport> {
+    const pass = this.newPass(true);
+    if (pass === null) {
+      this.warn('no-mount', {}, 'our own mount is not in /proc/self/mountinfo: nothing to attach or repair');
+      return Outcomes.emptyReport();
+    }
     const seen = new Set<number>();
-    const attaching = this.options.prefixes.length > 0 && this.options.hostIsolated();
-    const scan: ScanState = { scan: scanNumber, ourDevices, attaching, helperRuns: 0, report };
+    const visits: Promise<unknown>[] = [];
     const pids = listPids(this.options.procRoot);
     for (let i = 0; i < pids.length; i++) {
       if (i % YIELD_EVERY_PIDS === YIELD_EVERY_PIDS - 1) await yieldToEventLoop();
-      const pid = pids[i];
+      const visit = this.scanProcess(pass, pids[i], seen);
+      if (visit !== null) visits.push(visit);
+    }
+    await Promise.all(visits);
+    this.outcomes.forgetVanished(seen);
+    return this.outcomes.finish(pass, 'attach scan');
+  }
+
+  /** A scan's process: the first of its namespace and due is looked at (the visit, not awaited). */
+  private scanProcess(pass: Pass, pid: number, seen: Set<number>): Promise<unknown> | null {
+    const ns = namespaceInode(path.join(this.options.procRoot, String(pid)));
+    if (ns === null || ns === this.ownMountNamespace || seen.has(ns)) return null;
+    seen.add(ns);
+    pass.report.namespaces++;
+    // While cgroups are watched, a process moving into a container's cgroup is an event (a write
+    // to its cgroup.procs): a namespace known and not due costs the scan one stat, no more.
+    if (this.watch !== null && this.outcomes.knownAndNotDue(pass, ns)) return null;
+    // Otherwise locate when it can matter: every scan while attaching (a process may have moved
+    // into a container's cgroup since), else when the namespace is looked at anyway.
+    const location = pass.attaching ? this.locate(pid) : undefined;
+    if (!this.outcomes.due(pass, ns, pass.attaching ? this.matchingKey(location ?? null) : null)) return null;
+    return this.visit(pass, { ns, pid, location: location ?? this.locate(pid) }, 'scan').catch(() => undefined);
+  }
+
+  /**
+   * One look of the event-driven path: every namespace of the cgroup's processes (lookSchedule.ts).
+   * True (the series ends) when every one was already in place before the series began.
+   */
+  private async lookAtCgroup(key: string, startedMs: number): Promise<boolean> {
+    if (this.keyHierarchy === null) return true;
+    const pass = this.newPass(false);
+    if (pass === null || !pass.attaching) return true;
+    const seen = new Set<number>();
+    const visits: Promise<unknown>[] = [];
+    for (const pid of readCgroupPids(this.keyHierarchy + key)) {
       const ns = namespaceInode(path.join(this.options.procRoot, String(pid)));
+      // The daemon's own namespace: a runtime joined the cgroup and has not yet unshared.
       if (ns === null || ns === this.ownMountNamespace || seen.has(ns)) continue;
+      const location = this.locate(pid);
+      if (this.matchingKey(location) === null) continue;
       seen.add(ns);
-      report.namespaces++;
-      await this.visit(scan, ns, pid);
+      pass.report.namespaces++;
+      visits.push(this.visit(pass, { ns, pid, location }, 'look').catch(() => undefined));
     }
-    this.forgetVanished(seen);
-    report.durationMs = performance.now() - started;
-    const level = report.repairedMounts > 0 || report.attachedContainers > 0 || report.failures > 0 ? 'info' : 'debug';
-    this.options.logger[level]({ ...report }, 'attach scan');
-    return report;
+    await Promise.all(visits);
+    if (pass.report.inspected > 0) this.outcomes.finish(pass, 'attach look');
+    return seen.size > 0 && [...seen].every((ns) => this.outcomes.settledBefore(ns, key, startedMs));
   }
 
-  /** One namespace of a scan: looked at when due (within the scan's helper budget), planned, applied. */
-  private async visit(scan: ScanState, ns: number, pid: number): Promise<void> {
-    const state = this.handled.get(ns);
-    // Only locate when it can matter: every scan while attaching (a process may have moved
-    // into a container's cgroup since), otherwise when the namespace is looked at anyway.
-    let location = scan.attaching ? this.locate(pid) : undefined;
-    const matching = scan.attaching ? this.matchingKey(location ?? null) : null;
-    const due = state === undefined || scan.scan >= state.verifyAtScan || (scan.attaching && matching !== state.key);
-    if (!due || scan.helperRuns >= this.maxPerScan) return; // over the bound: still due next scan
-    if (location === undefined) location = this.locate(pid);
-    scan.report.inspected++;
-    const key = scan.attaching ? matching : state?.key ?? null;
-    const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: scan.ourDevices });
-    if (plan.pairs.length === 0) {
-      this.handled.set(ns, { key, verifyAtScan: scan.scan + this.verifyEveryScans, runsInARow: 0 });
-      return;
+  /**
+   * One look at one namespace, one at a time per namespace, within the concurrency bound. A scan
+   * or a look finding one under way leaves it be; attachNow waits for it and looks again.
+   */
+  private async visit(pass: Pass, target: NamespaceTarget, kind: LookKind): Promise<AttachResult[]> {
+    const { ns, pid, location, root } = target;
+    const pending = this.inflight.get(ns);
+    if (pending !== undefined) {
+      if (kind !== 'now') return [];
+      await pending.catch(() => undefined);
     }
-    scan.helperRuns++;
-    const applied: Applied = { ns, pid, key, matching, state, runsInARow: (state?.runsInARow ?? 0) + 1, plan };
+    const matching = pass.attaching ? this.matchingKey(location) : null;
+    const run = this.limiter.run(async () => {
+      const state = this.outcomes.state(ns);
+      // A look of the event schedule skips a namespace whose mounts keep vanishing (slow retries only).
+      if (kind === 'look' && !this.outcomes.quickLookAllowed(ns, matching) && !this.outcomes.due(pass, ns, matching)) return [];
+      pass.report.inspected++;
+      const plan = await this.plan({ pid, location, attach: matching !== null, ourDevices: pass.ourDevices, root });
+      return await this.outcomes.record(pass, { ns, pid, matching, state, plan }, () => this.apply(plan));
+    });
+    this.inflight.set(ns, run);
     try {
-      this.recordApplied(scan, applied, await this.apply(plan));
-    } catch (err) {
-      this.recordHelperFailure(scan, applied, err);
-    }
-  }
-
-  /** Counts a helper run's results, schedules the next look at its namespace, and logs it. */
-  private recordApplied(scan: ScanState, applied: Applied, results: AttachResult[]): void {
-    const { ns, pid, matching, runsInARow, plan } = applied;
-    const { report } = scan;
-    // ENOENT: the target vanished between our look and the helper's (a container starting).
-    const failed = results.filter((r): r is Extract<AttachResult, { ok: false }> => !r.ok && r.errno !== 'ENOENT');
-    const done = results.filter((r) => r.ok).map((r) => r.target);
-    report.failures += failed.length;
-    report.repairedMounts += done.filter((t) => plan.repairTargets.has(t)).length;
-    if (matching !== null && done.some((t) => !plan.repairTargets.has(t))) report.attachedContainers++;
-    // After an attach, look again next scan: a runtime that had not yet switched to the
-    // container's root throws such mounts away with the old root. Not forever, though: mounts
-    // that vanish every time (something in the container removes them) are retried slowly.
-    const clean = failed.length === 0;
-    const soon = clean && runsInARow < MAX_QUICK_RUNS;
-    this.handled.set(ns, { key: applied.key, verifyAtScan: scan.scan + (soon ? 1 : this.verifyEveryScans), runsInARow });
-    if (runsInARow > MAX_QUICK_RUNS) this.warn(`again:${ns}`, { pid, container: matching, runsInARow }, 'isolfs mounts keep disappearing from a container');
-    this.options.logger.info({
-      pid, container: matching, dir: matching === null ? undefined : containerDirName(matching),
-      repaired: [...plan.repairTargets], attached: done, failed: failed.map((r) => `${r.target}: ${r.errno} ${r.message}`),
-      detachedMounts: results.reduce((sum, r) => sum + (r.ok ? r.detachedMounts : 0), 0),
-      again: applied.state !== undefined && applied.state.key === matching,
-    }, plan.repairTargets.size > 0 ? 'repaired isolfs mounts in a container' : 'attached isolfs files into a container');
-    if (!clean) this.warn(`failed:${ns}`, { pid, container: matching, failed: failed.map((r) => `${r.target}: ${r.errno}`) }, 'some files could not be attached');
-  }
-
-  private recordHelperFailure(scan: ScanState, applied: Applied, err: unknown): void {
-    const { ns, pid } = applied;
-    scan.report.failures++;
-    const gone = err instanceof AttachHelperError && err.errno === 'ESRCH';
-    if (gone) {
-      // The process exited since we listed it: another of the namespace's, next scan.
-      this.handled.delete(ns);
-    } else {
-      this.handled.set(ns, { key: applied.state?.key ?? null, verifyAtScan: scan.scan + this.verifyEveryScans, runsInARow: applied.runsInARow });
-      this.warn(`helper:${ns}`, { pid, err: String(err) }, 'attach helper failed');
+      return await run;
+    } finally {
+      if (this.inflight.get(ns) === run) this.inflight.delete(ns);
     }
   }
 
@@ -273,6 +307,22 @@ export class AttachManager {
     return await attachFiles(this.options.helperPath, plan.pid, pairs);
   }
 
+  /**
+   * A scan, a look or attachNow: our mount's devices and whether to attach. A scan reads our
+   * mountinfo afresh and asks foreign connections afresh; the quick looks reuse both for a second.
+   */
+  private newPass(isScan: boolean): Pass | null {
+    const now = performance.now();
+    if (isScan || now - this.passCache.atMs > PASS_CACHE_MS) {
+      this.passCache = { devices: this.ourDevices(), atMs: now };
+      this.planner.startScan();
+    }
+    const ourDevices = this.passCache.devices;
+    if (ourDevices === null) return null;
+    const attaching = this.options.prefixes.length > 0 && this.options.hostIsolated();
+    return { scan: isScan ? ++this.scanCount : this.scanCount, ourDevices, attaching, report: Outcomes.emptyReport(), startedMs: now };
+  }
+
   private matchingKey(location: CgroupLocation | null): string | null {
     if (!location || location.key === '/') return null;
     return this.options.prefixes.some((p) => location.key.startsWith(p)) ? location.key : null;
@@ -281,14 +331,6 @@ export class AttachManager {
   private locate(pid: number): CgroupLocation | null {
     const found = locateProcess(this.options.procRoot, this.options.hierarchy, pid);
     return found.found ? found.location : null;
-  }
-
-  /**
-   * Namespaces that no longer exist: forget them, so `handled` holds at most the namespaces of
-   * one scan. (Containers are the registry's: its sweep drops those whose cgroup is gone.)
-   */
-  private forgetVanished(seen: Set<number>): void {
-    for (const ns of [...this.handled.keys()]) if (!seen.has(ns)) this.handled.delete(ns);
   }
 
   /** "major:minor" of our live mounts (both trees), from our own mountinfo; null if one is missing. */
@@ -302,6 +344,15 @@ export class AttachManager {
   private warn(key: string, fields: object, message: string): void {
     if (this.rateLimited.allow(key, Date.now())) this.options.logger.warn(fields, message);
   }
+}
+
+/**
+ * 2 per CPU: a helper run waits on fork/exec, setns, the kernel's mount lock (one for the whole
+ * system) and our own FUSE answers. Measured at 200 containers on 2 busy CPUs: 2 and 8 at once
+ * attach equally fast (CPU-bound); fewer leave more of the CPU to the readers meanwhile.
+ */
+function defaultConcurrency(): number {
+  return Math.min(32, Math.max(2, 2 * os.availableParallelism()));
 }
 
 function yieldToEventLoop(): Promise<void> {

@@ -22,6 +22,7 @@ export interface AttachManagerOptions {
   helperPath: string;
   /** Cgroup path prefixes to attach to (--attach); empty = repair only. */
   prefixes: readonly string[];
+  /** The full scan's interval (the safety net beside event-driven discovery). */
   intervalMs: number;
   /** The host switch: attach only while it is on (repair always). */
   hostIsolated: () => boolean;
@@ -29,8 +30,12 @@ export interface AttachManagerOptions {
   /** Called after tree.addContainer(key) succeeded, with where that container is. */
   containers: AttachedContainers;
   logger: Logger;
-  /** At most this many helper runs per scan; namespaces beyond wait for the next scan. */
-  maxNamespacesPerScan?: number;
+  /** At most this many namespaces looked at (planned and their helper run) at once; default 2 per CPU (2..32). */
+  maxConcurrentAttaches?: number;
+  /** Event-driven discovery (inotify on the cgroup directories under the prefixes); default true. */
+  watch?: boolean;
+  /** When a new cgroup is looked at, in ms after its event (default lookSchedule.ts LOOK_DELAYS_MS). */
+  lookDelaysMs?: readonly number[];
   /** Scans between two looks at a namespace already handled (default 6). */
   verifyEveryScans?: number;
   /** How a mount's FUSE connection is asked whether it answers (default fs.promises.statfs;

@@ -64,7 +64,10 @@ function unescapeMountinfo(p: string): string {
 
 /**
  * The mount visible at each mountpoint: where several are stacked on one path, the one no
- * other mount on that path sits on (its id is nobody's parent there).
+ * other mount on that path sits on (its id is nobody's parent there). Where there are several
+ * such (mounts on one path under different parents: a parent directory was mounted over since,
+ * as `unshare --mount-proc` mounts a fresh /proc over one that had files bound in it), the one
+ * whose stack sits on the mount visible beneath it.
  */
 export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountEntry> {
   const byMountpoint = new Map<string, MountEntry[]>();
@@ -73,13 +76,59 @@ export function topmostMounts(mounts: readonly MountEntry[]): Map<string, MountE
     if (list) list.push(m);
     else byMountpoint.set(m.mountpoint, [m]);
   }
+  const byId = new Map(mounts.map((m) => [m.id, m]));
   const top = new Map<string, MountEntry>();
-  for (const [mountpoint, list] of byMountpoint) {
+  // Shorter paths first: the mount beneath a path is resolved before the path.
+  const paths = [...byMountpoint.keys()].sort((a, b) => a.length - b.length);
+  for (const mountpoint of paths) {
+    const list = byMountpoint.get(mountpoint) ?? [];
     const parents = new Set(list.map((m) => m.parentId));
-    const topmost = list.find((m) => !parents.has(m.id)) ?? list.at(-1);
+    const candidates = list.filter((m) => !parents.has(m.id));
+    const onVisible = candidates.find((m) => sitsOnVisible(m, byId, top));
+    const topmost = onVisible ?? candidates[0] ?? list.at(-1);
     if (topmost) top.set(mountpoint, topmost); // always: every list has an entry
   }
-  return top;
+  // In mountinfo's order (plans list their pairs in it).
+  return new Map([...byMountpoint.keys()].flatMap((mountpoint) => {
+    const topmost = top.get(mountpoint);
+    return topmost ? [[mountpoint, topmost] as const] : [];
+  }));
+}
+
+/**
+ * Whether the bottom of the mount's stack on its path sits on the mount visible beneath it: the
+ * nearest path above with a mount must have that parent as its visible mount (a mount on a path
+ * in between, a CPU directory bound over sysfs say, hides it too).
+ */
+function sitsOnVisible(mount: MountEntry, byId: ReadonlyMap<number, MountEntry>, top: ReadonlyMap<string, MountEntry>): boolean {
+  let base = mount;
+  for (let below = byId.get(base.parentId), n = 0; below?.mountpoint === mount.mountpoint && n < byId.size; below = byId.get(below.parentId), n++) base = below;
+  if (base.parentId === base.id || !byId.has(base.parentId)) return true;
+  for (let dir = parentPath(mount.mountpoint); ; dir = parentPath(dir)) {
+    const visible = top.get(dir);
+    if (visible !== undefined) return visible.id === base.parentId;
+    if (dir === '/') return true;
+  }
+}
+
+/**
+ * Whether a path's stack (mountStacks) is hidden: the nearest path above with mounts does not
+ * show the mount its bottom sits on (a fresh /proc mounted over the one our file was bound in,
+ * or a mount on a directory in between).
+ */
+export function stackHidden(stack: readonly MountEntry[], stacks: ReadonlyMap<string, readonly MountEntry[]>): boolean {
+  const base = stack.at(-1);
+  if (base === undefined || base.mountpoint === '/') return false;
+  for (let dir = parentPath(base.mountpoint); ; dir = parentPath(dir)) {
+    const visible = stacks.get(dir)?.[0];
+    if (visible !== undefined) return visible.id !== base.parentId;
+    if (dir === '/') return false;
+  }
+}
+
+function parentPath(p: string): string {
+  const slash = p.lastIndexOf('/');
+  return slash <= 0 ? '/' : p.slice(0, slash);
 }
 
 /**

@@ -8,7 +8,7 @@ import { MAX_DETACH_IDS, type AttachPair } from './attach';
 import type { CgroupLocation } from '../cgroup/snapshot';
 import { CONTAINERS_DIR, containerDirName, containerFilePath, treeOfContainerFile, type TreeKind } from '../fuse/filesystem';
 import { CONTROL_PATHS, CPU_TREE_DIR, PRESSURE_PATHS, VIEW_PATHS, type ServedPath } from '../fuse/layout';
-import { mountStacks, readMountinfo, type MountEntry } from './mountinfo';
+import { mountStacks, readMountinfo, stackHidden, type MountEntry } from './mountinfo';
 
 /** One mount namespace to plan for. */
 export interface PlanRequest {
@@ -89,6 +89,8 @@ export class AttachPlanner {
   private deviceVerdicts = new Map<string, Promise<boolean>>();
   /** A statfs has not returned yet (it holds a libuv pool thread): no other is started. */
   private probeOutstanding = false;
+  /** Settles when the outstanding statfs returns. */
+  private probeSettled: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: PlannerOptions) {}
 
@@ -145,16 +147,21 @@ export class AttachPlanner {
   private async planAttach(look: Look, location: CgroupLocation): Promise<void> {
     const { procDir, request } = look;
     const cpuDirNew = await this.planCpuDir(look);
+    // Which unmounted targets exist, asked all at once (each lstat is a trip through libuv's pool).
+    const unmounted = ATTACHED_FILES.map((file) => targetIn(request, file)).filter((target) => !look.stacks.has(target));
+    const existing = await Promise.all(unmounted.map((target) => exists(path.join(procDir, 'root', target))));
+    const present = new Set(unmounted.filter((_, i) => existing[i]));
     for (const file of ATTACHED_FILES) {
       const own = containerFilePath(location.key, file);
       const tree = treeOfContainerFile(file);
       const target = targetIn(request, file);
       const stack = look.stacks.get(target);
       // Under a CPU directory bound now, a copy bound before is hidden: it is bound again on top.
-      const hidden = cpuDirNew && file.startsWith(`${CPU_TREE_DIR}/`);
+      // So is one whose parent was mounted over since (a fresh /proc after an early attach).
+      const hidden = (cpuDirNew && file.startsWith(`${CPU_TREE_DIR}/`)) || (stack !== undefined && stackHidden(stack, look.stacks));
       // Already that copy, from the tree that serves it now (an older daemon served views from the main tree).
       if (stack && !hidden && stack[0].device === request.ourDevices[tree] && isOurMount(stack[0], request.ourDevices) && stack[0].root === own) continue;
-      if (!(stack || (await exists(path.join(procDir, 'root', target))))) continue;
+      if (!(stack || present.has(target))) continue;
       const detachMountIds = stack && !hidden ? await this.mountsToDetach(stack, procDir, request.ourDevices) : [];
       look.pairs.set(target, { source: this.mountpointOf(tree) + own, target, detachMountIds });
     }
@@ -227,15 +234,37 @@ export class AttachPlanner {
    * Whether the FUSE connection behind a mount (not ours) is gone: statfs through it fails with
    * ENOTCONN. Not stat: the kernel answers that from cached attributes even when the daemon is
    * dead. statfs runs in libuv's pool and cannot be cancelled: one to a hung daemon holds a pool
-   * thread until that daemon answers. So at most one is ever outstanding: while it is, every
-   * other mount counts as alive unasked (not replaced this scan, looked at again on a later
-   * one), and a scan waits at most the timeout for it. Verdicts are kept for one scan.
+   * thread until that daemon answers. So at most one is ever outstanding: another waits for it
+   * at most the timeout, then counts as alive unasked (not replaced now, looked at again on a
+   * later scan). Verdicts are kept for one scan (or a second of quick looks).
    */
   private connectionDead(device: string, probe: string): Promise<boolean> {
     const known = this.deviceVerdicts.get(device);
     if (known !== undefined) return known;
-    if (this.probeOutstanding) return Promise.resolve(false);
+    const timeoutMs = this.options.statfsTimeoutMs ?? STATFS_TIMEOUT_MS;
+    const verdict = this.probeSlot(timeoutMs).then((free) => (free ? this.probe(probe, timeoutMs) : false));
+    this.deviceVerdicts.set(device, verdict);
+    return verdict;
+  }
+
+  /**
+   * Waits (at most timeoutMs) until no statfs is outstanding, then takes the slot: true. False:
+   * one still is (hung). Namespaces are planned concurrently: without the wait, a predecessor's
+   * second device asked while its first is would count as alive and stay unrepaired until a later scan.
+   */
+  private async probeSlot(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.probeOutstanding) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await Promise.race([this.probeSettled, sleep(left)]);
+    }
     this.probeOutstanding = true;
+    return true;
+  }
+
+  /** One statfs, holding the slot until it returns; the verdict comes at the latest after timeoutMs (hung: alive). */
+  private probe(probe: string, timeoutMs: number): Promise<boolean> {
     const statfs = this.options.statfs ?? fs.promises.statfs;
     const check = statfs(probe).then(
       () => false,
@@ -243,10 +272,8 @@ export class AttachPlanner {
     ).finally(() => {
       this.probeOutstanding = false;
     });
-    const timeoutMs = this.options.statfsTimeoutMs ?? STATFS_TIMEOUT_MS;
-    const verdict = Promise.race([check, sleep(timeoutMs).then(() => false)]);
-    this.deviceVerdicts.set(device, verdict);
-    return verdict;
+    this.probeSettled = check.then(() => undefined);
+    return Promise.race([check, sleep(timeoutMs).then(() => false)]);
   }
 
   /**
