@@ -5,7 +5,7 @@
  * files:
  * - bind mode: `-v <mnt>/proc/meminfo:/proc/meminfo:ro` and so on (podman.ts's BIND_PATHS), the LXCFS way;
  * - attach mode: no `-v` at all; the daemon runs with `--attach <cgroup parent>` and binds the
- *   container's own files in within its scan interval. The suite waits for that (MemTotal equal
+ *   container's own files in once it finds the container (event-driven, or its periodic scan). The suite waits for that (MemTotal equal
  *   to the limit inside, bounded) before asking anything, and records how long it took.
  * - hook mode: attach mode plus the shipped OCI hook (`podman --hooks-dir`), which has the files
  *   in place before the container's first instruction (its init reads /proc/meminfo first).
@@ -76,7 +76,7 @@ function header(): string {
     `Run ${new Date().toISOString().slice(0, 16)} UTC: ${version(['podman', '--version'])}, runc ${version(['runc', '--version']).split('\n')[0].replace('runc version ', '')},`,
     `kernel ${os.release()}, cgroup ${fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : 'v1 (hybrid)'}, ${hostCpus} host CPUs, ${Math.round(hostMemTotalKb / 1024)} MiB host RAM;`,
     `image: Debian bookworm by mmdebstrap (${IMAGE_PACKAGES.join(', ')}).`,
-    quota?.attachMs === undefined ? '' : `Attached by the scan: files in place ${quota.attachMs} ms after \`podman run -d\` returned (scan interval 5000 ms).`,
+    quota?.attachMs === undefined ? '' : `Attached by the daemon (no hook): files seen in place ${quota.attachMs} ms after \`podman run -d\` returned (first poll from the test).`,
     'Attached by the OCI hook: deploy/oci-hooks/isolfs.json through `podman --hooks-dir`, the daemon also started with `--attach` for that parent.',
   ].join('\n');
 }

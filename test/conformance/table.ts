@@ -1,6 +1,6 @@
 /**
  * The suite's table, "what each program reads and what it reports under isolfs": one row per
- * probe and container, what it reported with the files bound (-v), attached by the daemon's scan
+ * probe and container, what it reported with the files bound (-v), attached by the daemon
  * (--attach) and attached by the OCI hook before the container starts, what the limits call for,
  * and the verdict. Written to results.md beside this file and printed.
  */
@@ -25,9 +25,10 @@ export function verdictOf(o: Observation): Verdict {
   if (probe.kind === 'limit') return 'limit';
   if (probe.kind === 'gap') return 'gap';
   if (o.mode === 'bind' && probe.bindGap !== undefined) return 'bind gap';
-  if (o.mode === 'attach' && probe.scanGap !== undefined) return 'scan gap';
   if (o.reported === null) return 'FAIL';
   const ok = probe.ok ? probe.ok(o.reported, o.limits) : o.reported === probe.expected(o.limits);
+  // Without the hook the daemon races the container's init: right is a pass, wrong is no failure.
+  if (!ok && o.mode === 'attach' && probe.scanGap !== undefined) return 'scan gap';
   return ok ? 'pass' : 'FAIL';
 }
 
@@ -36,7 +37,7 @@ function cell(o: Observation | undefined): string {
   if (o.error !== undefined) return `error: ${o.error.split('\n')[0].slice(0, 80)}`;
   const value = o.reported ?? '(nothing)';
   if (o.mode === 'bind' && o.probe.bindGap !== undefined) return `${value} (${o.probe.bindGap})`;
-  if (o.mode === 'attach' && o.probe.scanGap !== undefined) return `${value} (${o.probe.scanGap})`;
+  if (verdictOf(o) === 'scan gap') return `${value} (${o.probe.scanGap})`;
   return value;
 }
 
@@ -61,7 +62,7 @@ export function renderSection(section: TableSection): string {
   const lines = [
     `#### ${section.title}`,
     '',
-    '| program | reads | bound at creation (`-v`) | attached by the scan (`--attach`) | attached by the OCI hook | expected | result |',
+    '| program | reads | bound at creation (`-v`) | attached by the daemon (`--attach`) | attached by the OCI hook | expected | result |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const probe of probes) {
