@@ -8,8 +8,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { nativeBuildDir } from '../../src/fuse/native';
+import { PROJECT_ROOT } from '../helpers/daemon';
 import type { ConformanceImage } from './image';
 import type { Container, ExecResult } from './podman';
+import { FIRST_READ_FILE, firstInstruction } from './firstReads';
 
 const CONTAINERD_ROOT = '/var/lib/isolfs-conformance/containerd';
 const RUN_DIR = '/run/isolfs-conformance';
@@ -98,20 +101,74 @@ export interface CtrOptions {
   cpus?: number;
   /** [source, destination] read-only binds. */
   binds: [string, string][];
+  /** A spec with the OCI hook (hookSpec): the container is made from it (`ctr run --config`), as the CRI plugin does from base_runtime_spec. */
+  hookSpec?: string;
+}
+
+const PATH_ENV = 'PATH=/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * containerd's default spec with the isolfs hook, made by the shipped
+ * deploy/oci-hooks/make-containerd-base-spec.sh from the shipped containerd-hooks.json (pointed
+ * at the built hook and this daemon's socket): the file a node's base_runtime_spec names.
+ */
+export function makeHookSpec(hookSocket: string): string {
+  const hook = path.join(nativeBuildDir(), 'isolfs-oci-hook');
+  if (!fs.existsSync(hook)) throw new Error(`${hook} is not built (npm run install)`);
+  const shipped = fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'oci-hooks', 'containerd-hooks.json'), 'utf8');
+  const hooksJson = path.join(RUN_DIR, 'containerd-hooks.json');
+  fs.writeFileSync(hooksJson, shipped.replace('/opt/isolfs/bin/isolfs-oci-hook', hook).replace('/run/isolfs-hook/hook.sock', hookSocket));
+  const out = path.join(RUN_DIR, 'isolfs-base-spec.json');
+  execFileSync(path.join(PROJECT_ROOT, 'deploy', 'oci-hooks', 'make-containerd-base-spec.sh'), [out], {
+    env: { ...process.env, ISOLFS_HOOKS_JSON: hooksJson, CONTAINERD_ADDRESS: SOCKET, CONTAINERD_NAMESPACE: NAMESPACE },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return out;
+}
+
+/** The base spec filled in for one container: what the CRI plugin adds to base_runtime_spec. */
+function specFor(options: CtrOptions, base: string, args: string[]): string {
+  const spec = JSON.parse(fs.readFileSync(base, 'utf8'));
+  spec.root = { path: options.rootfs, readonly: true };
+  spec.process.args = args;
+  spec.process.env = [PATH_ENV];
+  spec.hostname = options.id.slice(0, 63);
+  spec.mounts.push(...options.binds.map(([source, destination]) => ({ destination, type: 'bind', source, options: ['rbind', 'ro'] })));
+  spec.linux.cgroupsPath = options.cgroup;
+  spec.linux.resources = {
+    ...spec.linux.resources,
+    memory: { limit: options.memoryBytes },
+    ...(options.cpus === undefined ? {} : { cpu: { quota: options.cpus * 100_000, period: 100_000 } }),
+  };
+  const file = path.join(RUN_DIR, `${options.id}.json`);
+  fs.writeFileSync(file, JSON.stringify(spec));
+  return file;
+}
+
+/** `ctr run` arguments up to the container's id: from the hook spec, or from ctr's own flags. */
+function runArgs(options: CtrOptions, args: string[]): string[] {
+  if (options.hookSpec !== undefined) return ['--config', specFor(options, options.hookSpec, args), options.id];
+  const mounts = options.binds.flatMap(([src, dst]) => ['--mount', `type=bind,src=${src},dst=${dst},options=rbind:ro`]);
+  const cpus = options.cpus === undefined ? [] : ['--cpus', String(options.cpus)];
+  return [
+    '--rootfs', '--read-only', '--env', PATH_ENV, '--cgroup', options.cgroup, '--memory-limit', String(options.memoryBytes),
+    ...cpus, ...mounts, options.rootfs, options.id, ...args,
+  ];
+}
+
+/** One short container in the foreground (`ctr run --rm`): its init prints its first reads and exits. */
+export function runCtrFirstReads(options: CtrOptions): Promise<ExecResult> {
+  return ctr(['run', '--rm', ...runArgs(options, ['sh', '-c', firstInstruction('-', 'true')])]);
 }
 
 export async function runCtr(options: CtrOptions): Promise<Container> {
-  const mounts = options.binds.flatMap(([src, dst]) => ['--mount', `type=bind,src=${src},dst=${dst},options=rbind:ro`]);
-  const cpus = options.cpus === undefined ? [] : ['--cpus', String(options.cpus)];
   const remove = async (): Promise<void> => {
     await ctr(['task', 'kill', '-s', 'KILL', options.id]);
     await ctr(['task', 'rm', '-f', options.id]);
     await ctr(['container', 'rm', options.id]);
   };
-  const run = await ctr([
-    'run', '-d', '--rootfs', '--read-only', '--env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', '--cgroup', options.cgroup,
-    '--memory-limit', String(options.memoryBytes), ...cpus, ...mounts, options.rootfs, options.id, '/bin/sleep', 'infinity',
-  ]);
+  // The init's first instructions read the three files into /dev/shm (the root is read-only).
+  const run = await ctr(['run', '-d', ...runArgs(options, ['sh', '-c', firstInstruction(FIRST_READ_FILE, 'exec sleep infinity')])]);
   const startedAtMs = Date.now();
   if (run.code !== 0) {
     await remove();

@@ -16,7 +16,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CPU_TREE_DIR, VIEW_PATHS } from '../../src/fuse/layout';
-import { FIRST_READ_FILE } from './probes';
+import { FIRST_READ_FILE, firstInstruction } from './firstReads';
 import { CGROUP_ROOT, isPureV2, ownCgroups, prepareV2 } from '../helpers/cgroups';
 
 export const PODMAN_ROOT = '/var/lib/isolfs-conformance/storage';
@@ -182,8 +182,8 @@ export async function runContainer(options: ContainerOptions): Promise<Container
   if (options.cpusetCpus !== undefined) limits.push('--cpuset-cpus', options.cpusetCpus);
   const volumes = options.volumes.flatMap((v) => ['-v', v]);
   const hooks = options.hooksDir === undefined ? [] : ['--hooks-dir', options.hooksDir];
-  // The init's first instruction reads /proc/meminfo and keeps what it read (FIRST_READ_FILE).
-  const init = `cat /proc/meminfo > ${FIRST_READ_FILE}; exec sleep infinity`;
+  // The init's first instructions read /proc/meminfo, /proc/vmstat and cpu/online and keep what they read.
+  const init = firstInstruction(FIRST_READ_FILE, 'exec sleep infinity');
   const run = await podman([
     ...hooks, 'run', '-d', '--name', name, '--network', 'none', ...ulimitFlags(), '--cgroup-parent', options.cgroupParent,
     ...limits, ...volumes, options.image, 'sh', '-c', init,
@@ -211,4 +211,17 @@ export async function runContainer(options: ContainerOptions): Promise<Container
     }
   };
   return { name, startedAtMs, sh, screen, remove };
+}
+
+/**
+ * One short container (`podman run --rm`, in the foreground): its init prints its first reads
+ * (probes.ts's firstInstruction) and exits.
+ */
+export function runFirstReads(options: Omit<ContainerOptions, 'volumes'>): Promise<ExecResult> {
+  const hooks = options.hooksDir === undefined ? [] : ['--hooks-dir', options.hooksDir];
+  const cpus = options.cpus === undefined ? [] : ['--cpus', options.cpus];
+  return podman([
+    ...hooks, 'run', '--rm', '--name', `${NAME_PREFIX}${process.pid}-${options.label}`, '--network', 'none', ...ulimitFlags(),
+    '--cgroup-parent', options.cgroupParent, '--memory', options.memory, ...cpus, options.image, 'sh', '-c', firstInstruction('-', 'true'),
+  ]);
 }

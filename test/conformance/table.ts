@@ -8,7 +8,7 @@ import type { Limits, Probe } from './probes';
 
 export type Mode = 'bind' | 'attach' | 'hook';
 export const MODES: readonly Mode[] = ['bind', 'attach', 'hook'];
-export type Verdict = 'pass' | 'FAIL' | 'limit' | 'gap' | 'bind gap' | 'scan gap';
+export type Verdict = 'pass' | 'FAIL' | 'limit' | 'gap' | 'bind gap' | 'race';
 
 export interface Observation {
   probe: Probe;
@@ -25,11 +25,15 @@ export function verdictOf(o: Observation): Verdict {
   if (probe.kind === 'limit') return 'limit';
   if (probe.kind === 'gap') return 'gap';
   if (o.mode === 'bind' && probe.bindGap !== undefined) return 'bind gap';
+  // Without the hook, discovery races the container's init: neither a pass nor a failure.
+  if (o.mode === 'attach' && probe.attachRace) return 'race';
   if (o.reported === null) return 'FAIL';
-  const ok = probe.ok ? probe.ok(o.reported, o.limits) : o.reported === probe.expected(o.limits);
-  // Without the hook the daemon races the container's init: right is a pass, wrong is no failure.
-  if (!ok && o.mode === 'attach' && probe.scanGap !== undefined) return 'scan gap';
-  return ok ? 'pass' : 'FAIL';
+  return isRight(o) ? 'pass' : 'FAIL';
+}
+
+function isRight(o: Observation): boolean {
+  if (o.reported === null) return false;
+  return o.probe.ok ? o.probe.ok(o.reported, o.limits) : o.reported === o.probe.expected(o.limits);
 }
 
 function cell(o: Observation | undefined): string {
@@ -37,7 +41,7 @@ function cell(o: Observation | undefined): string {
   if (o.error !== undefined) return `error: ${o.error.split('\n')[0].slice(0, 80)}`;
   const value = o.reported ?? '(nothing)';
   if (o.mode === 'bind' && o.probe.bindGap !== undefined) return `${value} (${o.probe.bindGap})`;
-  if (verdictOf(o) === 'scan gap') return `${value} (${o.probe.scanGap})`;
+  if (verdictOf(o) === 'race') return `${value} (race: ${isRight(o) ? 'its own, discovery attached first' : "the host's, discovery attached after the init read"})`;
   return value;
 }
 
@@ -48,8 +52,8 @@ function resultCell(observations: (Observation | undefined)[]): string {
   if (probe?.kind === 'gap') return `gap: ${probe.note ?? 'not served'}`;
   const verdicts = seen.map(verdictOf);
   if (verdicts.includes('FAIL')) return `**FAIL** (${seen.map((o) => `${o.mode} ${verdictOf(o)}`).join(', ')})`;
-  const gaps = seen.filter((o) => verdictOf(o).endsWith('gap')).map((o) => o.mode);
-  return gaps.length > 0 ? `pass, except ${gaps.join(' and ')} (see the cell)` : 'pass';
+  const others = seen.filter((o) => verdictOf(o) !== 'pass').map((o) => `${o.mode} ${verdictOf(o).replace(/^bind /, '')}`);
+  return others.length > 0 ? `pass, except ${others.join(' and ')} (see the cell)` : 'pass';
 }
 
 export interface TableSection {
