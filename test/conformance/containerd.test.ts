@@ -78,10 +78,11 @@ describe('containerd (ctr run, kubepods-like cgroup): what real programs report 
     if (parent !== undefined) await removeCgroupParent(parent);
     const attachMs = containers.get('attach')?.attachMs;
     const text = [
-      `containerd ${containerd ? '(Debian package)' : '(did not start)'}, \`ctr run --rootfs\` with \`--memory-limit ${MEMORY_BYTES} --cpus 1\`;`,
+      `containerd ${containerd ? '(Debian package)' : '(did not start)'}, \`ctr run\` with \`--memory-limit ${MEMORY_BYTES} --cpus 1\`;`,
       "bind mode: `--mount type=bind,src=<mnt>/proc/meminfo,dst=/proc/meminfo,options=rbind:ro` and so on;",
       `attach mode: cgroup <parent>/kubepods/burstable/pod<uid>/<id>, daemon \`--attach <parent>/kubepods\`${attachMs === undefined ? '' : `, files in place ${attachMs} ms after \`ctr run -d\` returned`};`,
-      'hook mode: the same, made from the spec deploy/oci-hooks/make-containerd-base-spec.sh writes (`ctr run --config`).',
+      'hook mode: cgroup <parent>/kubepods/burstable/pod<uid>-hook/<id> (discovery sees it too), the container made from the spec',
+      '`deploy/oci-hooks/make-containerd-base-spec.sh` writes (`ctr run --config`: the hook in the spec, as base_runtime_spec gives it to CRI containers).',
       ...startsResults.map(describeStarts),
       '',
       renderSection({ title: "containerd: `--memory-limit` 160 MiB, `--cpus 1`", observations }),

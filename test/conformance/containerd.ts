@@ -145,9 +145,21 @@ function specFor(options: CtrOptions, base: string, args: string[]): string {
   return file;
 }
 
-/** `ctr run` arguments up to the container's id: from the hook spec, or from ctr's own flags. */
+/**
+ * `ctr run` with the container's arguments: from the hook spec (a file per container, removed
+ * once ctr returns: containerd keeps its own copy), or from ctr's own flags.
+ */
+async function ctrRun(flags: string[], options: CtrOptions, args: string[]): Promise<ExecResult> {
+  if (options.hookSpec === undefined) return await ctr(['run', ...flags, ...runArgs(options, args)]);
+  const spec = specFor(options, options.hookSpec, args);
+  try {
+    return await ctr(['run', ...flags, '--config', spec, options.id]);
+  } finally {
+    fs.rmSync(spec, { force: true });
+  }
+}
+
 function runArgs(options: CtrOptions, args: string[]): string[] {
-  if (options.hookSpec !== undefined) return ['--config', specFor(options, options.hookSpec, args), options.id];
   const mounts = options.binds.flatMap(([src, dst]) => ['--mount', `type=bind,src=${src},dst=${dst},options=rbind:ro`]);
   const cpus = options.cpus === undefined ? [] : ['--cpus', String(options.cpus)];
   return [
@@ -158,7 +170,7 @@ function runArgs(options: CtrOptions, args: string[]): string[] {
 
 /** One short container in the foreground (`ctr run --rm`): its init prints its first reads and exits. */
 export function runCtrFirstReads(options: CtrOptions): Promise<ExecResult> {
-  return ctr(['run', '--rm', ...runArgs(options, ['sh', '-c', firstInstruction('-', 'true')])]);
+  return ctrRun(['--rm'], options, ['sh', '-c', firstInstruction('-', 'true')]);
 }
 
 export async function runCtr(options: CtrOptions): Promise<Container> {
@@ -168,7 +180,7 @@ export async function runCtr(options: CtrOptions): Promise<Container> {
     await ctr(['container', 'rm', options.id]);
   };
   // The init's first instructions read the three files into /dev/shm (the root is read-only).
-  const run = await ctr(['run', '-d', ...runArgs(options, ['sh', '-c', firstInstruction(FIRST_READ_FILE, 'exec sleep infinity')])]);
+  const run = await ctrRun(['-d'], options, ['sh', '-c', firstInstruction(FIRST_READ_FILE, 'exec sleep infinity')]);
   const startedAtMs = Date.now();
   if (run.code !== 0) {
     await remove();

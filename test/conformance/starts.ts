@@ -19,6 +19,8 @@ export interface StartsResult {
   right: number;
   /** One line per start that read a host's file: which ones, and what. */
   wrong: string[];
+  /** Of those starts, how many read the host's copy of each file. */
+  hostReads: Record<'meminfo' | 'vmstat' | 'online', number>;
   /** Starts whose output had not all three files (the container did not run as meant). */
   broken: string[];
   seconds: number;
@@ -26,7 +28,7 @@ export interface StartsResult {
 
 /** Runs `start(i)` STARTS times, one after another, and sorts what each init read. */
 export async function repeatStarts(label: string, limits: Pick<Limits, 'memoryBytes' | 'cpus'>, start: (i: number) => Promise<ExecResult>): Promise<StartsResult> {
-  const result: StartsResult = { label, starts: 0, right: 0, wrong: [], broken: [], seconds: 0 };
+  const result: StartsResult = { label, starts: 0, right: 0, wrong: [], hostReads: { meminfo: 0, vmstat: 0, online: 0 }, broken: [], seconds: 0 };
   const began = performance.now();
   for (let i = 0; i < STARTS; i++) {
     const run = await start(i);
@@ -40,6 +42,7 @@ export async function repeatStarts(label: string, limits: Pick<Limits, 'memoryBy
     if (right.meminfo && right.vmstat && right.online) {
       result.right++;
     } else {
+      for (const [file, ok] of Object.entries(right) as [keyof typeof right, boolean][]) if (!ok) result.hostReads[file]++;
       const seen = `MemTotal ${FIRST_MEMINFO(out)} kB, nr_free_pages ${FIRST_VMSTAT(out)}, ${FIRST_ONLINE(out)} CPUs online`;
       result.wrong.push(`start ${i}: the host's ${Object.entries(right).filter(([, ok]) => !ok).map(([f]) => f).join(', ')} (${seen})`);
     }
@@ -51,5 +54,7 @@ export async function repeatStarts(label: string, limits: Pick<Limits, 'memoryBy
 /** One line for the results' header. */
 export function describeStarts(r: StartsResult): string {
   const broken = r.broken.length > 0 ? `, ${r.broken.length} did not run as meant` : '';
-  return `${r.label}: the first instruction read its own meminfo, vmstat and cpu/online in ${r.right} of ${r.starts} starts${broken} (${r.seconds.toFixed(1)} s).`;
+  const host = Object.entries(r.hostReads).filter(([, n]) => n > 0).map(([file, n]) => `${file} ${n}`);
+  const hostText = host.length > 0 ? `; the host's copy read: ${host.join(', ')}` : '';
+  return `${r.label}: the first instruction read its own meminfo, vmstat and cpu/online in ${r.right} of ${r.starts} starts${hostText}${broken} (${r.seconds.toFixed(1)} s).`;
 }
