@@ -100,8 +100,8 @@ describe('podman conformance: what real programs report under isolfs', () => {
     // `P/libpod-`, not `P`: podman's cgroupfs manager puts conmon (one per `podman exec` too) in
     // `P/conmon`, on the host side. With `--attach P` the daemon attached into those as well, and
     // the containers' own files were re-attached each time: 7 reads of ~140 got the host's
-    // values in one run (event-driven discovery, main at 2026-12-03). Reported, not worked around
-    // beyond the prefix a podman user should give anyway.
+    // values in one run (before attaches were serialized per container; 0 of 100 after). The
+    // prefix a podman user should give anyway: conmon is not a container.
     daemon = await startDaemon({ args: ['--attach', `${parent}/attach/libpod-`, '--attach', `${parent}/hook/libpod-`] });
     hooksDir = writeHooksDir(daemon);
     for (const config of CONFIGS) {
