@@ -12,7 +12,7 @@ import { defineConfig } from 'vitest/config';
  * A file there that needs root, a mount or a real container belongs in ROOT_ONLY, named.
  */
 /** Suites that mount, create cgroups or run real containers by design; everything else is unit. */
-const NOT_UNIT_DIRS = ['integration', 'stress', 'deploy', 'vm'];
+const NOT_UNIT_DIRS = ['integration', 'stress', 'deploy', 'vm', 'conformance'];
 const ROOT_ONLY = [
   'test/fuse/mount.test.ts', // mounts isolfs through the built daemon
   'test/fuse/native.test.ts', // mounts the native addon itself (both loops)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what isolfs needs on a Debian machine, as root, then builds it.
 #   scripts/deps.sh            runtime + build dependencies (the daemon and the demo)
-#   scripts/deps.sh --test     also what the tests and benchmarks use (lxcfs, runc, busybox, qemu, htop, tmux, podman, crun)
+#   scripts/deps.sh --test     also what the tests and benchmarks use (lxcfs, runc, busybox, qemu, htop,
+#                              tmux, podman, crun; containerd and mmdebstrap for test/conformance)
 # Only installs what is missing, so a second run costs seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ want=(libfuse3-dev fuse3 pkg-config python3 make g++ procps util-linux)
 if [ "${1:-}" = "--test" ]; then
   # gcc: test/integration/pressure.test.ts builds its C reader
   want+=(lxcfs runc busybox-static qemu-system-x86 htop tmux podman crun gcc)
+  # test/conformance: podman and containerd run (as root: no uidmap) an image mmdebstrap builds
+  # from Debian packages; tmux (above) gives htop a terminal.
+  want+=(mmdebstrap containerd)
 fi
 
 scripts/apt-install.sh isolfs "${want[@]}"

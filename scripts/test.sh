@@ -2,7 +2,8 @@
 # Runs every test: installs what is missing, builds, lints (npm run lint) and runs the unit lane
 # (npm run test:unit) as uid 65534, both failing fast, then the vitest suites on this machine
 # (unit tests on fixtures + integration tests with real FUSE mounts, cgroups and tools, + the
-# hostile-reader stress test), then the integration and stress tests again with the native addon
+# hostile-reader stress test, + test/conformance: podman and containerd running a Debian image
+# that mmdebstrap builds once into /var/cache/isolfs, ~2.5 min warm, ~3 more to build), then the integration and stress tests again with the native addon
 # built with AddressSanitizer + UndefinedBehaviorSanitizer, then the integration tests inside a VM
 # booted with a pure cgroup v2 kernel (test/vm/run.sh).
 #   scripts/test.sh                         everything
@@ -56,6 +57,13 @@ unit_lane_unprivileged() {
 unit_lane_unprivileged || failed_fast "the unit lane (npm run test:unit, run as uid 65534)"
 
 status=0
+# test/conformance runs in the vitest run below and fails there without these; said here first.
+for tool in podman containerd ctr mmdebstrap tmux runc; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "!!!! isolfs: $tool is not installed (scripts/deps.sh --test installs it): test/conformance WILL FAIL !!!!" >&2
+    status=1
+  fi
+done
 if [ "${CI:-}" = true ]; then
   ISOLFS_STRESS_SECONDS="${ISOLFS_STRESS_SECONDS:-600}" npx vitest run "$@" || status=$?
 else
