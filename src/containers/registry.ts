@@ -149,7 +149,7 @@ export class ContainerRegistry {
    * its own), else `key` itself.
    */
   tenantOf(key: string): string {
-    if (this.records.get('/')?.attachedLocation) return '/';
+    // The root cgroup is never an ancestor tenant: all readers would share one share.
     for (let slash = key.indexOf('/', 1); ; slash = key.indexOf('/', slash + 1)) {
       const ancestor = slash < 0 ? key : key.slice(0, slash);
       if (this.records.get(ancestor)?.attachedLocation) return ancestor;

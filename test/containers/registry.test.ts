@@ -150,6 +150,20 @@ describe('ContainerRegistry', () => {
     expect(drops).toEqual([]);
   });
 
+  it('tenantOf: the outermost attached container at or above a cgroup, else the cgroup; never the root cgroup', () => {
+    expect(registry.tenantOf('/pods/p1/ctr/child')).toBe('/pods/p1/ctr/child');
+    registry.use(location('/pods/p1'), 0); // a record, not attached: no tenant
+    registry.markAttached(location('/pods/p1/ctr'));
+    registry.markAttached(location('/pods/p1/ctr/child/nested')); // a child the container got attached
+    expect(registry.tenantOf('/pods/p1/ctr')).toBe('/pods/p1/ctr');
+    expect(registry.tenantOf('/pods/p1/ctr/child')).toBe('/pods/p1/ctr');
+    expect(registry.tenantOf('/pods/p1/ctr/child/nested/deeper')).toBe('/pods/p1/ctr');
+    expect(registry.tenantOf('/pods/p1/ctrl')).toBe('/pods/p1/ctrl'); // a path, not a prefix
+    expect(registry.tenantOf('/pods/p1')).toBe('/pods/p1');
+    registry.markAttached(uncheckable('/'));
+    expect(registry.tenantOf('/pods/p2')).toBe('/pods/p2');
+  });
+
   it('keeps the record, state and all, when the attach manager marks a container whose cgroup is the same', () => {
     const record = registry.use(location('/a'), 0);
     record.statHistory = {} as ContainerRecord['statHistory'];
