@@ -100,9 +100,13 @@ export class IsolfsBackend implements FileBackend {
     return isErrno(online) ? online : cpuCountOfOnline(online);
   }
 
-  /** Whose share a request takes (registry.tenantOf); callers we cannot place share one. */
-  tenantOf(caller: Caller, container: string | undefined): string {
-    const key = container ?? this.locate(caller.pid)?.key;
+  /**
+   * Whose share a request takes (registry.tenantOf): the opener's, also through a per-container
+   * copy, which anyone given the mount can open (charged to the copy's container, another pod
+   * drained that container's share). Callers we cannot place share one.
+   */
+  tenantOf(caller: Caller, _container: string | undefined): string {
+    const key = this.locate(caller.pid)?.key;
     return key === undefined ? UNPLACED_TENANT : this.options.containers.tenantOf(key);
   }
 

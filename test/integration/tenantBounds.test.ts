@@ -5,6 +5,8 @@
  * share: container A's readers, spread over 34 child cgroups, take their share and are refused
  * past it (ENFILE, EMFILE, a log line naming A), while container B still opens files and writes
  * a trigger. Before per-tenant shares, A's children took the whole pool and B got ENFILE/EMFILE.
+ * A share is the opener's, also through another container's per-container copy (before: A
+ * opening B's copy took B's share, and B's own opens got ENFILE/EMFILE).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -149,4 +151,38 @@ describe('per-container shares of the open files and the PSI triggers', () => {
     expect(fromB).toMatchObject({ held: 1, errno: 0 });
     await until('a log line naming A', () => daemon.logs.some((l) => l.includes('PSI trigger refused') && l.includes(JSON.stringify(a.key))), Boolean, 5000);
   }, 120_000);
+
+  /** Kills every holder so far and waits for them to exit (their files are released after). */
+  async function killHolders(): Promise<void> {
+    for (const h of holders) h.process.kill('SIGKILL');
+    await Promise.all(holders.map((h) => (h.process.exitCode === null && h.process.signalCode === null ? new Promise((r) => h.process.once('exit', r)) : null)));
+    holders.length = 0;
+  }
+
+  // The per-container copies are visible wherever the mount is (any pod given it): an open of
+  // B's copy by a process of A must take A's share, or A drains B's (and, going round every
+  // container's copy, the node's) while B's own readers get ENFILE/EMFILE.
+  it('open files: A opening B\'s per-container copy takes A\'s share, not B\'s; B still opens its copy', async () => {
+    await killHolders();
+    const copyOfB = path.join(daemon.mountpoint, 'containers', encodeURIComponent(b.key), 'proc/pressure/cpu');
+    const fromA = await hold(copyOfB, MAX_OPEN_FILES / 2, '', a.procsFiles);
+    holders.push(fromA);
+    expect(fromA.held).toBeLessThanOrEqual(PER_CONTAINER);
+    expect(fromA.errno).toBe(23); // ENFILE
+    const fromB = await hold(copyOfB, 10, '', b.procsFiles);
+    holders.push(fromB);
+    expect(fromB).toMatchObject({ held: 10, errno: 0 });
+  }, 60_000);
+
+  it('PSI triggers: A writing triggers on B\'s per-container copy takes A\'s share; B still writes one', async () => {
+    await killHolders();
+    const copyOfB = path.join(daemon.mountpoint, 'containers', encodeURIComponent(b.key), 'proc/pressure/cpu');
+    const fromA = await hold(copyOfB, 40, 'some 150000 2000000\n', a.procsFiles);
+    holders.push(fromA);
+    expect(fromA.held).toBeLessThanOrEqual(32);
+    expect(fromA.errno).toBe(24); // EMFILE
+    const fromB = await hold(copyOfB, 1, 'some 150000 2000000\n', b.procsFiles);
+    holders.push(fromB);
+    expect(fromB).toMatchObject({ held: 1, errno: 0 });
+  }, 60_000);
 });
