@@ -77,6 +77,7 @@ export class IsolfsBackend implements FileBackend {
       procRoot: options.procRoot, switches: options.switches, logger: options.logger,
       attachedLocation: (key) => options.containers.attachedLocation(key),
       locate: (pid) => this.locate(pid),
+      tenantOf: (key) => options.containers.tenantOf(key),
       changed: () => this.switchChanged(),
     });
   }

@@ -16,6 +16,15 @@ import { RateLimitedLog, type Logger } from '../log';
 
 const { errno: E } = osConstants;
 
+/**
+ * Switch entries at or below one tenant (an attached container and its child cgroups): each is
+ * kept and persisted, and a write through the shared file adds one for the writer's own cgroup,
+ * so a container making child cgroups could otherwise grow the state without end.
+ */
+export const MAX_SWITCH_ENTRIES_PER_CONTAINER = 64;
+/** Switch entries in all (tenants not attached are each a cgroup, which a delegated subtree multiplies). */
+export const MAX_SWITCH_ENTRIES = 10_000;
+
 export interface ControlWritesOptions {
   procRoot: string;
   switches: SwitchStore;
@@ -24,6 +33,8 @@ export interface ControlWritesOptions {
   attachedLocation: (key: string) => CgroupLocation | undefined;
   /** A pid's cgroup (null: not placed, already logged). */
   locate: (pid: number) => CgroupLocation | null;
+  /** The tenant a cgroup belongs to (registry.tenantOf): whose share of the switch entries a new one takes. */
+  tenantOf: (key: string) => string;
   /** Called after a switch changed. */
   changed: () => void;
 }
@@ -59,6 +70,7 @@ export class ControlWrites {
     const { switches, logger } = this.options;
     const what = grant.container === null ? 'kernel.stats_isolated' : 'kernel.container_stats_isolated';
     const container = grant.container === null ? {} : { container: grant.container };
+    if (grant.container !== null && !this.hasRoomFor(grant.container)) return { errno: E.ENOSPC };
     try {
       if (grant.container === null) switches.setHostIsolated(value);
       else switches.setContainer(grant.container, value);
@@ -84,6 +96,21 @@ export class ControlWrites {
     if (opener !== null && isSameOrBelow(opener.key, target.key)) return target;
     return this.refuse(file, caller, 'opener is not in the container whose copy it opens',
       { container: target.key, openerCgroup: opener?.key ?? null });
+  }
+
+  /** Whether a write may set `key`'s entry: one there already, or room in its tenant's share and in all. */
+  private hasRoomFor(key: string): boolean {
+    const { switches } = this.options;
+    if (switches.hasContainerEntry(key)) return true;
+    const keys = switches.containerKeys();
+    const tenant = this.options.tenantOf(key);
+    const held = keys.filter((k) => isSameOrBelow(k, tenant)).length;
+    if (held < MAX_SWITCH_ENTRIES_PER_CONTAINER && keys.length < MAX_SWITCH_ENTRIES) return true;
+    if (this.rateLimited.allow(`full:${tenant}`, Date.now())) {
+      const why = held >= MAX_SWITCH_ENTRIES_PER_CONTAINER ? 'tenant at its share' : 'node-wide cap';
+      this.options.logger.warn({ container: key, tenant, tenantEntries: held, entries: keys.length, why }, 'too many switch entries: write refused (ENOSPC)');
+    }
+    return false;
   }
 
   private refuse(file: ControlPath, caller: Caller, why: string, detail: object = {}): Errno {

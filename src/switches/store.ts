@@ -80,8 +80,10 @@ export class SwitchStore {
     return this.hostIsolatedValue;
   }
 
+  /** A value already set is not persisted again: a write loop costs no fsync of the main thread. */
   setHostIsolated(value: boolean): void {
     const before = this.hostIsolatedValue;
+    if (before === value) return;
     this.hostIsolatedValue = value;
     try {
       this.persist();
@@ -105,6 +107,7 @@ export class SwitchStore {
 
   setContainer(key: string, value: boolean): void {
     const before = this.containers.get(key);
+    if (before === value) return;
     this.containers.set(key, value);
     try {
       this.persist();
@@ -119,6 +122,11 @@ export class SwitchStore {
     let count = 0;
     for (const value of this.containers.values()) if (!value) count++;
     return count;
+  }
+
+  /** Whether `key` has an entry of its own (not an ancestor's). */
+  hasContainerEntry(key: string): boolean {
+    return this.containers.has(key);
   }
 
   containerKeys(): string[] {
