@@ -178,7 +178,7 @@ export class IsolfsBackend implements FileBackend {
   }
 
   /** A write through an open file authorizeWrite allowed. */
-  write({ grant, data, offset }: GrantedWrite): number | Errno {
+  write({ grant, data, offset }: GrantedWrite): number | Errno | Promise<number | Errno> {
     return isControlPath(grant.file) ? this.controlWrites.write(grant, data, offset) : { errno: E.EACCES };
   }
 

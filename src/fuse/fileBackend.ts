@@ -96,7 +96,7 @@ export interface FileBackend {
    */
   authorizeWrite: (request: FileRequest) => WriteGrant | Errno;
   /** A write to a control file through an open authorizeWrite allowed; the bytes accepted or an errno. */
-  write: (request: GrantedWrite) => number | Errno;
+  write: (request: GrantedWrite) => number | Errno | Promise<number | Errno>;
   /**
    * A write to a pressure file (a PSI trigger), as its opener (`caller`, with `privileged` as
    * authorizeWrite found it): the real fd it was written to, whose POLLPRI events the open

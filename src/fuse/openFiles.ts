@@ -141,9 +141,20 @@ export class OpenFiles {
     if (isPressurePath(path)) return this.writeTrigger(req, handle, session);
     if (!isControlPath(path)) return E.EACCES;
     const result = this.backend.write({ grant: handle.grant, data: req.data ?? EMPTY, offset: req.offset });
-    this.backend.observe?.(path, isErrno(result) ? `errno-${result.errno}` : 'write', 0);
+    if (!(result instanceof Promise)) return this.replyWrite(req.id, path, result);
+    // Answered once durable (a switch): the main thread serves others meanwhile.
+    const id = req.id;
+    void result.then((settled) => {
+      const errno = this.replyWrite(id, path, settled);
+      try { if (errno !== REPLIED) this.native.replyErr(id, errno); } catch { /* the mount went away meanwhile */ }
+    });
+    return REPLIED;
+  }
+
+  private replyWrite(id: number, path: string, result: number | Errno): number {
+    this.backend.observe?.(path as FileNode['path'], isErrno(result) ? `errno-${result.errno}` : 'write', 0);
     if (isErrno(result)) return result.errno;
-    this.native.replyWrite(req.id, result);
+    try { this.native.replyWrite(id, result); } catch { /* the mount went away meanwhile */ }
     return REPLIED;
   }
 

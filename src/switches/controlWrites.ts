@@ -64,23 +64,24 @@ export class ControlWrites {
   }
 
   /** A write through an open file `grant` was given for; answers the bytes accepted once persisted. */
-  write(grant: WriteGrant, data: Buffer, offset: number): number | Errno {
+  write(grant: WriteGrant, data: Buffer, offset: number): number | Errno | Promise<number | Errno> {
     const value = parseSwitchWrite(data, offset);
     if (value === null) return { errno: E.EINVAL };
     const { switches, logger } = this.options;
     const what = grant.container === null ? 'kernel.stats_isolated' : 'kernel.container_stats_isolated';
     const container = grant.container === null ? {} : { container: grant.container };
     if (grant.container !== null && !this.hasRoomFor(grant.container)) return { errno: E.ENOSPC };
-    try {
-      if (grant.container === null) switches.setHostIsolated(value);
-      else switches.setContainer(grant.container, value);
-    } catch (err) {
-      logger.error({ err: String(err), ...container }, `cannot persist ${what}: write refused`);
-      return { errno: E.EIO };
-    }
-    logger.info({ ...container, value: value ? 1 : 0, pid: grant.opener.pid }, `${what} changed`);
+    const persisted = switches.setDurably(grant.container, value);
+    // The new value is served at once (as the kernel's is once written); the write is answered once durable.
     this.options.changed();
-    return data.length;
+    return persisted.then(() => {
+      logger.info({ ...container, value: value ? 1 : 0, pid: grant.opener.pid }, `${what} changed`);
+      return data.length;
+    }, (err: unknown) => {
+      logger.error({ err: String(err), ...container }, `cannot persist ${what}: write refused`);
+      this.options.changed();
+      return { errno: E.EIO };
+    });
   }
 
   /**

@@ -31,9 +31,16 @@ export interface SwitchLogger {
 
 export class StateFileError extends Error {}
 
+interface Waiter { resolve: () => void; reject: (err: unknown) => void }
+
 export class SwitchStore {
   private hostIsolatedValue: boolean;
   private readonly containers = new Map<string, boolean>();
+  /** The values last made durable: what a failed flush puts back. */
+  private durable: { hostIsolated: boolean; containers: Map<string, boolean> } = { hostIsolated: true, containers: new Map() };
+  /** Whether a flush runs (one at a time), and the writes waiting for the next one. */
+  private flushing = false;
+  private queued: Waiter[] = [];
 
   private constructor(
     private readonly stateDir: string,
@@ -73,6 +80,7 @@ export class SwitchStore {
     } else {
       store.persist();
     }
+    store.durable = { hostIsolated: store.hostIsolatedValue, containers: new Map(store.containers) };
     return store;
   }
 
@@ -133,20 +141,84 @@ export class SwitchStore {
     return [...this.containers.keys()];
   }
 
-  /** Drops entries whose cgroup no longer exists; persists if anything changed. */
+  /**
+   * Sets `value` now and resolves once it is durable (rejects if it could not be made so, and
+   * then every value is back to the last durable one). One flush at a time writes the file, with
+   * its fsyncs off the main thread, for every change made before it began: a container writing
+   * in a loop costs the daemon one render of the state per flush, never a wait on the disk.
+   */
+  setDurably(key: string | null, value: boolean): Promise<void> {
+    const before = key === null ? this.hostIsolatedValue : this.containers.get(key);
+    if (before === value && !this.flushing && this.queued.length === 0) return Promise.resolve();
+    if (key === null) this.hostIsolatedValue = value;
+    else this.containers.set(key, value);
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ resolve, reject });
+      if (!this.flushing) this.flush();
+    });
+  }
+
+  /** Drops entries whose cgroup no longer exists; persists if anything changed (the sweep's, rare). */
   forget(keys: string[]): void {
     let changed = false;
     for (const key of keys) changed = this.containers.delete(key) || changed;
     if (changed) this.persist();
   }
 
-  private persist(): void {
-    const state: PersistedState = {
-      version: STATE_VERSION,
-      hostIsolated: this.hostIsolatedValue,
-      containers: Object.fromEntries([...this.containers].map(([k, v]) => [k, v ? 1 : 0])),
+  private flush(): void {
+    this.flushing = true;
+    const waiters = this.queued;
+    this.queued = [];
+    const state = { hostIsolated: this.hostIsolatedValue, containers: new Map(this.containers) };
+    const done = (err: unknown): void => {
+      this.flushing = false;
+      if (err === null) {
+        this.durable = state;
+        for (const waiter of waiters) waiter.resolve();
+      } else {
+        // Not durable, so not acknowledged: back to the last durable values, with the writes queued since.
+        this.hostIsolatedValue = this.durable.hostIsolated;
+        this.containers.clear();
+        for (const [key, value] of this.durable.containers) this.containers.set(key, value);
+        for (const waiter of [...waiters, ...this.queued]) waiter.reject(err);
+        this.queued = [];
+      }
+      if (this.queued.length > 0) this.flush();
     };
-    writeFileAtomic(path.join(this.stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    writeFileAtomicAsync(path.join(this.stateDir, STATE_FILE), render(state.hostIsolated, state.containers)).then(() => done(null), (err: unknown) => done(err ?? new Error('flush failed')));
+  }
+
+  private persist(): void {
+    writeFileAtomic(path.join(this.stateDir, STATE_FILE), render(this.hostIsolatedValue, this.containers));
+    this.durable = { hostIsolated: this.hostIsolatedValue, containers: new Map(this.containers) };
+  }
+}
+
+function render(hostIsolated: boolean, containers: Map<string, boolean>): string {
+  const state: PersistedState = {
+    version: STATE_VERSION, hostIsolated,
+    containers: Object.fromEntries([...containers].map(([k, v]) => [k, v ? 1 : 0])),
+  };
+  return `${JSON.stringify(state, null, 2)}\n`;
+}
+
+/** writeFileAtomic with the writes and fsyncs on libuv's threads (a temp file of its own). */
+async function writeFileAtomicAsync(file: string, content: string): Promise<void> {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.async.tmp`);
+  const handle = await fs.promises.open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(temp, file);
+  const dirHandle = await fs.promises.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
   }
 }
 

@@ -180,35 +180,35 @@ describe('IsolfsBackend control-file writes', () => {
   });
   afterEach(() => fs.rmSync(fx.dir, { recursive: true, force: true }));
   /** Opens for writing (authorizeWrite: the permission is the opener's, decided at open), then writes. */
-  const write = (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', { pid, uid }: { pid: number; uid: number }, value: string, copy?: string) => {
+  const write = async (file: '/proc/sys/kernel/stats_isolated' | '/proc/sys/kernel/container_stats_isolated', { pid, uid }: { pid: number; uid: number }, value: string, copy?: string) => {
     const grant = fx.backend.authorizeWrite({ file, caller: { pid, uid, gid: uid }, container: copy });
-    return 'errno' in grant ? grant : fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
+    return 'errno' in grant ? grant : await fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
   };
 
-  it('refuses the host switch to an opener that is not uid 0 (EACCES, as /proc/sys answers at open), leaving it unchanged', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 1000 }, '0')).toEqual({ errno: E.EACCES });
+  it('refuses the host switch to an opener that is not uid 0 (EACCES, as /proc/sys answers at open), leaving it unchanged', async () => {
+    expect(await write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 1000 }, '0')).toEqual({ errno: E.EACCES });
     expect(fx.switches.hostIsolated).toBe(true);
   });
 
-  it('refuses the host switch to root in a child pid namespace (NSpid with 2 ids)', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', { pid: 100, uid: 0 }, '0')).toEqual({ errno: E.EPERM });
+  it('refuses the host switch to root in a child pid namespace (NSpid with 2 ids)', async () => {
+    expect(await write('/proc/sys/kernel/stats_isolated', { pid: 100, uid: 0 }, '0')).toEqual({ errno: E.EPERM });
     expect(fx.switches.hostIsolated).toBe(true);
   });
 
-  it('lets root in the host pid namespace turn the host switch off', () => {
-    expect(write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 0 }, '0\n')).toBe(2);
+  it('lets root in the host pid namespace turn the host switch off', async () => {
+    expect(await write('/proc/sys/kernel/stats_isolated', { pid: 1, uid: 0 }, '0\n')).toBe(2);
     expect(fx.switches.hostIsolated).toBe(false);
   });
 
-  it("refuses a container's switch through its attached copy to a writer outside it, even host root", () => {
-    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 1, uid: 0 }, '0', CONTAINER)).toEqual({ errno: E.EPERM });
+  it("refuses a container's switch through its attached copy to a writer outside it, even host root", async () => {
+    expect(await write('/proc/sys/kernel/container_stats_isolated', { pid: 1, uid: 0 }, '0', CONTAINER)).toEqual({ errno: E.EPERM });
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBeUndefined();
-    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', CONTAINER)).toBe(1);
+    expect(await write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', CONTAINER)).toBe(1);
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBe(false);
   });
 
-  it("answers ESRCH for a write through the copy of a container that is not attached", () => {
-    expect(write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', '/kubepods/gone')).toEqual({ errno: E.ESRCH });
+  it("answers ESRCH for a write through the copy of a container that is not attached", async () => {
+    expect(await write('/proc/sys/kernel/container_stats_isolated', { pid: 100, uid: 0 }, '0', '/kubepods/gone')).toEqual({ errno: E.ESRCH });
   });
 });
 

@@ -44,9 +44,9 @@ describe('writes to kernel.container_stats_isolated', () => {
     fs.writeFileSync(path.join(dir, 'proc', String(pid), 'cgroup'), `4:memory:${cgroup}\n0::${cgroup}\n`);
     fs.writeFileSync(path.join(dir, 'proc', String(pid), 'status'), `Name:\tsh\nNSpid:\t${pid}${nested ? '\t1' : ''}\n`);
   };
-  const write = (pid: number, value: string, container?: string) => {
+  const write = async (pid: number, value: string, container?: string) => {
     const grant = fx.backend.authorizeWrite({ file: FILE, caller: { pid, uid: 0, gid: 0 }, container });
-    return 'errno' in grant ? grant : fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
+    return 'errno' in grant ? grant : await fx.backend.write({ grant, data: Buffer.from(value), offset: 0 });
   };
 
   beforeEach(() => {
@@ -74,10 +74,10 @@ describe('writes to kernel.container_stats_isolated', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('lets a writer inside the container, or below it, change its switch through its copy', () => {
-    expect(write(100, '0', CONTAINER)).toBe(1);
+  it('lets a writer inside the container, or below it, change its switch through its copy', async () => {
+    expect(await write(100, '0', CONTAINER)).toBe(1);
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBe(false);
-    expect(write(101, '1\n', CONTAINER)).toBe(2);
+    expect(await write(101, '1\n', CONTAINER)).toBe(2);
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBe(true);
   });
 
@@ -88,8 +88,8 @@ describe('writes to kernel.container_stats_isolated', () => {
     ['a process in an ancestor cgroup', 500],
     ['a caller not visible to us (pid 0)', 0],
     ['a caller that exited', 999],
-  ])('refuses %s with EPERM and a log line, leaving the switch alone', (_who, pid) => {
-    expect(write(pid, '0', CONTAINER)).toEqual({ errno: constants.errno.EPERM });
+  ])('refuses %s with EPERM and a log line, leaving the switch alone', async (_who, pid) => {
+    expect(await write(pid, '0', CONTAINER)).toEqual({ errno: constants.errno.EPERM });
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBeUndefined();
     const refused = fx.warnings.filter((w) => w.startsWith('control write refused'));
     expect(refused).toHaveLength(1);
@@ -97,18 +97,18 @@ describe('writes to kernel.container_stats_isolated', () => {
     expect(refused[0]).toContain(`"container":"${CONTAINER}"`);
   });
 
-  it('through the shared file changes only the writer\'s own cgroup', () => {
-    expect(write(200, '0')).toBe(1);
+  it('through the shared file changes only the writer\'s own cgroup', async () => {
+    expect(await write(200, '0')).toBe(1);
     expect(fx.switches.explicitContainerValue('/kubepods/pod2/ctr')).toBe(false);
     expect(fx.switches.explicitContainerValue(CONTAINER)).toBeUndefined();
   });
 
-  it('answers ESRCH for a copy whose container is gone', () => {
-    expect(write(100, '0', '/kubepods/gone')).toEqual({ errno: constants.errno.ESRCH });
+  it('answers ESRCH for a copy whose container is gone', async () => {
+    expect(await write(100, '0', '/kubepods/gone')).toEqual({ errno: constants.errno.ESRCH });
   });
 
-  it('lets anyone who sees the copy read its bit', () => {
-    write(100, '0', CONTAINER);
+  it('lets anyone who sees the copy read its bit', async () => {
+    await write(100, '0', CONTAINER);
     const read = fx.backend.read({ file: FILE, caller: { pid: 200, uid: 65534, gid: 65534 }, container: CONTAINER });
     expect(read).toEqual(Buffer.from('0\n'));
   });
