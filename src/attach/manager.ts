@@ -301,10 +301,10 @@ export class AttachManager {
     let pairs = plan.pairs;
     if (plan.container !== null) {
       const { key } = plan.container;
-      if (this.options.tree.addContainer(key)) {
-        this.options.containers.markAttached(plan.container);
-      } else {
-        this.warn(`key:${key}`, { container: key }, 'not a cgroup path: not attaching its copies');
+      const mayAttach = this.options.containers.mayAttach?.(key) ?? true; // per attached container, a bounded number below it
+      if (mayAttach && this.options.tree.addContainer(key)) this.options.containers.markAttached(plan.container);
+      else {
+        this.warn(`key:${key}`, { container: key }, mayAttach ? 'not a cgroup path: not attaching its copies' : 'too many containers attached below one attached container: not attaching its copies');
         const subtree = `/${CONTAINERS_DIR}/${containerDirName(key)}/`;
         const inSubtree = (source: string): boolean =>
           source.startsWith(this.options.mountpoint + subtree) || source.startsWith(this.options.viewsMountpoint + subtree);

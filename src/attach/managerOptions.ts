@@ -11,6 +11,8 @@ export interface ContainerTree {
 /** The container registry: told of each container given a subtree; its sweep removes it again. */
 export interface AttachedContainers {
   markAttached: (location: CgroupLocation) => void;
+  /** Whether a container below an attached one may get a subtree of its own (a bound per attached container). */
+  mayAttach?: (key: string) => boolean;
 }
 
 export interface AttachManagerOptions {

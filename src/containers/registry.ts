@@ -81,6 +81,8 @@ export type DropReason = 'cgroup-gone' | 'idle' | 'evicted';
 export const DEFAULT_MAX_CHECKS_PER_SWEEP = 2000;
 /** A delegated cgroup subtree can make 100k cgroups, each a reader: memory and sweeps stay bounded at this many. */
 export const DEFAULT_MAX_RECORDS = 10_000;
+/** Attached containers at or below one tenant (never evicted: a container making namespaces in child cgroups would add one each). */
+export const MAX_ATTACHED_PER_TENANT = 16;
 
 export interface ContainerRegistryOptions {
   /** An unattached container unused this long is dropped. */
@@ -155,6 +157,15 @@ export class ContainerRegistry {
       if (this.records.get(ancestor)?.attachedLocation) return ancestor;
       if (slash < 0) return key;
     }
+  }
+
+  /** Whether `key` may get a subtree: it has one, or its tenant has fewer than MAX_ATTACHED_PER_TENANT. */
+  mayAttach(key: string): boolean {
+    const tenant = this.tenantOf(key);
+    if (tenant === key || this.records.get(key)?.attachedLocation) return true;
+    let held = 0;
+    for (const r of this.records.values()) if (r.attachedLocation && r.key.startsWith(`${tenant}/`)) held++;
+    return held + 1 < MAX_ATTACHED_PER_TENANT;
   }
 
   find(key: string): ContainerRecord | undefined {

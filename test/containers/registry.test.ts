@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ContainerRegistry, cgroupDirsOf, type ContainerRecord, type DropReason } from '../../src/containers/registry';
+import { ContainerRegistry, MAX_ATTACHED_PER_TENANT, cgroupDirsOf, type ContainerRecord, type DropReason } from '../../src/containers/registry';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
 
 const IDLE_MS = 10 * 60_000;
@@ -162,6 +162,20 @@ describe('ContainerRegistry', () => {
     expect(registry.tenantOf('/pods/p1')).toBe('/pods/p1');
     registry.markAttached(uncheckable('/'));
     expect(registry.tenantOf('/pods/p2')).toBe('/pods/p2');
+  });
+
+  it('mayAttach: at most MAX_ATTACHED_PER_TENANT at or below an attached container; others, and one attached already, always', () => {
+    expect(registry.mayAttach('/pods/p1/ctr')).toBe(true); // nothing attached above it
+    registry.markAttached(location('/pods/p1/ctr'));
+    for (let i = 1; i < MAX_ATTACHED_PER_TENANT; i++) {
+      expect(registry.mayAttach(`/pods/p1/ctr/c${i}`)).toBe(true);
+      registry.markAttached(location(`/pods/p1/ctr/c${i}`));
+    }
+    expect(registry.mayAttach('/pods/p1/ctr/another')).toBe(false);
+    expect(registry.mayAttach('/pods/p1/ctr/c1/deeper')).toBe(false);
+    expect(registry.mayAttach('/pods/p1/ctr/c1')).toBe(true); // has its subtree already
+    expect(registry.mayAttach('/pods/p1/ctrl')).toBe(true); // a path, not a prefix
+    expect(registry.mayAttach('/pods/p2/ctr/child')).toBe(true);
   });
 
   it('keeps the record, state and all, when the attach manager marks a container whose cgroup is the same', () => {
