@@ -12,6 +12,10 @@
  * anything missed (watch limit reached, an event lost to a race with the directory's creation).
  *
  * Bounded: at most maxWatched directories; beyond that a warning, and the scan finds the rest.
+ * Cgroups below an attached container (`covered`) are not watched: a container making thousands
+ * of child cgroups would otherwise spend the node's budget, and other pods' new containers
+ * would wait for the scan. Ones watched before their container was attached are let go when
+ * the budget runs out.
  */
 import fs from 'node:fs';
 
@@ -35,6 +39,8 @@ export interface CgroupWatchOptions {
   /** Something happened in a cgroup whose key starts with a prefix. */
   onActivity: (key: string) => void;
   warn: (key: string, fields: object, message: string) => void;
+  /** A cgroup below an attached container: not watched (its namespaces are attached; the scan covers the rest). */
+  covered?: (key: string) => boolean;
   maxWatched?: number;
   /** Levels below a prefix's parent directory watched at most (default 6). */
   maxDepth?: number;
@@ -47,6 +53,7 @@ export class CgroupWatch {
   /** The deepest key watched, per prefix's start key: its depth (in path components) plus maxDepth. */
   private readonly maxDepths: number[] = [];
   private stopped = false;
+  private lastLetGoMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: CgroupWatchOptions) {
     this.maxWatched = options.maxWatched ?? DEFAULT_MAX_WATCHED;
@@ -97,6 +104,8 @@ export class CgroupWatch {
     const relevance = this.relevance(key);
     if (relevance === null || this.stopped || this.watchers.has(key)) return;
     if (this.maxDepths.length > 0 && depthOf(key) > Math.max(...this.maxDepths)) return;
+    if (this.options.covered?.(key) === true) return;
+    if (this.watchers.size >= this.maxWatched) this.letGoOfCovered();
     if (this.watchers.size >= this.maxWatched) {
       this.options.warn('watch-limit', { watched: this.watchers.size, key }, 'too many cgroup directories to watch: new containers there are found by the periodic scan');
       return;
@@ -133,6 +142,16 @@ export class CgroupWatch {
     } else if (isDir) {
       this.addTree(childKey, true);
     }
+  }
+
+  /** Stops watching every cgroup now below an attached container (it may have been watched before that one was attached). */
+  private letGoOfCovered(): void {
+    const covered = this.options.covered;
+    // One pass over every watch: at most once a second, however fast directories are made.
+    const nowMs = Date.now();
+    if (covered === undefined || nowMs - this.lastLetGoMs < 1000) return;
+    this.lastLetGoMs = nowMs;
+    for (const key of [...this.watchers.keys()]) if (covered(key)) this.unwatch(key);
   }
 
   private unwatch(key: string): void {

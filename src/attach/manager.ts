@@ -132,7 +132,7 @@ export class AttachManager {
       overflow: (key) => this.warn('looks-full', { container: key }, 'too many new containers at once: the rest are attached by the periodic scan'),
     }) : null;
     this.watch = watching && this.keyHierarchy !== null
-      ? new CgroupWatch({ hierarchyRoot: this.keyHierarchy, prefixes: options.prefixes, onActivity: (key) => this.looks?.start(key), warn })
+      ? new CgroupWatch({ hierarchyRoot: this.keyHierarchy, prefixes: options.prefixes, onActivity: (key) => this.looks?.start(key), warn, covered: (key) => (options.containers.tenantOf?.(key) ?? key) !== key })
       : null;
   }
 

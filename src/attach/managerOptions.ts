@@ -13,6 +13,8 @@ export interface AttachedContainers {
   markAttached: (location: CgroupLocation) => void;
   /** Whether a container below an attached one may get a subtree of its own (a bound per attached container). */
   mayAttach?: (key: string) => boolean;
+  /** The outermost attached container at or above a cgroup, else the cgroup (registry.tenantOf). */
+  tenantOf?: (key: string) => string;
 }
 
 export interface AttachManagerOptions {

@@ -380,3 +380,33 @@ ${BATCH_ANSWERS.replace('@PID_SEEN@', ':')}
     expect(Math.max(...seen)).toBeLessThanOrEqual(3);
   });
 });
+
+describe('CgroupWatch: cgroups below an attached container', () => {
+  it('are not watched, and ones watched before it was attached are let go when the budget runs out', async () => {
+    fs.mkdirSync(path.join(dir, 'kubepods/pod1/ctr'), { recursive: true });
+    const attached = new Set<string>();
+    const covered = (key: string): boolean => [...attached].some((a) => key.startsWith(`${a}/`));
+    const activity: string[] = [];
+    const warnings: string[] = [];
+    const watch = new CgroupWatch({ hierarchyRoot: dir, prefixes: ['/kubepods/'], onActivity: (key) => activity.push(key), warn: (key) => warnings.push(key), covered, maxWatched: 10 });
+    watch.start();
+    try {
+      expect(watch.watched).toBe(3); // /kubepods, pod1, ctr
+      // Before ctr is attached, its children are watched (7 of them fill the budget of 10).
+      for (let i = 0; i < 7; i++) fs.mkdirSync(path.join(dir, `kubepods/pod1/ctr/early${i}`));
+      await until('early children watched', () => watch.watched, (n) => n === 10);
+      attached.add('/kubepods/pod1/ctr');
+      // Made after: not watched, however many.
+      for (let i = 0; i < 20; i++) fs.mkdirSync(path.join(dir, `kubepods/pod1/ctr/late${i}`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Another pod's container: the early children are let go to make room for it.
+      fs.mkdirSync(path.join(dir, 'kubepods/pod2/ctr'), { recursive: true });
+      await until('the other pod\'s container reported', () => [...activity], (a) => a.includes('/kubepods/pod2/ctr'));
+      expect(watch.watched).toBe(5); // /kubepods, pod1, ctr, pod2, pod2/ctr
+      expect(activity.filter((k) => k.includes('late'))).toEqual([]);
+      expect(warnings).toEqual([]);
+    } finally {
+      watch.stop();
+    }
+  });
+});
