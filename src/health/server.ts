@@ -12,6 +12,13 @@ import type { Metrics } from './metrics';
 
 /** The port the image's default command, the DaemonSet's probes and its scrape annotations use. */
 export const DEFAULT_HTTP_PORT = 9464;
+/**
+ * Connections held at once, in all and per remote address: it listens on the pod network, and
+ * each connection is one of the daemon's fds (which its mount needs): a pod opening thousands
+ * must not take them, nor crowd out the kubelet's probes, which come from another address.
+ */
+const MAX_CONNECTIONS = 512;
+const MAX_CONNECTIONS_PER_ADDRESS = 32;
 
 export interface MountCheck {
   ok: boolean;
@@ -61,7 +68,8 @@ export function parseListenAddress(listen: string): { host: string; port: number
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const { host, port } = parseListenAddress(opts.listen);
   const handle = requestHandler(opts);
-  const server = http.createServer((req, res) => {
+  // Stalled connections are looked for every second (default 30 s): held ones are freed soon after headersTimeout.
+  const server = http.createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       opts.logger.warn({ err: err instanceof Error ? err.message : String(err), url: req.url }, 'health endpoint failed');
       if (res.headersSent) res.destroy();
@@ -71,6 +79,8 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   // A probe or scraper that stalls must not hold a socket for long.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  server.maxConnections = MAX_CONNECTIONS;
+  limitPerAddress(server, MAX_CONNECTIONS_PER_ADDRESS);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -92,6 +102,25 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
         server.closeAllConnections();
       }),
   };
+}
+
+/** Closes a new connection at once when its remote address holds `limit` already. */
+function limitPerAddress(server: http.Server, limit: number): void {
+  const held = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = held.get(address) ?? 0;
+    if (count >= limit) {
+      socket.destroy();
+      return;
+    }
+    held.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (held.get(address) ?? 1) - 1;
+      if (left > 0) held.set(address, left);
+      else held.delete(address);
+    });
+  });
 }
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
