@@ -61,6 +61,9 @@ export const RENDER_REUSE_MS = 50;
 const ANY_READER: Caller = { pid: 0, uid: 0, gid: 0 };
 /** The tenant of callers we cannot place (outside our pid namespace, exited): one shared share. */
 export const UNPLACED_TENANT = '(unplaced)';
+/** How long an opener's tenant is kept, and for at most how many pids (a process moved to another cgroup is charged there within it). */
+const TENANT_KEPT_MS = 1000;
+const TENANTS_KEPT = 4096;
 
 export class IsolfsBackend implements FileBackend {
   private readonly rateLimited = new RateLimitedLog(60_000);
@@ -69,6 +72,8 @@ export class IsolfsBackend implements FileBackend {
   private readonly switchListeners: Array<() => void> = [];
   /** The last pid placed, reused within the same millisecond (an OPEN asks its tenant, then renders). */
   private lastLocated: { pid: number; atMs: number; location: CgroupLocation } | null = null;
+  /** Openers' tenants by pid, each kept TENANT_KEPT_MS (tenantOf). */
+  private readonly tenants = new Map<number, { atMs: number; tenant: string }>();
 
   private readonly controlWrites: ControlWrites;
 
@@ -107,8 +112,15 @@ export class IsolfsBackend implements FileBackend {
    * drained that container's share). Callers we cannot place share one.
    */
   tenantOf(caller: Caller, _container: string | undefined): string {
+    // Kept a second per pid: an open of an attached file would otherwise pay a /proc/<pid>/cgroup read (~20 µs).
+    const nowMs = Date.now();
+    const kept = this.tenants.get(caller.pid);
+    if (kept !== undefined && nowMs - kept.atMs < TENANT_KEPT_MS) return kept.tenant;
     const key = this.locate(caller.pid)?.key;
-    return key === undefined ? UNPLACED_TENANT : this.options.containers.tenantOf(key);
+    const tenant = key === undefined ? UNPLACED_TENANT : this.options.containers.tenantOf(key);
+    if (this.tenants.size >= TENANTS_KEPT) this.tenants.clear();
+    this.tenants.set(caller.pid, { atMs: nowMs, tenant });
+    return tenant;
   }
 
   read({ file, caller, container }: FileRequest): Buffer | Errno {
