@@ -2,7 +2,7 @@
  * How the daemon's parts are made (daemon.ts connects them): the load sampler and the backend,
  * each with its limits and the metrics and log lines it feeds.
  */
-import { readTaskCounts } from './cgroup/read';
+import { readActivityMark, readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
@@ -37,6 +37,13 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
       }
     },
     containers: () => containers.all(),
+    activityMark: (record) => {
+      try {
+        return readActivityMark(record.location);
+      } catch {
+        return null; // gone or unreadable: count, which says which
+      }
+    },
     countTasks: (record) => {
       try {
         return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);

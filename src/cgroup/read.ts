@@ -4,8 +4,9 @@ import type { BlockIoSnapshot, CgroupLocation, Controller, CpuLimits, CpuUsage, 
 import { controllerVersion, v1ControllerDir } from './hierarchy';
 import { readV1Memory } from './v1/memory';
 import { readV2Memory } from './v2/memory';
-import { readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } from './v1/cpu';
-import { readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
+import { readV1CpuTimeMark, readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } from './v1/cpu';
+import { readV2CpuTimeMark, readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
+import { readOptionalFile } from './parse';
 import { readTreeTaskCounts } from './tasks';
 import { readV1BlockIo } from './v1/blkio';
 import { readV2BlockIo } from './v2/io';
@@ -52,6 +53,25 @@ export function readCpuUsage(loc: CgroupLocation): CpuUsage | null {
 /** Thread states and process count of the cgroup and its child cgroups (tasks.ts). */
 export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
   return readTreeTaskCounts(loc, procRoot, maxTasks);
+}
+
+/**
+ * A mark of everything that changes the cgroup's task counts: its CPU time (a task that runs,
+ * forks, exits, sleeps or wakes itself moves it) and its task count (pids.current: tasks moved
+ * in or out), both hierarchical, as read (two kept-fd reads, ~4 µs, against ~70 µs for a
+ * count). The same mark twice: no task of it ran and none came or went in between, so its
+ * thread states are what they were. Null when either part is missing (no cpuacct/cpu.stat, no
+ * pids controller): the caller then counts every time.
+ */
+export function readActivityMark(loc: CgroupLocation): string | null {
+  const cpuacctDir = v1ControllerDir(loc, 'cpuacct');
+  let cpu: string | null = null;
+  if (cpuacctDir !== null) cpu = readV1CpuTimeMark(cpuacctDir);
+  else if (loc.version === 2 && loc.unifiedDir !== null) cpu = readV2CpuTimeMark(loc.unifiedDir);
+  const pidsDir = loc.dirs.pids;
+  if (cpu === null || pidsDir === undefined) return null;
+  const tasks = readOptionalFile(pidsDir, 'pids.current');
+  return tasks === null ? null : `${cpu}|${tasks}`;
 }
 
 /** Block I/O per device: v1 blkio, else v2 io (io.stat); null when the cgroup has neither (or

@@ -32,9 +32,15 @@ export interface LoadState {
   load1: number;
   load5: number;
   load15: number;
-  /** Threads in state R, and all threads, at the last sample. */
+  /** Threads in state R, in state D, and all threads, at the last sample. */
   running: number;
+  blocked?: number;
   total: number;
+  /**
+   * The cgroup's activity mark (CPU time used and task count) at the last full count; the same
+   * mark at the next sample means nothing in it ran or came or went, and the count is reused.
+   */
+  activityMark?: string | null;
   /** Sampling period of the last sample; null until the first one. */
   sampledPeriod: number | null;
   /** When its loadavg was last read, by the sampler's clock: unread for long, it is no longer sampled. */

@@ -52,6 +52,13 @@ export interface LoadavgSamplerOptions {
    * it to `onError` and retries next tick; `get` lets it propagate to the request.
    */
   countTasks: (record: ContainerRecord) => TaskCounts | null;
+  /**
+   * A cheap mark of the container's activity (cgroup/read.ts readActivityMark), or null when it
+   * has none. A sample that finds the mark of its last count reuses that count instead of
+   * counting again: a container whose tasks all sleep costs two small reads per tick, not a
+   * walk of its tasks. Default: none (every sample counts). May throw like countTasks.
+   */
+  activityMark?: (record: ContainerRecord) => string | null;
   /** Sampling period; the EXP_* constants assume 5000. Other values are for tests only. */
   intervalMs?: number;
   /** At most this many countTasks calls per tick (default 1000). */
@@ -82,6 +89,8 @@ export interface LoadavgSamplerStats {
   deferredLastTick: number;
   /** Samples in the last tick whose count stopped at the reader's task bound. */
   truncatedLastTick: number;
+  /** Samples in the last tick that reused the last count (the activity mark had not moved). */
+  unchangedLastTick: number;
   /** countTasks failures in the last tick. */
   errorsLastTick: number;
   /** Containers whose cgroup was gone in the last tick (left for the registry's sweep). */
@@ -117,6 +126,7 @@ interface Round {
   tracked: number;
   unread: number;
   truncated: number;
+  unchanged: number;
   errors: number;
   gone: number;
   busyMs: number;
@@ -128,6 +138,7 @@ const DEFAULT_STOP_AFTER_UNREAD_MS = 10 * 60_000;
 export class LoadavgSampler {
   private readonly containers: () => Iterable<ContainerRecord>;
   private readonly countTasks: (record: ContainerRecord) => TaskCounts | null;
+  private readonly activityMark: (record: ContainerRecord) => string | null;
   private readonly intervalMs: number;
   private readonly maxContainersPerTick: number;
   private readonly maxContainersPerSlice: number;
@@ -145,6 +156,7 @@ export class LoadavgSampler {
     sampledLastTick: 0,
     deferredLastTick: 0,
     truncatedLastTick: 0,
+    unchangedLastTick: 0,
     errorsLastTick: 0,
     goneLastTick: 0,
     unreadLastTick: 0,
@@ -155,6 +167,7 @@ export class LoadavgSampler {
   constructor(options: LoadavgSamplerOptions) {
     this.containers = options.containers;
     this.countTasks = options.countTasks;
+    this.activityMark = options.activityMark ?? (() => null);
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
     this.maxContainersPerSlice = options.maxContainersPerSlice ?? DEFAULT_MAX_CONTAINERS_PER_SLICE;
@@ -223,7 +236,7 @@ export class LoadavgSampler {
     const chosen = due.slice(0, this.maxContainersPerTick);
     const busyMs = performance.now() - startedMs;
     this.round = {
-      chosen, next: 0, period, due: due.length, tracked, unread, truncated: 0, errors: 0, gone: 0, busyMs, longestSliceMs: 0,
+      chosen, next: 0, period, due: due.length, tracked, unread, truncated: 0, unchanged: 0, errors: 0, gone: 0, busyMs, longestSliceMs: 0,
     };
     this.runSlice(this.round);
   }
@@ -234,9 +247,10 @@ export class LoadavgSampler {
     for (; round.next < end; round.next++) {
       const [record, load] = round.chosen[round.next];
       try {
-        const counts = this.sample(record, load, round.period);
-        if (counts === null) round.gone++;
-        else if (counts.truncated) round.truncated++;
+        const sampled = this.sample(record, load, round.period);
+        if (sampled === null) round.gone++;
+        else if (sampled === 'unchanged') round.unchanged++;
+        else if (sampled.truncated) round.truncated++;
       } catch (error) {
         round.errors++;
         this.onError(record.key, error);
@@ -254,6 +268,7 @@ export class LoadavgSampler {
     this.counters.sampledLastTick = round.chosen.length;
     this.counters.deferredLastTick = round.due - round.chosen.length;
     this.counters.truncatedLastTick = round.truncated;
+    this.counters.unchangedLastTick = round.unchanged;
     this.counters.errorsLastTick = round.errors;
     this.counters.goneLastTick = round.gone;
     this.counters.unreadLastTick = round.unread;
@@ -286,28 +301,48 @@ export class LoadavgSampler {
     return Math.floor((now - this.originMs) / this.intervalMs);
   }
 
-  /** Count and fold; returns the counts. Null (numbers unchanged) when the cgroup is gone. */
-  private sample(record: ContainerRecord, load: LoadState, period: number): TaskCounts | null {
-    const counts = this.countTasks(record);
-    if (counts === null) return null;
-    // The kernel folds nr_running + nr_uninterruptible: R and D threads.
-    const active = Math.max(0, counts.running + counts.blocked) * FIXED_1;
-    if (load.sampledPeriod === null) {
-      // Seeded with the instantaneous count (see the top of this file).
-      load.load1 = active;
-      load.load5 = active;
-      load.load15 = active;
+  /**
+   * Count (or reuse the last count when the activity mark has not moved) and fold; returns the
+   * counts, or 'unchanged'. Null (numbers unchanged) when the cgroup is gone.
+   */
+  private sample(record: ContainerRecord, load: LoadState, period: number): TaskCounts | 'unchanged' | null {
+    // The mark is read before the count: a change between the two moves the next mark.
+    const mark = this.activityMark(record);
+    let active: number;
+    let result: TaskCounts | 'unchanged';
+    if (mark !== null && load.sampledPeriod !== null && mark === load.activityMark) {
+      active = load.running + (load.blocked ?? 0);
+      result = 'unchanged';
     } else {
-      const missedPeriods = period - load.sampledPeriod;
-      if (missedPeriods > 0) {
-        load.load1 = calcLoadN(load.load1, EXP_1, active, missedPeriods);
-        load.load5 = calcLoadN(load.load5, EXP_5, active, missedPeriods);
-        load.load15 = calcLoadN(load.load15, EXP_15, active, missedPeriods);
-      }
+      const counts = this.countTasks(record);
+      if (counts === null) return null;
+      // The kernel folds nr_running + nr_uninterruptible: R and D threads.
+      active = Math.max(0, counts.running + counts.blocked);
+      load.running = counts.running;
+      load.blocked = counts.blocked;
+      load.total = counts.total;
+      load.activityMark = counts.truncated ? null : mark;
+      result = counts;
     }
-    load.running = counts.running;
-    load.total = counts.total;
-    load.sampledPeriod = period;
-    return counts;
+    fold(load, active * FIXED_1, period);
+    return result;
   }
+}
+
+/** Folds `active` (fixed point) into the averages for the periods since the last sample. */
+function fold(load: LoadState, active: number, period: number): void {
+  if (load.sampledPeriod === null) {
+    // Seeded with the instantaneous count (see the top of this file).
+    load.load1 = active;
+    load.load5 = active;
+    load.load15 = active;
+  } else {
+    const missedPeriods = period - load.sampledPeriod;
+    if (missedPeriods > 0) {
+      load.load1 = calcLoadN(load.load1, EXP_1, active, missedPeriods);
+      load.load5 = calcLoadN(load.load5, EXP_5, active, missedPeriods);
+      load.load15 = calcLoadN(load.load15, EXP_15, active, missedPeriods);
+    }
+  }
+  load.sampledPeriod = period;
 }

@@ -33,6 +33,49 @@ describe('LoadavgSampler (fake timers)', () => {
     vi.useRealTimers();
   });
 
+  it('reuses the last count while the activity mark stands still, and counts again when it moves', () => {
+    let mark = 'cpu-1|3';
+    let counted = 0;
+    let running = 2;
+    const { sampler, container } = setUp({ activityMark: () => mark, countTasks: () => { counted++; return counts(running, 1); } });
+    sampler.start();
+    expect(sampler.get(container('c'))).toMatchObject({ load1: 3 * FIXED_1, running: 2, total: 6 });
+    expect(counted).toBe(1);
+    // Nothing moved: the same 3 active tasks are folded in, without a count.
+    const kernel = { load1: 3 * FIXED_1 };
+    for (let tick = 1; tick <= 3; tick++) {
+      vi.advanceTimersByTime(INTERVAL_MS);
+      kernel.load1 = calcLoad(kernel.load1, EXP_1, 3 * FIXED_1);
+    }
+    expect(counted).toBe(1);
+    expect(sampler.stats().unchangedLastTick).toBe(1);
+    expect(sampler.get(container('c'))).toMatchObject({ ...kernel, running: 2, total: 6 });
+    // Something ran: counted again, and the new count is what is folded.
+    mark = 'cpu-2|3';
+    running = 0;
+    vi.advanceTimersByTime(INTERVAL_MS);
+    expect(counted).toBe(2);
+    expect(sampler.stats().unchangedLastTick).toBe(0);
+    expect(sampler.get(container('c'))).toMatchObject({ load1: calcLoad(kernel.load1, EXP_1, 1 * FIXED_1), running: 0 });
+  });
+
+  it('counts every time when there is no mark, or the last count was truncated', () => {
+    let counted = 0;
+    const none = setUp({ activityMark: () => null, countTasks: () => { counted++; return counts(1); } });
+    none.sampler.start();
+    none.sampler.get(none.container('c'));
+    vi.advanceTimersByTime(3 * INTERVAL_MS);
+    expect(counted).toBe(4);
+    none.sampler.stop();
+    counted = 0;
+    const cut = setUp({ activityMark: () => 'same', countTasks: () => { counted++; return counts(1, 0, 3, true); } });
+    cut.sampler.start();
+    cut.sampler.get(cut.container('c'));
+    vi.advanceTimersByTime(3 * INTERVAL_MS);
+    expect(counted).toBe(4);
+    cut.sampler.stop();
+  });
+
   it('climbs towards 2 along the kernel curve when two tasks become busy', () => {
     let running = 0;
     const { sampler, container } = setUp({ countTasks: () => counts(running) });

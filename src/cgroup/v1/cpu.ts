@@ -138,3 +138,9 @@ function readPercpuSplitByStat(dir: string, cpuCountLimit: number): PerCpu | nul
     return { userNs, systemNs: totalNs - userNs };
   });
 }
+
+/** cpuacct.usage as read (total ns, itself and below): a mark that changes whenever a task of
+ *  the cgroup runs (loadavg/sampler.ts); null when absent. */
+export function readV1CpuTimeMark(dir: string): string | null {
+  return readOptionalFile(dir, 'cpuacct.usage');
+}

@@ -1,7 +1,7 @@
 // cgroup v2 cpuset and cpu controllers -> CpuLimits / CpuUsage. v2 has no per-CPU time split.
 import { CgroupParseError } from '../snapshot';
 import type { CpuUsage } from '../snapshot';
-import { leastUpTree, parseUnsigned, readFirstCpuset, readFlatKeyed, selfAndAncestors, shown } from '../parse';
+import { leastUpTree, parseUnsigned, readFirstCpuset, readFlatKeyed, readOptionalFile, selfAndAncestors, shown } from '../parse';
 import { readLimitFile } from '../limitCache';
 
 /** cpuset.cpus.effective of the v2 cgroup at `dir`, or of its nearest ancestor that has one
@@ -42,4 +42,10 @@ export function readV2CpuUsage(dir: string): CpuUsage | null {
     throw new CgroupParseError(dir, 'cpu.stat', 'no user_usec / system_usec lines');
   }
   return { userNs: userUsec * NS_PER_USEC, systemNs: systemUsec * NS_PER_USEC, perCpu: null };
+}
+
+/** cpu.stat as read (usage_usec first): a mark that changes whenever a task of the cgroup runs
+ *  (loadavg/sampler.ts); null when absent. */
+export function readV2CpuTimeMark(dir: string): string | null {
+  return readOptionalFile(dir, 'cpu.stat');
 }
