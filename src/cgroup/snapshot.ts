@@ -111,8 +111,6 @@ export interface TaskCounts {
   blocked: number;
   /** All threads. */
   total: number;
-  /** Processes (thread-group leaders). */
-  processes: number;
   /** True when counting stopped at the per-sample bound: the counts are a lower bound. */
   truncated: boolean;
 }

@@ -18,7 +18,6 @@ describe('readTaskCounts', () => {
       running: 2,
       blocked: 1,
       total: 4,
-      processes: 2,
       truncated: false,
     });
   });
@@ -26,13 +25,12 @@ describe('readTaskCounts', () => {
   it('counts v2 threads from cgroup.threads, including child cgroups', () => {
     // pod-a itself has no tasks; container-a.scope has the same four threads
     const pod = readTaskCounts(v2Location('/kubepods.slice/pod-a.slice'), PROC, 1000);
-    expect(pod).toEqual({ running: 2, blocked: 1, total: 4, processes: 2, truncated: false });
+    expect(pod).toEqual({ running: 2, blocked: 1, total: 4, truncated: false });
   });
 
   it('stops at maxTasks and marks the counts as truncated', () => {
     const counts = readTaskCounts(v1Location('v1', '/limited'), PROC, 2);
     expect(counts.total).toBe(2);
-    expect(counts.processes).toBe(2);
     expect(counts.truncated).toBe(true);
   });
 
@@ -46,7 +44,7 @@ describe('readTaskCounts', () => {
       fs.writeFileSync(path.join(dir, 'tasks'), '100\n424242\n');
       fs.writeFileSync(path.join(dir, 'cgroup.procs'), '100\n424242\n');
       const loc: CgroupLocation = { key: '/cg', version: 1, dirs: { memory: dir }, roots: { memory: tmp }, unifiedDir: null };
-      expect(readTaskCounts(loc, PROC, 1000)).toMatchObject({ total: 1, processes: 2 });
+      expect(readTaskCounts(loc, PROC, 1000)).toMatchObject({ total: 1 });
       expect(readOldestProcess(loc, PROC)).toEqual({ pid: 100, startTicks: 354461n });
     });
 
@@ -58,14 +56,13 @@ describe('readTaskCounts', () => {
 
   it('counts nothing when the location has no task directory', () => {
     const loc: CgroupLocation = { key: '/', version: 1, dirs: {}, roots: {}, unifiedDir: null };
-    expect(readTaskCounts(loc, PROC, 1000)).toEqual({ running: 0, blocked: 0, total: 0, processes: 0, truncated: false });
+    expect(readTaskCounts(loc, PROC, 1000)).toEqual({ running: 0, blocked: 0, total: 0, truncated: false });
   });
 
   it("counts this process's own threads in its live cgroup", () => {
     const loc = liveLocation();
     const counts = readTaskCounts(loc, '/proc', 100_000);
     expect(counts.total).toBeGreaterThanOrEqual(1);
-    expect(counts.processes).toBeGreaterThanOrEqual(1);
     expect(counts.running).toBeGreaterThanOrEqual(1); // this very thread is running
   });
 });

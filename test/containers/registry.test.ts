@@ -104,7 +104,7 @@ describe('ContainerRegistry', () => {
     const old = counted.use(location('/a'), 0);
     old.statHistory = {} as ContainerRecord['statHistory'];
     old.envOptOut = { atMs: 0, optedOut: true };
-    old.taskCounts = { atMs: 0, counts: { running: 1, blocked: 0, total: 1, processes: 1, truncated: false } };
+    old.taskCounts = { atMs: 0, counts: { running: 1, blocked: 0, total: 1, truncated: false } };
     old.load = { load1: 1, load5: 1, load15: 1, running: 1, total: 1, sampledPeriod: 0, lastReadMs: 0 };
     recreateCgroup('/a');
     expect(counted.sweep(1)).toBe(0);

@@ -74,7 +74,7 @@ describe('ViewInputs', () => {
     const sysRoot = path.join(dir, 'sys');
     fs.mkdirSync(path.join(sysRoot, 'devices/system/cpu'), { recursive: true });
     fs.writeFileSync(path.join(sysRoot, 'devices/system/cpu/online'), '0-7\n');
-    const sampler = new LoadavgSampler({ containers: () => registry.all(), countTasks: () => ({ running: 1, blocked: 0, total: 3, processes: 2, truncated: false }) });
+    const sampler = new LoadavgSampler({ containers: () => registry.all(), countTasks: () => ({ running: 1, blocked: 0, total: 3, truncated: false }) });
     sources = {
       procRoot, sysRoot, userHz: 100, pageSizeBytes: 4096n, maxTasksPerRead: 1000, sampler,
       cpuinfoCache: new TimedCache(1000, () => parseCpuinfo(fs.readFileSync(path.join(procRoot, 'cpuinfo'), 'utf8'))),

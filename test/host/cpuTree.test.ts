@@ -66,7 +66,7 @@ describe('the CPU tree on a fixture host', () => {
       fs.symlinkSync(`../cpufreq/policy${n}`, path.join(cpuDir, `cpu${n}/cpufreq`));
       fs.symlinkSync('../../../../bus/cpu', path.join(cpuDir, `cpu${n}/subsystem`));
     }
-    const sampler = new LoadavgSampler({ containers: () => [], countTasks: () => ({ running: 0, blocked: 0, total: 0, processes: 0, truncated: false }) });
+    const sampler = new LoadavgSampler({ containers: () => [], countTasks: () => ({ running: 0, blocked: 0, total: 0, truncated: false }) });
     sources = {
       procRoot: path.join(dir, 'proc'), sysRoot: path.join(dir, 'sys'), userHz: 100, pageSizeBytes: 4096n,
       maxTasksPerRead: 1000, sampler, cpuinfoCache: new TimedCache(1000, () => []),

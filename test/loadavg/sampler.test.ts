@@ -22,7 +22,7 @@ function locationOf(key: string): CgroupLocation {
 
 function counts(running: number, blocked = 0, sleeping = 3, truncated = false): TaskCounts {
   const total = running + blocked + sleeping;
-  return { running, blocked, total, processes: total, truncated };
+  return { running, blocked, total, truncated };
 }
 
 describe('LoadavgSampler (fake timers)', () => {

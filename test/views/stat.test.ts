@@ -12,7 +12,7 @@ const fixture = (name: string) => readFileSync(path.join(__dirname, '../fixtures
 const HOST_4 = parseStat(fixture('stat-4cpu'));
 const NS_PER_TICK = 10_000_000n; // USER_HZ 100
 
-const TASKS: TaskCounts = { running: 2, blocked: 1, total: 40, processes: 12, truncated: false };
+const TASKS: TaskCounts = { running: 2, blocked: 1, total: 40, truncated: false };
 
 function input(overrides: Partial<StatInput>): StatInput {
   return { host: HOST_4, visible: [0, 1, 2, 3], usage: null, tasks: TASKS, userHz: 100, previous: null, ...overrides };
