@@ -145,10 +145,25 @@ export function v1LimitOrNull(bytes: bigint): bigint | null {
   return bytes >= V1_UNLIMITED_THRESHOLD || bytes < 0n ? null : bytes;
 }
 
-/** Read a flat-keyed file, or null when it does not exist. */
-export function readFlatKeyed(dir: string, file: string): Map<string, bigint> | null {
+/**
+ * The last parse of each flat-keyed file, by path: a text equal to the last one read is not
+ * parsed again (memory.stat, ~70 bigints, is read at every meminfo render, and a container
+ * that did nothing since has the same one). Bounded: cleared when full.
+ */
+const lastFlatKeyed = new Map<string, { text: string; values: ReadonlyMap<string, bigint> }>();
+const LAST_FLAT_KEYED_ENTRIES = 4096;
+
+/** Read a flat-keyed file, or null when it does not exist. The map is shared: never changed. */
+export function readFlatKeyed(dir: string, file: string): ReadonlyMap<string, bigint> | null {
   const text = readOptionalFile(dir, file);
-  return text === null ? null : parseFlatKeyed(text, dir, file);
+  if (text === null) return null;
+  const path = `${dir}/${file}`;
+  const last = lastFlatKeyed.get(path);
+  if (last !== undefined && last.text === text) return last.values;
+  const values = parseFlatKeyed(text, dir, file);
+  if (last === undefined && lastFlatKeyed.size >= LAST_FLAT_KEYED_ENTRIES) lastFlatKeyed.clear();
+  lastFlatKeyed.set(path, { text, values });
+  return values;
 }
 
 /** Read a single-value file, or null when it does not exist. */

@@ -110,7 +110,7 @@ function chargesReach(ancestor: string): boolean {
 }
 
 /** Event counters by their /proc/vmstat name: total_pgfault -> pgfault, ... */
-function v1Events(raw: Map<string, bigint>): Map<string, bigint> {
+function v1Events(raw: ReadonlyMap<string, bigint>): Map<string, bigint> {
   const events = new Map<string, bigint>();
   for (const [key, value] of raw) {
     if (!key.startsWith('total_')) continue;
@@ -122,7 +122,7 @@ function v1Events(raw: Map<string, bigint>): Map<string, bigint> {
 
 function readV1Swap(
   dir: string,
-  raw: Map<string, bigint>,
+  raw: ReadonlyMap<string, bigint>,
   limitBytes: bigint | null,
   usageBytes: bigint,
 ): Pick<MemorySnapshot, 'swapLimitBytes' | 'swapUsageBytes' | 'swapAccounted'> {

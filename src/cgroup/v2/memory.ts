@@ -61,7 +61,7 @@ export function readV2Memory(dir: string, root: string): MemorySnapshot | null {
  *  memory is charged to. null when none has it. */
 function readAccountingStat(
   chain: string[],
-): { dir: string; raw: Map<string, bigint>; selfAndAncestors: string[] } | null {
+): { dir: string; raw: ReadonlyMap<string, bigint>; selfAndAncestors: string[] } | null {
   for (const [index, dir] of chain.entries()) {
     const raw = readFlatKeyed(dir, 'memory.stat');
     if (raw !== null) return { dir, raw, selfAndAncestors: chain.slice(index) };
@@ -69,7 +69,7 @@ function readAccountingStat(
   return null;
 }
 
-function v2Stat(raw: Map<string, bigint>): MemoryStat {
+function v2Stat(raw: ReadonlyMap<string, bigint>): MemoryStat {
   const byteValue = (name: string): bigint => atLeastZero(raw.get(name) ?? 0n);
   return {
     anonBytes: byteValue('anon'),
