@@ -8,9 +8,11 @@
 // is disabled, a kept fd answers ENODEV, and a cgroup recreated under the same path is another
 // file. A cgroup v1 directory can also be renamed (cgroup1_rename, by whoever may write its
 // parent: a delegated subtree) and another made under its old name, while the kept fd still reads
-// the renamed one; so a kept fd's path is looked at again (one stat, dev and inode compared) when
-// it was last looked at HELD_FILE_CHECK_MS ago, and a path that names another file now is opened
-// again. A failed read through a kept fd closes it and opens the path again. Files elsewhere
+// the renamed one; so a kept fd's directory path is looked at again (one stat, dev and inode
+// compared) when it was last looked at HELD_FILE_CHECK_MS ago, and the files of a path that names
+// another directory now are opened again. One stat per directory, not per file: a cgroup file
+// cannot be renamed or replaced on its own, only with its directory (a container's memory
+// directory alone holds ~4 of the files a render reads). A failed read through a kept fd closes it and opens the path again. Files elsewhere
 // (test fixtures, tmpfs) are opened per read.
 //
 // Bounded: at most `maxHeld` fds (a delegated subtree can make 100k cgroups); when full, the
@@ -36,7 +38,13 @@ const KERNFS_MAGICS: ReadonlySet<number> = new Set([0x27e0eb, 0x63677270, 0x6265
 interface Held {
   fd: number;
   readAtMs: number;
-  /** The file the fd reads (fstat at open), and when its path was last seen to name it. */
+  /** The directory the file was opened in (stat before the open). */
+  dirDev: number;
+  dirIno: number;
+}
+
+/** The directory a path named when last looked at. */
+interface DirSeen {
   dev: number;
   ino: number;
   checkedAtMs: number;
@@ -54,6 +62,8 @@ export class HeldFiles {
   private readonly held = new Map<string, Held>();
   /** Directories already asked whether their files may be kept (bounded: cleared when large). */
   private readonly holdableDirs = new Map<string, boolean>();
+  /** Directories of kept files, as last looked at (bounded: cleared when large). */
+  private readonly dirs = new Map<string, DirSeen>();
   private readonly maxHeld: number;
   private readonly nowMs: () => number;
   private readonly holdable: (path: string) => boolean;
@@ -73,7 +83,8 @@ export class HeldFiles {
     if (kept !== undefined) {
       this.held.delete(path);
       try {
-        if (!stillNamed(path, kept, nowMs)) throw new Error('renamed');
+        const seen = this.dirNow(dir, nowMs);
+        if (seen === null || seen.dev !== kept.dirDev || seen.ino !== kept.dirIno) throw new Error('renamed');
         const text = textOf(kept.fd, dir, file, maxBytes);
         kept.readAtMs = nowMs;
         this.held.set(path, kept);
@@ -82,6 +93,8 @@ export class HeldFiles {
         fs.closeSync(kept.fd); // its cgroup went (ENODEV) or was renamed, or the file changed kind: open it again
       }
     }
+    // Looked at before the open: a directory swapped in between is seen as changed at the next look.
+    const seen = this.holdableDir(dir, path) ? this.dirNow(dir, nowMs) : null;
     const fd = this.open(dir, file);
     let text: string;
     try {
@@ -90,9 +103,8 @@ export class HeldFiles {
       fs.closeSync(fd);
       throw err;
     }
-    if (this.holdableDir(dir, path) && this.makeRoom(nowMs)) {
-      const { dev, ino } = fs.fstatSync(fd);
-      this.held.set(path, { fd, readAtMs: nowMs, dev, ino, checkedAtMs: nowMs });
+    if (seen !== null && this.makeRoom(nowMs)) {
+      this.held.set(path, { fd, readAtMs: nowMs, dirDev: seen.dev, dirIno: seen.ino });
     } else {
       fs.closeSync(fd);
     }
@@ -103,6 +115,7 @@ export class HeldFiles {
   release(dirs: Iterable<string>): void {
     const gone = new Set(dirs);
     if (gone.size === 0) return;
+    for (const dir of gone) this.dirs.delete(dir);
     for (const [path, kept] of this.held) {
       if (!gone.has(path.slice(0, path.lastIndexOf('/')))) continue;
       this.held.delete(path);
@@ -115,6 +128,7 @@ export class HeldFiles {
     for (const kept of this.held.values()) fs.closeSync(kept.fd);
     this.held.clear();
     this.holdableDirs.clear();
+    this.dirs.clear();
   }
 
   get size(): number {
@@ -130,6 +144,21 @@ export class HeldFiles {
       this.clear();
       return openRegular(dir, file);
     }
+  }
+
+  /** What `dir` names, looked at again when last looked at HELD_FILE_CHECK_MS ago; null when it is gone. */
+  private dirNow(dir: string, nowMs: number): DirSeen | null {
+    const known = this.dirs.get(dir);
+    if (known !== undefined && nowMs - known.checkedAtMs < HELD_FILE_CHECK_MS && nowMs >= known.checkedAtMs) return known;
+    const stat = fs.statSync(dir, { throwIfNoEntry: false });
+    if (stat === undefined) {
+      this.dirs.delete(dir);
+      return null;
+    }
+    if (this.dirs.size >= this.maxHeld) this.dirs.clear();
+    const seen = { dev: stat.dev, ino: stat.ino, checkedAtMs: nowMs };
+    this.dirs.set(dir, seen);
+    return seen;
   }
 
   private holdableDir(dir: string, path: string): boolean {
@@ -155,15 +184,6 @@ export class HeldFiles {
     fs.closeSync(kept.fd);
     return true;
   }
-}
-
-/** Whether `path` still names the kept file, looked at once per HELD_FILE_CHECK_MS. */
-function stillNamed(path: string, kept: Held, nowMs: number): boolean {
-  if (nowMs - kept.checkedAtMs < HELD_FILE_CHECK_MS && nowMs >= kept.checkedAtMs) return true;
-  const stat = fs.statSync(path, { throwIfNoEntry: false });
-  if (stat === undefined || stat.dev !== kept.dev || stat.ino !== kept.ino) return false;
-  kept.checkedAtMs = nowMs;
-  return true;
 }
 
 function textOf(fd: number, dir: string, file: string, maxBytes: number): string {
