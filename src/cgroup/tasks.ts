@@ -122,22 +122,38 @@ function readListPrefix(dir: string, file: string): { text: string; truncated: b
   }
 }
 
-/** /proc/<id>/stat split after the command name, or null when the task is gone. The command
- *  ("(name)") may contain spaces and ')', so the fields start after the *last* ')'. */
-function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
+/** /proc/<id>/stat, or null when the task is gone. */
+function readTaskStat(procRoot: string, id: string): string | null {
   // An id from a task list is digits; anything else would name some other file.
   if (!/^\d{1,10}$/.test(id)) throw new CgroupParseError(procRoot, id, 'listed task id is not a number');
-  let text: string;
   try {
-    text = readBoundedText(`${procRoot}/${id}`, 'stat', TASK_FILE_MAX_BYTES);
+    return readBoundedText(`${procRoot}/${id}`, 'stat', TASK_FILE_MAX_BYTES);
   } catch (err) {
     if (isReadErrorCode(err, 'ENOENT', 'ESRCH')) return null; // exited since it was listed
     throw err;
   }
+}
+
+/** Where the fields after the command name start. The command ("(name)") may contain spaces
+ *  and ')', so they start after the *last* ')'. */
+function afterComm(text: string, procRoot: string, id: string): number {
   const close = text.lastIndexOf(')');
   if (close < 0) throw new CgroupParseError(`${procRoot}/${id}`, 'stat', `no ")": ${shown(text)}`);
+  return close + 2;
+}
+
+/** /proc/<id>/stat split after the command name, or null when the task is gone. */
+function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
+  const text = readTaskStat(procRoot, id);
   // Field 3 (state) is index 0 here; field N is index N - 3.
-  return text.slice(close + 2).split(' ');
+  return text === null ? null : text.slice(afterComm(text, procRoot, id)).split(' ');
+}
+
+/** The task's state letter (field 3 of /proc/<id>/stat), or null when the task is gone. Counted
+ *  at every /proc/stat render and load sample: one character, not the ~50 fields split. */
+function taskState(procRoot: string, id: string): string | null {
+  const text = readTaskStat(procRoot, id);
+  return text === null ? null : text.charAt(afterComm(text, procRoot, id));
 }
 
 /**
@@ -156,11 +172,10 @@ export function readTreeTaskCounts(loc: CgroupLocation, procRoot: string, maxTas
       counts.truncated = true;
       break;
     }
-    const fields = statFieldsAfterComm(procRoot, tid);
-    if (fields === null) continue;
+    const state = taskState(procRoot, tid);
+    if (state === null) continue;
     counts.total++;
     // The kernel's loadavg counts R (runnable) and D (uninterruptible) tasks.
-    const state = fields[0];
     if (state === 'R') counts.running++;
     else if (state === 'D') counts.blocked++;
   }
