@@ -77,7 +77,7 @@ function readPrefix(dir: string, file: string, maxBytes: number): { bytes: Buffe
   try {
     checkRegular(fd, dir, file);
     // No trust in st_size: kernel files say 0 or 4096 whatever they hold. The read finds out.
-    return readUpTo(fd, dir, file, maxBytes);
+    return readUpTo(fd, { dir, file }, maxBytes, false);
   } finally {
     fs.closeSync(fd);
   }
@@ -108,27 +108,37 @@ function checkRegular(fd: number, dir: string, file: string): void {
 /**
  * The whole file again through an fd kept open (pread from offset 0: the kernel's seq_file
  * files regenerate their content at offset 0, as at a fresh open). Bytes as readPrefix.
+ * With `shortReadIsEnd` (rereadKernfsPrefix), a read that returns less than asked is the end, without a read that returns
+ * 0 to say so. True of a kernfs file (cgroupfs, sysfs): its content is one record, generated
+ * whole into the kernel's buffer (grown until it fits) and copied out as far as asked.
  */
 export function rereadPrefix(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
-  return readUpTo(fd, dir, file, maxBytes);
+  return readUpTo(fd, { dir, file }, maxBytes, false);
+}
+
+/** rereadPrefix of a kernfs file: `shortReadIsEnd` (above). */
+export function rereadKernfsPrefix(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+  return readUpTo(fd, { dir, file }, maxBytes, true);
 }
 
 /** Reads from offset 0 whatever the fd's offset (pread), to EOF or past `maxBytes`. */
-function readUpTo(fd: number, dir: string, file: string, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+function readUpTo(fd: number, { dir, file }: { dir: string; file: string }, maxBytes: number, shortReadIsEnd: boolean): { bytes: Buffer; truncated: boolean } {
   // The scratch grows with what files really hold, not with the cap a caller allows.
   let buffer = scratchOf(Math.min(maxBytes + 1, 64 * 1024));
   let total = 0;
   while (true) {
     if (total === buffer.length) buffer = growScratch(total, Math.min(maxBytes + 1, total * 2));
     let n: number;
+    const asked = Math.min(buffer.length, maxBytes + 1) - total;
     try {
-      n = fs.readSync(fd, buffer, total, Math.min(buffer.length, maxBytes + 1) - total, total);
+      n = fs.readSync(fd, buffer, total, asked, total);
     } catch (err) {
       throw fromErrno(dir, file, err);
     }
     if (n === 0) return { bytes: buffer.subarray(0, total), truncated: false };
     total += n;
     if (total > maxBytes) return { bytes: buffer.subarray(0, maxBytes), truncated: true };
+    if (shortReadIsEnd && n < asked) return { bytes: buffer.subarray(0, total), truncated: false };
   }
 }
 

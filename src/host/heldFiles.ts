@@ -20,7 +20,7 @@
 // read without being kept (so a working set larger than the bound keeps what it holds instead of
 // thrashing). The registry's drop hook closes a container's files (release) when it goes.
 import fs from 'node:fs';
-import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, openRegular, rereadPrefix } from './boundedRead';
+import { DEFAULT_MAX_BYTES, FileReadError, isReadErrorCode, openRegular, rereadKernfsPrefix } from './boundedRead';
 
 /** Default bound: ~6 files per container of a 500-container node, with room. Each kept fd also
  *  holds the kernel's seq_file buffer (4.4 KiB measured) until closed. */
@@ -187,7 +187,9 @@ export class HeldFiles {
 }
 
 function textOf(fd: number, dir: string, file: string, maxBytes: number): string {
-  const { bytes, truncated } = rereadPrefix(fd, dir, file, maxBytes);
+  // Kept files are kernfs files (onKernfs), whose short read is the end (rereadPrefix): one
+  // pread per read instead of two. (Files of tests' own holdable() are regular files: the same.)
+  const { bytes, truncated } = rereadKernfsPrefix(fd, dir, file, maxBytes);
   if (truncated) throw new FileReadError(dir, file, 'TOO_LARGE', `larger than ${maxBytes} bytes`);
   return bytes.toString('utf8');
 }
