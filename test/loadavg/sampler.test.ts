@@ -56,7 +56,7 @@ describe('LoadavgSampler (fake timers)', () => {
     vi.advanceTimersByTime(INTERVAL_MS);
     expect(counted).toBe(2);
     expect(sampler.stats().unchangedLastTick).toBe(0);
-    expect(sampler.get(container('c'))).toMatchObject({ load1: calcLoad(kernel.load1, EXP_1, 1 * FIXED_1), running: 0 });
+    expect(sampler.get(container('c'))).toMatchObject({ load1: calcLoad(kernel.load1, EXP_1, FIXED_1), running: 0 });
   });
 
   it('counts every time when there is no mark, or the last count was truncated', () => {
