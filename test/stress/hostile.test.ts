@@ -339,7 +339,11 @@ describe('hostile readers from several cgroups, as root and uid 65534', () => {
       // which speed"; measured ~1 in 5,000-30,000 multi-call passes). Bounded, never another
       // container's bytes (cross, above, is 0 for everyone). One per started thousand: the 60 s
       // sanitizer run's slow readers make fewer than 1,000 passes (1 torn in 791 seen there).
-      const allowed = r.spec.shared ? 0 : Math.ceil(res.ops / 1000);
+      // Under the ASan+UBSan addon, five per thousand, the README's measured ceiling (0-0.5%) for a
+      // file changing length: the kernel applies a new size before it drops the old pages, and the
+      // slower daemon widens that moment (a 60 s run under load 8 cut B's /proc/loadavg, whose
+      // running count went between one and two digits, 23 times in 18,722 passes).
+      const allowed = r.spec.shared ? 0 : Math.ceil((res.ops * (SANITIZE ? 5 : 1)) / 1000);
       expect(res.torn, `${who} got torn files (at most ${allowed}): ${JSON.stringify(res.samples.torn)}`).toBeLessThanOrEqual(allowed);
       expect(res.ok, `${who} never read its view`).toBeGreaterThan(0);
     }
