@@ -6,6 +6,7 @@ import { readActivityMark, readTaskCounts } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
+import { EnvironReader } from './switches/environReader';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TimedCache, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
@@ -22,6 +23,14 @@ import type { DaemonOptions, DaemonParts } from './daemon';
 
 /** /proc/cpuinfo is ~1.5 KiB per CPU: this fits ~2,700 CPUs. */
 const CPUINFO_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * An environ read takes ~50 µs on its thread, ~0.1-0.3 ms with the hand-over (measured here): one
+ * that has not ended in 50 ms is held up by the process read (environRead.ts), not by load.
+ */
+const ENVIRON_TIMEOUT_MS = 50;
+/** Reader threads a container may leave stuck in the kernel (each a thread and a small heap). */
+const ENVIRON_MAX_STUCK = 4;
 
 /** Counts each container's tasks for its load average, at most this many per read. */
 const MAX_TASKS_PER_READ = 20_000;
@@ -80,7 +89,7 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
     sysRoot: options.sysRoot,
     hierarchy: parts.hierarchy,
     switches,
-    envOptOut: new EnvOptOut(options.procRoot),
+    envOptOut: newEnvOptOut(options, metrics, parts.logger),
     sources,
     containers: parts.containers,
     logger: parts.logger,
@@ -89,3 +98,24 @@ export function newBackend(parts: Omit<DaemonParts, 'filesystem' | 'views' | 'ba
   });
 }
 
+
+function newEnvOptOut(options: DaemonOptions, metrics: Metrics | null, logger: Logger): EnvOptOut {
+  const environ = new EnvironReader({
+    procRoot: options.procRoot,
+    timeoutMs: ENVIRON_TIMEOUT_MS,
+    maxStuck: ENVIRON_MAX_STUCK,
+    onEvent: (event) => {
+      if (event.type === 'thread-error') logger.error({ err: event.err }, 'env opt-out: an environ reader thread failed (replaced at the next read)');
+      else if (event.type === 'returned') logger.info({ pid: event.pid, stuckMs: event.stuckMs }, 'env opt-out: a stuck environ read returned; its thread ended');
+      else logger.warn({ stuckThreads: event.stuck }, 'exiting with environ reader threads stuck in the kernel, which exit would wait for forever: ending with SIGKILL');
+    },
+  });
+  metrics?.watchEnvironThreads(() => environ.stuckCount);
+  return new EnvOptOut({
+    procRoot: options.procRoot,
+    environ,
+    logger,
+    timeoutMs: ENVIRON_TIMEOUT_MS,
+    onUnanswered: metrics ? (why) => metrics.environUnanswered(why) : undefined,
+  });
+}

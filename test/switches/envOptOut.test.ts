@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ANSWER_TTL_MS, EnvOptOut } from '../../src/switches/envOptOut';
+import { ANSWER_TTL_MS } from '../../src/switches/envOptOut';
+import { fixtureEnvOptOut } from '../helpers/environ';
 import { readOldestProcess } from '../../src/cgroup/tasks';
 import { ContainerRegistry, type ContainerRecord } from '../../src/containers/registry';
 import type { CgroupLocation } from '../../src/cgroup/snapshot';
@@ -49,7 +50,7 @@ describe('EnvOptOut', () => {
     proc(20, 500, 'PATH=/bin\0CONTAINER_STATS_ISOLATED=1\0');
     proc(30, 100, 'PATH=/bin\0CONTAINER_STATS_ISOLATED=0\0');
     listProcs(cgroup, [20, 30]);
-    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
+    expect(fixtureEnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
   });
 
   it("takes a child cgroup's older process as the container's first, as /proc/uptime does", () => {
@@ -58,22 +59,22 @@ describe('EnvOptOut', () => {
     listProcs(cgroup, [20]);
     listProcs(path.join(cgroup, 'init.scope'), [40]);
     expect(readOldestProcess(location, procRoot)).toEqual({ pid: 40, startTicks: 100n });
-    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
+    expect(fixtureEnvOptOut(procRoot).optedOut(record(), 0)).toBe(true);
   });
 
   it('says "not opted out" for a container without processes or without the variable', () => {
     listProcs(cgroup, []);
-    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
+    expect(fixtureEnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
     proc(20, 100, 'PATH=/bin\0');
     listProcs(cgroup, [20]);
-    expect(new EnvOptOut(procRoot).optedOut(registry.use({ ...location, key: '/d' }, 0), 0)).toBe(false);
+    expect(fixtureEnvOptOut(procRoot).optedOut(registry.use({ ...location, key: '/d' }, 0), 0)).toBe(false);
   });
 
   it('answers "not opted out" at once for an environ that is a FIFO', () => {
     proc(20, 100, (file) => execFileSync('mkfifo', [file]));
     listProcs(cgroup, [20]);
     const started = Date.now();
-    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
+    expect(fixtureEnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
@@ -82,18 +83,18 @@ describe('EnvOptOut', () => {
     const filler = `X=${'x'.repeat(256 * 1024 - 2 - 'CONTAINER_STATS_ISOLATED=0'.length - 1)}\0`;
     proc(20, 100, `${filler}CONTAINER_STATS_ISOLATED=0xyz\0`);
     listProcs(cgroup, [20]);
-    expect(new EnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
+    expect(fixtureEnvOptOut(procRoot).optedOut(record(), 0)).toBe(false);
   });
 
   it("keeps the answer on the container's record for ANSWER_TTL_MS, and a new record reads afresh", () => {
     proc(30, 100, 'CONTAINER_STATS_ISOLATED=0\0');
     listProcs(cgroup, [30]);
-    const env = new EnvOptOut(procRoot);
+    const env = fixtureEnvOptOut(procRoot);
     const first = record();
     expect(env.optedOut(first, 0)).toBe(true);
     fs.writeFileSync(path.join(procRoot, '30', 'environ'), 'CONTAINER_STATS_ISOLATED=1\0');
     expect(env.optedOut(first, ANSWER_TTL_MS - 1)).toBe(true);
-    expect(first.envOptOut).toEqual({ atMs: 0, optedOut: true });
+    expect(first.envOptOut).toEqual({ atMs: 0, optedOut: true, hung: null });
     expect(env.optedOut(first, ANSWER_TTL_MS)).toBe(false);
     fs.writeFileSync(path.join(procRoot, '30', 'environ'), 'CONTAINER_STATS_ISOLATED=0\0');
     registry.sweep(10 * 60_000); // idle: dropped
