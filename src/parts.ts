@@ -17,7 +17,7 @@ import { parseStat } from './host/stat';
 import { parseLoadavg } from './host/loadavg';
 import { parseCpuOnline } from './host/cpuOnline';
 import { readSystemUnits } from './host/auxv';
-import { RateLimitedLog, type Logger } from './log';
+import { RateLimitedLog, createLogger, type Logger, type LogLevel } from './log';
 import type { Metrics } from './health/metrics';
 import type { DaemonOptions, DaemonParts } from './daemon';
 
@@ -107,7 +107,8 @@ function newEnvOptOut(options: DaemonOptions, metrics: Metrics | null, logger: L
     onEvent: (event) => {
       if (event.type === 'thread-error') logger.error({ err: event.err }, 'env opt-out: an environ reader thread failed (replaced at the next read)');
       else if (event.type === 'returned') logger.info({ pid: event.pid, stuckMs: event.stuckMs }, 'env opt-out: a stuck environ read returned; its thread ended');
-      else logger.warn({ stuckThreads: event.stuck }, 'exiting with environ reader threads stuck in the kernel, which exit would wait for forever: ending with SIGKILL');
+      // At exit, after pino flushed its buffer for the last time: a logger that writes at once.
+      else createLogger(logger.level as LogLevel, true).warn({ stuckThreads: event.stuck }, 'exiting with environ reader threads stuck in the kernel, which exit would wait for forever: ending with SIGKILL');
     },
   });
   metrics?.watchEnvironThreads(() => environ.stuckCount);

@@ -14,7 +14,7 @@ a userfaultfd range answers a remote read at once with an error, no FAULT_FLAG_A
     in access_remote_vm) waits with them.
 Killing the server (the forked child) fails the READ and frees everything.
 
-Prints "held <pid> <server pid>" just before B waits. Usage: environ_hang.py <dir for the mount>
+Prints "held <pid> <server pid>" once B waits (the server watches for it). Usage: environ_hang.py <dir for the mount>
 """
 import ctypes
 import os
@@ -83,6 +83,28 @@ def serve(fd):
         os.write(fd, struct.pack('<IiQ', 16 + len(out), error, unique) + out)
 
 
+def announce(pid):
+    """From the server (its memory is its own): "held" once the first process's main thread (B)
+    waits for the lock (state D), or "not held" after 10 s."""
+    for _ in range(200):
+        with open(f'/proc/{pid}/stat') as f:
+            state = f.read().rsplit(')', 1)[1].split()[0]
+        if state == 'D':
+            time.sleep(0.1)
+            os.write(1, f'held {pid} {os.getpid()}\n'.encode())
+            return
+        time.sleep(0.05)
+    os.write(1, b'not held\n')
+
+
+def hold(mem, address):
+    """Thread A: the read that faults the FUSE page in, with the mmap lock held, until the server dies."""
+    try:
+        os.pread(mem, 16, address)
+    except OSError:
+        pass  # the server died: the READ failed, and the test is over
+
+
 def main():
     mnt = sys.argv[1]
     check(libc.unshare(CLONE_NEWNS), 'unshare')
@@ -93,6 +115,7 @@ def main():
     server = os.fork()
     if server == 0:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        threading.Thread(target=announce, args=(os.getppid(),), daemon=True).start()
         serve(fuse_fd)
         os._exit(0)
     # Only the server holds the connection: its death fails the READ and frees this process.
@@ -102,11 +125,8 @@ def main():
     if address in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), 'mmap of the FUSE file')
     mem = os.open('/proc/self/mem', os.O_RDONLY)
-    threading.Thread(target=lambda: os.pread(mem, 16, address), daemon=True).start()
-    held = f'held {os.getpid()} {server}\n'.encode()  # made now: no allocation once the lock is held
+    threading.Thread(target=hold, args=(mem, address), daemon=True).start()
     time.sleep(0.5)  # A is now in the fault, holding the lock
-    os.write(1, held)
-    time.sleep(0.2)
     # This thread becomes the waiting writer (B); it never returns.
     libc.mmap(None, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
     while True:  # the kernel did not block: the test's own check of the hang says so

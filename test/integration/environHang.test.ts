@@ -1,0 +1,153 @@
+/**
+ * A container whose first process makes reads of its /proc/<pid>/environ never end
+ * (test/helpers/environ_hang.py: its mmap lock held by a fault on its own FUSE file that is never
+ * answered, a writer queued behind). The env opt-out reads that environ for an uncached container:
+ * on the thread serving every pod, that froze the daemon. Now the read is bounded: the hung
+ * container gets the isolated view, every other container keeps being answered, and the daemon
+ * still stops when asked.
+ *
+ * The unfixed daemon never answers: every read here has its own timeout, and afterAll frees the
+ * daemon by ending the attacker (whose FUSE server's death fails the READ it holds back).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type DaemonHandle } from '../helpers/daemon';
+import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
+
+const MIB = 1024n * 1024n;
+const HANG_SCRIPT = path.join(__dirname, '..', 'helpers', 'environ_hang.py');
+/** A read the daemon answers takes ms; a frozen daemon never answers. Slower in the emulated VM. */
+const READ_LIMIT_MS = process.env.ISOLFS_VM === '1' ? 10_000 : 3000;
+
+interface Read { answered: boolean; ms: number; stdout: string }
+
+/** `cat file` from a process placed in `cgroup`, given up on (not killed: it cannot be) after READ_LIMIT_MS. */
+function readIn(cgroup: TestCgroup, file: string): Promise<Read> {
+  const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+  const started = Date.now();
+  const child = spawn('bash', ['-c', `${join}; exec cat ${file}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ answered: false, ms: Date.now() - started, stdout }), READ_LIMIT_MS);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answered: true, ms: Date.now() - started, stdout });
+    });
+  });
+}
+
+function memTotalKb(text: string): number {
+  const m = /^MemTotal:\s+(\d+) kB/m.exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+describe('a container that keeps its environ from being read', () => {
+  let daemon: DaemonHandle;
+  let hung: TestCgroup;
+  let other: TestCgroup;
+  let attacker: ChildProcess | null = null;
+  let attackerPid = 0;
+  let serverPid = 0;
+  let attackerMnt = '';
+  let port = 0;
+
+  beforeAll(async () => {
+    daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
+    const listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening'));
+    port = listening ? (JSON.parse(listening) as { port: number }).port : 0;
+    hung = createTestCgroup('env-hang', { memoryLimitBytes: 96n * MIB });
+    other = createTestCgroup('env-other', { memoryLimitBytes: 64n * MIB });
+    attackerMnt = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-environ-hang-'));
+    // Its first process: bash moves itself into the cgroup and becomes the attacker (exec).
+    const join = hung.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+    attacker = spawn('bash', ['-c', `${join}; exec python3 ${HANG_SCRIPT} ${attackerMnt}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const held = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`environ_hang.py did not say "held" in 10 s: ${out}`)), 10_000);
+      attacker?.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) { clearTimeout(timer); resolve(out); }
+      });
+      attacker?.on('close', (code) => { clearTimeout(timer); reject(new Error(`environ_hang.py exited (${code}): ${out}`)); });
+    });
+    const m = /^held (\d+) (\d+)/.exec(held);
+    if (!m) throw new Error(`environ_hang.py said ${held}`);
+    [attackerPid, serverPid] = [Number(m[1]), Number(m[2])];
+  }, 30_000);
+
+  afterAll(async () => {
+    // The server's death fails the READ the attacker's fault waits on: that frees the attacker,
+    // and any read of its environ (the unfixed daemon's main thread, a stuck reader thread).
+    for (const pid of [serverPid, attackerPid]) if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    if (attacker && attacker.exitCode === null && attacker.signalCode === null) {
+      const exited = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        attacker?.on('close', () => { clearTimeout(timer); resolve(true); });
+      });
+      if (!exited) abortAttackerConnection();
+    }
+    await daemon?.cleanup();
+    await hung?.remove();
+    await other?.remove();
+    if (attackerMnt) fs.rmSync(attackerMnt, { recursive: true, force: true });
+  });
+
+  /** Backstop: the attacker's FUSE connection (in its own mount namespace), aborted through fusectl. */
+  function abortAttackerConnection(): void {
+    let mountinfo = '';
+    try { mountinfo = fs.readFileSync(`/proc/${attackerPid}/mountinfo`, 'utf8'); } catch { return; }
+    const line = mountinfo.split('\n').find((l) => l.split(' ')[4] === attackerMnt);
+    if (line) fs.writeFileSync(`/sys/fs/fuse/connections/${line.split(' ')[2].split(':')[1]}/abort`, '1');
+  }
+
+  it('blocks a plain read of its environ (the kernel behaviour the rest relies on)', () => {
+    const r = spawnSync('timeout', ['1', 'cat', `/proc/${attackerPid}/environ`], { encoding: 'utf8' });
+    // 124: timeout ended a cat still waiting. Anything else: this kernel does not block, and the
+    // tests below would prove nothing.
+    expect(r.status, `cat /proc/${attackerPid}/environ was not held up (status ${r.status}): this test proves nothing here`).toBe(124);
+  });
+
+  it("answers the hung container's reads, isolated, within the bound", async () => {
+    const first = await readIn(hung, `${daemon.mountpoint}/proc/meminfo`);
+    expect(first.answered, `the hung container's read was not answered in ${READ_LIMIT_MS} ms: the daemon is frozen`).toBe(true);
+    expect(memTotalKb(first.stdout)).toBe(98304);
+    const warning = daemon.logs.find((l) => l.includes('kept its environment from being read'));
+    expect(warning).toBeDefined();
+    expect(JSON.parse(warning as string)).toMatchObject({ container: hung.key, pid: attackerPid });
+    // Not read again: answered from the record, no second wait, no second warning.
+    const again = await readIn(hung, `${daemon.mountpoint}/proc/sys/kernel/container_stats_isolated`);
+    expect(again.answered).toBe(true);
+    expect(again.stdout).toBe('1\n');
+    expect(daemon.logs.filter((l) => l.includes('kept its environment from being read'))).toHaveLength(1);
+  });
+
+  it("keeps answering another container's reads, with bounded latency", async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await readIn(other, `${daemon.mountpoint}/proc/meminfo`);
+      expect(r.answered, `read ${i} of another container not answered in ${READ_LIMIT_MS} ms: the daemon is frozen`).toBe(true);
+      expect(memTotalKb(r.stdout)).toBe(65536);
+    }
+  });
+
+  it('counts the unanswered read and the stuck thread in /metrics', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(READ_LIMIT_MS) });
+    const text = await res.text();
+    expect(text).toMatch(/^isolfs_env_optout_unanswered_total\{why="timed-out"\} 1$/m);
+    expect(text).toMatch(/^isolfs_env_optout_threads_stuck 1$/m);
+  });
+
+  it('still stops when asked while a reader thread is stuck', async () => {
+    const stopped = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 15_000);
+      void daemon.stop().then(() => { clearTimeout(timer); resolve(true); });
+    });
+    expect(stopped, 'the daemon did not exit within 15 s of SIGTERM').toBe(true);
+    expect(daemon.logs.some((l) => l.includes('environ reader threads stuck in the kernel'))).toBe(true);
+    expect(daemon.logs.some((l) => l.includes('"msg":"unmounted"'))).toBe(true);
+    expect(daemon.process.signalCode).toBe('SIGKILL'); // its own, at exit: the stuck thread cannot be joined
+  }, 20_000);
+});
