@@ -55,6 +55,8 @@ interface ReaderThread {
   seq: number;
   /** When it was set aside. */
   stuckAtMs: number;
+  /** Its thread has ended (an error, or stopped): nothing to wait for. */
+  exited: boolean;
 }
 
 /** A reader thread holds one small buffer and one environ at a time: a small heap is plenty. */
@@ -146,10 +148,11 @@ export class EnvironReader implements EnvironSource {
     for (let i = this.stuck.length - 1; i >= 0; i--) {
       const thread = this.stuck[i];
       const { control } = thread;
-      if (Atomics.load(control, Slot.DONE) !== Atomics.load(control, Slot.WORKING_SEQ)) continue;
+      const returned = Atomics.load(control, Slot.DONE) === Atomics.load(control, Slot.WORKING_SEQ);
+      if (!(returned || thread.exited)) continue;
       this.stuck.splice(i, 1);
       stop(thread);
-      this.options.onEvent?.({ type: 'returned', pid: Atomics.load(control, Slot.WORKING_PID), stuckMs: Math.round(performance.now() - thread.stuckAtMs) });
+      if (returned) this.options.onEvent?.({ type: 'returned', pid: Atomics.load(control, Slot.WORKING_PID), stuckMs: Math.round(performance.now() - thread.stuckAtMs) });
     }
   }
 
@@ -159,8 +162,9 @@ export class EnvironReader implements EnvironSource {
     const workerData: EnvironWorkerData = { control: shared, procRoot: this.options.procRoot };
     const file = this.options.workerFile ?? path.join(__dirname, 'environWorker.js');
     const worker = new Worker(file, { workerData, resourceLimits: THREAD_HEAP });
-    const thread: ReaderThread = { worker, control: new Int32Array(shared), seq: 0, stuckAtMs: 0 };
+    const thread: ReaderThread = { worker, control: new Int32Array(shared), seq: 0, stuckAtMs: 0, exited: false };
     const gone = (): void => {
+      thread.exited = true;
       if (this.active === thread) this.active = null;
     };
     worker.on('error', (err) => {

@@ -3,8 +3,9 @@
  * (test/helpers/environ_hang.py: its mmap lock held by a fault on its own FUSE file that is never
  * answered, a writer queued behind). The env opt-out reads that environ for an uncached container:
  * on the thread serving every pod, that froze the daemon. Now the read is bounded: the hung
- * container gets the isolated view, every other container keeps being answered, and the daemon
- * still stops when asked.
+ * container gets the isolated view, every other container keeps being answered, a stuck reader
+ * thread ends once its process lets go (a second attacker, released), and the daemon still stops
+ * when asked.
  *
  * The unfixed daemon never answers: every read here has its own timeout, and afterAll frees the
  * daemon by ending the attacker (whose FUSE server's death fails the READ it holds back).
@@ -45,64 +46,84 @@ function memTotalKb(text: string): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
+interface Attacker { child: ChildProcess; pid: number; serverPid: number; mnt: string }
+
+/** A container whose first process is environ_hang.py, once its lock is held (it says "held"). */
+async function startAttacker(cgroup: TestCgroup): Promise<Attacker> {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-environ-hang-'));
+  // Its first process: bash moves itself into the cgroup and becomes the attacker (exec).
+  const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
+  const child = spawn('bash', ['-c', `${join}; exec python3 ${HANG_SCRIPT} ${mnt}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const attacker: Attacker = { child, pid: 0, serverPid: 0, mnt };
+  const held = await new Promise<string>((resolve) => {
+    let out = '';
+    const timer = setTimeout(() => resolve(`nothing in 10 s: ${out}`), 10_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) { clearTimeout(timer); resolve(out); }
+    });
+    child.on('close', (code) => { clearTimeout(timer); resolve(`exited (${code}): ${out}`); });
+  });
+  const m = /^held (\d+) (\d+)/.exec(held);
+  if (m) [attacker.pid, attacker.serverPid] = [Number(m[1]), Number(m[2])];
+  else await endAttacker(attacker);
+  if (!m) throw new Error(`environ_hang.py did not hold its lock: ${held}`);
+  return attacker;
+}
+
+/**
+ * Ends it: the server's death fails the READ its fault waits on, which frees the first process
+ * and every read of its environ (the unfixed daemon's main thread, a stuck reader thread).
+ * Backstop: its FUSE connection (in its own mount namespace) aborted through fusectl.
+ */
+async function endAttacker(attacker: Attacker): Promise<void> {
+  const { child } = attacker;
+  for (const pid of [attacker.serverPid, attacker.pid, child.pid ?? 0]) if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      child.on('close', () => { clearTimeout(timer); resolve(true); });
+    });
+    if (!exited) {
+      let mountinfo = '';
+      try { mountinfo = fs.readFileSync(`/proc/${attacker.pid}/mountinfo`, 'utf8'); } catch { /* gone */ }
+      const line = mountinfo.split('\n').find((l) => l.split(' ')[4] === attacker.mnt);
+      if (line) fs.writeFileSync(`/sys/fs/fuse/connections/${line.split(' ')[2].split(':')[1]}/abort`, '1');
+    }
+  }
+  fs.rmSync(attacker.mnt, { recursive: true, force: true });
+}
+
 describe('a container that keeps its environ from being read', () => {
   let daemon: DaemonHandle;
   let hung: TestCgroup;
+  let released: TestCgroup;
   let other: TestCgroup;
-  let attacker: ChildProcess | null = null;
+  const attackers: Attacker[] = [];
   let attackerPid = 0;
-  let serverPid = 0;
-  let attackerMnt = '';
   let port = 0;
+
+  const metricsText = async (): Promise<string> =>
+    (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(READ_LIMIT_MS) })).text();
 
   beforeAll(async () => {
     daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
     const listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening'));
     port = listening ? (JSON.parse(listening) as { port: number }).port : 0;
     hung = createTestCgroup('env-hang', { memoryLimitBytes: 96n * MIB });
+    released = createTestCgroup('env-released', { memoryLimitBytes: 80n * MIB });
     other = createTestCgroup('env-other', { memoryLimitBytes: 64n * MIB });
-    attackerMnt = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-environ-hang-'));
-    // Its first process: bash moves itself into the cgroup and becomes the attacker (exec).
-    const join = hung.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
-    attacker = spawn('bash', ['-c', `${join}; exec python3 ${HANG_SCRIPT} ${attackerMnt}`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const held = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`environ_hang.py did not say "held" in 10 s: ${out}`)), 10_000);
-      attacker?.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) { clearTimeout(timer); resolve(out); }
-      });
-      attacker?.on('close', (code) => { clearTimeout(timer); reject(new Error(`environ_hang.py exited (${code}): ${out}`)); });
-    });
-    const m = /^held (\d+) (\d+)/.exec(held);
-    if (!m) throw new Error(`environ_hang.py said ${held}`);
-    [attackerPid, serverPid] = [Number(m[1]), Number(m[2])];
+    attackers.push(await startAttacker(hung));
+    attackerPid = attackers[0].pid;
   }, 30_000);
 
   afterAll(async () => {
-    // The server's death fails the READ the attacker's fault waits on: that frees the attacker,
-    // and any read of its environ (the unfixed daemon's main thread, a stuck reader thread).
-    for (const pid of [serverPid, attackerPid]) if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    if (attacker && attacker.exitCode === null && attacker.signalCode === null) {
-      const exited = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 5000);
-        attacker?.on('close', () => { clearTimeout(timer); resolve(true); });
-      });
-      if (!exited) abortAttackerConnection();
-    }
+    for (const attacker of attackers) await endAttacker(attacker);
     await daemon?.cleanup();
     await hung?.remove();
+    await released?.remove();
     await other?.remove();
-    if (attackerMnt) fs.rmSync(attackerMnt, { recursive: true, force: true });
   });
-
-  /** Backstop: the attacker's FUSE connection (in its own mount namespace), aborted through fusectl. */
-  function abortAttackerConnection(): void {
-    let mountinfo = '';
-    try { mountinfo = fs.readFileSync(`/proc/${attackerPid}/mountinfo`, 'utf8'); } catch { return; }
-    const line = mountinfo.split('\n').find((l) => l.split(' ')[4] === attackerMnt);
-    if (line) fs.writeFileSync(`/sys/fs/fuse/connections/${line.split(' ')[2].split(':')[1]}/abort`, '1');
-  }
 
   it('blocks a plain read of its environ (the kernel behaviour the rest relies on)', () => {
     const r = spawnSync('timeout', ['1', 'cat', `/proc/${attackerPid}/environ`], { encoding: 'utf8' });
@@ -134,10 +155,30 @@ describe('a container that keeps its environ from being read', () => {
   });
 
   it('counts the unanswered read and the stuck thread in /metrics', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(READ_LIMIT_MS) });
-    const text = await res.text();
+    const text = await metricsText();
     expect(text).toMatch(/^isolfs_env_optout_unanswered_total\{why="timed-out"\} 1$/m);
     expect(text).toMatch(/^isolfs_env_optout_threads_stuck 1$/m);
+  });
+
+  it('ends a stuck thread once the process lets go of its read', async () => {
+    const attacker = await startAttacker(released);
+    attackers.push(attacker);
+    const r = await readIn(released, `${daemon.mountpoint}/proc/meminfo`);
+    expect(r.answered).toBe(true);
+    expect(memTotalKb(r.stdout)).toBe(81920);
+    expect(await metricsText()).toMatch(/^isolfs_env_optout_threads_stuck 2$/m);
+    process.kill(attacker.serverPid, 'SIGKILL'); // its READ fails: the thread's read of its environ returns
+    const deadline = Date.now() + 5000;
+    let stuck = '';
+    while (Date.now() < deadline) {
+      stuck = /^isolfs_env_optout_threads_stuck (\d+)$/m.exec(await metricsText())?.[1] ?? '';
+      if (stuck === '1') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(stuck).toBe('1');
+    const returned = daemon.logs.find((l) => l.includes('a stuck environ read returned'));
+    expect(returned).toBeDefined();
+    expect(JSON.parse(returned as string)).toMatchObject({ pid: attacker.pid });
   });
 
   it('still stops when asked while a reader thread is stuck', async () => {

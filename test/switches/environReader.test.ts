@@ -2,7 +2,8 @@
  * EnvironReader's bound, with real worker threads running a stand-in for environWorker.js (the
  * unit lane has no dist/, nor a process whose environ blocks: test/integration/environHang.test.ts
  * has both). The stand-in answers the same protocol (Slot); pid 666's read takes STUCK_MS, as a
- * read held up in the kernel that returns once the process lets go, pid 777 is opted out.
+ * read held up in the kernel that returns once the process lets go, pid 777 is opted out, and
+ * pid 500 ends the thread with an error.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +32,7 @@ while (true) {
   Atomics.store(control, S.WORKING_PID, pid);
   Atomics.store(control, S.WORKING_SEQ, seq);
   if (pid === 666) sleep(${STUCK_MS});
+  if (pid === 500) throw new Error('the stand-in dies');
   Atomics.store(control, S.ANSWER, pid === 777 ? A.OPTED_OUT : pid === 404 ? A.FAILED : A.NO_DECLARATION);
   Atomics.store(control, S.DONE, seq);
   Atomics.notify(control, S.DONE);
@@ -96,6 +98,22 @@ describe('EnvironReader', () => {
       expect(events.find((e) => e.type === 'returned')).toMatchObject({ pid: 666 });
       expect(await readWhenStarted(reader, 777)).toEqual({ kind: 'read', optedOut: true });
       expect(events.filter((e) => e.type === 'thread-error')).toEqual([]);
+    } finally {
+      reader.close();
+    }
+  }, 30_000);
+
+  it('does not count a thread that died as stuck, and replaces it', async () => {
+    const seen: EnvironReaderEvent[] = [];
+    const reader = new EnvironReader({ procRoot: '/nonexistent', timeoutMs: TIMEOUT_MS, maxStuck: 1, workerFile, onEvent: (e) => seen.push(e) });
+    try {
+      expect(await readWhenStarted(reader, 777)).toEqual({ kind: 'read', optedOut: true });
+      expect(reader.read(500)).toEqual({ kind: 'timed-out' }); // unanswered: from here, a stuck read and a dead thread look alike
+      const deadline = Date.now() + 5000;
+      while (!seen.some((e) => e.type === 'thread-error') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(seen.find((e) => e.type === 'thread-error')).toMatchObject({ err: expect.stringContaining('the stand-in dies') });
+      expect(reader.stuckCount).toBe(0);
+      expect(await readWhenStarted(reader, 777)).toEqual({ kind: 'read', optedOut: true });
     } finally {
       reader.close();
     }
