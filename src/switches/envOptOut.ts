@@ -9,7 +9,7 @@
  *
  * That read can be made to never end by the process read (environRead.ts), so it goes through an
  * EnvironSource (environReader.ts: a thread, waited for a bounded time). A process whose read did
- * not end is remembered on the record as hung and not read again while it is the first process.
+ * not end is remembered on the record as hung, and not read again until that read has returned.
  */
 import { readOldestProcess } from '../cgroup/tasks';
 import type { ContainerRecord, HungProcess } from '../containers/registry';
@@ -57,13 +57,9 @@ export class EnvOptOut {
     }
     if (oldest === null) return none;
     const { environ } = this.options;
-    const hung = record.envOptOut?.hung;
-    // A read of this process is still stuck (the same one, by pid and start time, or one another
-    // record of it started): another would stick too. Once that read returns, it is read again.
-    if (environ.stuckOn(oldest.pid)) {
-      const same = hung && hung.pid === oldest.pid && hung.startTicks === oldest.startTicks;
-      return { optedOut: false, hung: same ? hung : oldest, keep: true };
-    }
+    // A read of this process is still stuck (this record's, or an earlier record's of the same
+    // container): another would stick too. Once that read returns, it is read again.
+    if (environ.stuckOn(oldest.pid)) return { optedOut: false, hung: oldest, keep: true };
     const answer = environ.read(oldest.pid);
     switch (answer.kind) {
       case 'read':
@@ -74,7 +70,7 @@ export class EnvOptOut {
         this.options.onUnanswered?.('timed-out');
         if (this.rateLimited.allow(`hung:${record.key}`, nowMs)) {
           this.options.logger?.warn({ container: record.key, pid: oldest.pid, timeoutMs: this.options.timeoutMs, stuckThreads: environ.stuckCount },
-            "env opt-out: the container's first process kept its environment from being read: no declaration assumed (the container stays isolated), not read again while that process is first");
+            "env opt-out: the container's first process kept its environment from being read: no declaration assumed (the container stays isolated), not read again until that read returns");
         }
         return { optedOut: false, hung: oldest, keep: true };
       case 'unavailable':
