@@ -20,6 +20,8 @@ import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
 
 const MIB = 1024n * 1024n;
 const HANG_SCRIPT = path.join(__dirname, '..', 'helpers', 'environ_hang.py');
+/** Debian's python3 (a test dependency through scripts/deps.sh) where there is one: pyenv's shims need root's PATH. */
+const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 /** A read the daemon answers takes ms; a frozen daemon never answers. Slower in the emulated VM. */
 const READ_LIMIT_MS = process.env.ISOLFS_VM === '1' ? 10_000 : 3000;
 
@@ -53,7 +55,7 @@ async function startAttacker(cgroup: TestCgroup): Promise<Attacker> {
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'isolfs-environ-hang-'));
   // Its first process: bash moves itself into the cgroup and becomes the attacker (exec).
   const join = cgroup.procsFiles.map((f) => `echo $$ > ${f}`).join('; ');
-  const child = spawn('bash', ['-c', `${join}; exec python3 ${HANG_SCRIPT} ${mnt}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('bash', ['-c', `${join}; exec ${PYTHON} ${HANG_SCRIPT} ${mnt}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const attacker: Attacker = { child, pid: 0, serverPid: 0, mnt };
   const held = await new Promise<string>((resolve) => {
     let out = '';
