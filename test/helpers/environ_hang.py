@@ -18,6 +18,7 @@ Prints "held <pid> <server pid>" once B waits (the server watches for it). Usage
 """
 import ctypes
 import os
+import platform
 import signal
 import struct
 import sys
@@ -39,6 +40,8 @@ FILE_SIZE = 1 << 20
 ROOT, FILE_NODE = 1, 2
 LOOKUP, FORGET, GETATTR, OPEN, READ, INIT, BATCH_FORGET = 1, 2, 3, 14, 15, 26, 42
 ENOENT, ENOSYS = 2, 38
+# mmap(2) and pread64(2): x86_64's numbers, or arm64's (the generic table)
+MMAP, PREAD64 = (222, 67) if platform.machine() in ('aarch64', 'arm64') else (9, 17)
 
 
 def check(ret, what):
@@ -83,22 +86,34 @@ def serve(fd):
         os.write(fd, struct.pack('<IiQ', 16 + len(out), error, unique) + out)
 
 
+def in_syscall(task, number, state=None):
+    """Whether `task` (a /proc/<pid>/task/<tid> path) is in system call `number` (and in `state`)."""
+    try:
+        with open(f'{task}/syscall') as f:
+            current = f.read().split()
+        with open(f'{task}/stat') as f:
+            now = f.read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return bool(current) and current[0] == str(number) and (state is None or now == state)
+
+
 def announce(pid):
     """From the server (its memory is its own): "held" once the first process's main thread (B)
-    waits for the lock (state D), or "not held" after 10 s."""
+    waits in mmap(2) for the lock (state D, twice 0.1 s apart), or "not held" after 20 s."""
+    seen = 0
     for _ in range(200):
-        with open(f'/proc/{pid}/stat') as f:
-            state = f.read().rsplit(')', 1)[1].split()[0]
-        if state == 'D':
-            time.sleep(0.1)
+        seen = seen + 1 if in_syscall(f'/proc/{pid}/task/{pid}', MMAP, 'D') else 0
+        if seen == 2:
             os.write(1, f'held {pid} {os.getpid()}\n'.encode())
             return
-        time.sleep(0.05)
+        time.sleep(0.1)
     os.write(1, b'not held\n')
 
 
-def hold(mem, address):
+def hold(mem, address, tid):
     """Thread A: the read that faults the FUSE page in, with the mmap lock held, until the server dies."""
+    tid.append(threading.get_native_id())
     try:
         os.pread(mem, 16, address)
     except OSError:
@@ -125,8 +140,11 @@ def main():
     if address in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), 'mmap of the FUSE file')
     mem = os.open('/proc/self/mem', os.O_RDONLY)
-    threading.Thread(target=hold, args=(mem, address), daemon=True).start()
-    time.sleep(0.5)  # A is now in the fault, holding the lock
+    tid = []
+    threading.Thread(target=hold, args=(mem, address, tid), daemon=True).start()
+    while not (tid and in_syscall(f'/proc/self/task/{tid[0]}', PREAD64)):
+        time.sleep(0.01)
+    time.sleep(0.1)  # A is in the fault (its READ sent), holding the lock
     # This thread becomes the waiting writer (B); it never returns.
     libc.mmap(None, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
     while True:  # the kernel did not block: the test's own check of the hang says so
