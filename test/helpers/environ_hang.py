@@ -9,12 +9,13 @@ a userfaultfd range answers a remote read at once with an error, no FAULT_FLAG_A
  2. It maps a file of that mount and reads the mapping through /proc/self/mem in thread A. That
     read faults the page in while holding the process's mmap lock for reading, without the right
     to drop it, so it now holds the lock until the server answers: never.
- 3. The main thread (B) calls mmap(2): it waits for the lock as a writer. From then on every new reader of
-    the lock queues behind that writer: a read of /proc/<pid>/environ by anyone (mmap_read_lock
-    in access_remote_vm) waits with them.
+ 3. The main thread (B) calls mmap(2): it waits for the lock as a writer. From then on every
+    new reader of the lock queues behind that writer: a read of /proc/<pid>/environ by anyone
+    (mmap_read_lock in access_remote_vm) waits with them.
 Killing the server (the forked child) fails the READ and frees everything.
 
-Prints "held <pid> <server pid>" once B waits (the server watches for it). Usage: environ_hang.py <dir for the mount>
+Prints "held <pid> <server pid>" once B waits (the server watches for it), "not held" if B does
+not within 10 s. Usage: environ_hang.py <empty directory for the mount>
 """
 import ctypes
 import os
@@ -100,9 +101,9 @@ def in_syscall(task, number, state=None):
 
 def announce(pid):
     """From the server (its memory is its own): "held" once the first process's main thread (B)
-    waits in mmap(2) for the lock (state D, twice 0.1 s apart), or "not held" after 20 s."""
+    waits in mmap(2) for the lock (state D, twice 0.1 s apart), or "not held" after 10 s."""
     seen = 0
-    for _ in range(200):
+    for _ in range(100):
         seen = seen + 1 if in_syscall(f'/proc/{pid}/task/{pid}', MMAP, 'D') else 0
         if seen == 2:
             os.write(1, f'held {pid} {os.getpid()}\n'.encode())

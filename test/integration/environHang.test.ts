@@ -59,7 +59,7 @@ async function startAttacker(cgroup: TestCgroup): Promise<Attacker> {
   const attacker: Attacker = { child, pid: 0, serverPid: 0, mnt };
   const held = await new Promise<string>((resolve) => {
     let out = '';
-    const timer = setTimeout(() => resolve(`nothing in 10 s: ${out}`), 10_000);
+    const timer = setTimeout(() => resolve(`nothing in 15 s: ${out}`), 15_000);
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('\n')) { clearTimeout(timer); resolve(out); }
@@ -117,7 +117,7 @@ describe('a container that keeps its environ from being read', () => {
     other = createTestCgroup('env-other', { memoryLimitBytes: 64n * MIB });
     attackers.push(await startAttacker(hung));
     attackerPid = attackers[0].pid;
-  }, 30_000);
+  }, 40_000);
 
   afterAll(async () => {
     for (const attacker of attackers) await endAttacker(attacker);
@@ -181,7 +181,7 @@ describe('a container that keeps its environ from being read', () => {
     const returned = daemon.logs.find((l) => l.includes('a stuck environ read returned'));
     expect(returned).toBeDefined();
     expect(JSON.parse(returned as string)).toMatchObject({ pid: attacker.pid });
-  });
+  }, 30_000);
 
   it('still stops when asked while a reader thread is stuck', async () => {
     const stopped = await new Promise<boolean>((resolve) => {
