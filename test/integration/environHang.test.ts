@@ -172,13 +172,14 @@ describe('a container that keeps its environ from being read', () => {
     process.kill(attacker.serverPid, 'SIGKILL'); // its READ fails: the thread's read of its environ returns
     const deadline = Date.now() + 5000;
     let stuck = '';
+    let returned: string | undefined;
     while (Date.now() < deadline) {
       stuck = /^isolfs_env_optout_threads_stuck (\d+)$/m.exec(await metricsText())?.[1] ?? '';
-      if (stuck === '1') break;
+      returned = daemon.logs.find((l) => l.includes('a stuck environ read returned')); // the log line arrives later
+      if (stuck === '1' && returned) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(stuck).toBe('1');
-    const returned = daemon.logs.find((l) => l.includes('a stuck environ read returned'));
     expect(returned).toBeDefined();
     expect(JSON.parse(returned as string)).toMatchObject({ pid: attacker.pid });
   }, 30_000);
