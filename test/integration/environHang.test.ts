@@ -43,6 +43,16 @@ function readIn(cgroup: TestCgroup, file: string): Promise<Read> {
   });
 }
 
+/** The first log line containing `text`, waiting up to 2 s for it (it comes through the daemon's stdout). */
+async function logLine(daemon: DaemonHandle, text: string): Promise<string | undefined> {
+  const deadline = Date.now() + 2000;
+  while (true) {
+    const line = daemon.logs.find((l) => l.includes(text));
+    if (line !== undefined || Date.now() > deadline) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function memTotalKb(text: string): number {
   const m = /^MemTotal:\s+(\d+) kB/m.exec(text);
   return m ? Number(m[1]) : Number.NaN;
@@ -138,7 +148,7 @@ describe('a container that keeps its environ from being read', () => {
     const first = await readIn(hung, `${daemon.mountpoint}/proc/meminfo`);
     expect(first.answered, `the hung container's read was not answered in ${READ_LIMIT_MS} ms: the daemon is frozen`).toBe(true);
     expect(memTotalKb(first.stdout)).toBe(98304);
-    const warning = daemon.logs.find((l) => l.includes('kept its environment from being read'));
+    const warning = await logLine(daemon, 'kept its environment from being read');
     expect(warning).toBeDefined();
     expect(JSON.parse(warning as string)).toMatchObject({ container: hung.key, pid: attackerPid });
     // Not read again: answered from the record, no second wait, no second warning.
