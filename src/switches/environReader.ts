@@ -87,6 +87,7 @@ export class EnvironReader implements EnvironSource {
 
   read(pid: number): EnvironAnswer {
     this.reap();
+    if (this.closed) return { kind: 'unavailable', why: 'starting' };
     if (this.active === null) {
       if (this.stuck.length >= this.options.maxStuck) return { kind: 'unavailable', why: 'stuck-bound' };
       if (performance.now() - this.lastSpawnMs < RESPAWN_INTERVAL_MS) return { kind: 'unavailable', why: 'starting' };
