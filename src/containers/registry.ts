@@ -53,6 +53,12 @@ export interface CgroupDirIdentity {
   ino: number;
 }
 
+/** A process by pid and start time (clock ticks since boot): not mistaken for a later one with its pid. */
+export interface HungProcess {
+  pid: number;
+  startTicks: bigint;
+}
+
 export interface ContainerRecord {
   readonly key: string;
   /** Where its cgroup is, as its latest reader's /proc/<pid>/cgroup said. */
@@ -68,8 +74,8 @@ export interface ContainerRecord {
   taskCounts: { atMs: number; counts: TaskCounts } | null;
   /** Null until its loadavg is read (and again once unread for long): only the others are sampled. */
   load: LoadState | null;
-  /** The env opt-out's last answer (switches/envOptOut.ts). */
-  envOptOut: { atMs: number; optedOut: boolean } | null;
+  /** The env opt-out's last answer (switches/envOptOut.ts), and the first process whose environ read never ended. */
+  envOptOut: { atMs: number; optedOut: boolean; hung: HungProcess | null } | null;
   /** Set while it has a /containers/<key>/ subtree: where its cgroup is, learned from one of its processes. */
   attachedLocation: CgroupLocation | null;
   /**

@@ -39,6 +39,9 @@ export class Metrics {
   private readonly hostIsolated: Gauge<string>;
   private readonly containersOptedOut: Gauge<string>;
   private readonly containersNewTotal: Counter<string>;
+  private readonly environUnansweredTotal: Counter<'why'>;
+  /** Where isolfs_env_optout_threads_stuck is read from (watchEnvironThreads). */
+  private readonly environStuck = { count: (): number => 0 };
 
   /** Gauges valued by their collect() at scrape time; the registry holds them, this names them. */
   readonly scrapeTimeGauges: readonly Gauge<string>[];
@@ -66,7 +69,11 @@ export class Metrics {
       help: 'Container records created: a container read for the first time, or again after its record was dropped',
       registers,
     });
-    this.scrapeTimeGauges = [containersTrackedGauge(registers, options.containersTracked ?? (() => 0)), ...processGauges(registers, pid)];
+    this.scrapeTimeGauges = [
+      containersTrackedGauge(registers, options.containersTracked ?? (() => 0)),
+      environStuckGauge(registers, () => this.environStuck.count()),
+      ...processGauges(registers, pid),
+    ];
     this.samplerDuration = new Histogram({
       name: 'isolfs_loadavg_sampler_duration_seconds',
       help: 'Time one load-average sampler tick held the event loop, its slices summed (counting runnable tasks of every read cgroup)',
@@ -89,6 +96,8 @@ export class Metrics {
       registers,
     });
 
+    this.environUnansweredTotal = environUnansweredCounter(registers);
+
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -109,6 +118,16 @@ export class Metrics {
     this.containersOptedOut.set(optedOut);
   }
 
+  /** An env opt-out environ read went unanswered (src/switches/envOptOut.ts). */
+  environUnanswered(why: 'timed-out' | 'no-thread'): void {
+    this.environUnansweredTotal.inc({ why });
+  }
+
+  /** Where isolfs_env_optout_threads_stuck is read from at scrape time. */
+  watchEnvironThreads(stuck: () => number): void {
+    this.environStuck.count = stuck;
+  }
+
   /** One load-average sampler tick took `seconds` and left `deferred` due containers unsampled. */
   observeSamplerTick(seconds: number, deferred: number): void {
     this.samplerDuration.observe(seconds);
@@ -123,6 +142,26 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+function environUnansweredCounter(registers: Registry[]): Counter<'why'> {
+  return new Counter({
+    name: 'isolfs_env_optout_unanswered_total',
+    help: "Environ reads for the env opt-out answered \"no declaration\" unread: timed-out (the container's first process kept the read from ending), no-thread (every reader thread stuck, or one starting)",
+    labelNames: ['why'] as const,
+    registers,
+  });
+}
+
+function environStuckGauge(registers: Registry[], stuck: () => number): Gauge<string> {
+  return new Gauge({
+    name: 'isolfs_env_optout_threads_stuck',
+    help: 'Environ reader threads stuck in a read that a container keeps from ending (at most 4; no reads past that)',
+    registers,
+    collect() {
+      this.set(stuck());
+    },
+  });
 }
 
 function containersTrackedGauge(registers: Registry[], containersTracked: () => number): Gauge<string> {

@@ -11,7 +11,7 @@ import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IsolfsBackend, RENDER_REUSE_MS } from '../../src/backend';
 import { SwitchStore } from '../../src/switches/store';
-import { EnvOptOut } from '../../src/switches/envOptOut';
+import { fixtureEnvOptOut } from '../helpers/environ';
 import { TimedCache, type HostSources } from '../../src/files';
 import { ContainerRegistry } from '../../src/containers/registry';
 import { discoverHierarchy } from '../../src/cgroup/hierarchy';
@@ -114,7 +114,7 @@ function makeFixture(envOptOut: boolean): Fixture {
     procRoot, sysRoot, userHz: 100, pageSizeBytes: 4096n, maxTasksPerRead: 1000,
     sampler: {} as LoadavgSampler, cpuinfoCache: new TimedCache(1000, () => []),
   };
-  const backend = new IsolfsBackend({ procRoot, sysRoot, hierarchy, switches, envOptOut: new EnvOptOut(procRoot), sources, containers, logger });
+  const backend = new IsolfsBackend({ procRoot, sysRoot, hierarchy, switches, envOptOut: fixtureEnvOptOut(procRoot), sources, containers, logger });
   // What the attach manager does once it made the container's subtree, with the location it
   // learned from one of the container's processes.
   const init = locateProcess(procRoot, hierarchy, 100);

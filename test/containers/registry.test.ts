@@ -103,7 +103,7 @@ describe('ContainerRegistry', () => {
     const counted = new ContainerRegistry({ idleMs: IDLE_MS, onCreate: (record) => created.push(record.key), onDrop: (record, why) => drops.push([record.key, why]) });
     const old = counted.use(location('/a'), 0);
     old.statHistory = {} as ContainerRecord['statHistory'];
-    old.envOptOut = { atMs: 0, optedOut: true };
+    old.envOptOut = { atMs: 0, optedOut: true, hung: null };
     old.taskCounts = { atMs: 0, counts: { running: 1, blocked: 0, total: 1, truncated: false } };
     old.load = { load1: 1, load5: 1, load15: 1, running: 1, total: 1, sampledPeriod: 0, lastReadMs: 0 };
     recreateCgroup('/a');
@@ -142,7 +142,7 @@ describe('ContainerRegistry', () => {
     const learned = location('/lxc/web');
     registry.markAttached(learned);
     const old = registry.use(location('/lxc/web'), Date.now());
-    old.envOptOut = { atMs: 0, optedOut: true };
+    old.envOptOut = { atMs: 0, optedOut: true, hung: null };
     recreateCgroup('/lxc/web');
     expect(registry.sweep(Date.now())).toBe(0);
     expect(registry.find('/lxc/web')).toMatchObject({ envOptOut: null, attachedLocation: learned });

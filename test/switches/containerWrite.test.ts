@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IsolfsBackend } from '../../src/backend';
 import { isSameOrBelow } from '../../src/switches/controlWrites';
 import { SwitchStore } from '../../src/switches/store';
-import { EnvOptOut } from '../../src/switches/envOptOut';
+import { fixtureEnvOptOut } from '../helpers/environ';
 import type { HostSources } from '../../src/files';
 import { ContainerRegistry } from '../../src/containers/registry';
 import type { CgroupHierarchy } from '../../src/cgroup/hierarchy';
@@ -61,7 +61,7 @@ describe('writes to kernel.container_stats_isolated', () => {
     const containers = new ContainerRegistry({ idleMs: 60_000 });
     containers.markAttached(location(CONTAINER));
     const backend = new IsolfsBackend({
-      procRoot, sysRoot: '/nonexistent', hierarchy: HIERARCHY, switches, envOptOut: new EnvOptOut(procRoot),
+      procRoot, sysRoot: '/nonexistent', hierarchy: HIERARCHY, switches, envOptOut: fixtureEnvOptOut(procRoot),
       sources: {} as HostSources, containers, logger,
     });
     fx = { backend, switches, warnings };
