@@ -175,3 +175,25 @@ async function removeDirs(dirs: string[]): Promise<void> {
     }
   }
 }
+
+/** The directories of `parent`, each once (v2: one for every controller). */
+export function cgroupDirsOf(parent: TestCgroup): string[] {
+  return [...new Set([...parent.dirs.values()].map((d) => fs.realpathSync(d)))];
+}
+
+/**
+ * A child cgroup `name` of `parent` in each of its hierarchies, as a container's own sub-cgroups
+ * (a v1 cpuset needs cpus and mems first). The caller removes them (rmdir) before the parent.
+ */
+export function makeChildCgroup(parent: TestCgroup, name: string): string[] {
+  const dirs: string[] = [];
+  for (const dir of cgroupDirsOf(parent)) {
+    const child = path.join(dir, name);
+    fs.mkdirSync(child);
+    dirs.push(child);
+    if (fs.existsSync(path.join(child, 'cpuset.mems')) && fs.readFileSync(path.join(child, 'cpuset.mems'), 'utf8').trim() === '') {
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) fs.writeFileSync(path.join(child, file), fs.readFileSync(path.join(dir, file), 'utf8').trim());
+    }
+  }
+  return dirs;
+}

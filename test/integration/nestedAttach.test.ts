@@ -11,30 +11,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
-import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
+import { createTestCgroup, makeChildCgroup, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
 import { until } from '../helpers/procText';
 
 const CHILDREN = 30;
 /** MAX_ATTACHED_PER_TENANT (src/containers/registry.ts): A and 15 below it. */
 const PER_TENANT = 16;
-
-function dirsOf(parent: TestCgroup): string[] {
-  return [...new Set([...parent.dirs.values()].map((d) => fs.realpathSync(d)))];
-}
-
-function childOf(parent: TestCgroup, name: string): string[] {
-  const dirs: string[] = [];
-  for (const dir of dirsOf(parent)) {
-    const child = path.join(dir, name);
-    fs.mkdirSync(child);
-    dirs.push(child);
-    if (fs.existsSync(path.join(child, 'cpuset.mems')) && fs.readFileSync(path.join(child, 'cpuset.mems'), 'utf8').trim() === '') {
-      for (const file of ['cpuset.cpus', 'cpuset.mems']) fs.writeFileSync(path.join(child, file), fs.readFileSync(path.join(dir, file), 'utf8').trim());
-    }
-  }
-  return dirs;
-}
 
 describe('containers attached below an attached container', () => {
   let daemon: DaemonHandle;
@@ -65,7 +48,7 @@ describe('containers attached below an attached container', () => {
 
   it('at most 16 at or below A, with a warning; B, started after them, is attached', async () => {
     for (let i = 0; i < CHILDREN; i++) {
-      const dirs = childOf(a, `c${i}`);
+      const dirs = makeChildCgroup(a, `c${i}`);
       childDirs.push(dirs);
       const fake = { ...a, key: `${a.key}/c${i}`, procsFiles: dirs.map((d) => path.join(d, 'cgroup.procs')) };
       containers.push(startContainer(fake, { mountpoint: null }, 'sleep 600'));

@@ -14,7 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
-import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
+import { cgroupDirsOf, createTestCgroup, makeChildCgroup, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
 import { until } from '../helpers/procText';
 
@@ -63,25 +63,6 @@ function hold(file: string, count: number, trigger: string, procsFiles: string[]
   });
 }
 
-/** The directories of `parent`, each once (v2: one for every controller). */
-function dirsOf(parent: TestCgroup): string[] {
-  return [...new Set([...parent.dirs.values()].map((d) => fs.realpathSync(d)))];
-}
-
-/** A child cgroup `name` of `parent` in each of its hierarchies (a v1 cpuset needs cpus and mems). */
-function childOf(parent: TestCgroup, name: string): string[] {
-  const dirs: string[] = [];
-  for (const dir of dirsOf(parent)) {
-    const child = path.join(dir, name);
-    fs.mkdirSync(child);
-    dirs.push(child);
-    if (fs.existsSync(path.join(child, 'cpuset.mems')) && fs.readFileSync(path.join(child, 'cpuset.mems'), 'utf8').trim() === '') {
-      for (const file of ['cpuset.cpus', 'cpuset.mems']) fs.writeFileSync(path.join(child, file), fs.readFileSync(path.join(dir, file), 'utf8').trim());
-    }
-  }
-  return dirs;
-}
-
 describe('per-container shares of the open files and the PSI triggers', () => {
   let daemon: DaemonHandle;
   let a: TestCgroup;
@@ -99,7 +80,7 @@ describe('per-container shares of the open files and the PSI triggers', () => {
     for (const cg of [a, b]) containers.push(startContainer(cg, { mountpoint: null }, 'sleep 600'));
     const attached = (cg: TestCgroup) => fs.existsSync(path.join(daemon.mountpoint, 'containers', encodeURIComponent(cg.key)));
     await until('containers A and B attached', () => attached(a) && attached(b), Boolean, 20_000);
-    for (let i = 0; i < CHILDREN; i++) childDirs.push(...childOf(a, `child${i}`));
+    for (let i = 0; i < CHILDREN; i++) childDirs.push(...makeChildCgroup(a, `child${i}`));
   }, 60_000);
 
   afterAll(async () => {
@@ -120,7 +101,7 @@ describe('per-container shares of the open files and the PSI triggers', () => {
   async function fromChildren(n: number, file: string, count: number, trigger: string): Promise<Holder[]> {
     const started: Holder[] = [];
     for (let i = 0; i < n; i++) {
-      const procsFiles = dirsOf(a).map((d) => path.join(d, `child${i}`, 'cgroup.procs'));
+      const procsFiles = cgroupDirsOf(a).map((d) => path.join(d, `child${i}`, 'cgroup.procs'));
       started.push(await hold(file, count, trigger, procsFiles));
     }
     holders.push(...started);
