@@ -62,6 +62,11 @@ export interface RuncContainerOptions {
   prepareRootfs?: (rootfsDir: string) => void;
   /** Mounts of `runc spec`'s defaults left out, by destination (e.g. '/sys'). */
   dropMounts?: string[];
+  /**
+   * A word put before the pid in the container's id and cgroup (isolfs-test-<word>-<pid>-<n>), so
+   * that a daemon attaching the prefix isolfs-test-<pid>- leaves this container alone.
+   */
+  idWord?: string;
   /** linux.rootfsPropagation (runc's default: rslave). */
   rootfsPropagation?: string;
   /** OCI hooks by stage (createRuntime, ...), as in config.json. */
@@ -342,7 +347,7 @@ export async function runContainer(options: RuncContainerOptions = {}): Promise<
   const rootfs = ensureRootfs();
   fs.mkdirSync(RUNC_STATE_ROOT, { recursive: true, mode: 0o700 });
   installExitHook();
-  const id = `${ID_PREFIX}${process.pid}-${++counter}`;
+  const id = `${ID_PREFIX}${options.idWord ? `${options.idWord}-` : ''}${process.pid}-${++counter}`;
   const bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), `${id}-`));
   const cgroupsPath = containerCgroupsPath(id);
   const pidFile = path.join(bundleDir, 'init.pid');

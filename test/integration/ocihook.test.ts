@@ -82,10 +82,12 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  async function run(hooks: Record<string, OciHook[]>, relativeRoot = false): Promise<{ container: RuncContainer; startedMs: number }> {
+  /** `outsidePrefix`: a cgroup the daemon's --attach prefix does not cover, so only a hook could attach it. */
+  async function run(hooks: Record<string, OciHook[]>, relativeRoot = false, outsidePrefix = false): Promise<{ container: RuncContainer; startedMs: number }> {
     const startedMs = performance.now();
     const container = await runContainer({
       memoryLimitBytes: LIMIT, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000, args: ['sh', '-c', FIRST_INSTRUCTION], hooks, relativeRoot,
+      idWord: outsidePrefix ? 'nohook' : undefined,
     });
     containers.push(container);
     return { container, startedMs };
@@ -183,8 +185,9 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
   });
 
   it('without a daemon, the container starts at once with the host\'s files', async () => {
-    // A 60 s timeout: the hook must not wait for it when nobody listens.
-    const { container, startedMs } = await run(hook(path.join(base, 'absent.sock'), 60_000));
+    // A 60 s timeout: the hook must not wait for it when nobody listens. Outside the test daemon's
+    // --attach prefix: else its discovery may attach the container before the first read (seen in CI).
+    const { container, startedMs } = await run(hook(path.join(base, 'absent.sock'), 60_000), false, true);
     const first = await firstReads(container, startedMs);
     expect(memTotalKb(first.meminfo)).toBe(hostMemTotalKb);
     expect(container.runMs).toBeLessThan(RUN_AT_ONCE_MS);
@@ -196,7 +199,7 @@ describe('OCI hook (createRuntime): attached before the first instruction', () =
     const server = net.createServer((socket) => held.push(socket));
     await new Promise<void>((resolve) => server.listen(silent, resolve));
     try {
-      const { container, startedMs } = await run(hook(silent, 500));
+      const { container, startedMs } = await run(hook(silent, 500), false, true);
       await firstReads(container, startedMs);
       expect(held.length).toBe(1);
       expect(container.runMs).toBeGreaterThanOrEqual(500);
