@@ -17,6 +17,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
 import { createTestCgroup, type TestCgroup } from '../helpers/cgroups';
+import { until } from '../helpers/procText';
 
 const MIB = 1024n * 1024n;
 const HANG_SCRIPT = path.join(__dirname, '..', 'helpers', 'environ_hang.py');
@@ -120,8 +121,9 @@ describe('a container that keeps its environ from being read', () => {
 
   beforeAll(async () => {
     daemon = await startDaemon({ args: ['--http', '127.0.0.1:0'] });
-    const listening = daemon.logs.find((l) => l.includes('health and metrics endpoint listening'));
-    port = listening ? (JSON.parse(listening) as { port: number }).port : 0;
+    // The line can come after the daemon is ready (the VM's emulated CPUs): waited for, not taken as absent.
+    const listening = await until('metrics endpoint listening', () => daemon.logs.find((l) => l.includes('health and metrics endpoint listening')), Boolean, 20_000);
+    port = (JSON.parse(listening as string) as { port: number }).port;
     hung = createTestCgroup('env-hang', { memoryLimitBytes: 96n * MIB });
     released = createTestCgroup('env-released', { memoryLimitBytes: 80n * MIB });
     other = createTestCgroup('env-other', { memoryLimitBytes: 64n * MIB });
