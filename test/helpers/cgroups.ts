@@ -197,3 +197,12 @@ export function makeChildCgroup(parent: TestCgroup, name: string): string[] {
   }
   return dirs;
 }
+
+/** Removes child cgroups made by makeChildCgroup, last made first; an EBUSY one (tasks still leaving) is retried for 5 s. */
+export async function removeChildCgroups(dirs: string[]): Promise<void> {
+  for (const dir of [...dirs].reverse()) {
+    for (let tries = 0; tries < 100; tries++) {
+      try { fs.rmdirSync(dir); break; } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EBUSY') break; await new Promise((r) => setTimeout(r, 50)); }
+    }
+  }
+}

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
-import { createTestCgroup, makeChildCgroup, type TestCgroup } from '../helpers/cgroups';
+import { createTestCgroup, makeChildCgroup, removeChildCgroups, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
 import { until } from '../helpers/procText';
 
@@ -71,11 +71,7 @@ describe('per-container share of the switch entries', () => {
   afterAll(async () => {
     await Promise.all(containers.map((c) => c.stop()));
     await daemon?.cleanup();
-    for (const dirs of childDirs.reverse()) for (const dir of dirs) {
-      for (let tries = 0; tries < 100; tries++) {
-        try { fs.rmdirSync(dir); break; } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EBUSY') break; await new Promise((r) => setTimeout(r, 50)); }
-      }
-    }
+    await removeChildCgroups(childDirs.flat());
     await a?.remove();
     await b?.remove();
   }, 60_000);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
-import { cgroupDirsOf, createTestCgroup, makeChildCgroup, type TestCgroup } from '../helpers/cgroups';
+import { cgroupDirsOf, createTestCgroup, makeChildCgroup, removeChildCgroups, type TestCgroup } from '../helpers/cgroups';
 import { startContainer, type RunningContainer } from '../helpers/container';
 import { until } from '../helpers/procText';
 
@@ -88,11 +88,7 @@ describe('per-container shares of the open files and the PSI triggers', () => {
     await Promise.all(holders.map((h) => (h.process.exitCode === null && h.process.signalCode === null ? new Promise((r) => h.process.once('exit', r)) : null)));
     await Promise.all(containers.map((c) => c.stop()));
     await daemon?.cleanup();
-    for (const dir of childDirs.reverse()) {
-      for (let tries = 0; tries < 100; tries++) {
-        try { fs.rmdirSync(dir); break; } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'EBUSY') break; await new Promise((r) => setTimeout(r, 50)); }
-      }
-    }
+    await removeChildCgroups(childDirs);
     await a?.remove();
     await b?.remove();
   }, 60_000);
