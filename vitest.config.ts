@@ -21,24 +21,39 @@ if (!runV2Only) {
  * rename on hybrid hosts, cgroup2's refusal in the VM, cgroup namespaces). vitest's summary counts
  * them as "skipped" in grey; this names every one at the end of the run, so a test that stopped
  * running (a tool missing, an environment changed) is seen, never taken for a pass.
+ * Failed tests are named there too, and appended to $ISOLFS_TEST_RESULTS when scripts/test.sh sets
+ * it: CI keeps only the tail of a 40-minute log, so the last lines must say which test failed.
  */
-const notRunListed: Reporter = {
-  onTestRunEnd(testModules: readonly TestModule[]): void {
-    const notRun: string[] = [];
-    for (const module of testModules) {
-      for (const test of module.children.allTests()) {
-        if (test.result().state === 'skipped') notRun.push(`${module.moduleId}: ${test.fullName}`);
-      }
+const where = `${pureV2 ? 'pure cgroup v2' : 'cgroup v1/hybrid'}, ${process.env.ISOLFS_VM === '1' ? 'the VM' : 'the host'}`;
+/** "file: full test name" for every test in state `wanted`, and for a file that failed as a whole. */
+function testsIn(testModules: readonly TestModule[], wanted: 'skipped' | 'failed'): string[] {
+  const found: string[] = [];
+  for (const module of testModules) {
+    const file = module.moduleId.replace(`${process.cwd()}/`, '');
+    if (wanted === 'failed' && module.state() === 'failed' && module.children.size === 0) {
+      found.push(`${file}: (the file itself failed: ${module.errors().map((e) => e.message).join('; ')})`);
     }
-    if (notRun.length === 0) return;
-    const where = pureV2 ? 'pure cgroup v2' : 'cgroup v1/hybrid';
-    process.stderr.write(`\n!!! isolfs: ${notRun.length} test(s) NOT RUN on this machine (${where}, ${process.env.ISOLFS_VM === '1' ? 'the VM' : 'the host'}):\n  ${notRun.join('\n  ')}\n`);
+    for (const test of module.children.allTests()) {
+      if (test.result().state === wanted) found.push(`${file}: ${test.fullName}`);
+    }
+  }
+  return found;
+}
+
+const notRunAndFailedListed: Reporter = {
+  onTestRunEnd(testModules: readonly TestModule[]): void {
+    const notRun = testsIn(testModules, 'skipped');
+    const failed = testsIn(testModules, 'failed');
+    if (notRun.length > 0) process.stderr.write(`\n!!! isolfs: ${notRun.length} test(s) NOT RUN on this machine (${where}):\n  ${notRun.join('\n  ')}\n`);
+    if (failed.length > 0) process.stderr.write(`\n!!! isolfs: ${failed.length} test(s) FAILED (${where}):\n  ${failed.join('\n  ')}\n`);
+    const resultsFile = process.env.ISOLFS_TEST_RESULTS;
+    if (resultsFile && failed.length > 0) fs.appendFileSync(resultsFile, failed.map((line) => `  FAILED ${line}\n`).join(''));
   },
 };
 
 export default defineConfig({
   test: {
-    reporters: ['default', notRunListed],
+    reporters: ['default', notRunAndFailedListed],
     include: ['test/**/*.test.ts'],
     exclude: ['test/vm/**', 'node_modules/**', ...(runV2Only ? [] : V2_ONLY)],
     globalSetup: ['test/globalSetup.ts'],

@@ -57,17 +57,38 @@ unit_lane_unprivileged() {
 unit_lane_unprivileged || failed_fast "the unit lane (npm run test:unit, run as uid 65534)"
 
 status=0
+# Every lane's outcome, and every failed test by name (vitest.config.ts appends them), printed
+# last: CI keeps only the tail of the log, and the tail must say what failed and where.
+results=$(mktemp /tmp/isolfs-test-results.XXXXXX)
+export ISOLFS_TEST_RESULTS=$results
+lane() { # lane NAME COMMAND...: runs a lane, records its outcome; its failure fails the run
+  local name=$1 code=0 started=$SECONDS
+  shift
+  "$@" || code=$?
+  echo "isolfs lane $name: $([ "$code" = 0 ] && echo passed || echo "FAILED (exit $code)") after $((SECONDS - started)) s" >>"$results.summary"
+  if [ "$code" != 0 ]; then
+    status=1
+    cat "$results" >>"$results.summary"
+  fi
+  : >"$results"
+}
+summary() {
+  echo
+  echo "isolfs: ================ summary of every lane ================"
+  cat "$results.summary"
+  rm -f "$results" "$results.summary"
+}
 # test/conformance runs in the vitest run below and fails there without these; said here first.
 for tool in podman containerd ctr mmdebstrap tmux runc; do
   if ! command -v "$tool" >/dev/null; then
-    echo "!!!! isolfs: $tool is not installed (scripts/deps.sh --test installs it): test/conformance WILL FAIL !!!!" >&2
+    echo "!!!! isolfs: $tool is not installed (scripts/deps.sh --test installs it): test/conformance WILL FAIL !!!!" | tee -a "$results.summary" >&2
     status=1
   fi
 done
 if [ "${CI:-}" = true ]; then
-  ISOLFS_STRESS_SECONDS="${ISOLFS_STRESS_SECONDS:-600}" npx vitest run "$@" || status=$?
+  lane host env ISOLFS_STRESS_SECONDS="${ISOLFS_STRESS_SECONDS:-600}" npx vitest run "$@"
 else
-  npx vitest run "$@" || status=$?
+  lane host npx vitest run "$@"
 fi
 
 # The sanitizer build goes to native/sanitize/build/Release, beside (never over) the real one.
@@ -81,23 +102,25 @@ sanitizer_build() {
 }
 
 if [ "${ISOLFS_SKIP_SANITIZE:-0}" = 1 ]; then
-  echo "!!!! ISOLFS_SKIP_SANITIZE=1: the ASan+UBSan lane was NOT run !!!!" >&2
+  echo "!!!! ISOLFS_SKIP_SANITIZE=1: the ASan+UBSan lane was NOT run !!!!" | tee -a "$results.summary" >&2
 elif ! [ -f "$(gcc -print-file-name=libasan.so)" ]; then
-  echo "isolfs: gcc has no libasan.so (Debian's g++ brings libasan8): the sanitizer lane cannot run" >&2
+  echo "isolfs: gcc has no libasan.so (Debian's g++ brings libasan8): the sanitizer lane cannot run" | tee -a "$results.summary" >&2
   status=1
 else
   echo "isolfs: sanitizer lane: integration + stress tests with the ASan+UBSan addon"
   if sanitizer_build; then
-    ISOLFS_SANITIZE=1 ISOLFS_STRESS_SECONDS=60 npx vitest run test/integration test/stress || status=$?
+    lane sanitizer env ISOLFS_SANITIZE=1 ISOLFS_STRESS_SECONDS=60 npx vitest run test/integration test/stress
   else
     echo "isolfs: the sanitizer build failed" >&2
+    echo "isolfs lane sanitizer: FAILED (its build failed)" >>"$results.summary"
     status=1
   fi
 fi
 
 if [ "${ISOLFS_SKIP_VM:-0}" = 1 ]; then
-  echo "!!!! ISOLFS_SKIP_VM=1: the cgroup v2 VM suite was NOT run !!!!" >&2
+  echo "!!!! ISOLFS_SKIP_VM=1: the cgroup v2 VM suite was NOT run !!!!" | tee -a "$results.summary" >&2
 else
-  test/vm/run.sh || status=$?
+  lane vm test/vm/run.sh
 fi
+summary
 exit $status

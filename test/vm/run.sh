@@ -149,6 +149,14 @@ if [ -n "${ISOLFS_VM_COMMAND:-}" ]; then
   exit "$code"
 fi
 echo "isolfs-vm: vitest run $*: ${files_line:-no Test Files line}; ${tests_line:-no Tests line}"
+# The failed tests by name (vitest.config.ts lists them after "test(s) FAILED"), for scripts/test.sh's
+# last lines.
+failed_tests="$(tr -d '\r' <<<"$plain" | awk '/!!! isolfs: [0-9]+ test\(s\) FAILED/ {on=1; next} on && /^  / {print "  FAILED " substr($0, 3); next} {on=0}')"
+if [ -n "$failed_tests" ]; then
+  echo "isolfs-vm: failed inside the VM:"
+  echo "$failed_tests"
+  [ -z "${ISOLFS_TEST_RESULTS:-}" ] || echo "$failed_tests" >>"$ISOLFS_TEST_RESULTS"
+fi
 echo "isolfs-vm: VM run took ${vm_took} s; whole run.sh $(elapsed) s"
 if [ "$code" = 0 ]; then
   # Exit 0 must come with a count of passed tests and no failures, or it is not believed.
