@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
+import { ChildProber } from './childProber';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Watchdog, type WatchdogOptions, type WatchdogVerdict } from './watchdog';
 import { MOUNTINFO_MAX_BYTES, minorOf } from '../attach/mountinfo';
@@ -57,32 +58,19 @@ export async function abortFuseConnection(device: string): Promise<string> {
   return `mounted fusectl on ${FUSECTL_DIR}, wrote 1 to ${abortFile}`;
 }
 
-/**
- * Reads `file` with cat(1). Never from a thread of our own: a thread waiting on our own mount
- * cannot be killed, so a daemon dying mid-probe would never exit and never close /dev/fuse,
- * leaving every reader stuck until someone aborts the connection by hand.
- */
-function readInChildProcess(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('cat', ['--', file], { encoding: 'utf8', maxBuffer: 64 }, (err, stdout) => {
-      if (err) reject(err);
-      else resolve(stdout);
-    });
-  });
-}
-
 function run(data: WatchdogWorkerData): void {
   const port = parentPort;
   if (port === null) throw new Error('watchdogWorker runs as a worker thread only');
   const logger = createLogger(data.logLevel, true);
   const post = (message: WatchdogMessage): void => port.postMessage(message);
   let last: WatchdogVerdict | null = null;
+  const prober = new ChildProber(data.probeFile);
   const watchdog = new Watchdog(data.options, {
     // Capped like every procfs read here; procfs does not wait on a disk.
     readMountinfo: async () => readBoundedText('/proc/self', 'mountinfo', MOUNTINFO_MAX_BYTES),
     probe: async () => {
       // A control file: the whole FUSE path (lookup, open, read) with no cgroup read behind it.
-      const text = await readInChildProcess(data.probeFile);
+      const text = await prober.read();
       if (text !== '0\n' && text !== '1\n') throw new Error(`${data.probeFile} answered ${JSON.stringify(text.slice(0, 20))}`);
     },
     abortConnection: () => abortFuseConnection(data.options.device),
