@@ -33,6 +33,8 @@ const PROBE_LIMIT_MS = process.env.ISOLFS_VM === '1' ? 10_000 : 2000;
 /** Probes and reads each reader must at least have made in HOSTILE_SECONDS (fewer in the VM). */
 const MIN_PROBES = process.env.ISOLFS_VM === '1' ? 3 : HOSTILE_SECONDS - 5;
 const MIN_READS = process.env.ISOLFS_VM === '1' ? 3 : 20;
+/** Reads each of the splice test's eight readers must make in 10 s (one made 47 in the VM). */
+const SPLICE_MIN_READS = process.env.ISOLFS_VM === '1' ? 15 : 50;
 /** Debian's python3: a python3 earlier on root's PATH (pyenv) may not be reachable by uid 65534. */
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -282,7 +284,7 @@ describe.each(['thread', 'poll'])('hostile readers: mmap, sendfile and plain rea
     const r = Object.fromEntries(await Promise.all(Object.entries(set).map(async ([k, v]) => [k, await v.done] as const)));
     for (const result of Object.values(r)) {
       expect(result.errors).toEqual({});
-      expect(result.n).toBeGreaterThan(50);
+      expect(result.n).toBeGreaterThan(SPLICE_MIN_READS);
     }
     expect(r.sharedSmallSplice.seen).toEqual(SPLICE_VIA_PAGE_CACHE ? { empty: r.sharedSmallSplice.n } : { [SMALL_KB]: r.sharedSmallSplice.n });
     expect(r.sharedLargeSplice.seen).toEqual(SPLICE_VIA_PAGE_CACHE ? { empty: r.sharedLargeSplice.n } : { [LARGE_KB]: r.sharedLargeSplice.n });
