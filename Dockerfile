@@ -40,9 +40,10 @@ EXPOSE 9464
 # No curl in the slim image: node asks the daemon's own health endpoint.
 HEALTHCHECK --interval=20s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('http').get('http://127.0.0.1:9464/healthz', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
-# A 1 MiB young generation: request garbage is short-lived, and the default 16 MiB semi-spaces
-# cost ~25 MB of RSS on every node for no measurable throughput (bench/run.sh).
-ENV NODE_OPTIONS=--max-semi-space-size=1
+# A 4 MiB young generation: request garbage is short-lived. The default 16 MiB semi-spaces cost
+# ~25-38 MB of RSS on every node; 1 MiB cost a full node (500 containers reading, bench/full-node.sh)
+# 32-37 ms of GC a second and 2-3x the reads over 10 ms; 4 MiB halved both for ~1 MB of RSS.
+ENV NODE_OPTIONS=--max-semi-space-size=4
 # One malloc arena for all threads (main, FUSE, libuv's pool, V8's workers) instead of one per
 # thread: ~4 MB less RSS once the daemon has served a burst, no measurable throughput cost
 # (bench/memory.sh, bench/run.sh; docs/benchmarks.md "Memory"). bench/lib.sh starts the daemon

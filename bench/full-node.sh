@@ -564,7 +564,7 @@ restart_isolfs() {
   local name=$1
   shift
   DAEMON_MNT="$BENCH_TMP/$name"
-  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=1} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" --log-level warn "$@" \
+  node ${ISOLFS_NODE_FLAGS---max-semi-space-size=4} "$PROJECT_ROOT/dist/cli.js" "$DAEMON_MNT" --state-dir "$BENCH_TMP/$name.state" --log-level warn "$@" \
     > "$BENCH_TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   BENCH_PIDS+=("$DAEMON_PID")
@@ -741,7 +741,7 @@ report() {
 if [[ ${PERF:-0} == 1 ]]; then
   command -v perf > /dev/null || die "PERF=1 needs perf"
   # JIT frames by name (node writes /tmp/perf-<pid>.map; removed below).
-  ISOLFS_NODE_FLAGS=${ISOLFS_NODE_FLAGS---max-semi-space-size=1 --perf-basic-prof}
+  ISOLFS_NODE_FLAGS=${ISOLFS_NODE_FLAGS---max-semi-space-size=4 --perf-basic-prof}
 fi
 bench_init
 trap fullnode_cleanup EXIT

@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 dist/cli.js "$MNT" --state-dir "$STATE" &
+MALLOC_ARENA_MAX=1 node --max-semi-space-size=4 dist/cli.js "$MNT" --state-dir "$STATE" &
 daemon_pid=$!
 for _ in $(seq 100); do
   grep -q " $MNT " /proc/self/mountinfo && break
