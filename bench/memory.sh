@@ -47,7 +47,8 @@ for entry in "${trees[@]}"; do
   rev=$(git -C "$PROJECT_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
   for shape in plain prod; do
     name="isolfs-$side-$shape"
-    if [[ $shape == prod ]]; then start_isolfs "$name" "${PROD_ARGS[@]}"; else start_isolfs "$name"; fi
+    # Each prod daemon its own hook socket: two on the default path refuse each other (--attach serves one).
+    if [[ $shape == prod ]]; then start_isolfs "$name" "${PROD_ARGS[@]}" --hook-socket "$BENCH_TMP/$name.hook.sock"; else start_isolfs "$name"; fi
     PID[$name]=$DAEMON_PID ROOT[$name]=$DAEMON_MNT WHAT[$name]="$PROJECT_ROOT ($rev), $(image_env "$PROJECT_ROOT")"
     TARGETS+=("$name")
   done
