@@ -153,24 +153,28 @@ export class Metrics {
  */
 function defaultMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
-  for (const name of [...EVENT_LOOP_DELAY_STATS.keys(), STDDEV]) registry.removeSingleMetric(name);
+  for (const name of EVENT_LOOP_DELAY_STATS.keys()) registry.removeSingleMetric(name);
   eventLoopDelayGauges([registry]);
 }
 
 /** How often the event-loop delay is sampled: a stall of this long or longer is always seen. */
 const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_NS = EVENT_LOOP_SAMPLE_MS * 1e6;
 
-/** prom-client's names for the event-loop delay statistics, and how each is read from the histogram. */
-const EVENT_LOOP_DELAY_STATS = new Map<string, (h: IntervalHistogram) => number>([
-  ['nodejs_eventloop_lag_min_seconds', (h) => h.min],
-  ['nodejs_eventloop_lag_max_seconds', (h) => h.max],
-  ['nodejs_eventloop_lag_mean_seconds', (h) => h.mean],
-  ['nodejs_eventloop_lag_p50_seconds', (h) => h.percentile(50)],
-  ['nodejs_eventloop_lag_p90_seconds', (h) => h.percentile(90)],
-  ['nodejs_eventloop_lag_p99_seconds', (h) => h.percentile(99)],
-]);
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
-const STDDEV = 'nodejs_eventloop_lag_stddev_seconds';
+/** A delay read from Node's histogram, which holds the interval between wakeups: less the interval. */
+const beyondInterval = (ns: number): number => Math.max(0, ns - EVENT_LOOP_SAMPLE_NS) / 1e9;
+
+/** prom-client's names for the event-loop delay statistics, and each one's value in seconds. */
+const EVENT_LOOP_DELAY_STATS = new Map<string, (h: IntervalHistogram) => number>([
+  ['nodejs_eventloop_lag_min_seconds', (h) => beyondInterval(h.min)],
+  ['nodejs_eventloop_lag_max_seconds', (h) => beyondInterval(h.max)],
+  ['nodejs_eventloop_lag_mean_seconds', (h) => beyondInterval(h.mean)],
+  ['nodejs_eventloop_lag_stddev_seconds', (h) => h.stddev / 1e9],
+  ['nodejs_eventloop_lag_p50_seconds', (h) => beyondInterval(h.percentile(50))],
+  ['nodejs_eventloop_lag_p90_seconds', (h) => beyondInterval(h.percentile(90))],
+  ['nodejs_eventloop_lag_p99_seconds', (h) => beyondInterval(h.percentile(99))],
+]);
 
 /**
  * The event loop's delay since the previous scrape. Node's histogram records the time between two
@@ -180,21 +184,19 @@ const STDDEV = 'nodejs_eventloop_lag_stddev_seconds';
 function eventLoopDelayGauges(registers: Registry[]): Gauge<string>[] {
   const histogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_SAMPLE_MS });
   histogram.enable();
-  const intervalNs = EVENT_LOOP_SAMPLE_MS * 1e6;
   let read = new Map<string, number>();
   // One reading per scrape for all of them (the registry collects in registration order, min
   // first), then a fresh histogram, as prom-client did.
   const readAll = (): void => {
     read = new Map();
-    for (const [name, stat] of EVENT_LOOP_DELAY_STATS) read.set(name, histogram.count === 0 ? 0 : Math.max(0, stat(histogram) - intervalNs) / 1e9);
-    read.set(STDDEV, histogram.count === 0 ? 0 : histogram.stddev / 1e9);
+    for (const [name, stat] of EVENT_LOOP_DELAY_STATS) read.set(name, histogram.count === 0 ? 0 : stat(histogram));
     histogram.reset();
   };
-  const gauges = [...EVENT_LOOP_DELAY_STATS.keys()].map(
+  return [...EVENT_LOOP_DELAY_STATS.keys()].map(
     (name, index) =>
       new Gauge({
         name,
-        help: `Event loop delay beyond its ${EVENT_LOOP_SAMPLE_MS} ms sampling interval since the previous scrape, ${name.replace(/^nodejs_eventloop_lag_|_seconds$/g, '')} (seconds)`,
+        help: `Event loop delay since the previous scrape (beyond its ${EVENT_LOOP_SAMPLE_MS} ms sampling interval), ${name.replace(/^nodejs_eventloop_lag_|_seconds$/g, '')} (seconds)`,
         registers,
         collect() {
           if (index === 0) readAll();
@@ -202,17 +204,6 @@ function eventLoopDelayGauges(registers: Registry[]): Gauge<string>[] {
         },
       }),
   );
-  gauges.push(
-    new Gauge({
-      name: STDDEV,
-      help: 'Event loop delay since the previous scrape, standard deviation (seconds)',
-      registers,
-      collect() {
-        this.set(read.get(STDDEV) ?? 0);
-      },
-    }),
-  );
-  return gauges;
 }
 
 function environUnansweredCounter(registers: Registry[]): Counter<'why'> {
