@@ -30,11 +30,15 @@ function testsIn(testModules: readonly TestModule[], wanted: 'skipped' | 'failed
   const found: string[] = [];
   for (const module of testModules) {
     const file = module.moduleId.replace(`${process.cwd()}/`, '');
-    if (wanted === 'failed' && module.state() === 'failed' && module.children.size === 0) {
-      found.push(`${file}: (the file itself failed: ${module.errors().map((e) => e.message).join('; ')})`);
-    }
+    const before = found.length;
     for (const test of module.children.allTests()) {
       if (test.result().state === wanted) found.push(`${file}: ${test.fullName}`);
+    }
+    // A file can fail with no test failed: its import, or a beforeAll/afterAll hook (its tests then
+    // count as skipped).
+    if (wanted === 'failed' && module.state() === 'failed' && found.length === before) {
+      const errors = [...module.errors(), ...[...module.children.allSuites()].flatMap((suite) => suite.errors())];
+      found.push(`${file}: (failed outside its tests: ${errors.map((e) => e.message).join('; ').slice(0, 300) || 'see its output'})`);
     }
   }
   return found;
