@@ -165,6 +165,7 @@ export class Daemon {
         views?.removeContainer(record.key);
       }
       heldCgroupFiles.release(cgroupDirsOf(record));
+      record.taskStatFiles?.closeAll();
       logger.debug({ container: record.key, why, attached: record.attachedLocation !== null }, 'container dropped');
     };
     const device = ownDevice(options.mountpoint);

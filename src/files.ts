@@ -10,7 +10,7 @@ import type { ViewPath } from './fuse/layout';
 import type { CgroupLocation, CpuLimits, CpuUsage, MemorySnapshot, TaskCounts } from './cgroup/snapshot';
 import { readBlockIo, readCpuLimits, readCpuUsage, readMemory, readTaskCounts } from './cgroup/read';
 import { readOldestProcess, type OldestProcess } from './cgroup/tasks';
-import type { ContainerRecord } from './containers/registry';
+import { taskStatFilesOf, type ContainerRecord } from './containers/registry';
 import type { CpuinfoBlock, HostLoadavg, HostMeminfo, HostStat } from './host/snapshot';
 import { parseMeminfo } from './host/meminfo';
 import { parseStat } from './host/stat';
@@ -151,7 +151,7 @@ export class ViewInputs {
     return this.once('tasks', () => {
       const cached = this.container.taskCounts;
       if (cached && this.nowMs >= cached.atMs && this.nowMs - cached.atMs < TASK_COUNTS_TTL_MS) return cached.counts;
-      const counts = readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead);
+      const counts = readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead, taskStatFilesOf(this.container));
       this.container.taskCounts = { atMs: this.nowMs, counts };
       return counts;
     });

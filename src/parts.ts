@@ -9,7 +9,7 @@ import { EnvOptOut } from './switches/envOptOut';
 import { EnvironReader } from './switches/environReader';
 import { LoadavgSampler } from './loadavg/sampler';
 import { TimedCache, type HostSources } from './files';
-import type { ContainerRegistry } from './containers/registry';
+import { taskStatFilesOf, type ContainerRegistry } from './containers/registry';
 import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
 import { IsolfsBackendWithPressure } from './pressure/backend';
 import { parseMeminfo } from './host/meminfo';
@@ -57,7 +57,7 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
     },
     countTasks: (record) => {
       try {
-        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ);
+        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ, taskStatFilesOf(record));
       } catch {
         return null; // the cgroup is gone: the registry's sweep drops it
       }

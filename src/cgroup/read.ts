@@ -8,6 +8,7 @@ import { readV1CpuTimeMark, readV1CpuUsage, readV1CpusetCpus, readV1QuotaCpus } 
 import { readV2CpuTimeMark, readV2CpuUsage, readV2CpusetCpus, readV2QuotaCpus } from './v2/cpu';
 import { readOptionalFile } from './parse';
 import { readTreeTaskCounts } from './tasks';
+import type { TaskStatFiles } from '../host/taskStatFiles';
 import { readV1BlockIo } from './v1/blkio';
 import { readV2BlockIo } from './v2/io';
 
@@ -51,8 +52,8 @@ export function readCpuUsage(loc: CgroupLocation): CpuUsage | null {
 }
 
 /** Thread states and process count of the cgroup and its child cgroups (tasks.ts). */
-export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
-  return readTreeTaskCounts(loc, procRoot, maxTasks);
+export function readTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number, statFiles?: TaskStatFiles): TaskCounts {
+  return readTreeTaskCounts(loc, procRoot, maxTasks, statFiles);
 }
 
 /**

@@ -19,6 +19,7 @@ import type { CgroupLocation, TaskCounts } from './snapshot';
 import { CgroupParseError } from './snapshot';
 import { processListDir } from './hierarchy';
 import { shown } from './parse';
+import type { TaskStatFiles } from '../host/taskStatFiles';
 import { DEFAULT_MAX_BYTES, TASK_FILE_MAX_BYTES, isReadErrorCode, readBoundedPrefix, readBoundedText } from '../host/boundedRead';
 
 /** Child-cgroup levels searched below the container's cgroup (LXCFS's loadavg also uses 3). */
@@ -124,14 +125,19 @@ function readListPrefix(dir: string, file: string): { text: string; truncated: b
 
 /** /proc/<id>/stat, or null when the task is gone. */
 function readTaskStat(procRoot: string, id: string): string | null {
-  // An id from a task list is digits; anything else would name some other file.
-  if (!/^\d{1,10}$/.test(id)) throw new CgroupParseError(procRoot, id, 'listed task id is not a number');
+  checkedTaskId(procRoot, id);
   try {
     return readBoundedText(`${procRoot}/${id}`, 'stat', TASK_FILE_MAX_BYTES);
   } catch (err) {
     if (isReadErrorCode(err, 'ENOENT', 'ESRCH')) return null; // exited since it was listed
     throw err;
   }
+}
+
+/** `id`, when it is one: an id from a task list is digits; anything else would name some other file. */
+function checkedTaskId(procRoot: string, id: string): string {
+  if (!/^\d{1,10}$/.test(id)) throw new CgroupParseError(procRoot, id, 'listed task id is not a number');
+  return id;
 }
 
 /** Where the fields after the command name start. The command ("(name)") may contain spaces
@@ -151,8 +157,8 @@ function statFieldsAfterComm(procRoot: string, id: string): string[] | null {
 
 /** The task's state letter (field 3 of /proc/<id>/stat), or null when the task is gone. Counted
  *  at every /proc/stat render and load sample: one character, not the ~50 fields split. */
-function taskState(procRoot: string, id: string): string | null {
-  const text = readTaskStat(procRoot, id);
+function taskState(procRoot: string, id: string, statFiles: TaskStatFiles | undefined): string | null {
+  const text = statFiles === undefined ? readTaskStat(procRoot, id) : statFiles.read(procRoot, checkedTaskId(procRoot, id));
   return text === null ? null : text.charAt(afterComm(text, procRoot, id));
 }
 
@@ -161,18 +167,20 @@ function taskState(procRoot: string, id: string): string | null {
  * A thread that exits between listing and reading is not counted. Throws CgroupParseError when
  * the cgroup itself is gone (callers forget such a cgroup).
  */
-export function readTreeTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number): TaskCounts {
+export function readTreeTaskCounts(loc: CgroupLocation, procRoot: string, maxTasks: number, statFiles?: TaskStatFiles): TaskCounts {
   const counts: TaskCounts = { running: 0, blocked: 0, total: 0, truncated: false };
   const files = processListDir(loc);
   if (files === null) return counts;
   const dirs = cgroupTree(files.dir, counts);
 
+  const listed = new Set<string>();
   for (const tid of listedIds(dirs, files.threadsFile, counts)) {
     if (counts.total >= maxTasks) {
       counts.truncated = true;
       break;
     }
-    const state = taskState(procRoot, tid);
+    listed.add(tid);
+    const state = taskState(procRoot, tid, statFiles);
     if (state === null) continue;
     counts.total++;
     // The kernel's loadavg counts R (runnable) and D (uninterruptible) tasks.
@@ -180,6 +188,7 @@ export function readTreeTaskCounts(loc: CgroupLocation, procRoot: string, maxTas
     else if (state === 'D') counts.blocked++;
   }
   // (No process count: nothing shows one, and its cgroup.procs read was ~15% of a count.)
+  statFiles?.keepOnly(listed);
   return counts;
 }
 

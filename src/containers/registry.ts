@@ -25,6 +25,7 @@ import type { StatHistory } from '../views/stat';
 import type { DiskHistory } from '../views/diskstats';
 import type { VersionedContent } from '../fuse/fileBackend';
 import type { ServedPath } from '../fuse/layout';
+import { TaskStatFiles, taskFdBudget } from '../host/taskStatFiles';
 
 /** The load sampler's numbers for one container (the algorithm is in loadavg/sampler.ts). */
 export interface LoadState {
@@ -72,6 +73,8 @@ export interface ContainerRecord {
   diskHistory: DiskHistory | null;
   /** The last task count (procs_running/procs_blocked), reused for TASK_COUNTS_TTL_MS. */
   taskCounts: { atMs: number; counts: TaskCounts } | null;
+  /** Its tasks' /proc/<tid>/stat files kept open between counts (closed when it is dropped). */
+  taskStatFiles: TaskStatFiles | null;
   /** Null until its loadavg is read (and again once unread for long): only the others are sampled. */
   load: LoadState | null;
   /** The env opt-out's last answer (switches/envOptOut.ts), and the first process whose environ read never ended. */
@@ -277,7 +280,7 @@ export class ContainerRegistry {
 function newRecord(location: CgroupLocation, cgroupDir: CgroupDirIdentity | null, nowMs: number): ContainerRecord {
   return {
     key: location.key, location, cgroupDir, lastUsedMs: nowMs,
-    statHistory: null, diskHistory: null, taskCounts: null, load: null, envOptOut: null, attachedLocation: null, pageContent: null, rendered: null,
+    statHistory: null, diskHistory: null, taskCounts: null, taskStatFiles: null, load: null, envOptOut: null, attachedLocation: null, pageContent: null, rendered: null,
   };
 }
 
@@ -298,6 +301,12 @@ function lookAt(known: CgroupDirIdentity | null, location: CgroupLocation): Look
   if (stat === undefined) return { found: 'gone' };
   if (known !== null && stat.ino === known.ino) return { found: 'same' };
   return { found: 'other', identity: { path: dir, ino: stat.ino } };
+}
+
+/** The container's kept task files (host/taskStatFiles.ts), made on first use under the daemon's budget. */
+export function taskStatFilesOf(record: ContainerRecord): TaskStatFiles {
+  record.taskStatFiles ??= new TaskStatFiles(taskFdBudget);
+  return record.taskStatFiles;
 }
 
 /** Every cgroup directory the container's views read (its files kept open are closed when it goes). */

@@ -194,19 +194,24 @@ function textOf(fd: number, dir: string, file: string, maxBytes: number): string
   return bytes.toString('utf8');
 }
 
-/** DEFAULT_MAX_HELD_FILES, at most a quarter of the fd limit (Node raises the soft limit to the
- *  hard one at start; /proc/self/limits says what it is). */
+/** DEFAULT_MAX_HELD_FILES, at most a quarter of the fd limit. */
 export function defaultMaxHeld(limitsText?: string): number {
+  return shareOfFdLimit(DEFAULT_MAX_HELD_FILES, FD_LIMIT_SHARE, limitsText);
+}
+
+/** `cap`, at most 1/`share` of the process's fd limit (Node raises the soft limit to the hard one
+ *  at start; /proc/self/limits says what it is). */
+export function shareOfFdLimit(cap: number, share: number, limitsText?: string): number {
   let text = limitsText;
   try {
     text ??= fs.readFileSync('/proc/self/limits', 'utf8');
   } catch {
-    return Math.floor(1024 / FD_LIMIT_SHARE); // limit unknown: assume the smallest common one
+    return Math.floor(1024 / share); // limit unknown: assume the smallest common one
   }
   const soft = /^Max open files\s+(\d+|unlimited)/m.exec(text)?.[1];
-  if (soft === undefined) return Math.floor(1024 / FD_LIMIT_SHARE);
-  if (soft === 'unlimited') return DEFAULT_MAX_HELD_FILES;
-  return Math.min(DEFAULT_MAX_HELD_FILES, Math.floor(Number(soft) / FD_LIMIT_SHARE));
+  if (soft === undefined) return Math.floor(1024 / share);
+  if (soft === 'unlimited') return cap;
+  return Math.min(cap, Math.floor(Number(soft) / share));
 }
 
 function onKernfs(path: string): boolean {

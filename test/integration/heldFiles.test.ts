@@ -3,9 +3,15 @@
  * real cgroup, removed and then recreated under the same path, the kept fd is refused by the
  * kernel (ENODEV), the cache opens the path again and reads the new cgroup's value.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
+import { CGROUP_ROOT, createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
+import { discoverHierarchy } from '../../src/cgroup/hierarchy';
+import { readTaskCounts } from '../../src/cgroup/read';
+import { locateProcess } from '../../src/identity/processCgroup';
+import { TaskFdBudget, TaskStatFiles } from '../../src/host/taskStatFiles';
 import { HELD_FILE_CHECK_MS, HeldFiles } from '../../src/host/heldFiles';
 import type { FileReadError } from '../../src/host/boundedRead';
 
@@ -84,3 +90,38 @@ describe('kept cgroup files on a real cgroup', () => {
     }
   });
 });
+
+describe('kept task files on a real cgroup', () => {
+  const sleepers: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of sleepers.splice(0)) child.kill('SIGKILL');
+  });
+
+  it('count as fresh reads do; a task moved out is no longer counted and its file is closed', async () => {
+    cgroup = createTestCgroup('held-tasks');
+    const procsFiles = cgroup.procsFiles;
+    const children = [spawn('sleep', ['60'], { stdio: 'ignore' }), spawn('sleep', ['60'], { stdio: 'ignore' })];
+    sleepers.push(...children);
+    const pids = children.map((child) => child.pid as number);
+    for (const pid of pids) for (const file of procsFiles) fs.writeFileSync(file, String(pid));
+    const located = locateProcess('/proc', discoverHierarchy(CGROUP_ROOT), pids[0] as number);
+    if (!located.found) throw new Error(located.why);
+    const budget = new TaskFdBudget(100);
+    const taskFiles = new TaskStatFiles(budget);
+    try {
+      expect(readTaskCounts(located.location, '/proc', 1000, taskFiles)).toMatchObject({ total: 2 });
+      expect(taskFiles.size).toBe(2);
+      expect(readTaskCounts(located.location, '/proc', 1000, taskFiles)).toEqual(readTaskCounts(located.location, '/proc', 1000));
+
+      // Out of the cgroup (back into the one above it, ours): the next count closes its file.
+      for (const file of procsFiles) fs.writeFileSync(path.join(path.dirname(path.dirname(file)), 'cgroup.procs'), String(pids[1]));
+      expect(readTaskCounts(located.location, '/proc', 1000, taskFiles)).toMatchObject({ total: 1 });
+      expect(taskFiles.size).toBe(1);
+      expect(budget.held).toBe(1);
+    } finally {
+      taskFiles.closeAll();
+    }
+    expect(budget.held).toBe(0);
+  });
+});
+
