@@ -65,6 +65,19 @@ export interface HostSources {
  */
 export const TASK_COUNTS_TTL_MS = 1000;
 
+/** The container's task count if one was made in the last TASK_COUNTS_TTL_MS (by a render or the load sampler). */
+export function recentTaskCounts(container: ContainerRecord, nowMs: number): TaskCounts | null {
+  const cached = container.taskCounts;
+  return cached !== null && nowMs >= cached.atMs && nowMs - cached.atMs < TASK_COUNTS_TTL_MS ? cached.counts : null;
+}
+
+/** Counts the container's tasks now (its kept task files) and keeps the count in its record. */
+export function countTasksNow(container: ContainerRecord, sources: Pick<HostSources, 'procRoot' | 'maxTasksPerRead'>, nowMs: number): TaskCounts {
+  const counts = readTaskCounts(container.location, sources.procRoot, sources.maxTasksPerRead, taskStatFilesOf(container));
+  container.taskCounts = { atMs: nowMs, counts };
+  return counts;
+}
+
 /** A value recomputed at most once per `ttlMs`. */
 export class TimedCache<T> {
   private value: T | null = null;
@@ -148,13 +161,7 @@ export class ViewInputs {
     return this.once('cpuUsage', () => readCpuUsage(this.location));
   }
   tasks(): TaskCounts {
-    return this.once('tasks', () => {
-      const cached = this.container.taskCounts;
-      if (cached && this.nowMs >= cached.atMs && this.nowMs - cached.atMs < TASK_COUNTS_TTL_MS) return cached.counts;
-      const counts = readTaskCounts(this.location, this.sources.procRoot, this.sources.maxTasksPerRead, taskStatFilesOf(this.container));
-      this.container.taskCounts = { atMs: this.nowMs, counts };
-      return counts;
-    });
+    return this.once('tasks', () => recentTaskCounts(this.container, this.nowMs) ?? countTasksNow(this.container, this.sources, this.nowMs));
   }
   /** The container's first process: where its uptime starts. */
   oldestProcess(): OldestProcess | null {

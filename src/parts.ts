@@ -2,14 +2,14 @@
  * How the daemon's parts are made (daemon.ts connects them): the load sampler and the backend,
  * each with its limits and the metrics and log lines it feeds.
  */
-import { readActivityMark, readTaskCounts } from './cgroup/read';
+import { readActivityMark } from './cgroup/read';
 import { parseCpuinfo } from './host/cpuinfo';
 import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
 import { EnvironReader } from './switches/environReader';
 import { LoadavgSampler } from './loadavg/sampler';
-import { TimedCache, type HostSources } from './files';
-import { taskStatFilesOf, type ContainerRegistry } from './containers/registry';
+import { TimedCache, countTasksNow, recentTaskCounts, type HostSources } from './files';
+import type { ContainerRegistry } from './containers/registry';
 import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
 import { IsolfsBackendWithPressure } from './pressure/backend';
 import { parseMeminfo } from './host/meminfo';
@@ -55,9 +55,12 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
         return null; // gone or unreadable: count, which says which
       }
     },
+    // Counts are shared with /proc/stat renders (files.ts): a count either made in the last
+    // TASK_COUNTS_TTL_MS serves the other. Date.now(): the renders' clock.
+    recentCount: (record) => recentTaskCounts(record, Date.now()),
     countTasks: (record) => {
       try {
-        return readTaskCounts(record.location, options.procRoot, MAX_TASKS_PER_READ, taskStatFilesOf(record));
+        return countTasksNow(record, { procRoot: options.procRoot, maxTasksPerRead: MAX_TASKS_PER_READ }, Date.now());
       } catch {
         return null; // the cgroup is gone: the registry's sweep drops it
       }

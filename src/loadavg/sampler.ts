@@ -59,6 +59,12 @@ export interface LoadavgSamplerOptions {
    * walk of its tasks. Default: none (every sample counts). May throw like countTasks.
    */
   activityMark?: (record: ContainerRecord) => string | null;
+  /**
+   * A count of the container made moments ago (a /proc/stat render's, kept in its record for
+   * TASK_COUNTS_TTL_MS), or null. Used instead of counting again: a container whose /proc/stat is
+   * read as often as its loadavg (a monitoring agent, top) costs its sampler nothing. Default: none.
+   */
+  recentCount?: (record: ContainerRecord) => TaskCounts | null;
   /** Sampling period; the EXP_* constants assume 5000. Other values are for tests only. */
   intervalMs?: number;
   /** At most this many countTasks calls per tick (default 1000). */
@@ -139,6 +145,7 @@ export class LoadavgSampler {
   private readonly containers: () => Iterable<ContainerRecord>;
   private readonly countTasks: (record: ContainerRecord) => TaskCounts | null;
   private readonly activityMark: (record: ContainerRecord) => string | null;
+  private readonly recentCount: (record: ContainerRecord) => TaskCounts | null;
   private readonly intervalMs: number;
   private readonly maxContainersPerTick: number;
   private readonly maxContainersPerSlice: number;
@@ -168,6 +175,7 @@ export class LoadavgSampler {
     this.containers = options.containers;
     this.countTasks = options.countTasks;
     this.activityMark = options.activityMark ?? (() => null);
+    this.recentCount = options.recentCount ?? (() => null);
     this.intervalMs = options.intervalMs ?? LOAD_FREQ_MS;
     this.maxContainersPerTick = options.maxContainersPerTick ?? DEFAULT_MAX_CONTAINERS_PER_TICK;
     this.maxContainersPerSlice = options.maxContainersPerSlice ?? DEFAULT_MAX_CONTAINERS_PER_SLICE;
@@ -302,19 +310,21 @@ export class LoadavgSampler {
   }
 
   /**
-   * Count (or reuse the last count when the activity mark has not moved) and fold; returns the
-   * counts, or 'unchanged'. Null (numbers unchanged) when the cgroup is gone.
+   * Count (or take a count made moments ago, or reuse the last count when the activity mark has
+   * not moved) and fold; returns the counts, or 'unchanged'. Null (numbers unchanged) when the
+   * cgroup is gone.
    */
   private sample(record: ContainerRecord, load: LoadState, period: number): TaskCounts | 'unchanged' | null {
+    const recent = this.recentCount(record);
     // The mark is read before the count: a change between the two moves the next mark.
-    const mark = this.activityMark(record);
+    const mark = recent === null ? this.activityMark(record) : null;
     let active: number;
     let result: TaskCounts | 'unchanged';
     if (mark !== null && load.sampledPeriod !== null && mark === load.activityMark) {
       active = load.running + (load.blocked ?? 0);
       result = 'unchanged';
     } else {
-      const counts = this.countTasks(record);
+      const counts = recent ?? this.countTasks(record);
       if (counts === null) return null;
       // The kernel folds nr_running + nr_uninterruptible: R and D threads.
       active = Math.max(0, counts.running + counts.blocked);

@@ -97,7 +97,7 @@ describe('kept task files on a real cgroup', () => {
     for (const child of sleepers.splice(0)) child.kill('SIGKILL');
   });
 
-  it('count as fresh reads do; a task moved out is no longer counted and its file is closed', async () => {
+  it('count as fresh reads do; a task moved out is no longer counted and its file is closed', () => {
     cgroup = createTestCgroup('held-tasks');
     const procsFiles = cgroup.procsFiles;
     const children = [spawn('sleep', ['60'], { stdio: 'ignore' }), spawn('sleep', ['60'], { stdio: 'ignore' })];

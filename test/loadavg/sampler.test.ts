@@ -59,6 +59,26 @@ describe('LoadavgSampler (fake timers)', () => {
     expect(sampler.get(container('c'))).toMatchObject({ load1: calcLoad(kernel.load1, EXP_1, FIXED_1), running: 0 });
   });
 
+  it("takes a count made moments ago (a /proc/stat render's) instead of counting, and counts when there is none", () => {
+    let counted = 0;
+    let marks = 0;
+    let recent: TaskCounts | null = counts(2, 1);
+    const { sampler, container } = setUp({
+      recentCount: () => recent,
+      activityMark: () => { marks++; return 'same'; },
+      countTasks: () => { counted++; return counts(0); },
+    });
+    sampler.start();
+    expect(sampler.get(container('c'))).toMatchObject({ load1: 3 * FIXED_1, running: 2, total: 6 });
+    vi.advanceTimersByTime(INTERVAL_MS);
+    expect({ counted, marks }).toEqual({ counted: 0, marks: 0 }); // neither a count nor a mark was read
+    expect(sampler.get(container('c'))).toMatchObject({ load1: calcLoad(3 * FIXED_1, EXP_1, 3 * FIXED_1), running: 2 });
+    recent = null; // nobody read its /proc/stat lately: the sampler counts
+    vi.advanceTimersByTime(INTERVAL_MS);
+    expect(counted).toBe(1);
+    expect(sampler.get(container('c'))).toMatchObject({ running: 0, total: 3 });
+  });
+
   it('counts every time when there is no mark, or the last count was truncated', () => {
     let counted = 0;
     const none = setUp({ activityMark: () => null, countTasks: () => { counted++; return counts(1); } });
