@@ -65,10 +65,10 @@ export interface HostSources {
  */
 export const TASK_COUNTS_TTL_MS = 1000;
 
-/** The container's task count if one was made in the last TASK_COUNTS_TTL_MS (by a render or the load sampler). */
-export function recentTaskCounts(container: ContainerRecord, nowMs: number): TaskCounts | null {
+/** The container's task count if one was made in the last `maxAgeMs` (by a render or the load sampler). */
+export function recentTaskCounts(container: ContainerRecord, nowMs: number, maxAgeMs = TASK_COUNTS_TTL_MS): TaskCounts | null {
   const cached = container.taskCounts;
-  return cached !== null && nowMs >= cached.atMs && nowMs - cached.atMs < TASK_COUNTS_TTL_MS ? cached.counts : null;
+  return cached !== null && nowMs >= cached.atMs && nowMs - cached.atMs < maxAgeMs ? cached.counts : null;
 }
 
 /** Counts the container's tasks now (its kept task files) and keeps the count in its record. */

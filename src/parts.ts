@@ -8,7 +8,7 @@ import { readBoundedText } from './host/boundedRead';
 import { EnvOptOut } from './switches/envOptOut';
 import { EnvironReader } from './switches/environReader';
 import { LoadavgSampler } from './loadavg/sampler';
-import { TimedCache, countTasksNow, recentTaskCounts, type HostSources } from './files';
+import { TASK_COUNTS_TTL_MS, TimedCache, countTasksNow, recentTaskCounts, type HostSources } from './files';
 import type { ContainerRegistry } from './containers/registry';
 import { RENDER_REUSE_MS, type IsolfsBackend } from './backend';
 import { IsolfsBackendWithPressure } from './pressure/backend';
@@ -56,8 +56,10 @@ export function newSampler(options: DaemonOptions, containers: ContainerRegistry
       }
     },
     // Counts are shared with /proc/stat renders (files.ts): a count either made in the last
-    // TASK_COUNTS_TTL_MS serves the other. Date.now(): the renders' clock.
-    recentCount: (record) => recentTaskCounts(record, Date.now()),
+    // TASK_COUNTS_TTL_MS serves the other, but never a sample's own count at the next sample (a
+    // test's interval is shorter than that; half of it: a late slice's count, then an on-time tick).
+    // Date.now(): the renders' clock.
+    recentCount: (record) => recentTaskCounts(record, Date.now(), Math.min(TASK_COUNTS_TTL_MS, options.loadavgIntervalMs / 2)),
     countTasks: (record) => {
       try {
         return countTasksNow(record, { procRoot: options.procRoot, maxTasksPerRead: MAX_TASKS_PER_READ }, Date.now());
