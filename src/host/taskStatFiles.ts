@@ -9,14 +9,17 @@
 // the fds of the tasks it had at its last count, and the registry's drop closes them all.
 //
 // Bounded node-wide by one budget (a container can have thousands of threads, and each kept fd
-// holds its seq_file's 4 KiB buffer in kernel memory charged to the daemon): beyond it, a task's
-// file is opened per read, as before.
+// holds its seq_file's 4 KiB buffer in kernel memory charged to the daemon), and per container
+// (one container's 100k threads cannot take every other container's share): beyond either, a
+// task's file is opened per read, as before.
 import fs from 'node:fs';
 import { FileReadError, TASK_FILE_MAX_BYTES, isReadErrorCode, openRegular, rereadKernfsPrefix } from './boundedRead';
 import { shareOfFdLimit } from './heldFiles';
 
 /** Default node-wide cap of kept task files (~9 MiB of seq_file buffers at most). */
 export const DEFAULT_MAX_TASK_FDS = 2048;
+/** Default cap of one container's kept task files: a JVM's or a runtime's few hundred threads. */
+export const DEFAULT_MAX_TASK_FDS_PER_CONTAINER = 256;
 /** Never more than this share of the process's fd limit (heldFiles.ts takes a quarter). */
 const FD_LIMIT_SHARE = 8;
 
@@ -32,7 +35,10 @@ export class TaskStatFiles {
   /** By tid (as listed in the cgroup's task list). */
   private readonly fds = new Map<string, number>();
 
-  constructor(private readonly budget: TaskFdBudget) {}
+  constructor(
+    private readonly budget: TaskFdBudget,
+    private readonly maxKept = DEFAULT_MAX_TASK_FDS_PER_CONTAINER,
+  ) {}
 
   /**
    * `procRoot/<id>/stat` (id: digits, checked by the caller), or null when the task is gone.
@@ -63,7 +69,7 @@ export class TaskStatFiles {
       if (isReadErrorCode(err, 'ENOENT', 'ESRCH')) return null;
       throw err;
     }
-    if (this.budget.held < this.budget.max) {
+    if (this.budget.held < this.budget.max && this.fds.size < this.maxKept) {
       this.fds.set(id, fd);
       this.budget.held++;
     } else {

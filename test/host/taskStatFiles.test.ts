@@ -119,6 +119,22 @@ describe('TaskStatFiles', () => {
     expect(second.size).toBe(1);
   });
 
+  it("keeps no more than its own cap of one container's tasks, whatever the budget left", async () => {
+    const budget = new TaskFdBudget(10);
+    const files = new TaskStatFiles(budget, 1);
+    kept.push(files);
+    const a = await sleeper();
+    const b = await sleeper();
+    expect(stateOf(files.read('/proc', a.id))).toBe('S');
+    expect(stateOf(files.read('/proc', b.id))).toBe('S'); // read, not kept
+    expect(files.size).toBe(1);
+    expect(budget.held).toBe(1);
+    const other = filesWith(budget); // another container: its own cap
+    expect(other.read('/proc', b.id)).not.toBeNull();
+    expect(other.size).toBe(1);
+    expect(budget.held).toBe(2);
+  });
+
   it('gives the same counts as reading every task afresh, and keeps one fd per counted task', () => {
     const budget = new TaskFdBudget(10);
     const files = filesWith(budget);

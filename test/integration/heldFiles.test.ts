@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CGROUP_ROOT, createTestCgroup, isPureV2, type TestCgroup } from '../helpers/cgroups';
 import { discoverHierarchy } from '../../src/cgroup/hierarchy';
@@ -93,8 +92,11 @@ describe('kept cgroup files on a real cgroup', () => {
 
 describe('kept task files on a real cgroup', () => {
   const sleepers: ChildProcess[] = [];
-  afterEach(() => {
+  let sibling: TestCgroup | null = null;
+  afterEach(async () => {
     for (const child of sleepers.splice(0)) child.kill('SIGKILL');
+    await sibling?.remove();
+    sibling = null;
   });
 
   it('count as fresh reads do; a task moved out is no longer counted and its file is closed', () => {
@@ -113,8 +115,10 @@ describe('kept task files on a real cgroup', () => {
       expect(taskFiles.size).toBe(2);
       expect(readTaskCounts(located.location, '/proc', 1000, taskFiles)).toEqual(readTaskCounts(located.location, '/proc', 1000));
 
-      // Out of the cgroup (back into the one above it, ours): the next count closes its file.
-      for (const file of procsFiles) fs.writeFileSync(path.join(path.dirname(path.dirname(file)), 'cgroup.procs'), String(pids[1]));
+      // Into a sibling cgroup (not the parent: cgroup2 allows no process in a cgroup that
+      // delegates controllers): the next count closes its file.
+      sibling = createTestCgroup('held-tasks-out');
+      for (const file of sibling.procsFiles) fs.writeFileSync(file, String(pids[1]));
       expect(readTaskCounts(located.location, '/proc', 1000, taskFiles)).toMatchObject({ total: 1 });
       expect(taskFiles.size).toBe(1);
       expect(budget.held).toBe(1);

@@ -70,9 +70,10 @@ const EDGE_SECONDS = 0.5;
 /**
  * Whole-file reads each style must reach (all four files together). In READ_SECONDS here: from
  * ~5700 (mmap, with benchmarks sharing the 2 CPUs, load 11) to ~220000 (read64k); in the cgroup v2
- * VM's emulated CPUs 1000-1300, so readers there read on past READ_SECONDS (MAX_READ_SECONDS).
+ * VM's emulated CPUs 1000-1300 on one day and 260-410 on another (the same code, the host's load),
+ * so readers there read on past READ_SECONDS (MAX_READ_SECONDS), and 1000 are enough there.
  */
-const MIN_READS_PER_STYLE = 2000;
+const MIN_READS_PER_STYLE = process.env.ISOLFS_VM === '1' ? 1000 : 2000;
 const MIN_DISTINCT = 20;
 /** Results read by one reader only that are described (per style; the rest are counted). */
 const MAX_DESCRIBED = 12;
