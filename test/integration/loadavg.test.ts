@@ -99,7 +99,9 @@ describe('/proc/loadavg per container', () => {
     const context = trace.join('\n');
     // 1.7 is 25 samples (5 s) at 200 ms; a 5 s interval would take 2 minutes to get there.
     expect(busyLoad!.load1, context).toBeGreaterThanOrEqual(1.7);
-    expect(busyLoad!.load1, context).toBeLessThanOrEqual(2.6);
+    // Two loops, and the reader's shell or cat now and then (the per-read bound above allows 3);
+    // in the VM's emulated CPUs a read runs long enough that 2.67 was seen (3/7 running).
+    expect(busyLoad!.load1, context).toBeLessThanOrEqual(process.env.ISOLFS_VM === '1' ? 3.05 : 2.6);
     expect(passedOneAtSec, context).not.toBeNull();
     expect(passedOneAtSec!, context).toBeLessThan(6);
     expect(busyLoad!.running, context).toBeGreaterThanOrEqual(1);
