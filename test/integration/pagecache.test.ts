@@ -42,7 +42,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../helpers/procText';
 import { startDaemon, type DaemonHandle } from '../helpers/daemon';
@@ -84,6 +84,31 @@ const ACTIVITY_BUCKET_S = 0.01;
  * threshold) and the next 20 MiB come from the heap, where free() does not give them back.
  */
 const PYTHON = ['env', 'MALLOC_MMAP_THRESHOLD_=131072', 'python3'];
+
+/** Per file: its name, st_blksize, the bytes Python's first read(2) took (a default-buffered open), its length. */
+const PY_FIRST_READ = `
+import os, sys
+for p in sys.argv[1:]:
+    with open(p, 'rb') as f:
+        first = len(f.peek())  # peek makes at most one read(2) of the buffer's size
+    with open(p, 'rb') as f:
+        whole = len(f.read())
+    print(p, os.stat(p).st_blksize, first, whole)
+`;
+
+/** Per file: its name and the bytes glibc's stdio took in its first read(2) (fopen + getc). */
+const STDIO_FIRST_READ_C = String.raw`
+#include <stdio.h>
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    FILE *f = fopen(argv[i], "r");
+    if (f == NULL || getc(f) == EOF) { perror(argv[i]); return 1; }
+    printf("%s %ld\n", argv[i], (long)(f->_IO_read_end - f->_IO_read_base));
+    fclose(f);
+  }
+  return 0;
+}
+`;
 
 /**
  * Property 1, in the container: REPEATS times, 100 MiB allocated and freed, each in two steps
@@ -497,6 +522,31 @@ describe('container views served from the page cache: never stale, never torn', 
     }
     await cgroup?.remove();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('tells readers to read each file in one call: st_blksize 64 KiB, so Python and C stdio take a view whole in one read(2)', async () => {
+    // A page cache keeps no snapshot per open (README, "Which path gives which speed"): a reader
+    // is exact when it takes a view in one read(2). Python buffers st_blksize bytes, glibc's
+    // stdio min(st_blksize, 8 KiB); with procfs's 1024 or a 4096 they read /proc/vmstat in steps.
+    const stdioReader = path.join(workDir, 'stdio-first-read');
+    fs.writeFileSync(`${stdioReader}.c`, STDIO_FIRST_READ_C);
+    execFileSync('gcc', ['-O1', '-o', stdioReader, `${stdioReader}.c`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const files = FILES.map((f) => `/proc/${f}`);
+    const py = await runInside(['python3', '-c', PY_FIRST_READ, ...files]);
+    expect(py.stderr).toBe('');
+    const c = await runInside([stdioReader, ...files]);
+    expect(c.stderr).toBe('');
+    for (const [i, f] of files.entries()) {
+      const [name, blksize, pyFirst, whole] = py.stdout.split('\n')[i].split(' ');
+      expect(name).toBe(f);
+      expect(Number(blksize), `${f}: st_blksize`).toBe(65536);
+      expect(Number(whole), `${f}: its length`).toBeGreaterThan(0);
+      expect(Number(pyFirst), `${f}: Python's first read(2) took the whole file`).toBe(Number(whole));
+      const [cName, cFirst] = c.stdout.split('\n')[i].split(' ');
+      expect(cName).toBe(f);
+      // stdio's buffer is 8 KiB at most: a file longer than that is read in steps whatever we say.
+      expect(Number(cFirst), `${f}: stdio's first read(2)`).toBe(Math.min(Number(whole), 8192));
+    }
   });
 
   it(`shows a 100 MiB change of MemFree within ${STALE_LIMIT_MS} ms, by a fresh open and by lseek(0) on a kept fd`, async () => {
