@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "isolfs_native",
-      "sources": ["src/addon.c", "src/pollwatch.c"],
+      "sources": ["src/addon.c", "src/deadman.c", "src/pollwatch.c"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-D_FILE_OFFSET_BITS=64", "<!@(pkg-config --cflags fuse3)"],
       "libraries": ["<!@(pkg-config --libs fuse3)"],
       "defines": ["FUSE_USE_VERSION=35", "NAPI_VERSION=8"]

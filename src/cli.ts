@@ -61,9 +61,10 @@ Options:
                            child cgroups made inside it share its share; a reader in none is
                            its own container per cgroup. PSI triggers: 32 per container, 1024
                            in all, counted the same way
-  --watchdog-abort-ms N    a read through the mount unanswered for N ms: abort our FUSE
-                           connection (no reader stays stuck) and exit 1; /healthz fails
-                           from N/3 (default 30000). An external umount exits at once.
+  --watchdog-abort-ms N    a read through the mount unanswered for N ms, or the main thread
+                           not running for N ms: abort our FUSE connections (no reader stays
+                           stuck) and exit; /healthz fails from N/3 (default 30000). An
+                           external umount exits at once.
   --version                print the version
   --help                   print this help
 `;

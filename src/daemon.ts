@@ -2,7 +2,6 @@
  * Wiring: checks the machine, builds the pieces and connects them in the one direction data
  * flows (request -> identity -> switches -> snapshot -> view -> bytes). Owns start and stop.
  */
-import type { Worker } from 'node:worker_threads';
 import type { IsolfsFilesystem } from './fuse/filesystem';
 import { loadNative, type LoopMode } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
@@ -18,8 +17,8 @@ import { attachForHook } from './attach/hookAttach';
 import { startHookServer, type HookServer } from './attach/hookServer';
 import type { HealthServer, MountCheck } from './health/server';
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
-import type { WatchdogCommand } from './health/watchdogWorker';
-import { startWatchdogThread } from './health/watchdogThread';
+import { type RunningWatchdog, startWatchdog } from './health/startWatchdog';
+import type { NativeAddon } from './fuse/native';
 import { newBackend, newSampler } from './parts';
 import { heldCgroupFiles } from './host/heldFiles';
 import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep, viewsMountGone } from './startup';
@@ -53,7 +52,7 @@ export interface DaemonOptions {
   maxOpenFiles: number;
   /** --max-open-files-per-container: one tenant's open handles past this many are answered ENFILE. */
   maxOpenFilesPerContainer?: number;
-  /** --watchdog-abort-ms: a probe unanswered this long aborts the connection (a third: unhealthy). */
+  /** --watchdog-abort-ms: a probe unanswered, or the main thread silent, this long aborts (a third: unhealthy). */
   watchdogAbortMs: number;
 }
 
@@ -70,7 +69,7 @@ const CONTAINER_IDLE_MS = 10 * 60_000;
 const SWEEP_INTERVAL_MS = 2000;
 /** Switch entries of vanished cgroups are persisted state: forgotten at a slower pace. */
 const SWITCH_SWEEP_INTERVAL_MS = 60_000;
-/** A stop that has not ended the process by then (stuck in native code) is ended by the watchdog thread. */
+/** A stop that has not ended the process by then (stuck in native code) is ended by the watchdog's deadman thread. */
 const SHUTDOWN_KILL_AFTER_MS = 6000;
 /** A closing health endpoint may wait this long for in-flight answers. */
 const HEALTH_CLOSE_MS = 1000;
@@ -107,14 +106,14 @@ export class Daemon {
   private health: HealthServer | null = null;
   private hook: HookServer | null = null;
   private readonly attachManager: AttachManager | null;
-  private readonly watchdog: Worker;
+  private readonly watchdog: RunningWatchdog;
   /** The watchdog's latest verdict (healthy until it says otherwise). */
   private verdict: WatchdogVerdict = HEALTHY;
   /** Called when the mount became unusable (the watchdog has logged why); cli.ts exits non-zero. */
   onFatal: (reason: string) => void = exitOnFatal;
 
-  /** Starts what runs beside the mount: the watchdog thread, attach (when asked for), the sweep. */
-  private constructor(parts: DaemonParts, device: string) {
+  /** Starts what runs beside the mount: the watchdog, attach (when asked for), the sweep. */
+  private constructor(parts: DaemonParts, native: NativeAddon, devices: { main: string; views: string | null }) {
     this.options = parts.options;
     this.logger = parts.logger;
     this.filesystem = parts.filesystem;
@@ -125,8 +124,10 @@ export class Daemon {
     this.containers = parts.containers;
     this.metrics = parts.metrics;
     this.hierarchy = parts.hierarchy;
-    this.watchdog = startWatchdogThread({
-      device,
+    this.watchdog = startWatchdog({
+      native,
+      device: devices.main,
+      otherDevices: devices.views === null ? [] : [devices.views],
       mountpoint: this.options.mountpoint,
       abortMs: this.options.watchdogAbortMs,
       logger: this.logger,
@@ -175,7 +176,8 @@ export class Daemon {
       throw new StartupError(`mounted ${options.mountpoint} but cannot find the mount in /proc/self/mountinfo`);
     }
     sampler.start();
-    const daemon = new Daemon({ options, logger, filesystem, views, backend, switches, sampler, containers, metrics, hierarchy }, device);
+    const devices = { main: device, views: views === null ? null : ownDevice(options.viewsMountpoint, options.mountpoint) };
+    const daemon = new Daemon({ options, logger, filesystem, views, backend, switches, sampler, containers, metrics, hierarchy }, native, devices);
     logger.info({
       mountpoint: options.mountpoint, viewsMountpoint: views ? options.viewsMountpoint : undefined,
       loop: options.loop, hostIsolated: switches.hostIsolated,
@@ -278,7 +280,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.sweepTimer);
-    this.watchdog.postMessage({ type: 'shutdown', timeoutMs: SHUTDOWN_KILL_AFTER_MS } satisfies WatchdogCommand);
+    this.watchdog.stop(SHUTDOWN_KILL_AFTER_MS);
     this.attachManager?.stop();
     this.sampler.stop();
     this.views?.unmount();

@@ -135,10 +135,13 @@ export function viewsMountGone(options: DaemonOptions): boolean {
   return findOwnMount(mounts, mountSourceName(options.mountpoint), realMountpointPath(options.viewsMountpoint)) === undefined;
 }
 
-/** "major:minor" of our freshly made mount, from our own mountinfo. */
-export function ownDevice(mountpoint: string): string | null {
+/**
+ * "major:minor" of our freshly made mount, from our own mountinfo. `sourceFor`: the mountpoint its
+ * source names (the main tree's, for the views tree too).
+ */
+export function ownDevice(mountpoint: string, sourceFor = mountpoint): string | null {
   const mounts = readMountinfo('/proc/self') ?? [];
-  return findOwnMount(mounts, mountSourceName(mountpoint), realMountpointPath(mountpoint))?.device ?? null;
+  return findOwnMount(mounts, mountSourceName(sourceFor), realMountpointPath(mountpoint))?.device ?? null;
 }
 
 /**

@@ -41,6 +41,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "deadman.h"
 #include "pollwatch.h"
 
 /* Operation codes. Written here only: exported to JS as `ops` (see init). */
@@ -1592,6 +1593,52 @@ static napi_value js_poll_watch_gone(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* watchdogArm(silenceLimitMs, connectionMinors[]): the deadman thread (deadman.c) acts once the
+ * main thread has not beaten for that long, aborting these fusectl connections; 0 or an errno. */
+static napi_value js_watchdog_arm(napi_env env, napi_callback_info info) {
+  static const char usage[] = "watchdogArm(silenceLimitMs, connectionMinors)";
+  js_args_t a;
+  if (!get_args(env, info, 2, usage, &a)) return NULL;
+  bool is_array = false;
+  napi_is_array(env, a.argv[1], &is_array);
+  if (!is_array) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  uint32_t length = 0;
+  napi_get_array_length(env, a.argv[1], &length);
+  unsigned minors[DEADMAN_MAX_CONNECTIONS];
+  int count = 0;
+  for (uint32_t i = 0; i < length && count < DEADMAN_MAX_CONNECTIONS; i++) {
+    napi_value item;
+    napi_get_element(env, a.argv[1], i, &item);
+    minors[count++] = (unsigned)num_u64(env, item, UINT32_MAX, 0);
+  }
+  return js_number(env, deadman_arm((int64_t)num_u64(env, a.argv[0], INT32_MAX, 0), minors, count));
+}
+
+/* watchdogBeat(): the main thread is running. */
+static napi_value js_watchdog_beat(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  deadman_beat();
+  return NULL;
+}
+
+/* watchdogKillAfter(ms, why): no more beats are waited for (the process is ending); if it has not
+ * ended `ms` from now, the deadman thread aborts our connections and SIGKILLs it. */
+static napi_value js_watchdog_kill_after(napi_env env, napi_callback_info info) {
+  static const char usage[] = "watchdogKillAfter(ms, why)";
+  js_args_t a;
+  if (!get_args(env, info, 2, usage, &a)) return NULL;
+  char why[200] = "";
+  size_t ignored;
+  napi_get_value_string_utf8(env, a.argv[1], why, sizeof(why), &ignored);
+  deadman_stop_watching();
+  deadman_kill_after((int64_t)num_u64(env, a.argv[0], INT32_MAX, 0), why);
+  return NULL;
+}
+
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   REPLY_BEGIN(2, "replyWrite(id, count)");
   fuse_reply_write(req, (size_t)num_u64(env, a.argv[1], a.slot.size, a.slot.size));
@@ -1712,6 +1759,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"takePollEvent", NULL, js_take_poll_event, NULL, NULL, NULL, napi_default, NULL},
       {"pollWatchGone", NULL, js_poll_watch_gone, NULL, NULL, NULL, napi_default, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_default, NULL},
+      {"watchdogArm", NULL, js_watchdog_arm, NULL, NULL, NULL, napi_default, NULL},
+      {"watchdogBeat", NULL, js_watchdog_beat, NULL, NULL, NULL, napi_default, NULL},
+      {"watchdogKillAfter", NULL, js_watchdog_kill_after, NULL, NULL, NULL, napi_default, NULL},
       {"setnsCgroup", NULL, js_setns_cgroup, NULL, NULL, NULL, napi_default, NULL},
       {"libfuseVersion", NULL, js_libfuse_version, NULL, NULL, NULL, napi_default, NULL},
       {"ops", NULL, NULL, NULL, NULL, ops, napi_enumerable, NULL},

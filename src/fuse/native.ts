@@ -153,6 +153,16 @@ export interface NativeAddon {
   /** Whether the watched fd of `fh` answered POLLERR (its cgroup was removed). */
   pollWatchGone: (session: NativeSession, fh: number) => boolean;
   pending: () => number;
+  /**
+   * The watchdog's last resort (native/src/deadman.c), a thread that needs nothing from the main
+   * thread: once it has not been beaten for `silenceLimitMs`, it aborts these fusectl connections
+   * (device minors) and SIGKILLs the process. 0, or the errno of starting its thread.
+   */
+  watchdogArm: (silenceLimitMs: number, connectionMinors: number[]) => number;
+  /** The main thread is running (the silence limit starts again). */
+  watchdogBeat: () => void;
+  /** The process is ending: no more beats are waited for; if it still runs `ms` from now, abort and SIGKILL. */
+  watchdogKillAfter: (ms: number, why: string) => void;
   libfuseVersion: () => number;
   setnsCgroup: (nsPath: string) => void;
 }

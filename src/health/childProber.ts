@@ -1,4 +1,4 @@
-// The watchdog's probe (watchdogWorker.ts): a read of a file through our mount, from a child
+// The watchdog's probe (startWatchdog.ts): a read of a file through our mount, from a child
 // process that lives as long as the daemon.
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -31,6 +31,13 @@ export class ChildProber {
       this.waiting = { resolve, reject };
       child.stdin?.write('\n');
     });
+  }
+
+  /** Ends the child (EOF on its stdin); a later read starts another. */
+  close(): void {
+    this.child?.stdin?.end();
+    this.child = null;
+    this.settle(new Error('the prober was closed'));
   }
 
   private spawn(): ChildProcess {

@@ -89,6 +89,8 @@ export interface WatchdogDeps {
   exit: (reason: string) => void;
   nowMs: () => number;
   logger: WatchdogLogger;
+  /** Called at every look, skipped or not: the loop that runs the looks is alive (the deadman's beat). */
+  onLook?: () => void;
   /** Told every verdict (the worker passes changes on to the main thread). */
   onVerdict?: (verdict: WatchdogVerdict) => void;
 }
@@ -121,6 +123,7 @@ export class Watchdog {
   start(): void {
     if (this.timer !== null) return;
     this.timer = setInterval(() => void this.tick(), this.options.intervalMs);
+    this.timer.unref?.(); // never what keeps the process alive
     void this.tick();
   }
 
@@ -131,6 +134,7 @@ export class Watchdog {
 
   /** One look; overlapping calls are skipped (a slow mountinfo read must not pile up). */
   async tick(): Promise<WatchdogVerdict> {
+    this.deps.onLook?.();
     if (this.ticking || this.acting) return this.current;
     this.ticking = true;
     try {
