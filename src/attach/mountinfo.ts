@@ -58,6 +58,20 @@ export function parseMountinfo(text: string): MountEntry[] {
   return mounts;
 }
 
+/** `p` as mountinfo prints it: space, tab, newline and backslash as octal escapes. */
+export function escapeMountinfo(p: string): string {
+  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/**
+ * Only the lines of mountinfo `text` whose mountpoint field is `realMountpoint` (what
+ * findOwnMount looks at): a node's mountinfo has a line per volume of every pod.
+ */
+export function mountinfoLinesAt(text: string, realMountpoint: string): string {
+  const field = ` ${escapeMountinfo(realMountpoint)} `;
+  return text.split('\n').filter((line) => line.includes(field)).join('\n');
+}
+
 function unescapeMountinfo(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }

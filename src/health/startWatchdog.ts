@@ -13,7 +13,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { mountSourceName } from '../fuse/filesystem';
 import type { NativeAddon } from '../fuse/native';
-import { MOUNTINFO_MAX_BYTES, minorOf, realMountpointPath } from '../attach/mountinfo';
+import { MOUNTINFO_MAX_BYTES, minorOf, mountinfoLinesAt, realMountpointPath } from '../attach/mountinfo';
 import { readBoundedText } from '../host/boundedRead';
 import type { Logger } from '../log';
 import { ChildProber } from './childProber';
@@ -77,6 +77,7 @@ export function startWatchdog(options: WatchdogStartOptions): RunningWatchdog {
   if (armed !== 0) logger.error({ errno: armed }, 'watchdog: cannot start the deadman thread: a stuck main thread would not be noticed');
   const probeFile = path.join(mountpoint, 'proc', 'sys', 'kernel', 'stats_isolated');
   const prober = new ChildProber(probeFile);
+  const realMountpoint = realMountpointPath(mountpoint);
   let last: WatchdogVerdict | null = null;
   const watchdog = new Watchdog({
     device: options.device,
@@ -85,10 +86,11 @@ export function startWatchdog(options: WatchdogStartOptions): RunningWatchdog {
     abortAfterMs: abortMs,
     exitGraceMs: WATCHDOG_EXIT_GRACE_MS,
     source: mountSourceName(mountpoint),
-    realMountpoint: realMountpointPath(mountpoint),
+    realMountpoint,
   }, {
-    // Capped like every procfs read here; procfs does not wait on a disk.
-    readMountinfo: async () => readBoundedText('/proc/self', 'mountinfo', MOUNTINFO_MAX_BYTES),
+    // Capped like every procfs read here; procfs does not wait on a disk. Only our mountpoint's
+    // lines are parsed, every 2 s on the main thread.
+    readMountinfo: async () => mountinfoLinesAt(readBoundedText('/proc/self', 'mountinfo', MOUNTINFO_MAX_BYTES), realMountpoint),
     probe: async () => {
       // A control file: the whole FUSE path (lookup, open, read) with no cgroup read behind it.
       const text = await prober.read();

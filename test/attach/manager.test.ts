@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AttachManager, type AttachManagerOptions } from '../../src/attach/manager';
-import { parseMountinfo, topmostMounts } from '../../src/attach/mountinfo';
+import { escapeMountinfo, mountinfoLinesAt, parseMountinfo, topmostMounts } from '../../src/attach/mountinfo';
 import type { OurDevices, PlanRequest } from '../../src/attach/plan';
 import { mountStacks } from '../../src/attach/mountinfo';
 import type { CgroupHierarchy } from '../../src/cgroup/hierarchy';
@@ -44,6 +44,17 @@ describe('parseMountinfo', () => {
 
   it('skips lines without the separator instead of failing', () => {
     expect(parseMountinfo('garbage\n1 2 3\n')).toEqual([]);
+  });
+});
+
+describe('mountinfoLinesAt', () => {
+  it('keeps the lines of one mountpoint, escaped as mountinfo prints it, and parses to the same mounts there', () => {
+    const kept = mountinfoLinesAt(MOUNTINFO, '/data dir');
+    expect(parseMountinfo(kept)).toEqual(parseMountinfo(MOUNTINFO).filter((m) => m.mountpoint === '/data dir'));
+    expect(parseMountinfo(mountinfoLinesAt(MOUNTINFO, '/proc/meminfo')).map((m) => m.id)).toEqual(
+      parseMountinfo(MOUNTINFO).filter((m) => m.mountpoint === '/proc/meminfo').map((m) => m.id));
+    expect(mountinfoLinesAt(MOUNTINFO, '/data')).toBe('');
+    expect(escapeMountinfo('/a b\\c\td')).toBe('/a\\040b\\134c\\011d');
   });
 });
 
