@@ -45,7 +45,10 @@ export interface WatchdogStartOptions {
 }
 
 export interface RunningWatchdog {
-  /** No more looks; a stop that has not ended the process within `timeoutMs` is ended by the deadman. */
+  /**
+   * No more looks; a process still running `timeoutMs` later is ended by the deadman (the deadline
+   * is never lifted: after a stop the process exits, cli.ts).
+   */
   stop: (timeoutMs: number) => void;
 }
 

@@ -146,6 +146,27 @@ while True:
     if os.WIFEXITED(status) or os.WIFSIGNALED(status): break
 `;
 
+describe('the watchdog after the whole process was stopped (SIGSTOP, the cgroup freezer, a checkpoint)', () => {
+  let daemon: DaemonHandle;
+  afterAll(async () => {
+    if (daemon) process.kill(daemon.process.pid ?? 0, 'SIGCONT');
+    await daemon?.cleanup();
+  });
+
+  it('does not take the pause for a stuck main thread: the daemon lives on and answers', async () => {
+    daemon = await startDaemon({ args: ['--watchdog-abort-ms', '3000'] });
+    const pid = daemon.process.pid ?? 0;
+    process.kill(pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 4500)); // longer than the limit: every thread stood still
+    process.kill(pid, 'SIGCONT');
+    await new Promise((r) => setTimeout(r, 2000)); // the deadman's looks and the main thread's beats resume
+    expect(daemon.process.exitCode, daemon.logs.join('\n')).toBeNull();
+    expect(daemon.process.signalCode).toBeNull();
+    expect(fs.readFileSync(path.join(daemon.mountpoint, 'proc/meminfo'), 'utf8')).toMatch(/^MemTotal:/);
+    expect(daemon.logs.filter((l) => l.includes('"level":60'))).toEqual([]);
+  }, 30_000);
+});
+
 describe('the watchdog when the main thread is stuck', () => {
   let daemon: DaemonHandle;
   let stopper: ChildProcess | undefined;
