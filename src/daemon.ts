@@ -3,7 +3,7 @@
  * flows (request -> identity -> switches -> snapshot -> view -> bytes). Owns start and stop.
  */
 import type { IsolfsFilesystem } from './fuse/filesystem';
-import { loadNative, type LoopMode } from './fuse/native';
+import { loadNative, type LoopMode, type NativeAddon } from './fuse/native';
 import { cgroupKeyExists, discoverHierarchy, type CgroupHierarchy } from './cgroup/hierarchy';
 import { SwitchStore } from './switches/store';
 import type { LoadavgSampler } from './loadavg/sampler';
@@ -18,7 +18,6 @@ import { startHookServer, type HookServer } from './attach/hookServer';
 import type { HealthServer, MountCheck } from './health/server';
 import { HEALTHY, type WatchdogVerdict } from './health/watchdog';
 import { type RunningWatchdog, startWatchdog } from './health/startWatchdog';
-import type { NativeAddon } from './fuse/native';
 import { newBackend, newSampler } from './parts';
 import { heldCgroupFiles } from './host/heldFiles';
 import { checkMachine, joinHostCgroupNamespace, mountFilesystem, mountViews, ownDevice, StartupError, startupStep, viewsMountGone } from './startup';

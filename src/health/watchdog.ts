@@ -91,7 +91,7 @@ export interface WatchdogDeps {
   logger: WatchdogLogger;
   /** Called at every look, skipped or not: the loop that runs the looks is alive (the deadman's beat). */
   onLook?: () => void;
-  /** Told every verdict (the worker passes changes on to the main thread). */
+  /** Told every verdict (startWatchdog passes changes on to the daemon). */
   onVerdict?: (verdict: WatchdogVerdict) => void;
 }
 
