@@ -3,8 +3,8 @@
  * which may block the event loop:
  *   - our mount is still in /proc/self/mountinfo with our connection's device at our mountpoint
  *     (an external `umount` or `umount -l` removes it, silently); a capped procfs read;
- *   - a read through the mount answers (in libuv's pool; at most one in flight, so a wedged
- *     mount holds one pool thread, not all of them).
+ *   - a read through the mount answers (from a child process, childProber.ts; at most one in
+ *     flight). A main thread too stuck to look is the deadman thread's case (startWatchdog.ts).
  * judge() turns what it saw into a verdict (pure, tested with fakes); Watchdog runs it and acts:
  *   mount gone or connection dead -> unhealthy, not ready, exit non-zero;
  *   no answer for wedgedAfterMs   -> unhealthy, not ready;
