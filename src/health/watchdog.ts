@@ -113,6 +113,7 @@ export class Watchdog {
   private probeFailure: ProbeFailure | null = null;
   private current: WatchdogVerdict = HEALTHY;
   private acting = false;
+  private lastLookMs: number | null = null;
 
   constructor(private readonly options: WatchdogOptions, private readonly deps: WatchdogDeps) {}
 
@@ -135,6 +136,7 @@ export class Watchdog {
   /** One look; overlapping calls are skipped (a slow mountinfo read must not pile up). */
   async tick(): Promise<WatchdogVerdict> {
     this.deps.onLook?.();
+    this.noticePause(this.deps.nowMs());
     if (this.ticking || this.acting) return this.current;
     this.ticking = true;
     try {
@@ -157,6 +159,19 @@ export class Watchdog {
     }
     const own = findOwnMount(parseMountinfo(text), this.options.source, this.options.realMountpoint);
     return own !== undefined && own.device === this.options.device ? 'ours' : 'gone';
+  }
+
+  /**
+   * A look far later than its interval asked: the process did not run meanwhile (SIGSTOP, the
+   * cgroup freezer, a checkpoint), so neither could the probe's answer be taken. The probe in
+   * flight is waited for from now, not taken for a wedged loop on resume.
+   */
+  private noticePause(nowMs: number): void {
+    const pausedAfterMs = Math.max(3 * this.options.intervalMs, this.options.intervalMs + 1000);
+    if (this.lastLookMs !== null && nowMs - this.lastLookMs > pausedAfterMs && this.probeSinceMs !== null) {
+      this.probeSinceMs = Math.max(this.probeSinceMs, nowMs);
+    }
+    this.lastLookMs = nowMs;
   }
 
   /** At most one probe in flight: a wedged mount then holds one pool thread, not all of them. */

@@ -138,9 +138,7 @@ describe('Watchdog', () => {
   it('recovers when the wedged probe finally answers before the abort', async () => {
     const f = fake();
     const w = watchdog(f);
-    await w.tick();
-    f.nowMs = 12_000;
-    await w.tick();
+    for (f.nowMs = 0; f.nowMs <= 12_000; f.nowMs += 2000) await w.tick();
     expect(w.verdict.healthy).toBe(false);
     f.answer?.();
     await settle();
@@ -148,6 +146,36 @@ describe('Watchdog', () => {
     await w.tick();
     expect(w.verdict.healthy).toBe(true);
     expect(f.exits).toEqual([]);
+  });
+
+  it('takes a pause of the whole process (looks far apart) for a pause, not for a probe wedged all that time', async () => {
+    const f = fake();
+    const w = watchdog(f);
+    await w.tick(); // a probe goes out at 0, and the process is stopped before its answer is taken
+    f.nowMs = 45_000; // resumed: the next look comes 45 s later
+    await w.tick();
+    expect(w.verdict).toMatchObject({ healthy: true, action: 'none' });
+    f.answer?.();
+    await settle();
+    f.nowMs = 47_000;
+    await w.tick();
+    expect(w.verdict.healthy).toBe(true);
+    expect(f.aborts).toBe(0);
+    expect(f.exits).toEqual([]);
+  });
+
+  it('after a pause, a probe that still does not answer is wedged again, counted from the resume', async () => {
+    const f = fake();
+    const w = watchdog(f);
+    await w.tick();
+    f.nowMs = 45_000;
+    await w.tick();
+    for (f.nowMs = 47_000; f.nowMs < 75_000; f.nowMs += 2000) await w.tick();
+    expect(f.aborts).toBe(0);
+    f.nowMs = 75_000;
+    await w.tick();
+    expect(f.aborts).toBe(1);
+    expect(f.exits).toHaveLength(1);
   });
 
   it('exits when the probe finds the connection dead', async () => {

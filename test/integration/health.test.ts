@@ -149,7 +149,8 @@ while True:
 describe('the watchdog after the whole process was stopped (SIGSTOP, the cgroup freezer, a checkpoint)', () => {
   let daemon: DaemonHandle;
   afterAll(async () => {
-    if (daemon) process.kill(daemon.process.pid ?? 0, 'SIGCONT');
+    // Continued before cleanup (a stopped daemon cannot end); it may have ended already.
+    if (daemon?.process.exitCode === null && daemon.process.signalCode === null) daemon.process.kill('SIGCONT');
     await daemon?.cleanup();
   });
 
